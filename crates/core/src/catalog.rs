@@ -1,0 +1,30 @@
+//! The connector actions a workflow may call, with their arguments, so that
+//! validation can reject an unknown action or argument before anything runs.
+//! The runtime implements each entry; a test there checks both lists agree.
+
+/// One callable connector action.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionSpec {
+    /// `connector.action`, as written after `call:`.
+    pub name: &'static str,
+    pub required: &'static [&'static str],
+    pub optional: &'static [&'static str],
+    pub summary: &'static str,
+}
+
+pub const ACTIONS: &[ActionSpec] = &[ActionSpec {
+    name: "http.request",
+    required: &["service", "path"],
+    optional: &["method", "body", "query", "headers"],
+    summary: "A JSON request to a configured HTTP service; result is {status, body, headers}.",
+}];
+
+pub fn action(name: &str) -> Option<&'static ActionSpec> {
+    ACTIONS.iter().find(|a| a.name == name)
+}
+
+impl ActionSpec {
+    pub fn accepts(&self, arg: &str) -> bool {
+        self.required.contains(&arg) || self.optional.contains(&arg)
+    }
+}

@@ -1,0 +1,416 @@
+//! The transition function.
+
+use super::types::*;
+use crate::expr::Scope;
+use crate::outcome::{Outcome, SessionStatus};
+use crate::workflow::{Step, Workflow};
+use serde_json::{Value, json};
+
+/// Steps entered in one transition before the engine gives up: a workflow
+/// whose decide steps loop without a call or wait would otherwise spin.
+const MAX_STEPS_PER_TRANSITION: usize = 256;
+
+/// Applies `input` to `state` at time `now_ms`.
+pub fn apply(
+    wf: &Workflow,
+    ctx: Context<'_>,
+    state: &SessionState,
+    input: &Input,
+    now_ms: i64,
+) -> Transition {
+    let mut t = Run {
+        wf,
+        ctx,
+        state: state.clone(),
+        effects: Vec::new(),
+        records: Vec::new(),
+        now_ms,
+        before: state.status,
+    };
+    let applied = t.input(input);
+    t.notify_status_change();
+    Transition {
+        state: t.state,
+        effects: t.effects,
+        records: t.records,
+        applied,
+    }
+}
+
+struct Run<'a> {
+    wf: &'a Workflow,
+    ctx: Context<'a>,
+    state: SessionState,
+    effects: Vec<Effect>,
+    records: Vec<Record>,
+    now_ms: i64,
+    before: SessionStatus,
+}
+
+impl Run<'_> {
+    fn record(&mut self, kind: &str, data: Value) {
+        self.records.push(Record {
+            kind: kind.to_string(),
+            step: self.state.step.clone(),
+            data,
+        });
+    }
+
+    fn current(&self) -> Option<&Step> {
+        self.state.step.as_deref().and_then(|s| self.wf.step(s))
+    }
+
+    fn input(&mut self, input: &Input) -> bool {
+        if self.state.status == SessionStatus::Ended {
+            return false;
+        }
+        match input {
+            Input::Start => {
+                if self.state.step.is_some() {
+                    return false;
+                }
+                let start = self.wf.start.clone();
+                self.goto(&start);
+                true
+            }
+            Input::CallSucceeded { visit, result } => {
+                let Some(Step::Call(call)) = self.current().cloned() else {
+                    return false;
+                };
+                if *visit != self.state.visit {
+                    return false;
+                }
+                self.state.vars.insert(call.save_as.clone(), result.clone());
+                if let Some(expr) = &call.provider_ref {
+                    let vars = Value::Object(self.state.vars.clone());
+                    let scope = Scope {
+                        input: Some(self.ctx.input),
+                        state: Some(&vars),
+                        session: Some(self.ctx.session),
+                        result: Some(result),
+                        event: None,
+                    };
+                    match expr.eval(&scope) {
+                        Ok(v) => {
+                            let reference = match v {
+                                Value::String(s) => s,
+                                other => other.to_string(),
+                            };
+                            let args = self.state.call_args.take().unwrap_or(Value::Null);
+                            self.state.providers.push(ProviderRef {
+                                connector: call
+                                    .action
+                                    .split('.')
+                                    .next()
+                                    .unwrap_or_default()
+                                    .to_string(),
+                                provider_session_id: reference.clone(),
+                            });
+                            self.effects.push(Effect::Correlate {
+                                action: call.action.clone(),
+                                args,
+                                reference,
+                            });
+                        }
+                        Err(e) => {
+                            self.end(
+                                Outcome::Failed,
+                                format!("provider reference of step `{}`: {e}", self.step_name()),
+                            );
+                            return true;
+                        }
+                    }
+                }
+                self.state.call_args = None;
+                self.goto(&call.next);
+                true
+            }
+            Input::CallFailed { visit, error } => {
+                let Some(Step::Call(call)) = self.current().cloned() else {
+                    return false;
+                };
+                if *visit != self.state.visit {
+                    return false;
+                }
+                self.state.call_args = None;
+                self.record(
+                    "call.failed",
+                    json!({"action": call.action, "error": error}),
+                );
+                match &call.on_error {
+                    Some(next) => self.goto(next),
+                    None => self.end(Outcome::Failed, format!("{} failed: {error}", call.action)),
+                }
+                true
+            }
+            Input::PollResult { visit, result } => {
+                let Some(Step::Wait(wait)) = self.current().cloned() else {
+                    return false;
+                };
+                if *visit != self.state.visit {
+                    return false;
+                }
+                let Some(poll) = &wait.poll else { return false };
+                let vars = Value::Object(self.state.vars.clone());
+                let scope = Scope {
+                    input: Some(self.ctx.input),
+                    state: Some(&vars),
+                    session: Some(self.ctx.session),
+                    result: Some(result),
+                    event: None,
+                };
+                let mut hit = None;
+                for (event, cond) in &poll.emit {
+                    match cond.eval_bool(&scope) {
+                        Ok(true) => {
+                            hit = Some(event.clone());
+                            break;
+                        }
+                        Ok(false) => {}
+                        Err(e) => self.records.push(Record {
+                            kind: "poll.condition_error".into(),
+                            step: self.state.step.clone(),
+                            data: json!({"event": event, "error": e.to_string()}),
+                        }),
+                    }
+                }
+                match hit {
+                    Some(name) => {
+                        self.record("poll.matched", json!({"event": name}));
+                        self.event(&name, "poll", result)
+                    }
+                    None => {
+                        let next = self
+                            .state
+                            .wait
+                            .as_ref()
+                            .and_then(|w| w.poll_interval_ms)
+                            .map(|i| (i.saturating_mul(2)).min(poll.max_every_ms))
+                            .unwrap_or(poll.every_ms);
+                        if let Some(w) = self.state.wait.as_mut() {
+                            w.poll_interval_ms = Some(next);
+                        }
+                        let args = self.state.poll_args.clone().unwrap_or(Value::Null);
+                        self.effects.push(Effect::Poll {
+                            visit: self.state.visit,
+                            step: self.step_name(),
+                            action: poll.action.clone(),
+                            args,
+                            at_ms: self.now_ms + i64::try_from(next).unwrap_or(i64::MAX),
+                        });
+                        true
+                    }
+                }
+            }
+            Input::Event { name, source, data } => self.event(name, source, data),
+            Input::Timeout { visit } => {
+                let Some(Step::Wait(wait)) = self.current().cloned() else {
+                    return false;
+                };
+                if *visit != self.state.visit {
+                    return false;
+                }
+                self.record(
+                    "wait.timed_out",
+                    json!({"deadline_ms": self.state.wait.as_ref().map(|w| w.deadline_ms)}),
+                );
+                self.leave_wait();
+                self.goto(&wait.on_timeout);
+                true
+            }
+            Input::Cancel { reason } => {
+                if self.state.wait.is_some() {
+                    self.leave_wait();
+                }
+                self.end(Outcome::Canceled, reason.clone());
+                true
+            }
+        }
+    }
+
+    fn event(&mut self, name: &str, source: &str, data: &Value) -> bool {
+        let Some(Step::Wait(wait)) = self.current().cloned() else {
+            return false;
+        };
+        let Some(next) = wait.on.get(name) else {
+            return false;
+        };
+        self.record("event.accepted", json!({"event": name, "source": source}));
+        self.state.vars.insert(
+            "event".into(),
+            json!({"name": name, "source": source, "data": data}),
+        );
+        self.leave_wait();
+        self.goto(next);
+        true
+    }
+
+    fn leave_wait(&mut self) {
+        self.state.wait = None;
+        self.state.present = None;
+        self.state.poll_args = None;
+        self.effects.push(Effect::ClearWaitJobs);
+    }
+
+    fn step_name(&self) -> String {
+        self.state.step.clone().unwrap_or_default()
+    }
+
+    fn end(&mut self, outcome: Outcome, reason: String) {
+        self.state.status = SessionStatus::Ended;
+        self.state.outcome = Some(outcome);
+        self.state.reason = Some(reason.clone());
+        self.state.wait = None;
+        self.state.present = None;
+        self.state.ended_ms = Some(self.now_ms);
+        self.record(
+            "session.ended",
+            json!({"outcome": outcome, "reason": reason}),
+        );
+        self.effects.push(Effect::Notify {
+            event: NotifyKind::Ended,
+        });
+    }
+
+    /// Enters `name` and runs through steps that need no I/O (decide, end).
+    fn goto(&mut self, name: &str) {
+        let mut next = name.to_string();
+        for _ in 0..MAX_STEPS_PER_TRANSITION {
+            let Some(step) = self.wf.step(&next).cloned() else {
+                self.end(Outcome::Failed, format!("workflow has no step `{next}`"));
+                return;
+            };
+            self.state.visit += 1;
+            self.state.step = Some(next.clone());
+            self.record("step.entered", json!({"kind": step.kind()}));
+            let vars = Value::Object(self.state.vars.clone());
+            let scope = Scope {
+                input: Some(self.ctx.input),
+                state: Some(&vars),
+                session: Some(self.ctx.session),
+                result: None,
+                event: None,
+            };
+            match step {
+                Step::Call(call) => {
+                    match call.with.render(&scope) {
+                        Ok(args) => {
+                            self.state.status = SessionStatus::Running;
+                            self.state.call_args = Some(args.clone());
+                            self.effects.push(Effect::Call {
+                                visit: self.state.visit,
+                                step: next.clone(),
+                                action: call.action.clone(),
+                                args,
+                                deadline_ms: self.now_ms
+                                    + i64::try_from(call.timeout_ms).unwrap_or(i64::MAX),
+                            });
+                        }
+                        Err(e) => {
+                            self.end(Outcome::Failed, format!("arguments of step `{next}`: {e}"))
+                        }
+                    }
+                    return;
+                }
+                Step::Wait(wait) => {
+                    let present = match wait.present.as_ref().map(|p| p.render(&scope)).transpose()
+                    {
+                        Ok(p) => p,
+                        Err(e) => {
+                            self.end(
+                                Outcome::Failed,
+                                format!("presentation of step `{next}`: {e}"),
+                            );
+                            return;
+                        }
+                    };
+                    let deadline_ms =
+                        self.now_ms + i64::try_from(wait.timeout_ms).unwrap_or(i64::MAX);
+                    self.state.status = SessionStatus::Waiting;
+                    self.state.present = present;
+                    self.state.wait = Some(Waiting {
+                        events: wait.on.keys().cloned().collect(),
+                        since_ms: self.now_ms,
+                        deadline_ms,
+                        poll_interval_ms: wait.poll.as_ref().map(|p| p.every_ms),
+                    });
+                    self.effects.push(Effect::Timer {
+                        visit: self.state.visit,
+                        at_ms: deadline_ms,
+                    });
+                    if let Some(poll) = &wait.poll {
+                        match poll.with.render(&scope) {
+                            Ok(args) => {
+                                self.state.poll_args = Some(args.clone());
+                                self.effects.push(Effect::Poll {
+                                    visit: self.state.visit,
+                                    step: next.clone(),
+                                    action: poll.action.clone(),
+                                    args,
+                                    at_ms: self.now_ms
+                                        + i64::try_from(poll.every_ms).unwrap_or(i64::MAX),
+                                });
+                            }
+                            Err(e) => {
+                                self.record("poll.arguments_error", json!({"error": e.to_string()}))
+                            }
+                        }
+                    }
+                    self.record("wait.started", json!({"events": wait.on.keys().collect::<Vec<_>>(), "deadline_ms": deadline_ms}));
+                    return;
+                }
+                Step::Decide(decide) => {
+                    let mut chosen = None;
+                    for (i, rule) in decide.rules.iter().enumerate() {
+                        match rule.when.eval_bool(&scope) {
+                            Ok(hit) => {
+                                self.record(
+                                    "rule.evaluated",
+                                    json!({"rule": i, "when": rule.when.source(), "result": hit}),
+                                );
+                                if hit {
+                                    chosen = Some(rule.next.clone());
+                                    break;
+                                }
+                            }
+                            Err(e) => {
+                                self.record("rule.error", json!({"rule": i, "when": rule.when.source(), "error": e.message}));
+                                self.end(
+                                    Outcome::Failed,
+                                    format!(
+                                        "rule {i} of step `{next}` could not be evaluated: {e}"
+                                    ),
+                                );
+                                return;
+                            }
+                        }
+                    }
+                    let target = chosen.unwrap_or_else(|| {
+                        self.record("rule.default", json!({"next": decide.default}));
+                        decide.default.clone()
+                    });
+                    next = target;
+                }
+                Step::End(end) => {
+                    let reason = match end.reason.render(&scope) {
+                        Ok(Value::String(s)) => s,
+                        Ok(other) => other.to_string(),
+                        Err(e) => format!("(reason could not be rendered: {e})"),
+                    };
+                    self.end(end.outcome, reason);
+                    return;
+                }
+            }
+        }
+        self.end(Outcome::Failed, format!("more than {MAX_STEPS_PER_TRANSITION} steps without a call or wait: the workflow loops"));
+    }
+
+    fn notify_status_change(&mut self) {
+        let now = self.state.status;
+        if now != self.before && now != SessionStatus::Ended {
+            self.effects.push(Effect::Notify {
+                event: NotifyKind::Updated,
+            });
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! State, inputs, effects and records of the engine.
+
+use crate::outcome::{Outcome, SessionStatus};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Everything the engine knows about one session between transitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionState {
+    pub status: SessionStatus,
+    /// The step the session is in (the last one once ended).
+    pub step: Option<String>,
+    /// Bumped on every step entry; inputs carrying an older visit are stale.
+    pub visit: u32,
+    pub outcome: Option<Outcome>,
+    pub reason: Option<String>,
+    /// `state` in expressions: call results by `save_as`, the last event.
+    pub vars: Map<String, Value>,
+    pub wait: Option<Waiting>,
+    /// What the browser presents now (iframe, qr, popup, chat), if anything.
+    pub present: Option<Value>,
+    pub providers: Vec<ProviderRef>,
+    pub ended_ms: Option<i64>,
+    /// Arguments of the call in flight (for correlating its provider reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_args: Option<Value>,
+    /// Arguments of the current wait's poll, reused by every poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_args: Option<Value>,
+}
+
+impl Default for SessionState {
+    fn default() -> Self {
+        SessionState {
+            status: SessionStatus::Running,
+            step: None,
+            visit: 0,
+            outcome: None,
+            reason: None,
+            vars: Map::new(),
+            wait: None,
+            present: None,
+            providers: Vec::new(),
+            ended_ms: None,
+            call_args: None,
+            poll_args: None,
+        }
+    }
+}
+
+/// What a waiting session waits for, since when and until when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Waiting {
+    pub events: Vec<String>,
+    pub since_ms: i64,
+    pub deadline_ms: i64,
+    /// Current polling interval, doubled each time a poll finds nothing.
+    pub poll_interval_ms: Option<u64>,
+}
+
+/// A provider session this session started: `{connector, provider_session_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderRef {
+    pub connector: String,
+    pub provider_session_id: String,
+}
+
+/// Read-only facts about the session that expressions may read.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub input: &'a Value,
+    /// `session` in expressions: id and reference.
+    pub session: &'a Value,
+}
+
+/// Something that happened to a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Input {
+    Start,
+    CallSucceeded {
+        visit: u32,
+        result: Value,
+    },
+    CallFailed {
+        visit: u32,
+        error: String,
+    },
+    PollResult {
+        visit: u32,
+        result: Value,
+    },
+    Event {
+        name: String,
+        source: String,
+        data: Value,
+    },
+    Timeout {
+        visit: u32,
+    },
+    Cancel {
+        reason: String,
+    },
+}
+
+/// Work the runtime must do after committing the transition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Effect {
+    /// Run a connector action, retrying transient failures until `deadline_ms`.
+    Call {
+        visit: u32,
+        step: String,
+        action: String,
+        args: Value,
+        deadline_ms: i64,
+    },
+    /// Deliver `Input::Timeout { visit }` at `at_ms`.
+    Timer { visit: u32, at_ms: i64 },
+    /// Run a status action at `at_ms` and report `Input::PollResult`.
+    Poll {
+        visit: u32,
+        step: String,
+        action: String,
+        args: Value,
+        at_ms: i64,
+    },
+    /// The wait is over: drop its timer and poll.
+    ClearWaitJobs,
+    /// Inbound events naming this provider reference belong to this session.
+    Correlate {
+        action: String,
+        args: Value,
+        reference: String,
+    },
+    /// Tell the customer's backend (and the browser) about a change.
+    Notify { event: NotifyKind },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyKind {
+    Updated,
+    Ended,
+}
+
+impl NotifyKind {
+    pub fn event_type(self) -> &'static str {
+        match self {
+            NotifyKind::Updated => "session.updated",
+            NotifyKind::Ended => "session.ended",
+        }
+    }
+}
+
+/// A timeline entry produced by a transition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub kind: String,
+    pub step: Option<String>,
+    pub data: Value,
+}
+
+/// The result of applying one input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub state: SessionState,
+    pub effects: Vec<Effect>,
+    pub records: Vec<Record>,
+    /// False when the input did not apply (stale, not awaited, already ended):
+    /// an event that did not apply stays buffered for a later wait.
+    pub applied: bool,
+}

@@ -1,0 +1,375 @@
+//! CEL expressions and the `${...}` templates built from them.
+//!
+//! A template is any JSON value; a string that is exactly `${expr}` becomes the
+//! expression's typed value, a string with `${expr}` inside is interpolated.
+//! Expressions are compiled once, when the workflow is loaded.
+
+use serde_json::Value;
+use std::fmt;
+use std::sync::Arc;
+
+/// The variables an expression may read. Which ones exist depends on where
+/// the expression sits (only a call's `provider_ref` sees `result`, ...).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Scope<'a> {
+    pub input: Option<&'a Value>,
+    pub state: Option<&'a Value>,
+    pub session: Option<&'a Value>,
+    pub result: Option<&'a Value>,
+    pub event: Option<&'a Value>,
+}
+
+/// Every variable name the language knows, for validation messages.
+pub const VARIABLES: &[&str] = &["input", "state", "session", "result", "event"];
+
+/// A compiled CEL expression with its source text.
+#[derive(Clone)]
+pub struct Expr {
+    source: Arc<str>,
+    program: Arc<cel::Program>,
+}
+
+impl fmt::Debug for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Expr({:?})", self.source)
+    }
+}
+
+/// Why an expression could not be evaluated.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("`{expr}`: {message}")]
+pub struct EvalError {
+    pub expr: String,
+    pub message: String,
+}
+
+impl Expr {
+    /// Compiles `source`; the error is a one-line message fit for `file:line:col`.
+    pub fn compile(source: &str) -> Result<Expr, String> {
+        let program = cel::Program::compile(source).map_err(|errs| {
+            let msgs: Vec<String> = errs.errors.iter().map(|e| e.msg.clone()).collect();
+            if msgs.is_empty() {
+                format!("CEL does not compile: `{source}`")
+            } else {
+                format!("CEL does not compile: `{source}`: {}", msgs.join("; "))
+            }
+        })?;
+        Ok(Expr {
+            source: source.into(),
+            program: Arc::new(program),
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Top-level variables the expression reads. Names bound by comprehension
+    /// macros (`exists`, `all`, `map`, `filter`) are not reported as unknown.
+    pub fn variables(&self) -> Vec<String> {
+        let refs = self.program.references();
+        let uses_macros = ["exists", "all", "exists_one", "map", "filter"]
+            .iter()
+            .any(|m| refs.has_function(m));
+        refs.variables()
+            .into_iter()
+            .filter(|v| VARIABLES.contains(v) || !uses_macros)
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn eval(&self, scope: &Scope<'_>) -> Result<Value, EvalError> {
+        let fail = |message: String| EvalError {
+            expr: self.source.to_string(),
+            message,
+        };
+        let mut ctx = cel::Context::default();
+        let vars = [
+            ("input", scope.input),
+            ("state", scope.state),
+            ("session", scope.session),
+            ("result", scope.result),
+            ("event", scope.event),
+        ];
+        for (name, value) in vars {
+            if let Some(v) = value {
+                let v = cel::to_value(v).map_err(|e| fail(e.to_string()))?;
+                ctx.add_variable_from_value(name, v);
+            }
+        }
+        let value = self
+            .program
+            .execute(&ctx)
+            .map_err(|e| fail(e.to_string()))?;
+        value.json().map_err(|e| fail(e.to_string()))
+    }
+
+    /// Evaluates a condition; anything but a boolean is an error, not `false`.
+    pub fn eval_bool(&self, scope: &Scope<'_>) -> Result<bool, EvalError> {
+        match self.eval(scope)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(EvalError {
+                expr: self.source.to_string(),
+                message: format!("expected a boolean, got {}", type_name(&other)),
+            }),
+        }
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "list",
+        Value::Object(_) => "map",
+    }
+}
+
+/// A JSON value with `${...}` expressions inside.
+#[derive(Debug, Clone)]
+pub enum Template {
+    Literal(Value),
+    Expr(Expr),
+    Interpolate(Vec<Part>),
+    Array(Vec<Template>),
+    Object(Vec<(String, Template)>),
+}
+
+#[derive(Debug, Clone)]
+pub enum Part {
+    Text(String),
+    Expr(Expr),
+}
+
+/// A problem found while compiling a template, with the JSON path inside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateError {
+    pub path: Vec<String>,
+    pub message: String,
+}
+
+impl Template {
+    /// Compiles every `${...}` in `value`, collecting all errors.
+    pub fn compile(value: &Value) -> Result<Template, Vec<TemplateError>> {
+        let mut errors = Vec::new();
+        let t = compile_value(value, &mut Vec::new(), &mut errors);
+        if errors.is_empty() {
+            Ok(t)
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn literal(value: Value) -> Template {
+        Template::Literal(value)
+    }
+
+    /// Every expression in the template, for variable checks.
+    pub fn exprs(&self) -> Vec<&Expr> {
+        let mut out = Vec::new();
+        self.collect(&mut out);
+        out
+    }
+
+    fn collect<'a>(&'a self, out: &mut Vec<&'a Expr>) {
+        match self {
+            Template::Literal(_) => {}
+            Template::Expr(e) => out.push(e),
+            Template::Interpolate(parts) => out.extend(parts.iter().filter_map(|p| match p {
+                Part::Expr(e) => Some(e),
+                Part::Text(_) => None,
+            })),
+            Template::Array(items) => items.iter().for_each(|t| t.collect(out)),
+            Template::Object(fields) => fields.iter().for_each(|(_, t)| t.collect(out)),
+        }
+    }
+
+    pub fn render(&self, scope: &Scope<'_>) -> Result<Value, EvalError> {
+        Ok(match self {
+            Template::Literal(v) => v.clone(),
+            Template::Expr(e) => e.eval(scope)?,
+            Template::Interpolate(parts) => {
+                let mut s = String::new();
+                for p in parts {
+                    match p {
+                        Part::Text(t) => s.push_str(t),
+                        Part::Expr(e) => match e.eval(scope)? {
+                            Value::String(v) => s.push_str(&v),
+                            Value::Null => {}
+                            other => s.push_str(&other.to_string()),
+                        },
+                    }
+                }
+                Value::String(s)
+            }
+            Template::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|t| t.render(scope))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Template::Object(fields) => {
+                let mut map = serde_json::Map::new();
+                for (k, t) in fields {
+                    map.insert(k.clone(), t.render(scope)?);
+                }
+                Value::Object(map)
+            }
+        })
+    }
+}
+
+fn compile_value(
+    value: &Value,
+    path: &mut Vec<String>,
+    errors: &mut Vec<TemplateError>,
+) -> Template {
+    match value {
+        Value::String(s) => match compile_string(s) {
+            Ok(t) => t,
+            Err(message) => {
+                errors.push(TemplateError {
+                    path: path.clone(),
+                    message,
+                });
+                Template::Literal(Value::Null)
+            }
+        },
+        Value::Array(items) => Template::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    path.push(i.to_string());
+                    let t = compile_value(v, path, errors);
+                    path.pop();
+                    t
+                })
+                .collect(),
+        ),
+        Value::Object(map) => Template::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    path.push(k.clone());
+                    let t = compile_value(v, path, errors);
+                    path.pop();
+                    (k.clone(), t)
+                })
+                .collect(),
+        ),
+        other => Template::Literal(other.clone()),
+    }
+}
+
+/// Splits a string into text and `${expr}` parts. Braces inside an expression
+/// (CEL map literals) and quoted strings are balanced, `$${` escapes.
+pub fn compile_string(s: &str) -> Result<Template, String> {
+    let mut parts = Vec::new();
+    let mut text = String::new();
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if s[i..].starts_with("$${") {
+            text.push_str("${");
+            i += 3;
+        } else if s[i..].starts_with("${") {
+            let start = i + 2;
+            let end =
+                find_close(s, start).ok_or_else(|| format!("unclosed `${{` in template `{s}`"))?;
+            let src = s[start..end].trim();
+            if src.is_empty() {
+                return Err(format!("empty `${{}}` in template `{s}`"));
+            }
+            if !text.is_empty() {
+                parts.push(Part::Text(std::mem::take(&mut text)));
+            }
+            parts.push(Part::Expr(Expr::compile(src)?));
+            i = end + 1;
+        } else {
+            let ch = s[i..].chars().next().unwrap_or_default();
+            text.push(ch);
+            i += ch.len_utf8().max(1);
+        }
+    }
+    if !text.is_empty() {
+        parts.push(Part::Text(text));
+    }
+    Ok(match parts.len() {
+        0 => Template::Literal(Value::String(String::new())),
+        1 => match parts.pop() {
+            Some(Part::Expr(e)) => Template::Expr(e),
+            Some(Part::Text(t)) => Template::Literal(Value::String(t)),
+            None => Template::Literal(Value::String(String::new())),
+        },
+        _ => Template::Interpolate(parts),
+    })
+}
+
+fn find_close(s: &str, from: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (off, ch) in s[from..].char_indices() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if ch == '\\' {
+                escaped = true;
+            } else if ch == q {
+                quote = None;
+            }
+            continue;
+        }
+        match ch {
+            '\'' | '"' => quote = Some(ch),
+            '{' => depth += 1,
+            '}' if depth == 0 => return Some(from + off),
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn whole_expression_keeps_its_type() {
+        let t = compile_string("${input.n + 1}").expect("compiles");
+        let input = json!({"n": 41});
+        let scope = Scope {
+            input: Some(&input),
+            ..Default::default()
+        };
+        assert_eq!(t.render(&scope).expect("renders"), json!(42));
+    }
+
+    #[test]
+    fn interpolation_and_escape() {
+        let t = compile_string("a ${input.s} $${b} ${ {'k': 1}.k }").expect("compiles");
+        let input = json!({"s": "x"});
+        let scope = Scope {
+            input: Some(&input),
+            ..Default::default()
+        };
+        assert_eq!(t.render(&scope).expect("renders"), json!("a x ${b} 1"));
+    }
+
+    #[test]
+    fn errors_are_reported() {
+        assert!(compile_string("${ 1 + }").is_err());
+        assert!(compile_string("${ 1").is_err());
+        let e = Expr::compile("state.missing.x > 1").expect("compiles");
+        let state = json!({});
+        let scope = Scope {
+            state: Some(&state),
+            ..Default::default()
+        };
+        assert!(e.eval_bool(&scope).is_err());
+    }
+}

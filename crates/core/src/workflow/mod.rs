@@ -1,0 +1,14 @@
+//! The workflow language: YAML files with an id, a version and named steps.
+//! `parse` turns source text into a validated [`Workflow`] or every problem
+//! found, each with `line:col`; `schema` is the language's JSON Schema.
+
+mod diagnostics;
+mod model;
+mod parse;
+mod schema;
+mod yaml;
+
+pub use diagnostics::{Diagnostic, Diagnostics};
+pub use model::*;
+pub use parse::parse;
+pub use schema::json_schema;

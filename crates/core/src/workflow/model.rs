@@ -1,0 +1,117 @@
+//! The validated, compiled form of a workflow that the engine runs.
+
+use crate::expr::{Expr, Template};
+use crate::outcome::Outcome;
+use indexmap::IndexMap;
+
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    pub id: String,
+    pub version: u32,
+    pub description: String,
+    /// The first step, `start:` or else the first one listed.
+    pub start: String,
+    pub steps: IndexMap<String, Step>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Step {
+    Call(CallStep),
+    Wait(WaitStep),
+    Decide(DecideStep),
+    End(EndStep),
+}
+
+impl Step {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Call(_) => "call",
+            Step::Wait(_) => "wait",
+            Step::Decide(_) => "decide",
+            Step::End(_) => "end",
+        }
+    }
+
+    /// Steps this one can lead to.
+    pub fn successors(&self) -> Vec<&str> {
+        match self {
+            Step::Call(c) => std::iter::once(c.next.as_str())
+                .chain(c.on_error.as_deref())
+                .collect(),
+            Step::Wait(w) => {
+                w.on.values()
+                    .map(String::as_str)
+                    .chain(std::iter::once(w.on_timeout.as_str()))
+                    .collect()
+            }
+            Step::Decide(d) => d
+                .rules
+                .iter()
+                .map(|r| r.next.as_str())
+                .chain(std::iter::once(d.default.as_str()))
+                .collect(),
+            Step::End(_) => Vec::new(),
+        }
+    }
+}
+
+/// Runs a connector action; its result is stored in `state.<save_as>`.
+#[derive(Debug, Clone)]
+pub struct CallStep {
+    pub action: String,
+    pub with: Template,
+    pub save_as: String,
+    /// Evaluated over `result`: the provider reference webhooks will carry.
+    pub provider_ref: Option<Expr>,
+    /// Retry budget: transient failures are retried until this has passed.
+    pub timeout_ms: u64,
+    pub next: String,
+    /// Where to go when the call fails for good; without it the session ends `failed`.
+    pub on_error: Option<String>,
+}
+
+/// Parks the session until one of the named events or the deadline.
+#[derive(Debug, Clone)]
+pub struct WaitStep {
+    pub on: IndexMap<String, String>,
+    pub timeout_ms: u64,
+    pub on_timeout: String,
+    pub poll: Option<PollSpec>,
+    /// What the browser shows while the session waits here.
+    pub present: Option<Template>,
+}
+
+/// Server-side polling while waiting: used when webhooks are late or absent.
+#[derive(Debug, Clone)]
+pub struct PollSpec {
+    pub action: String,
+    pub with: Template,
+    pub every_ms: u64,
+    pub max_every_ms: u64,
+    /// Conditions over `result`, first true emits that event.
+    pub emit: Vec<(String, Expr)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DecideStep {
+    pub rules: Vec<Rule>,
+    pub default: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub when: Expr,
+    pub next: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct EndStep {
+    pub outcome: Outcome,
+    pub reason: Template,
+}
+
+impl Workflow {
+    pub fn step(&self, name: &str) -> Option<&Step> {
+        self.steps.get(name)
+    }
+}

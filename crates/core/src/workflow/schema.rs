@@ -1,0 +1,103 @@
+//! The JSON Schema of the workflow language (`gangway schema`), kept next to
+//! the parser it describes; a test checks the shipped workflows against it.
+
+use crate::catalog::ACTIONS;
+use serde_json::{Value, json};
+
+pub fn json_schema() -> Value {
+    let actions: Vec<&str> = ACTIONS.iter().map(|a| a.name).collect();
+    let step_name = json!({"type": "string", "pattern": "^[a-z0-9_-]+$"});
+    let duration =
+        json!({"type": "string", "description": "A duration such as `30s`, `10m`, `2h`."});
+    let template = json!({"description": "Any JSON value; strings may hold `${CEL}` expressions over input, state and session."});
+    let cel = json!({"type": "string", "description": "A CEL expression."});
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://gangway.dev/schema/workflow.json",
+        "title": "Gangway workflow",
+        "type": "object",
+        "required": ["id", "version", "steps"],
+        "additionalProperties": false,
+        "properties": {
+            "id": {"type": "string", "pattern": "^[a-z0-9_-]+$"},
+            "version": {"type": "integer", "minimum": 1},
+            "description": {"type": "string"},
+            "start": step_name,
+            "steps": {
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": step_name,
+                "additionalProperties": {"$ref": "#/$defs/step"}
+            }
+        },
+        "$defs": {
+            "step": {"oneOf": [
+                {"$ref": "#/$defs/call"}, {"$ref": "#/$defs/wait"},
+                {"$ref": "#/$defs/decide"}, {"$ref": "#/$defs/end"}
+            ]},
+            "call": {
+                "type": "object",
+                "required": ["call", "next"],
+                "additionalProperties": false,
+                "properties": {
+                    "call": {"enum": actions},
+                    "with": {"type": "object", "additionalProperties": template},
+                    "save_as": {"type": "string"},
+                    "provider_ref": cel,
+                    "timeout": duration,
+                    "next": step_name,
+                    "on_error": step_name
+                }
+            },
+            "wait": {
+                "type": "object",
+                "required": ["wait", "timeout", "on_timeout"],
+                "additionalProperties": false,
+                "properties": {
+                    "wait": {"type": "object", "minProperties": 1, "additionalProperties": step_name,
+                             "description": "event name -> step"},
+                    "timeout": duration,
+                    "on_timeout": step_name,
+                    "poll": {
+                        "type": "object",
+                        "required": ["call", "emit"],
+                        "additionalProperties": false,
+                        "properties": {
+                            "call": {"enum": actions},
+                            "with": {"type": "object"},
+                            "every": duration,
+                            "max_every": duration,
+                            "emit": {"type": "object", "additionalProperties": cel}
+                        }
+                    },
+                    "present": {
+                        "type": "object",
+                        "required": ["kind"],
+                        "properties": {"kind": {"enum": ["iframe", "qr", "popup", "chat"]}}
+                    }
+                }
+            },
+            "decide": {
+                "type": "object",
+                "required": ["decide", "default"],
+                "additionalProperties": false,
+                "properties": {
+                    "decide": {"type": "array", "minItems": 1, "items": {
+                        "type": "object", "required": ["when", "next"], "additionalProperties": false,
+                        "properties": {"when": cel, "next": step_name}
+                    }},
+                    "default": step_name
+                }
+            },
+            "end": {
+                "type": "object",
+                "required": ["end", "reason"],
+                "additionalProperties": false,
+                "properties": {
+                    "end": {"enum": ["approved", "declined", "review", "failed", "canceled", "expired"]},
+                    "reason": {"type": "string"}
+                }
+            }
+        }
+    })
+}
