@@ -93,8 +93,7 @@ impl Expr {
         ];
         for (name, value) in vars {
             if let Some(v) = value {
-                let v = cel::to_value(v).map_err(|e| fail(e.to_string()))?;
-                ctx.add_variable_from_value(name, v);
+                ctx.add_variable_from_value(name, json_to_cel(v));
             }
         }
         let value = self
@@ -112,6 +111,29 @@ impl Expr {
                 expr: self.source.to_string(),
                 message: format!("expected a boolean, got {}", type_name(&other)),
             }),
+        }
+    }
+}
+
+/// JSON to CEL. Whole numbers become `int` (not `uint`, which serde would
+/// pick for positive values) so that `input.n + 1` works as people expect.
+fn json_to_cel(v: &Value) -> cel::Value {
+    match v {
+        Value::Null => cel::Value::Null,
+        Value::Bool(b) => cel::Value::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => cel::Value::Int(i),
+            (None, Some(u)) => cel::Value::UInt(u),
+            _ => cel::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => cel::Value::String(Arc::new(s.clone())),
+        Value::Array(items) => cel::Value::List(Arc::new(items.iter().map(json_to_cel).collect())),
+        Value::Object(map) => {
+            let m: std::collections::HashMap<String, cel::Value> = map
+                .iter()
+                .map(|(k, v)| (k.clone(), json_to_cel(v)))
+                .collect();
+            cel::Value::from(m)
         }
     }
 }

@@ -1,1 +1,172 @@
-fn main() {}
+//! The `gangway` binary: clap commands over the server library.
+
+mod demo;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gangway_server::config::Config;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "gangway", version, about = "Durable workflows for embedded onboarding steps")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Run the server with the built-in provider simulators and demo API key.
+    Demo {
+        /// Address to listen on (port 0 picks a free one).
+        #[arg(long)]
+        listen: Option<String>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate workflow files; prints every problem as file:line:col.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Create or upgrade the database schema.
+    Migrate {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Print the JSON Schema of the workflow language.
+    Schema,
+    /// Run the provider simulators alone (for tests and local development).
+    Sim {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Where the simulators send webhooks, e.g. http://127.0.0.1:8080
+        #[arg(long)]
+        gangway_url: String,
+        /// API key the score simulator expects.
+        #[arg(long, env = "SIM_SCORE_API_KEY")]
+        score_api_key: String,
+        /// HMAC secret the score simulator signs webhooks with.
+        #[arg(long, env = "SIM_SCORE_WEBHOOK_SECRET")]
+        score_webhook_secret: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an API key; it is printed once and stored hashed.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,hyper=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn load_config(file: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    Config::load(file).context("invalid configuration")
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Serve { config } => {
+            let config = load_config(config.as_deref())?;
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            let addr = listener.local_addr()?;
+            let engine = gangway_server::app::start(config).await?;
+            println!("gangway listening on http://{addr}");
+            let router = gangway_server::app::router(engine.clone(), None);
+            gangway_server::app::serve(listener, engine, router, gangway_server::app::shutdown_signal()).await?;
+        }
+        Command::Demo { listen, config } => demo::run(listen, config).await?,
+        Command::Validate { files } => return Ok(validate(&files)),
+        Command::Migrate { config } => {
+            let config = load_config(config.as_deref())?;
+            let store = gangway_server::store::open(&config.database_url).await?;
+            store.migrate().await?;
+            println!("database is up to date");
+        }
+        Command::Keys { command: KeysCommand::Create { name, config } } => {
+            anyhow::ensure!(!name.trim().is_empty(), "--name must not be empty");
+            let config = load_config(config.as_deref())?;
+            let store = gangway_server::store::open(&config.database_url).await?;
+            store.migrate().await?;
+            let key = gangway_server::ids::new_secret("gw");
+            let id = gangway_server::ids::new_id("key");
+            store
+                .insert_api_key(&id, &name, &gangway_server::ids::hash_secret(&key), gangway_server::ids::now_ms())
+                .await?;
+            eprintln!("Created API key `{name}` ({id}). It is shown only this once:");
+            println!("{key}");
+        }
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&gangway_core::workflow::json_schema())?);
+        }
+        Command::Sim { listen, gangway_url, score_api_key, score_webhook_secret } => {
+            let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+            let addr = listener.local_addr()?;
+            let router = demo::simulators(&gangway_url, &score_api_key, &score_webhook_secret);
+            println!("simulators listening on http://{addr}");
+            gangway_server::app::serve_router(listener, router, gangway_server::app::shutdown_signal()).await?;
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn validate(files: &[PathBuf]) -> std::process::ExitCode {
+    let mut failed = false;
+    for f in files {
+        let name = f.display().to_string();
+        match std::fs::read_to_string(f) {
+            Err(e) => {
+                eprintln!("{name}: cannot read: {e}");
+                failed = true;
+            }
+            Ok(text) => match gangway_core::workflow::parse(&text) {
+                Ok(wf) => println!("{name}: ok ({} v{}, {} steps)", wf.id, wf.version, wf.steps.len()),
+                Err(d) => {
+                    eprintln!("{}", d.render(&name));
+                    failed = true;
+                }
+            },
+        }
+    }
+    if failed { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS }
+}

@@ -1,1 +1,14 @@
-pub fn x() {}
+//! Gangway's runtime: configuration, the durable store, the engine runner,
+//! connectors, the HTTP API and the built-in provider simulators.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod connectors;
+pub mod ids;
+pub mod runtime;
+pub mod sim;
+pub mod store;
+
+/// The router type the binary composes (re-exported so it need not depend on axum).
+pub use axum::Router;

@@ -91,6 +91,20 @@ impl Run<'_> {
                         event: None,
                     };
                     match expr.eval(&scope) {
+                        Ok(Value::Null) => {
+                            self.end(Outcome::Failed, format!("provider reference of step `{}` is missing from the provider's answer", self.step_name()));
+                            return true;
+                        }
+                        Ok(Value::String(s)) if s.is_empty() => {
+                            self.end(
+                                Outcome::Failed,
+                                format!(
+                                    "provider reference of step `{}` is empty",
+                                    self.step_name()
+                                ),
+                            );
+                            return true;
+                        }
                         Ok(v) => {
                             let reference = match v {
                                 Value::String(s) => s,
@@ -257,6 +271,8 @@ impl Run<'_> {
     }
 
     fn end(&mut self, outcome: Outcome, reason: String) {
+        self.state.call_args = None;
+        self.state.poll_args = None;
         self.state.status = SessionStatus::Ended;
         self.state.outcome = Some(outcome);
         self.state.reason = Some(reason.clone());

@@ -1,0 +1,90 @@
+//! `gangway demo`: the server with the built-in simulators on the same
+//! listener, the shipped workflows and a demo API key.
+
+use anyhow::Context;
+use gangway_server::config::{Config, HttpService, HttpWebhook};
+use gangway_server::ids;
+use gangway_server::sim::score::{ScoreSim, ScoreSimConfig};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The simulators' router, mounted under `/sim/{provider}`.
+pub fn simulators(gangway_url: &str, score_api_key: &str, score_webhook_secret: &str) -> gangway_server::Router {
+    let gangway_url = gangway_url.trim_end_matches('/');
+    let score = ScoreSim::new(ScoreSimConfig {
+        api_key: score_api_key.to_string(),
+        webhook_url: format!("{gangway_url}/v1/webhooks/http/score"),
+        webhook_secret: score_webhook_secret.to_string(),
+    });
+    gangway_server::Router::new().nest("/sim/score", score.router())
+}
+
+/// Points the `score` service and webhook at the simulator on `base`.
+pub fn configure_score(config: &mut Config, base: &str, api_key: &str, webhook_secret: &str) {
+    let headers = indexmap_of(&[("Authorization", &format!("Bearer {api_key}"))]);
+    config.http.services.insert(
+        "score".into(),
+        HttpService { base_url: format!("{base}/sim/score"), headers },
+    );
+    config.http.webhooks.insert(
+        "score".into(),
+        HttpWebhook {
+            service: "score".into(),
+            secret: webhook_secret.to_string(),
+            signature_header: "X-Score-Signature".into(),
+            signature_prefix: "sha256=".into(),
+            timestamp_header: Some("X-Score-Timestamp".into()),
+            tolerance: Duration::from_secs(300),
+            reference_field: "id".into(),
+            event_field: "status".into(),
+            id_field: None,
+        },
+    );
+}
+
+fn indexmap_of(pairs: &[(&str, &String)]) -> gangway_server::config::Headers {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut config = Config::load(config_file.as_deref()).context("invalid configuration")?;
+    if let Some(l) = listen {
+        config.listen = l.parse().with_context(|| format!("--listen: `{l}` is not an address like 127.0.0.1:8080"))?;
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    config.listen = addr;
+    let base = format!("http://{addr}");
+    let sim_key = ids::new_secret("simkey");
+    let sim_secret = ids::new_secret("simwh");
+    if !config.http.services.contains_key("score") {
+        configure_score(&mut config, &base, &sim_key, &sim_secret);
+    }
+    let api_key = std::env::var("GANGWAY_DEMO_API_KEY").ok().filter(|k| !k.is_empty());
+    let (api_key, generated) = match api_key {
+        Some(k) => (k, false),
+        None => (ids::new_secret("gw_demo"), true),
+    };
+    let engine = gangway_server::app::start(config).await?;
+    engine
+        .store
+        .insert_api_key(&ids::new_id("key"), "demo", &ids::hash_secret(&api_key), ids::now_ms())
+        .await?;
+    let sims = simulators(&base, &sim_key, &sim_secret);
+    let router = gangway_server::app::router(engine.clone(), Some(sims));
+    println!("gangway listening on {base}");
+    println!();
+    println!("  Gangway demo is running at {base}");
+    println!("  API:        {base}/openapi.json");
+    if generated {
+        println!("  API key:    {api_key}   (set GANGWAY_DEMO_API_KEY to choose one)");
+    } else {
+        println!("  API key:    from GANGWAY_DEMO_API_KEY");
+    }
+    println!("  Simulators: {base}/sim/score/");
+    println!();
+    gangway_server::app::serve(listener, engine, router, gangway_server::app::shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! The customer backend's session API (API key).
+
+use super::AppState;
+use super::error::Problem;
+use super::extract::{ApiKey, JsonBody};
+use crate::ids;
+use crate::runtime::{CreateRequest, view};
+use crate::store::SessionFilter;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use gangway_core::SessionStatus;
+use gangway_core::engine::Input;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/sessions", post(create).get(list))
+        .route("/v1/sessions/{id}", get(show))
+        .route("/v1/sessions/{id}/cancel", post(cancel))
+        .route("/v1/sessions/{id}/timeline", get(timeline))
+        .route("/v1/sessions/{id}/deliveries", get(deliveries))
+        .route("/v1/workflows", get(workflows))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    workflow: String,
+    #[serde(default = "empty_object")]
+    input: Value,
+    reference: Option<String>,
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+const MAX_REFERENCE: usize = 256;
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+async fn create(State(st): State<AppState>, ApiKey(key): ApiKey, headers: HeaderMap, JsonBody(body): JsonBody<CreateBody>) -> Result<impl IntoResponse, Problem> {
+    if st.engine.is_stopping() {
+        return Err(Problem::unavailable("the server is shutting down; retry on another node"));
+    }
+    if !body.input.is_object() {
+        return Err(Problem::validation("`input` must be a JSON object"));
+    }
+    if let Some(r) = &body.reference
+        && (r.is_empty() || r.len() > MAX_REFERENCE)
+    {
+        return Err(Problem::validation(format!("`reference` must be 1 to {MAX_REFERENCE} characters")));
+    }
+    let idempotency_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let k = v.to_str().map_err(|_| Problem::bad_request("Idempotency-Key must be visible ASCII"))?;
+            if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY {
+                return Err(Problem::bad_request(format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")));
+            }
+            Some(k.to_string())
+        }
+    };
+    let fingerprint = json!({"workflow": body.workflow, "input": body.input, "reference": body.reference});
+    let created = st
+        .engine
+        .create(CreateRequest {
+            api_key_id: key,
+            workflow: body.workflow,
+            input: body.input,
+            reference: body.reference,
+            idempotency_key,
+            request_hash: ids::digest(fingerprint.to_string().as_bytes()),
+        })
+        .await?;
+    let mut out = view::session_json(&created.row);
+    out["client_secret"] = Value::String(created.client_secret);
+    out["client_secret_expires_at"] = view::time_json(Some(created.row.client_secret_expires_at));
+    let status = if created.replayed { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(out)))
+}
+
+async fn show(State(st): State<AppState>, _key: ApiKey, Path(id): Path<String>) -> Result<Json<Value>, Problem> {
+    let row = st.engine.store.session(&id).await?.ok_or_else(|| Problem::not_found("no session with this id"))?;
+    Ok(Json(view::session_json(&row)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    workflow: Option<String>,
+    reference: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list(State(st): State<AppState>, _key: ApiKey, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<Value>, Problem> {
+    let Query(q) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    if let Some(s) = &q.status {
+        s.parse::<SessionStatus>().map_err(Problem::validation)?;
+    }
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(Problem::validation("`limit` must be between 1 and 200"));
+    }
+    let rows = st
+        .engine
+        .store
+        .sessions(&SessionFilter { status: q.status, workflow: q.workflow, reference: q.reference, before: q.cursor, limit: limit + 1 })
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let page: Vec<_> = rows.iter().take(usize::try_from(limit).unwrap_or(50)).collect();
+    let next = if more { page.last().map(|r| r.id.clone()) } else { None };
+    Ok(Json(json!({
+        "data": page.iter().map(|r| view::session_json(r)).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {
+    reason: Option<String>,
+}
+
+async fn cancel(State(st): State<AppState>, _key: ApiKey, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Json<Value>, Problem> {
+    let body: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CancelBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| Problem::bad_request(format!("malformed JSON: {e}")))?
+    };
+    let row = st.engine.store.session(&id).await?.ok_or_else(|| Problem::not_found("no session with this id"))?;
+    if row.state.status == SessionStatus::Ended {
+        return Err(Problem::conflict(format!(
+            "the session already ended with outcome `{}`",
+            row.state.outcome.map(|o| o.as_str()).unwrap_or("unknown")
+        )));
+    }
+    let reason = body.reason.unwrap_or_else(|| "canceled by the customer".into());
+    if reason.len() > 1000 {
+        return Err(Problem::validation("`reason` must be at most 1000 characters"));
+    }
+    let row = st.engine.apply(&id, Input::Cancel { reason }).await?;
+    Ok(Json(view::session_json(&row)))
+}
+
+async fn timeline(State(st): State<AppState>, _key: ApiKey, Path(id): Path<String>) -> Result<Json<Value>, Problem> {
+    let row = st.engine.store.session(&id).await?.ok_or_else(|| Problem::not_found("no session with this id"))?;
+    let entries = st.engine.store.timeline(&id).await?;
+    let mut prev = row.created_at;
+    let entries: Vec<Value> = entries
+        .into_iter()
+        .map(|e| {
+            let v = json!({
+                "seq": e.seq,
+                "at": view::time_json(Some(e.at)),
+                "elapsed_ms": e.at - row.created_at,
+                "since_previous_ms": e.at - prev,
+                "kind": e.kind,
+                "step": e.step,
+                "data": crate::connectors::redact(&e.data),
+            });
+            prev = e.at;
+            v
+        })
+        .collect();
+    Ok(Json(json!({"session": view::session_json(&row), "entries": entries})))
+}
+
+async fn deliveries(State(st): State<AppState>, _key: ApiKey, Path(id): Path<String>) -> Result<Json<Value>, Problem> {
+    st.engine.store.session(&id).await?.ok_or_else(|| Problem::not_found("no session with this id"))?;
+    let list = st.engine.store.deliveries(&id).await?;
+    let data: Vec<Value> = list
+        .into_iter()
+        .map(|d| {
+            json!({
+                "id": d.id,
+                "endpoint": d.endpoint,
+                "event_type": d.event_type,
+                "status": d.status,
+                "attempts": d.attempts,
+                "created_at": view::time_json(Some(d.created_at)),
+                "next_attempt_at": view::time_json(d.next_attempt_at),
+                "delivered_at": view::time_json(d.delivered_at),
+                "attempt_log": d.attempt_log.iter().map(|a| json!({
+                    "attempt": a.attempt,
+                    "at": view::time_json(Some(a.at)),
+                    "status_code": a.status_code,
+                    "error": a.error,
+                    "duration_ms": a.duration_ms,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"data": data})))
+}
+
+async fn workflows(State(st): State<AppState>, _key: ApiKey) -> Json<Value> {
+    let data: Vec<Value> = st
+        .engine
+        .workflows
+        .list()
+        .into_iter()
+        .map(|(id, version, description, versions)| json!({"id": id, "version": version, "description": description, "versions": versions}))
+        .collect();
+    Json(json!({"data": data}))
+}

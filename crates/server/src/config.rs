@@ -1,0 +1,383 @@
+//! One typed configuration: the embedded defaults (`config.default.toml`),
+//! then an optional file, then `GANGWAY_*` environment variables
+//! (`GANGWAY_LISTEN`, `GANGWAY_DATABASE_URL`, and `GANGWAY_A__B` for `a.b`).
+//! Strings of the form `${env:NAME}` or `${file:PATH}` are replaced by the
+//! variable or file content, so secrets need not sit in the file.
+//! Every error names the key it is about.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const DEFAULT_TOML: &str = include_str!("../../../config.default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: String, message: String },
+    #[error("config key `{key}`: {message}")]
+    Key { key: String, message: String },
+}
+
+fn key_err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    /// The URL browsers and providers reach this server at (links, callbacks).
+    pub public_url: Option<String>,
+    pub workflows_dir: PathBuf,
+    pub client: ClientConfig,
+    pub engine: EngineConfig,
+    pub webhooks: WebhooksConfig,
+    #[serde(default)]
+    pub http: HttpConnectorConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    #[serde(with = "humantime_serde")]
+    pub secret_ttl: Duration,
+    /// Origins allowed to call `/v1/client/*` from a browser (CORS).
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Most transitions committed in one transaction (group commit).
+    pub batch_size: usize,
+    /// How long a node owns a job it claimed before others may take it over.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// Provider calls and deliveries running at once.
+    pub max_inflight: usize,
+    /// Timeout of one outbound HTTP request.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    #[serde(with = "humantime_serde_vec")]
+    pub retry_schedule: Vec<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub endpoints: Vec<EndpointConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    pub url: String,
+    /// Standard Webhooks secret, `whsec_` + base64.
+    pub secret: String,
+    #[serde(default = "all_events")]
+    pub events: Vec<String>,
+}
+
+fn all_events() -> Vec<String> {
+    vec!["session.updated".into(), "session.ended".into()]
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConnectorConfig {
+    #[serde(default)]
+    pub services: IndexMap<String, HttpService>,
+    #[serde(default)]
+    pub webhooks: IndexMap<String, HttpWebhook>,
+}
+
+/// Header name -> value, in file order.
+pub type Headers = IndexMap<String, String>;
+
+/// A provider reached through the generic `http` connector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpService {
+    pub base_url: String,
+    /// Sent on every request; the place for API keys (use `${env:...}`).
+    #[serde(default)]
+    pub headers: Headers,
+}
+
+/// An inbound webhook at `POST /v1/webhooks/http/{name}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpWebhook {
+    /// The service whose provider references this webhook carries.
+    pub service: String,
+    /// HMAC-SHA256 key.
+    pub secret: String,
+    pub signature_header: String,
+    /// Text before the hex digest in the header, e.g. `sha256=`.
+    #[serde(default)]
+    pub signature_prefix: String,
+    /// When set, the signed payload is `<timestamp>.<body>` and the timestamp
+    /// must be within `tolerance` of now.
+    pub timestamp_header: Option<String>,
+    #[serde(with = "humantime_serde", default = "default_tolerance")]
+    pub tolerance: Duration,
+    /// JSON field holding the provider reference.
+    pub reference_field: String,
+    /// JSON field whose value names the event: `<name>.<value>`.
+    pub event_field: String,
+    /// JSON field with a unique event id; without it the body itself is the key.
+    pub id_field: Option<String>,
+}
+
+fn default_tolerance() -> Duration {
+    Duration::from_secs(300)
+}
+
+mod humantime_serde_vec {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        let items = Vec::<String>::deserialize(d)?;
+        items
+            .iter()
+            .map(|s| humantime::parse_duration(s).map_err(|e| serde::de::Error::custom(format!("`{s}`: {e}"))))
+            .collect()
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then the environment.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_with(file, &env)
+    }
+
+    pub fn load_with(file: Option<&std::path::Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut root: toml::Table = DEFAULT_TOML.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
+            path: "config.default.toml".into(),
+            message: e.to_string(),
+        })?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let overlay: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
+                path: path.display().to_string(),
+                message: e.message().to_string(),
+            })?;
+            merge(&mut root, overlay);
+        }
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("GANGWAY_") else { continue };
+            if rest.starts_with("DEMO_") || rest.is_empty() {
+                continue; // read by `gangway demo` itself
+            }
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            let parsed = parse_env_value(value);
+            set_path(&mut root, &path, parsed).map_err(|m| key_err(path.join("."), m))?;
+        }
+        let mut value = toml::Value::Table(root);
+        expand_secrets(&mut value, &mut Vec::new(), env)?;
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            key_err(if path == "." { "(root)".into() } else { path }, e.into_inner().to_string())
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres:") || self.database_url.starts_with("postgresql:")) {
+            return Err(key_err("database_url", format!(
+                "`{}` is neither sqlite://... nor postgres://...", redact_url(&self.database_url)
+            )));
+        }
+        if self.engine.batch_size == 0 {
+            return Err(key_err("engine.batch_size", "must be at least 1"));
+        }
+        if self.engine.max_inflight == 0 {
+            return Err(key_err("engine.max_inflight", "must be at least 1"));
+        }
+        if self.webhooks.retry_schedule.is_empty() {
+            return Err(key_err("webhooks.retry_schedule", "must list at least one delay"));
+        }
+        for (i, ep) in self.webhooks.endpoints.iter().enumerate() {
+            if reqwest::Url::parse(&ep.url).is_err() {
+                return Err(key_err(format!("webhooks.endpoints[{i}].url"), "not a valid URL"));
+            }
+            if standardwebhooks::Webhook::new(&ep.secret).is_err() {
+                return Err(key_err(format!("webhooks.endpoints[{i}].secret"), "must be `whsec_` followed by base64"));
+            }
+            for ev in &ep.events {
+                if ev != "session.updated" && ev != "session.ended" {
+                    return Err(key_err(format!("webhooks.endpoints[{i}].events"), format!(
+                        "unknown event `{ev}`; expected session.updated or session.ended"
+                    )));
+                }
+            }
+        }
+        for (name, svc) in &self.http.services {
+            if reqwest::Url::parse(&svc.base_url).is_err() {
+                return Err(key_err(format!("http.services.{name}.base_url"), "not a valid URL"));
+            }
+        }
+        for (name, wh) in &self.http.webhooks {
+            if !self.http.services.contains_key(&wh.service) {
+                return Err(key_err(format!("http.webhooks.{name}.service"), format!(
+                    "no service `{}` under [http.services]", wh.service
+                )));
+            }
+            if wh.secret.len() < 16 {
+                return Err(key_err(format!("http.webhooks.{name}.secret"), "must be at least 16 characters"));
+            }
+        }
+        for origin in &self.client.allowed_origins {
+            if reqwest::Url::parse(origin).is_err() {
+                return Err(key_err("client.allowed_origins", format!("`{origin}` is not an origin like https://shop.example")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The base URL for links and callbacks: `public_url`, else the listener.
+    pub fn base_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+}
+
+/// Hides a password in a database URL for messages.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (k, v) in overlay {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    // `GANGWAY_X=5` is an integer, `["a","b"]` a list; anything else a string.
+    let probe = format!("v = {raw}");
+    match probe.parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+fn set_path(root: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let Some((last, parents)) = path.split_last() else {
+        return Err("empty key".into());
+    };
+    let mut table = root;
+    for p in parents {
+        let entry = table
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry.as_table_mut().ok_or_else(|| format!("`{p}` is not a section"))?;
+    }
+    table.insert(last.clone(), value);
+    Ok(())
+}
+
+fn expand_secrets(v: &mut toml::Value, path: &mut Vec<String>, env: &[(String, String)]) -> Result<(), ConfigError> {
+    match v {
+        toml::Value::String(s) => {
+            if let Some(name) = s.strip_prefix("${env:").and_then(|r| r.strip_suffix('}')) {
+                let found = env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+                *s = found.ok_or_else(|| key_err(path.join("."), format!("environment variable `{name}` is not set")))?;
+            } else if let Some(file) = s.strip_prefix("${file:").and_then(|r| r.strip_suffix('}')) {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| key_err(path.join("."), format!("cannot read `{file}`: {e}")))?;
+                *s = text.trim_end().to_string();
+            }
+        }
+        toml::Value::Table(t) => {
+            for (k, v) in t.iter_mut() {
+                path.push(k.clone());
+                expand_secrets(v, path, env)?;
+                path.pop();
+            }
+        }
+        toml::Value::Array(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                path.push(i.to_string());
+                expand_secrets(v, path, env)?;
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_load() {
+        let c = Config::load_with(None, &[]).expect("defaults are valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://gangway.db");
+    }
+
+    #[test]
+    fn env_overrides_and_errors_name_the_key() {
+        let c = Config::load_with(None, &env(&[("GANGWAY_LISTEN", "127.0.0.1:9999"), ("GANGWAY_ENGINE__BATCH_SIZE", "7")]))
+            .expect("valid");
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.engine.batch_size, 7);
+        let e = Config::load_with(None, &env(&[("GANGWAY_LISTEN", "nope")])).expect_err("invalid");
+        assert!(e.to_string().contains("`listen`"), "{e}");
+        let e = Config::load_with(None, &env(&[("GANGWAY_ENGINE__LEASE", "forever")])).expect_err("invalid");
+        assert!(e.to_string().contains("engine.lease"), "{e}");
+        let e = Config::load_with(None, &env(&[("GANGWAY_DATABASE_URL", "mysql://x")])).expect_err("invalid");
+        assert!(e.to_string().contains("database_url"), "{e}");
+        let e = Config::load_with(None, &env(&[("GANGWAY_NOPE", "1")])).expect_err("unknown key");
+        assert!(e.to_string().contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn env_secret_references() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("g.toml");
+        std::fs::write(&f, "[http.services.s]\nbase_url = \"http://x\"\nheaders = { Authorization = \"${env:S_KEY}\" }\n").expect("write");
+        let e = Config::load_with(Some(&f), &[]).expect_err("unset var");
+        assert!(e.to_string().contains("http.services.s.headers.Authorization"), "{e}");
+        let c = Config::load_with(Some(&f), &env(&[("S_KEY", "Bearer k")])).expect("valid");
+        assert_eq!(c.http.services["s"].headers["Authorization"], "Bearer k");
+    }
+}

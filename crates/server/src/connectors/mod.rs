@@ -1,0 +1,80 @@
+//! Connectors: one module per provider. Each turns a workflow action and its
+//! arguments into provider calls, classifying failures as transient (retried
+//! until the step's deadline) or permanent.
+
+pub mod http;
+mod redact;
+
+pub use redact::redact;
+
+use serde_json::Value;
+use std::time::Duration;
+
+/// A successful call: the result stored in state, and a redacted summary for
+/// the timeline.
+#[derive(Debug, Clone)]
+pub struct CallOutput {
+    pub result: Value,
+    pub record: Value,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct CallError {
+    /// Worth retrying: timeouts, connection errors, 5xx, 429, unreadable 2xx.
+    pub transient: bool,
+    /// The provider's `Retry-After`, when it sent one.
+    pub retry_after: Option<Duration>,
+    /// Safe to show: never contains secrets.
+    pub message: String,
+    pub record: Value,
+}
+
+pub struct Connectors {
+    pub http: http::HttpConnector,
+}
+
+impl Connectors {
+    pub fn new(config: &crate::config::Config) -> Connectors {
+        Connectors {
+            http: http::HttpConnector::new(config.http.clone(), config.engine.request_timeout),
+        }
+    }
+
+    /// Runs `action`; `idempotency_key` is stable across retries of one step visit.
+    pub async fn call(&self, action: &str, args: &Value, idempotency_key: &str) -> Result<CallOutput, CallError> {
+        match action {
+            "http.request" => self.http.request(args, idempotency_key).await,
+            other => Err(CallError {
+                transient: false,
+                retry_after: None,
+                message: format!("no connector implements `{other}`"),
+                record: Value::Null,
+            }),
+        }
+    }
+
+    /// The namespace provider references of this call live in; inbound events
+    /// name the same namespace.
+    pub fn namespace(&self, action: &str, args: &Value) -> String {
+        match action {
+            "http.request" => http::namespace(args.get("service").and_then(Value::as_str).unwrap_or_default()),
+            other => other.split('.').next().unwrap_or(other).to_string(),
+        }
+    }
+
+    /// Every action the workflow catalog lists is implemented here.
+    pub fn implements(action: &str) -> bool {
+        matches!(action, "http.request")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn catalog_and_connectors_agree() {
+        for a in gangway_core::catalog::ACTIONS {
+            assert!(super::Connectors::implements(a.name), "{} is in the catalog but not implemented", a.name);
+        }
+    }
+}

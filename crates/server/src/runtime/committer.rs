@@ -1,0 +1,430 @@
+//! The committer: the only writer of session state. It drains commands in
+//! batches and commits each batch in one transaction (group commit), then
+//! answers the callers, runs the jobs that are due now and pushes client
+//! events. Commands for one session apply in arrival order.
+
+use super::{Command, Engine, Error, Reply, Work, view};
+use crate::ids;
+use crate::store::{ClientEvent, Job, JobKind, NewDelivery, NewEvent, NewJob, SessionRow, TimelineEntry, Tx};
+use gangway_core::SessionStatus;
+use gangway_core::engine::{self, Context, Effect, Input};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::mpsc;
+
+/// Buffered events a session may consume in one command (bounds the loop).
+const MAX_BUFFERED_PER_COMMAND: usize = 32;
+
+pub struct CreateRequest {
+    pub api_key_id: String,
+    pub workflow: String,
+    pub input: Value,
+    pub reference: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// Fingerprint of the request body, compared on idempotent replays.
+    pub request_hash: String,
+}
+
+pub struct Created {
+    pub row: SessionRow,
+    pub client_secret: String,
+    /// True when an earlier request with the same Idempotency-Key made it.
+    pub replayed: bool,
+}
+
+pub struct Ingested {
+    pub duplicate: bool,
+    pub session_id: Option<String>,
+    pub applied: bool,
+}
+
+/// What to do once the batch is durable.
+#[derive(Default)]
+struct AfterCommit {
+    run_now: Vec<Job>,
+    earliest_timer: Option<i64>,
+    publish: Vec<(String, ClientEvent)>,
+    timeline: Vec<(String, TimelineEntry)>,
+    transitions: u64,
+}
+
+/// The answer to one command, sent once the batch is committed.
+enum Answer {
+    Create(Result<Created, Error>),
+    Apply(Option<SessionRow>),
+    Ingest(Ingested),
+}
+
+pub(super) async fn run(engine: Arc<Engine>, mut rx: mpsc::Receiver<Command>) {
+    let max = engine.config.engine.batch_size;
+    let mut batch = Vec::with_capacity(max);
+    while rx.recv_many(&mut batch, max).await > 0 {
+        let cmds = std::mem::take(&mut batch);
+        commit_batch(&engine, cmds).await;
+    }
+}
+
+async fn commit_batch(engine: &Arc<Engine>, cmds: Vec<Command>) {
+    let (works, replies): (Vec<Work>, Vec<Reply>) = cmds.into_iter().map(|c| (c.work, c.reply)).unzip();
+    match try_batch(engine, &works).await {
+        Ok((answers, after)) => finish(engine, after, replies.into_iter().zip(answers).collect()),
+        Err(e) if works.len() == 1 => {
+            tracing::error!(error = %e, "transition failed");
+            replies.into_iter().for_each(|r| fail(r, &e));
+        }
+        Err(e) => {
+            // One bad command must not fail the others: retry each alone.
+            tracing::warn!(error = %e, "batch failed; retrying its commands one by one");
+            for (work, reply) in works.into_iter().zip(replies) {
+                match try_batch(engine, std::slice::from_ref(&work)).await {
+                    Ok((answers, after)) => finish(engine, after, vec![reply].into_iter().zip(answers).collect()),
+                    Err(e) => {
+                        tracing::error!(error = %e, "transition failed");
+                        fail(reply, &e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn fail(reply: Reply, e: &crate::store::Error) {
+    let err = || Error::Store(crate::store::Error::Corrupt(e.to_string()));
+    match reply {
+        Reply::Create(r) => {
+            let _ = r.send(Err(err()));
+        }
+        Reply::Apply(Some(r)) => {
+            let _ = r.send(Err(err()));
+        }
+        Reply::Apply(None) => {}
+        Reply::Ingest(r) => {
+            let _ = r.send(Err(err()));
+        }
+    }
+}
+
+/// Processes every command in one transaction and commits it.
+async fn try_batch(engine: &Arc<Engine>, works: &[Work]) -> Result<(Vec<Answer>, AfterCommit), crate::store::Error> {
+    let mut tx = engine.store.begin().await?;
+    let mut after = AfterCommit::default();
+    let mut answers = Vec::with_capacity(works.len());
+    let now = ids::now_ms();
+    for work in works {
+        let answer = match work {
+            Work::Create(req) => Answer::Create(create(engine, tx.as_mut(), req, now, &mut after).await?),
+            Work::Apply { session_id, input, job, record } => {
+                Answer::Apply(apply_input(engine, tx.as_mut(), session_id, input, *job, record.clone(), now, &mut after).await?)
+            }
+            Work::Ingest(ev) => Answer::Ingest(ingest(engine, tx.as_mut(), ev, now, &mut after).await?),
+        };
+        answers.push(answer);
+    }
+    let mut by_session: Vec<(String, Vec<TimelineEntry>)> = Vec::new();
+    for (id, e) in std::mem::take(&mut after.timeline) {
+        match by_session.iter_mut().find(|(s, _)| *s == id) {
+            Some((_, v)) => v.push(e),
+            None => by_session.push((id, vec![e])),
+        }
+    }
+    for (id, entries) in &by_session {
+        tx.insert_timeline(id, entries).await?;
+    }
+    tx.commit().await?;
+    Ok((answers, after))
+}
+
+fn finish(engine: &Arc<Engine>, after: AfterCommit, replies: Vec<(Reply, Answer)>) {
+    metrics::counter!("gangway_transitions_total").increment(after.transitions);
+    for (reply, answer) in replies {
+        match (reply, answer) {
+            (Reply::Create(r), Answer::Create(a)) => {
+                let _ = r.send(a);
+            }
+            (Reply::Apply(Some(r)), Answer::Apply(a)) => {
+                let _ = r.send(Ok(a));
+            }
+            (Reply::Ingest(r), Answer::Ingest(a)) => {
+                let _ = r.send(Ok(a));
+            }
+            _ => {}
+        }
+    }
+    for (session_id, ev) in after.publish {
+        engine.hub.publish(&session_id, ev);
+    }
+    for job in after.run_now {
+        super::executor::spawn(engine.clone(), job);
+    }
+    if let Some(at) = after.earliest_timer
+        && at < engine.next_wake.load(Ordering::Relaxed)
+    {
+        engine.wake.notify_one();
+    }
+}
+
+async fn create(
+    engine: &Arc<Engine>,
+    tx: &mut dyn Tx,
+    req: &CreateRequest,
+    now: i64,
+    after: &mut AfterCommit,
+) -> Result<Result<Created, Error>, crate::store::Error> {
+    let client_secret = ids::new_secret("gwcs");
+    let expires = now + i64::try_from(engine.config.client.secret_ttl.as_millis()).unwrap_or(i64::MAX);
+    if let Some(key) = &req.idempotency_key
+        && let Some((id, hash)) = tx.find_idempotent(&req.api_key_id, key).await?
+    {
+        if hash.as_deref() != Some(req.request_hash.as_str()) {
+            return Ok(Err(Error::IdempotencyConflict));
+        }
+        let Some(mut row) = tx.lock_session(&id).await? else {
+            return Ok(Err(Error::NotFound));
+        };
+        // The first answer was lost to the caller: issue a fresh client secret.
+        row.client_secret_hash = ids::hash_secret(&client_secret);
+        row.client_secret_expires_at = expires;
+        tx.set_client_secret(&row.id, &row.client_secret_hash, expires).await?;
+        return Ok(Ok(Created { row, client_secret, replayed: true }));
+    }
+    let Some(wf) = engine.workflows.latest(&req.workflow) else {
+        return Ok(Err(Error::UnknownWorkflow(req.workflow.clone())));
+    };
+    let mut row = SessionRow {
+        id: ids::new_id("ses"),
+        workflow_id: wf.id.clone(),
+        version: wf.version,
+        reference: req.reference.clone(),
+        input: req.input.clone(),
+        state: engine::SessionState::default(),
+        created_at: now,
+        updated_at: now,
+        client_secret_hash: ids::hash_secret(&client_secret),
+        client_secret_expires_at: expires,
+        api_key_id: req.api_key_id.clone(),
+        idempotency_key: req.idempotency_key.clone(),
+        request_hash: Some(req.request_hash.clone()),
+        timeline_seq: 0,
+        client_seq: 0,
+    };
+    tx.insert_session(&row).await?;
+    push_timeline(after, &mut row, now, "session.created", None, json!({"workflow": wf.id, "version": wf.version}));
+    transition(engine, tx, &mut row, Input::Start, now, after).await?;
+    Ok(Ok(Created { row, client_secret, replayed: false }))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn apply_input(
+    engine: &Arc<Engine>,
+    tx: &mut dyn Tx,
+    session_id: &str,
+    input: &Input,
+    job: Option<i64>,
+    record: Option<(String, Value)>,
+    now: i64,
+    after: &mut AfterCommit,
+) -> Result<Option<SessionRow>, crate::store::Error> {
+    if let Some(job) = job {
+        tx.delete_job(job).await?;
+    }
+    let Some(mut row) = tx.lock_session(session_id).await? else {
+        return Ok(None);
+    };
+    if let Some((kind, data)) = record {
+        let step = row.state.step.clone();
+        push_timeline(after, &mut row, now, &kind, step, data);
+    }
+    transition(engine, tx, &mut row, input.clone(), now, after).await?;
+    Ok(Some(row))
+}
+
+async fn ingest(
+    engine: &Arc<Engine>,
+    tx: &mut dyn Tx,
+    ev: &NewEvent,
+    now: i64,
+    after: &mut AfterCommit,
+) -> Result<Ingested, crate::store::Error> {
+    // Browser signals name their session directly; provider events name a
+    // provider reference that a call step correlated.
+    let session_id = if ev.namespace == "session" {
+        Some(ev.reference.clone())
+    } else {
+        tx.correlation(&ev.namespace, &ev.reference).await?
+    };
+    let Some(event_id) = tx.insert_event(ev, session_id.as_deref()).await? else {
+        metrics::counter!("gangway_inbound_events_total", "result" => "duplicate").increment(1);
+        return Ok(Ingested { duplicate: true, session_id, applied: false });
+    };
+    let Some(sid) = session_id else {
+        // Arrived before the provider reference was committed: kept until then.
+        metrics::counter!("gangway_inbound_events_total", "result" => "buffered").increment(1);
+        return Ok(Ingested { duplicate: false, session_id: None, applied: false });
+    };
+    let Some(mut row) = tx.lock_session(&sid).await? else {
+        return Ok(Ingested { duplicate: false, session_id: Some(sid), applied: false });
+    };
+    let step = row.state.step.clone();
+    push_timeline(after, &mut row, now, "event.received", step, json!({"event": ev.name, "source": ev.source, "reference": ev.reference}));
+    let waiting_for_it = row.state.wait.as_ref().is_some_and(|w| w.events.contains(&ev.name));
+    let mut applied = false;
+    if waiting_for_it {
+        tx.consume_event(event_id, now).await?;
+        applied = transition(
+            engine,
+            tx,
+            &mut row,
+            Input::Event { name: ev.name.clone(), source: ev.source.clone(), data: ev.data.clone() },
+            now,
+            after,
+        )
+        .await?;
+        if applied {
+            tx.consume_events_named(&sid, &ev.name, now).await?;
+        }
+    } else {
+        tx.update_session(&row).await?;
+    }
+    metrics::counter!("gangway_inbound_events_total", "result" => if applied { "applied" } else { "buffered" }).increment(1);
+    Ok(Ingested { duplicate: false, session_id: Some(sid), applied })
+}
+
+/// Numbers a timeline entry; entries are written with the batch.
+fn push_timeline(after: &mut AfterCommit, row: &mut SessionRow, now: i64, kind: &str, step: Option<String>, data: Value) {
+    row.timeline_seq += 1;
+    after.timeline.push((row.id.clone(), TimelineEntry { seq: row.timeline_seq, at: now, kind: kind.to_string(), step, data }));
+}
+
+/// Applies `input` and then any buffered events the new wait accepts; writes
+/// state, timeline, jobs, deliveries and client events. Returns whether the
+/// first input applied.
+async fn transition(
+    engine: &Arc<Engine>,
+    tx: &mut dyn Tx,
+    row: &mut SessionRow,
+    input: Input,
+    now: i64,
+    after: &mut AfterCommit,
+) -> Result<bool, crate::store::Error> {
+    let Some(wf) = engine.workflows.get(&row.workflow_id, row.version) else {
+        return Err(crate::store::Error::Corrupt(format!(
+            "session {} runs workflow {} v{}, which is not loaded",
+            row.id, row.workflow_id, row.version
+        )));
+    };
+    let client_before = view::client_json(row);
+    let session_ctx = json!({"id": row.id, "reference": row.reference});
+    let mut input = input;
+    let mut first_applied = None;
+    let mut consumed = 0;
+    loop {
+        let ctx = Context { input: &row.input, session: &session_ctx };
+        let t = engine::apply(&wf, ctx, &row.state, &input, now);
+        first_applied.get_or_insert(t.applied);
+        if !t.applied {
+            break;
+        }
+        after.transitions += 1;
+        for r in &t.records {
+            push_timeline(after, row, now, &r.kind, r.step.clone(), r.data.clone());
+        }
+        row.state = t.state;
+        for effect in t.effects {
+            apply_effect(engine, tx, row, effect, now, after).await?;
+        }
+        // A new wait may be satisfied by an event that arrived early.
+        let Some(wait) = row.state.wait.clone() else { break };
+        if consumed >= MAX_BUFFERED_PER_COMMAND {
+            break;
+        }
+        let pending = tx.pending_events(&row.id, &wait.events).await?;
+        let Some(ev) = pending.into_iter().next() else { break };
+        tx.consume_event(ev.id, now).await?;
+        consumed += 1;
+        push_timeline(after, row, now, "event.replayed", row.state.step.clone(), json!({"event": ev.name, "source": ev.source}));
+        input = Input::Event { name: ev.name, source: ev.source, data: ev.data };
+    }
+    row.updated_at = now;
+    let client_after = view::client_json(row);
+    if client_after != client_before {
+        row.client_seq += 1;
+        let event = if row.state.status == SessionStatus::Ended { "ended" } else { "step" };
+        let ev = ClientEvent { seq: row.client_seq, at: now, event: event.to_string(), data: client_after };
+        tx.insert_client_event(&row.id, &ev).await?;
+        after.publish.push((row.id.clone(), ev));
+    }
+    tx.update_session(row).await?;
+    Ok(first_applied.unwrap_or(false))
+}
+
+async fn apply_effect(
+    engine: &Arc<Engine>,
+    tx: &mut dyn Tx,
+    row: &mut SessionRow,
+    effect: Effect,
+    now: i64,
+    after: &mut AfterCommit,
+) -> Result<(), crate::store::Error> {
+    let lease_ms = i64::try_from(engine.config.engine.lease.as_millis()).unwrap_or(30_000);
+    match effect {
+        Effect::Call { visit, step, action, args, deadline_ms } => {
+            let payload = json!({"visit": visit, "step": step, "action": action, "args": args, "deadline_ms": deadline_ms});
+            let lease_until = deadline_ms.max(now) + lease_ms;
+            let job = NewJob { session_id: row.id.clone(), kind: JobKind::Call, payload: payload.clone(), due_at: now, lease_until };
+            let id = tx.insert_job(&job).await?;
+            after.run_now.push(Job { id, session_id: row.id.clone(), kind: JobKind::Call, payload, due_at: now, attempts: 0 });
+        }
+        Effect::Timer { visit, at_ms } => {
+            let job = NewJob { session_id: row.id.clone(), kind: JobKind::Timer, payload: json!({"visit": visit}), due_at: at_ms, lease_until: 0 };
+            tx.insert_job(&job).await?;
+            after.earliest_timer = Some(after.earliest_timer.map_or(at_ms, |t| t.min(at_ms)));
+        }
+        Effect::Poll { visit, step, action, args, at_ms } => {
+            let payload = json!({"visit": visit, "step": step, "action": action, "args": args});
+            let job = NewJob { session_id: row.id.clone(), kind: JobKind::Poll, payload, due_at: at_ms, lease_until: 0 };
+            tx.insert_job(&job).await?;
+            after.earliest_timer = Some(after.earliest_timer.map_or(at_ms, |t| t.min(at_ms)));
+        }
+        Effect::ClearWaitJobs => {
+            tx.delete_session_jobs(&row.id, &[JobKind::Timer, JobKind::Poll]).await?;
+        }
+        Effect::Correlate { action, args, reference } => {
+            let ns = engine.connectors.namespace(&action, &args);
+            tx.insert_correlation(&ns, &reference, &row.id).await?;
+        }
+        Effect::Notify { event } => {
+            let event_type = event.event_type();
+            let payload = json!({
+                "type": event_type,
+                "timestamp": view::time_json(Some(now)),
+                "data": view::session_json(row),
+            });
+            for ep in &engine.config.webhooks.endpoints {
+                if !ep.events.iter().any(|e| e == event_type) {
+                    continue;
+                }
+                let d = NewDelivery {
+                    id: ids::new_id("msg"),
+                    session_id: row.id.clone(),
+                    endpoint: ep.url.clone(),
+                    event_type: event_type.to_string(),
+                    payload: payload.clone(),
+                    created_at: now,
+                };
+                tx.insert_delivery(&d).await?;
+                let jp = json!({"delivery": d.id});
+                let job = NewJob {
+                    session_id: row.id.clone(),
+                    kind: JobKind::Deliver,
+                    payload: jp.clone(),
+                    due_at: now,
+                    lease_until: now + lease_ms + i64::try_from(engine.config.webhooks.timeout.as_millis()).unwrap_or(10_000),
+                };
+                let id = tx.insert_job(&job).await?;
+                after.run_now.push(Job { id, session_id: row.id.clone(), kind: JobKind::Deliver, payload: jp, due_at: now, attempts: 0 });
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! The runtime around the pure engine core. One committer task applies
+//! inputs to sessions and commits each batch of transitions together with
+//! their effects (jobs), timeline entries, client events and deliveries in
+//! one transaction (group commit, transactional outbox). After the commit,
+//! jobs due now run at once (fast path); timers, polls and retries wait in
+//! the database for the scheduler, so nothing is held in memory per waiting
+//! session and a restart loses nothing.
+
+mod committer;
+mod delivery;
+mod executor;
+pub mod hub;
+mod scheduler;
+pub mod view;
+pub mod workflows;
+
+use crate::config::Config;
+use crate::connectors::Connectors;
+use crate::store::{NewEvent, SessionRow, Store};
+use gangway_core::engine::Input;
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+
+pub use committer::{CreateRequest, Created, Ingested};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown workflow `{0}`")]
+    UnknownWorkflow(String),
+    #[error("session not found")]
+    NotFound,
+    #[error("Idempotency-Key was already used with a different request body")]
+    IdempotencyConflict,
+    #[error("session has already ended")]
+    Ended,
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+}
+
+/// One unit of work for the committer. Cloneable, so that a failed batch can
+/// be retried command by command.
+#[derive(Clone)]
+pub(crate) enum Work {
+    Create(Arc<CreateRequest>),
+    Apply {
+        session_id: String,
+        input: Input,
+        /// The job whose result this is: deleted in the same transaction.
+        job: Option<i64>,
+        /// Timeline entry describing what happened (e.g. the provider call).
+        record: Option<(String, Value)>,
+    },
+    Ingest(Arc<NewEvent>),
+}
+
+pub(crate) enum Reply {
+    Create(oneshot::Sender<Result<Created, Error>>),
+    Apply(Option<oneshot::Sender<Result<Option<SessionRow>, Error>>>),
+    Ingest(oneshot::Sender<Result<Ingested, Error>>),
+}
+
+pub(crate) struct Command {
+    pub work: Work,
+    pub reply: Reply,
+}
+
+pub struct Engine {
+    pub store: Arc<dyn Store>,
+    pub config: Config,
+    pub workflows: workflows::Registry,
+    pub connectors: Connectors,
+    pub hub: hub::Hub,
+    commands: mpsc::Sender<Command>,
+    /// Wakes the scheduler when a job is due before its planned wake-up.
+    wake: Notify,
+    next_wake: AtomicI64,
+    inflight: Semaphore,
+    delivery_client: reqwest::Client,
+    stopping: AtomicBool,
+    /// Flips to true on shutdown; open streams end with a reconnect hint.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl Engine {
+    /// Builds the engine and starts its committer and scheduler tasks.
+    pub async fn start(config: Config, store: Arc<dyn Store>, workflows: workflows::Registry) -> Result<Arc<Engine>, Error> {
+        store.release_all_leases().await?;
+        let (tx, rx) = mpsc::channel(8192);
+        let delivery_client = reqwest::Client::builder()
+            .timeout(config.webhooks.timeout)
+            .build()
+            .unwrap_or_default();
+        let engine = Arc::new(Engine {
+            connectors: Connectors::new(&config),
+            inflight: Semaphore::new(config.engine.max_inflight),
+            store,
+            config,
+            workflows,
+            hub: hub::Hub::default(),
+            commands: tx,
+            wake: Notify::new(),
+            next_wake: AtomicI64::new(0),
+            delivery_client,
+            stopping: AtomicBool::new(false),
+            shutdown: tokio::sync::watch::Sender::new(false),
+        });
+        tokio::spawn(committer::run(engine.clone(), rx));
+        tokio::spawn(scheduler::run(engine.clone()));
+        Ok(engine)
+    }
+
+    async fn send(&self, cmd: Command) -> Result<(), Error> {
+        self.commands.send(cmd).await.map_err(|_| Error::ShuttingDown)
+    }
+
+    /// Creates a session and runs it up to its first call or wait.
+    pub async fn create(&self, req: CreateRequest) -> Result<Created, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command { work: Work::Create(Arc::new(req)), reply: Reply::Create(reply) }).await?;
+        rx.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Applies an input (e.g. a cancel) and returns the session after it.
+    pub async fn apply(&self, session_id: &str, input: Input) -> Result<SessionRow, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command {
+            work: Work::Apply { session_id: session_id.to_string(), input, job: None, record: None },
+            reply: Reply::Apply(Some(reply)),
+        })
+        .await?;
+        rx.await.map_err(|_| Error::ShuttingDown)??.ok_or(Error::NotFound)
+    }
+
+    /// Stores an inbound event (deduplicated) and applies it if its session waits for it.
+    pub async fn ingest(&self, event: NewEvent) -> Result<Ingested, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command { work: Work::Ingest(Arc::new(event)), reply: Reply::Ingest(reply) }).await?;
+        rx.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Result of a job, fed back without waiting for the commit.
+    pub(crate) async fn job_result(&self, session_id: &str, job: i64, input: Input, record: Option<(String, Value)>) {
+        let _ = self
+            .send(Command {
+                work: Work::Apply { session_id: session_id.to_string(), input, job: Some(job), record },
+                reply: Reply::Apply(None),
+            })
+            .await;
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn stop(&self) {
+        self.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.shutdown.send_replace(true);
+        self.wake.notify_one();
+    }
+}

@@ -1,0 +1,64 @@
+//! The scheduler: claims due jobs (timers, polls, retries, anything a crash
+//! left behind) with a lease and runs them. It sleeps until the next due job
+//! or until woken; it never polls the database in a tight loop.
+
+use super::Engine;
+use crate::ids;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+const CLAIM_BATCH: i64 = 512;
+/// Longest sleep: bounds the delay before taking over another node's expired lease.
+const MAX_SLEEP_MS: i64 = 30_000;
+
+pub(super) async fn run(engine: Arc<Engine>) {
+    let lease_ms = i64::try_from(engine.config.engine.lease.as_millis()).unwrap_or(30_000);
+    loop {
+        if engine.is_stopping() {
+            return;
+        }
+        let now = ids::now_ms();
+        // Announce the planned wake-up first so that a job committed while we
+        // query is not missed (the committer compares against it).
+        engine.next_wake.store(now, Ordering::Relaxed);
+        let claimed = match engine.store.claim_due_jobs(now, CLAIM_BATCH, now + lease_ms).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot claim jobs; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let full = claimed.len() as i64 == CLAIM_BATCH;
+        for job in claimed {
+            super::executor::spawn(engine.clone(), job);
+        }
+        if full {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let next = match engine.store.next_due(now).await {
+            Ok(n) => n.unwrap_or(now + MAX_SLEEP_MS).min(now + MAX_SLEEP_MS),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read next due job");
+                now + 1_000
+            }
+        };
+        engine.next_wake.store(next, Ordering::Relaxed);
+        let sleep_ms = u64::try_from((next - ids::now_ms()).max(0)).unwrap_or(0);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(sleep_ms)) => {}
+            _ = engine.wake.notified() => {}
+        }
+    }
+}
+
+impl Engine {
+    /// Makes sure the scheduler is awake by `at_ms`.
+    pub(crate) fn wake_at(&self, at_ms: i64) {
+        if at_ms < self.next_wake.load(Ordering::Relaxed) {
+            self.wake.notify_one();
+        }
+    }
+}

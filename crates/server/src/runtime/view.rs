@@ -1,0 +1,59 @@
+//! JSON views of a session: the full one for the customer's backend and
+//! webhooks, and the small one a browser may see.
+
+use crate::store::SessionRow;
+use serde_json::{Value, json};
+
+fn rfc3339(ms: i64) -> Value {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000);
+    match t.map(|t| t.format(&time::format_description::well_known::Rfc3339)) {
+        Ok(Ok(s)) => Value::String(s),
+        _ => Value::Null,
+    }
+}
+
+pub fn time_json(ms: Option<i64>) -> Value {
+    ms.map(rfc3339).unwrap_or(Value::Null)
+}
+
+/// The session as the customer's backend sees it (API and webhooks).
+pub fn session_json(row: &SessionRow) -> Value {
+    let s = &row.state;
+    let waiting_on = s.wait.as_ref().map(|w| {
+        json!({
+            "events": w.events,
+            "since": rfc3339(w.since_ms),
+            "deadline": rfc3339(w.deadline_ms),
+        })
+    });
+    json!({
+        "id": row.id,
+        "workflow": row.workflow_id,
+        "version": row.version,
+        "status": s.status.as_str(),
+        "step": s.step,
+        "outcome": s.outcome.map(|o| o.as_str()),
+        "reason": s.reason,
+        "reference": row.reference,
+        "input": row.input,
+        "created_at": rfc3339(row.created_at),
+        "updated_at": rfc3339(row.updated_at),
+        "ended_at": time_json(s.ended_ms),
+        "waiting_on": waiting_on,
+        "providers": s.providers,
+    })
+}
+
+/// What the browser may know: the step to present and the outcome, nothing
+/// from provider results or state.
+pub fn client_json(row: &SessionRow) -> Value {
+    let s = &row.state;
+    json!({
+        "id": row.id,
+        "status": s.status.as_str(),
+        "step": s.step.as_ref().map(|name| json!({"name": name, "present": s.present})),
+        "outcome": s.outcome.map(|o| o.as_str()),
+        "reason": s.reason,
+        "deadline": s.wait.as_ref().map(|w| rfc3339(w.deadline_ms)),
+    })
+}
