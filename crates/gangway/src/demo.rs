@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The simulators' router, mounted under `/sim/{provider}`.
-pub fn simulators(gangway_url: &str, score_api_key: &str, score_webhook_secret: &str) -> gangway_server::Router {
+pub fn simulators(
+    gangway_url: &str,
+    score_api_key: &str,
+    score_webhook_secret: &str,
+) -> gangway_server::Router {
     let gangway_url = gangway_url.trim_end_matches('/');
     let score = ScoreSim::new(ScoreSimConfig {
         api_key: score_api_key.to_string(),
@@ -24,7 +28,10 @@ pub fn configure_score(config: &mut Config, base: &str, api_key: &str, webhook_s
     let headers = indexmap_of(&[("Authorization", &format!("Bearer {api_key}"))]);
     config.http.services.insert(
         "score".into(),
-        HttpService { base_url: format!("{base}/sim/score"), headers },
+        HttpService {
+            base_url: format!("{base}/sim/score"),
+            headers,
+        },
     );
     config.http.webhooks.insert(
         "score".into(),
@@ -43,13 +50,18 @@ pub fn configure_score(config: &mut Config, base: &str, api_key: &str, webhook_s
 }
 
 fn indexmap_of(pairs: &[(&str, &String)]) -> gangway_server::config::Headers {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow::Result<()> {
     let mut config = Config::load(config_file.as_deref()).context("invalid configuration")?;
     if let Some(l) = listen {
-        config.listen = l.parse().with_context(|| format!("--listen: `{l}` is not an address like 127.0.0.1:8080"))?;
+        config.listen = l
+            .parse()
+            .with_context(|| format!("--listen: `{l}` is not an address like 127.0.0.1:8080"))?;
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -62,7 +74,9 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
     if !config.http.services.contains_key("score") {
         configure_score(&mut config, &base, &sim_key, &sim_secret);
     }
-    let api_key = std::env::var("GANGWAY_DEMO_API_KEY").ok().filter(|k| !k.is_empty());
+    let api_key = std::env::var("GANGWAY_DEMO_API_KEY")
+        .ok()
+        .filter(|k| !k.is_empty());
     let (api_key, generated) = match api_key {
         Some(k) => (k, false),
         None => (ids::new_secret("gw_demo"), true),
@@ -70,7 +84,12 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
     let engine = gangway_server::app::start(config).await?;
     engine
         .store
-        .insert_api_key(&ids::new_id("key"), "demo", &ids::hash_secret(&api_key), ids::now_ms())
+        .insert_api_key(
+            &ids::new_id("key"),
+            "demo",
+            &ids::hash_secret(&api_key),
+            ids::now_ms(),
+        )
         .await?;
     let sims = simulators(&base, &sim_key, &sim_secret);
     let router = gangway_server::app::router(engine.clone(), Some(sims));
@@ -85,6 +104,12 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
     }
     println!("  Simulators: {base}/sim/score/");
     println!();
-    gangway_server::app::serve(listener, engine, router, gangway_server::app::shutdown_signal()).await?;
+    gangway_server::app::serve(
+        listener,
+        engine,
+        router,
+        gangway_server::app::shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }

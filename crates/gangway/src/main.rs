@@ -8,7 +8,11 @@ use gangway_server::config::Config;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "gangway", version, about = "Durable workflows for embedded onboarding steps")]
+#[command(
+    name = "gangway",
+    version,
+    about = "Durable workflows for embedded onboarding steps"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -76,7 +80,10 @@ enum KeysCommand {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -95,7 +102,10 @@ fn main() -> std::process::ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,hyper=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn load_config(file: Option<&std::path::Path>) -> anyhow::Result<Config> {
@@ -113,7 +123,13 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let engine = gangway_server::app::start(config).await?;
             println!("gangway listening on http://{addr}");
             let router = gangway_server::app::router(engine.clone(), None);
-            gangway_server::app::serve(listener, engine, router, gangway_server::app::shutdown_signal()).await?;
+            gangway_server::app::serve(
+                listener,
+                engine,
+                router,
+                gangway_server::app::shutdown_signal(),
+            )
+            .await?;
         }
         Command::Demo { listen, config } => demo::run(listen, config).await?,
         Command::Validate { files } => return Ok(validate(&files)),
@@ -123,7 +139,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             store.migrate().await?;
             println!("database is up to date");
         }
-        Command::Keys { command: KeysCommand::Create { name, config } } => {
+        Command::Keys {
+            command: KeysCommand::Create { name, config },
+        } => {
             anyhow::ensure!(!name.trim().is_empty(), "--name must not be empty");
             let config = load_config(config.as_deref())?;
             let store = gangway_server::store::open(&config.database_url).await?;
@@ -131,20 +149,40 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let key = gangway_server::ids::new_secret("gw");
             let id = gangway_server::ids::new_id("key");
             store
-                .insert_api_key(&id, &name, &gangway_server::ids::hash_secret(&key), gangway_server::ids::now_ms())
+                .insert_api_key(
+                    &id,
+                    &name,
+                    &gangway_server::ids::hash_secret(&key),
+                    gangway_server::ids::now_ms(),
+                )
                 .await?;
             eprintln!("Created API key `{name}` ({id}). It is shown only this once:");
             println!("{key}");
         }
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&gangway_core::workflow::json_schema())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&gangway_core::workflow::json_schema())?
+            );
         }
-        Command::Sim { listen, gangway_url, score_api_key, score_webhook_secret } => {
-            let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        Command::Sim {
+            listen,
+            gangway_url,
+            score_api_key,
+            score_webhook_secret,
+        } => {
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
             let addr = listener.local_addr()?;
             let router = demo::simulators(&gangway_url, &score_api_key, &score_webhook_secret);
             println!("simulators listening on http://{addr}");
-            gangway_server::app::serve_router(listener, router, gangway_server::app::shutdown_signal()).await?;
+            gangway_server::app::serve_router(
+                listener,
+                router,
+                gangway_server::app::shutdown_signal(),
+            )
+            .await?;
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
@@ -160,7 +198,12 @@ fn validate(files: &[PathBuf]) -> std::process::ExitCode {
                 failed = true;
             }
             Ok(text) => match gangway_core::workflow::parse(&text) {
-                Ok(wf) => println!("{name}: ok ({} v{}, {} steps)", wf.id, wf.version, wf.steps.len()),
+                Ok(wf) => println!(
+                    "{name}: ok ({} v{}, {} steps)",
+                    wf.id,
+                    wf.version,
+                    wf.steps.len()
+                ),
                 Err(d) => {
                     eprintln!("{}", d.render(&name));
                     failed = true;
@@ -168,5 +211,9 @@ fn validate(files: &[PathBuf]) -> std::process::ExitCode {
             },
         }
     }
-    if failed { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS }
+    if failed {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    }
 }

@@ -8,7 +8,12 @@ use common::{Harness, eventually};
 use serde_json::{Value, json};
 
 fn kinds(timeline: &Value) -> Vec<String> {
-    timeline["entries"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect()
+    timeline["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn accepted_sources(timeline: &Value) -> Vec<String> {
@@ -30,7 +35,9 @@ async fn approve_and_decline_notify_with_verified_signatures() {
     let (aid, did) = (a["id"].as_str().unwrap(), d["id"].as_str().unwrap());
     let pa = h.provider_id(aid).await;
     let pd = h.provider_id(did).await;
-    let waiting = h.wait_session(aid, "waiting", |s| s["status"] == "waiting").await;
+    let waiting = h
+        .wait_session(aid, "waiting", |s| s["status"] == "waiting")
+        .await;
     assert_eq!(waiting["waiting_on"]["events"], json!(["score.completed"]));
     assert!(waiting["waiting_on"]["deadline"].is_string());
     h.complete(&pa, 80).await;
@@ -41,14 +48,20 @@ async fn approve_and_decline_notify_with_verified_signatures() {
     assert_eq!(a["reason"], "score 80 is at least 50");
     assert_eq!(d["outcome"], "declined");
     assert_eq!(d["reason"], "score 20 is below 50");
-    assert_eq!(a["providers"], json!([{"connector": "http", "provider_session_id": pa}]));
+    assert_eq!(
+        a["providers"],
+        json!([{"connector": "http", "provider_session_id": pa}])
+    );
     for (id, outcome) in [(aid, "approved"), (did, "declined")] {
         let got = eventually("session.ended delivery", 20, || async {
             let v = h.receiver.for_session(id, "session.ended");
             (!v.is_empty()).then_some(v)
         })
         .await;
-        assert!(got.iter().all(|r| r.verified), "signature must verify with the standardwebhooks crate");
+        assert!(
+            got.iter().all(|r| r.verified),
+            "signature must verify with the standardwebhooks crate"
+        );
         assert_eq!(got[0].body["data"]["outcome"], outcome);
         assert!(got[0].webhook_id.starts_with("msg_"));
     }
@@ -57,16 +70,37 @@ async fn approve_and_decline_notify_with_verified_signatures() {
     // The timeline shows the provider calls, redacted, with timings.
     let t = h.timeline(aid).await;
     let k = kinds(&t);
-    for expected in ["session.created", "step.entered", "provider.call", "wait.started", "event.received", "event.accepted", "rule.evaluated", "session.ended"] {
-        assert!(k.contains(&expected.to_string()), "timeline lacks {expected}: {k:?}");
+    for expected in [
+        "session.created",
+        "step.entered",
+        "provider.call",
+        "wait.started",
+        "event.received",
+        "event.accepted",
+        "rule.evaluated",
+        "session.ended",
+    ] {
+        assert!(
+            k.contains(&expected.to_string()),
+            "timeline lacks {expected}: {k:?}"
+        );
     }
-    assert!(!t.to_string().contains(common::SIM_API_KEY), "the provider key must never reach the timeline");
+    assert!(
+        !t.to_string().contains(common::SIM_API_KEY),
+        "the provider key must never reach the timeline"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wait_that_runs_out_expires_and_cancel_cancels() {
     let h = Harness::start().await;
-    let s = h.post("/v1/sessions", json!({"workflow": "score-fast", "reference": "r-exp"})).await.1;
+    let s = h
+        .post(
+            "/v1/sessions",
+            json!({"workflow": "score-fast", "reference": "r-exp"}),
+        )
+        .await
+        .1;
     let id = s["id"].as_str().unwrap();
     let ended = h.wait_ended(id).await;
     assert_eq!(ended["outcome"], "expired");
@@ -74,15 +108,26 @@ async fn a_wait_that_runs_out_expires_and_cancel_cancels() {
 
     let s = h.create_score_session("r-cancel").await;
     let id = s["id"].as_str().unwrap();
-    h.wait_session(id, "waiting", |s| s["status"] == "waiting").await;
-    let (status, body) = h.post(&format!("/v1/sessions/{id}/cancel"), json!({"reason": "customer changed their mind"})).await;
+    h.wait_session(id, "waiting", |s| s["status"] == "waiting")
+        .await;
+    let (status, body) = h
+        .post(
+            &format!("/v1/sessions/{id}/cancel"),
+            json!({"reason": "customer changed their mind"}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["outcome"], "canceled");
     assert_eq!(body["reason"], "customer changed their mind");
-    let (status, body) = h.post(&format!("/v1/sessions/{id}/cancel"), json!({})).await;
+    let (status, body) = h
+        .post(&format!("/v1/sessions/{id}/cancel"), json!({}))
+        .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["status"], 409);
-    eventually("canceled webhook", 20, || async { (!h.receiver.for_session(id, "session.ended").is_empty()).then_some(()) }).await;
+    eventually("canceled webhook", 20, || async {
+        (!h.receiver.for_session(id, "session.ended").is_empty()).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -100,11 +145,24 @@ async fn provider_5xx_and_429_at_start_are_retried_with_one_provider_session() {
     let pid = h.provider_id(id).await;
     h.complete(&pid, 70).await;
     assert_eq!(h.wait_ended(id).await["outcome"], "approved");
-    let creates: Vec<Value> = h.sim_requests().await.into_iter().filter(|r| r["method"] == "POST" && r["path"] == "/v1/sessions").collect();
-    let statuses: Vec<u64> = creates.iter().map(|r| r["status"].as_u64().unwrap()).collect();
+    let creates: Vec<Value> = h
+        .sim_requests()
+        .await
+        .into_iter()
+        .filter(|r| r["method"] == "POST" && r["path"] == "/v1/sessions")
+        .collect();
+    let statuses: Vec<u64> = creates
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
     assert_eq!(statuses, vec![503, 503, 429, 201], "{creates:?}");
     let t = h.timeline(id).await;
-    let call = t["entries"].as_array().unwrap().iter().find(|e| e["kind"] == "provider.call").unwrap();
+    let call = t["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "provider.call")
+        .unwrap();
     assert_eq!(call["data"]["attempts"].as_array().unwrap().len(), 4);
 }
 
@@ -115,11 +173,22 @@ async fn provider_down_past_the_deadline_ends_failed_with_a_clear_reason() {
         {"match": {"method": "POST", "path": "/v1/sessions"}, "times": 10000, "fault": {"status": 503}}
     ]}))
     .await;
-    let s = h.post("/v1/sessions", json!({"workflow": "score-fast", "reference": "r-down"})).await.1;
+    let s = h
+        .post(
+            "/v1/sessions",
+            json!({"workflow": "score-fast", "reference": "r-down"}),
+        )
+        .await
+        .1;
     let ended = h.wait_ended(s["id"].as_str().unwrap()).await;
     assert_eq!(ended["outcome"], "failed");
     let reason = ended["reason"].as_str().unwrap();
-    assert!(reason.contains("http.request failed") && reason.contains("503") && reason.contains("deadline"), "{reason}");
+    assert!(
+        reason.contains("http.request failed")
+            && reason.contains("503")
+            && reason.contains("deadline"),
+        "{reason}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -129,22 +198,45 @@ async fn duplicate_early_and_missing_webhooks() {
     let s = h.create_score_session("r-dup").await;
     let id = s["id"].as_str().unwrap();
     let pid = h.provider_id(id).await;
-    h.wait_session(id, "waiting", |s| s["status"] == "waiting").await;
-    let (st, body) = h.sim_post(&format!("/control/{pid}/complete"), json!({"score": 90, "duplicate": 2})).await;
+    h.wait_session(id, "waiting", |s| s["status"] == "waiting")
+        .await;
+    let (st, body) = h
+        .sim_post(
+            &format!("/control/{pid}/complete"),
+            json!({"score": 90, "duplicate": 2}),
+        )
+        .await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(h.wait_ended(id).await["outcome"], "approved");
     let t = h.timeline(id).await;
     assert_eq!(accepted_sources(&t), vec!["http:score"]);
-    assert_eq!(kinds(&t).iter().filter(|k| *k == "event.received").count(), 1, "duplicates are dropped before the session sees them");
+    assert_eq!(
+        kinds(&t).iter().filter(|k| *k == "event.received").count(),
+        1,
+        "duplicates are dropped before the session sees them"
+    );
 
     // A webhook that arrives before the start call returned is kept.
     h.sim_post("/control/knobs", json!({"early": true})).await;
-    let s = h.post("/v1/sessions", json!({"workflow": "score-long", "reference": "r-early"})).await.1;
+    let s = h
+        .post(
+            "/v1/sessions",
+            json!({"workflow": "score-long", "reference": "r-early"}),
+        )
+        .await
+        .1;
     let id = s["id"].as_str().unwrap();
     let ended = h.wait_ended(id).await;
-    assert!(ended["outcome"] == "approved" || ended["outcome"] == "declined", "{ended}");
+    assert!(
+        ended["outcome"] == "approved" || ended["outcome"] == "declined",
+        "{ended}"
+    );
     let t = h.timeline(id).await;
-    assert_eq!(accepted_sources(&t), vec!["http:score"], "score-long does not poll: only the early webhook can end it");
+    assert_eq!(
+        accepted_sources(&t),
+        vec!["http:score"],
+        "score-long does not poll: only the early webhook can end it"
+    );
     assert!(kinds(&t).contains(&"event.replayed".to_string()));
     h.sim_post("/control/knobs", json!({"early": false})).await;
 
@@ -152,7 +244,11 @@ async fn duplicate_early_and_missing_webhooks() {
     let s = h.create_score_session("r-poll").await;
     let id = s["id"].as_str().unwrap();
     let pid = h.provider_id(id).await;
-    h.sim_post(&format!("/control/{pid}/complete"), json!({"score": 55, "never_send": true})).await;
+    h.sim_post(
+        &format!("/control/{pid}/complete"),
+        json!({"score": 55, "never_send": true}),
+    )
+    .await;
     let ended = h.wait_ended(id).await;
     assert_eq!(ended["outcome"], "approved");
     assert_eq!(accepted_sources(&h.timeline(id).await), vec!["poll"]);
@@ -164,11 +260,25 @@ async fn bad_webhook_signature_is_401_and_changes_nothing() {
     let s = h.create_score_session("r-sig").await;
     let id = s["id"].as_str().unwrap();
     let pid = h.provider_id(id).await;
-    let before = h.wait_session(id, "waiting", |s| s["status"] == "waiting").await;
+    let before = h
+        .wait_session(id, "waiting", |s| s["status"] == "waiting")
+        .await;
     let body = json!({"id": pid, "status": "completed"}).to_string();
-    let ts = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).to_string();
-    for (sig, stamp) in [("sha256=00", ts.as_str()), ("nonsense", ts.as_str()), ("", ts.as_str())] {
-        let mut req = h.http.post(h.url("/v1/webhooks/http/score")).header("content-type", "application/json").header("X-Score-Timestamp", stamp);
+    let ts = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs())
+    .to_string();
+    for (sig, stamp) in [
+        ("sha256=00", ts.as_str()),
+        ("nonsense", ts.as_str()),
+        ("", ts.as_str()),
+    ] {
+        let mut req = h
+            .http
+            .post(h.url("/v1/webhooks/http/score"))
+            .header("content-type", "application/json")
+            .header("X-Score-Timestamp", stamp);
         if !sig.is_empty() {
             req = req.header("X-Score-Signature", sig);
         }
@@ -177,7 +287,11 @@ async fn bad_webhook_signature_is_401_and_changes_nothing() {
         assert_eq!(r.headers()["content-type"], "application/problem+json");
     }
     // The simulator signing with a wrong key is refused the same way.
-    h.sim_post(&format!("/control/{pid}/complete"), json!({"score": 99, "bad_auth": true})).await;
+    h.sim_post(
+        &format!("/control/{pid}/complete"),
+        json!({"score": 99, "bad_auth": true}),
+    )
+    .await;
     let after = h.session(id).await;
     assert_eq!(after["status"], "waiting");
     assert_eq!(after["updated_at"], before["updated_at"]);
@@ -189,12 +303,19 @@ async fn kill_9_while_sessions_wait_then_restart_completes_each_once() {
     let mut h = Harness::start().await;
     let mut ids = Vec::new();
     for i in 0..20 {
-        let s = h.post("/v1/sessions", json!({"workflow": "score-long", "reference": format!("k{i}")})).await.1;
+        let s = h
+            .post(
+                "/v1/sessions",
+                json!({"workflow": "score-long", "reference": format!("k{i}")}),
+            )
+            .await
+            .1;
         ids.push(s["id"].as_str().unwrap().to_string());
     }
     let mut pids = Vec::new();
     for id in &ids {
-        h.wait_session(id, "waiting", |s| s["status"] == "waiting").await;
+        h.wait_session(id, "waiting", |s| s["status"] == "waiting")
+            .await;
         pids.push(h.provider_id(id).await);
     }
     h.kill9_server();
@@ -206,9 +327,17 @@ async fn kill_9_while_sessions_wait_then_restart_completes_each_once() {
     }
     for (i, id) in ids.iter().enumerate() {
         let ended = h.wait_ended(id).await;
-        assert_eq!(ended["outcome"], if i % 2 == 0 { "approved" } else { "declined" });
+        assert_eq!(
+            ended["outcome"],
+            if i % 2 == 0 { "approved" } else { "declined" }
+        );
     }
-    let creates = h.sim_requests().await.into_iter().filter(|r| r["method"] == "POST" && r["path"] == "/v1/sessions" && r["status"] == 201).count();
+    let creates = h
+        .sim_requests()
+        .await
+        .into_iter()
+        .filter(|r| r["method"] == "POST" && r["path"] == "/v1/sessions" && r["status"] == 201)
+        .count();
     assert_eq!(creates, 20, "exactly one provider session per session");
     for id in &ids {
         let got = eventually("ended webhook", 20, || async {
@@ -217,9 +346,15 @@ async fn kill_9_while_sessions_wait_then_restart_completes_each_once() {
         })
         .await;
         let first = &got[0].webhook_id;
-        assert!(got.iter().all(|r| &r.webhook_id == first), "duplicates only as the same webhook-id");
+        assert!(
+            got.iter().all(|r| &r.webhook_id == first),
+            "duplicates only as the same webhook-id"
+        );
         let t = h.timeline(id).await;
-        assert_eq!(kinds(&t).iter().filter(|k| *k == "session.ended").count(), 1);
+        assert_eq!(
+            kinds(&t).iter().filter(|k| *k == "session.ended").count(),
+            1
+        );
     }
 }
 
@@ -232,17 +367,28 @@ async fn receiver_down_then_up_gets_the_same_webhook_id() {
     let pid = h.provider_id(id).await;
     h.complete(&pid, 60).await;
     h.wait_ended(id).await;
-    eventually("two failed attempts", 20, || async { (h.receiver.for_session(id, "session.ended").len() >= 2).then_some(()) }).await;
+    eventually("two failed attempts", 20, || async {
+        (h.receiver.for_session(id, "session.ended").len() >= 2).then_some(())
+    })
+    .await;
     h.receiver.set_down(false);
     let got = eventually("a successful delivery", 20, || async {
         let v = h.receiver.for_session(id, "session.ended");
         v.iter().any(|r| r.accepted).then_some(v)
     })
     .await;
-    assert!(got.iter().all(|r| r.webhook_id == got[0].webhook_id && r.verified));
+    assert!(
+        got.iter()
+            .all(|r| r.webhook_id == got[0].webhook_id && r.verified)
+    );
     let deliveries = eventually("delivered status", 20, || async {
         let (_, d) = h.get(&format!("/v1/sessions/{id}/deliveries")).await;
-        let ended = d["data"].as_array().unwrap().iter().find(|x| x["event_type"] == "session.ended").cloned()?;
+        let ended = d["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["event_type"] == "session.ended")
+            .cloned()?;
         (ended["status"] == "delivered").then_some(ended)
     })
     .await;
@@ -255,18 +401,40 @@ async fn receiver_down_then_up_gets_the_same_webhook_id() {
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_signal_and_client_secret_scope() {
     let h = Harness::start().await;
-    let a = h.post("/v1/sessions", json!({"workflow": "score-fast", "reference": "sig-a"})).await.1;
+    let a = h
+        .post(
+            "/v1/sessions",
+            json!({"workflow": "score-fast", "reference": "sig-a"}),
+        )
+        .await
+        .1;
     let b = h.create_score_session("sig-b").await;
     let (aid, bid) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
-    h.wait_session(aid, "waiting", |s| s["status"] == "waiting").await;
+    h.wait_session(aid, "waiting", |s| s["status"] == "waiting")
+        .await;
     let secret = a["client_secret"].as_str().unwrap();
-    let r = h.http.get(h.url(&format!("/v1/client/sessions/{aid}"))).bearer_auth(secret).send().await.unwrap();
+    let r = h
+        .http
+        .get(h.url(&format!("/v1/client/sessions/{aid}")))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let view: Value = r.json().await.unwrap();
     assert_eq!(view["step"]["present"]["kind"], "iframe");
-    assert!(view.get("input").is_none() && view.get("providers").is_none(), "the browser sees only what it presents: {view}");
+    assert!(
+        view.get("input").is_none() && view.get("providers").is_none(),
+        "the browser sees only what it presents: {view}"
+    );
     // Another session's secret is refused.
-    let r = h.http.get(h.url(&format!("/v1/client/sessions/{bid}"))).bearer_auth(secret).send().await.unwrap();
+    let r = h
+        .http
+        .get(h.url(&format!("/v1/client/sessions/{bid}")))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let r = h
         .http

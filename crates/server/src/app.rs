@@ -25,8 +25,14 @@ pub async fn start(config: Config) -> Result<Arc<Engine>, StartError> {
     let url = crate::config::redact_url(&config.database_url);
     let store = store::open(&config.database_url)
         .await
-        .map_err(|source| StartError::Store { url: url.clone(), source })?;
-    store.migrate().await.map_err(|source| StartError::Store { url, source })?;
+        .map_err(|source| StartError::Store {
+            url: url.clone(),
+            source,
+        })?;
+    store
+        .migrate()
+        .await
+        .map_err(|source| StartError::Store { url, source })?;
     let workflows = Registry::load(&config.workflows_dir, store.as_ref()).await?;
     Ok(Engine::start(config, store, workflows).await?)
 }
@@ -64,7 +70,9 @@ pub async fn serve_router(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

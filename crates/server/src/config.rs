@@ -16,7 +16,10 @@ pub const DEFAULT_TOML: &str = include_str!("../../../config.default.toml");
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid TOML: {message}")]
     Syntax { path: String, message: String },
     #[error("config key `{key}`: {message}")]
@@ -152,7 +155,10 @@ mod humantime_serde_vec {
         let items = Vec::<String>::deserialize(d)?;
         items
             .iter()
-            .map(|s| humantime::parse_duration(s).map_err(|e| serde::de::Error::custom(format!("`{s}`: {e}"))))
+            .map(|s| {
+                humantime::parse_duration(s)
+                    .map_err(|e| serde::de::Error::custom(format!("`{s}`: {e}")))
+            })
             .collect()
     }
 }
@@ -164,24 +170,34 @@ impl Config {
         Self::load_with(file, &env)
     }
 
-    pub fn load_with(file: Option<&std::path::Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
-        let mut root: toml::Table = DEFAULT_TOML.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
-            path: "config.default.toml".into(),
-            message: e.to_string(),
-        })?;
+    pub fn load_with(
+        file: Option<&std::path::Path>,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let mut root: toml::Table =
+            DEFAULT_TOML
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: "config.default.toml".into(),
+                    message: e.to_string(),
+                })?;
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.display().to_string(),
                 source,
             })?;
-            let overlay: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
-                path: path.display().to_string(),
-                message: e.message().to_string(),
-            })?;
+            let overlay: toml::Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                        path: path.display().to_string(),
+                        message: e.message().to_string(),
+                    })?;
             merge(&mut root, overlay);
         }
         for (name, value) in env {
-            let Some(rest) = name.strip_prefix("GANGWAY_") else { continue };
+            let Some(rest) = name.strip_prefix("GANGWAY_") else {
+                continue;
+            };
             if rest.starts_with("DEMO_") || rest.is_empty() {
                 continue; // read by `gangway demo` itself
             }
@@ -193,17 +209,27 @@ impl Config {
         expand_secrets(&mut value, &mut Vec::new(), env)?;
         let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
-            key_err(if path == "." { "(root)".into() } else { path }, e.into_inner().to_string())
+            key_err(
+                if path == "." { "(root)".into() } else { path },
+                e.into_inner().to_string(),
+            )
         })?;
         config.check()?;
         Ok(config)
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres:") || self.database_url.starts_with("postgresql:")) {
-            return Err(key_err("database_url", format!(
-                "`{}` is neither sqlite://... nor postgres://...", redact_url(&self.database_url)
-            )));
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres:")
+            || self.database_url.starts_with("postgresql:"))
+        {
+            return Err(key_err(
+                "database_url",
+                format!(
+                    "`{}` is neither sqlite://... nor postgres://...",
+                    redact_url(&self.database_url)
+                ),
+            ));
         }
         if self.engine.batch_size == 0 {
             return Err(key_err("engine.batch_size", "must be at least 1"));
@@ -212,41 +238,61 @@ impl Config {
             return Err(key_err("engine.max_inflight", "must be at least 1"));
         }
         if self.webhooks.retry_schedule.is_empty() {
-            return Err(key_err("webhooks.retry_schedule", "must list at least one delay"));
+            return Err(key_err(
+                "webhooks.retry_schedule",
+                "must list at least one delay",
+            ));
         }
         for (i, ep) in self.webhooks.endpoints.iter().enumerate() {
             if reqwest::Url::parse(&ep.url).is_err() {
-                return Err(key_err(format!("webhooks.endpoints[{i}].url"), "not a valid URL"));
+                return Err(key_err(
+                    format!("webhooks.endpoints[{i}].url"),
+                    "not a valid URL",
+                ));
             }
             if standardwebhooks::Webhook::new(&ep.secret).is_err() {
-                return Err(key_err(format!("webhooks.endpoints[{i}].secret"), "must be `whsec_` followed by base64"));
+                return Err(key_err(
+                    format!("webhooks.endpoints[{i}].secret"),
+                    "must be `whsec_` followed by base64",
+                ));
             }
             for ev in &ep.events {
                 if ev != "session.updated" && ev != "session.ended" {
-                    return Err(key_err(format!("webhooks.endpoints[{i}].events"), format!(
-                        "unknown event `{ev}`; expected session.updated or session.ended"
-                    )));
+                    return Err(key_err(
+                        format!("webhooks.endpoints[{i}].events"),
+                        format!("unknown event `{ev}`; expected session.updated or session.ended"),
+                    ));
                 }
             }
         }
         for (name, svc) in &self.http.services {
             if reqwest::Url::parse(&svc.base_url).is_err() {
-                return Err(key_err(format!("http.services.{name}.base_url"), "not a valid URL"));
+                return Err(key_err(
+                    format!("http.services.{name}.base_url"),
+                    "not a valid URL",
+                ));
             }
         }
         for (name, wh) in &self.http.webhooks {
             if !self.http.services.contains_key(&wh.service) {
-                return Err(key_err(format!("http.webhooks.{name}.service"), format!(
-                    "no service `{}` under [http.services]", wh.service
-                )));
+                return Err(key_err(
+                    format!("http.webhooks.{name}.service"),
+                    format!("no service `{}` under [http.services]", wh.service),
+                ));
             }
             if wh.secret.len() < 16 {
-                return Err(key_err(format!("http.webhooks.{name}.secret"), "must be at least 16 characters"));
+                return Err(key_err(
+                    format!("http.webhooks.{name}.secret"),
+                    "must be at least 16 characters",
+                ));
             }
         }
         for origin in &self.client.allowed_origins {
             if reqwest::Url::parse(origin).is_err() {
-                return Err(key_err("client.allowed_origins", format!("`{origin}` is not an origin like https://shop.example")));
+                return Err(key_err(
+                    "client.allowed_origins",
+                    format!("`{origin}` is not an origin like https://shop.example"),
+                ));
             }
         }
         Ok(())
@@ -288,7 +334,9 @@ fn parse_env_value(raw: &str) -> toml::Value {
     // `GANGWAY_X=5` is an integer, `["a","b"]` a list; anything else a string.
     let probe = format!("v = {raw}");
     match probe.parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_string())),
         Err(_) => toml::Value::String(raw.to_string()),
     }
 }
@@ -302,18 +350,29 @@ fn set_path(root: &mut toml::Table, path: &[String], value: toml::Value) -> Resu
         let entry = table
             .entry(p.clone())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        table = entry.as_table_mut().ok_or_else(|| format!("`{p}` is not a section"))?;
+        table = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{p}` is not a section"))?;
     }
     table.insert(last.clone(), value);
     Ok(())
 }
 
-fn expand_secrets(v: &mut toml::Value, path: &mut Vec<String>, env: &[(String, String)]) -> Result<(), ConfigError> {
+fn expand_secrets(
+    v: &mut toml::Value,
+    path: &mut Vec<String>,
+    env: &[(String, String)],
+) -> Result<(), ConfigError> {
     match v {
         toml::Value::String(s) => {
             if let Some(name) = s.strip_prefix("${env:").and_then(|r| r.strip_suffix('}')) {
                 let found = env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-                *s = found.ok_or_else(|| key_err(path.join("."), format!("environment variable `{name}` is not set")))?;
+                *s = found.ok_or_else(|| {
+                    key_err(
+                        path.join("."),
+                        format!("environment variable `{name}` is not set"),
+                    )
+                })?;
             } else if let Some(file) = s.strip_prefix("${file:").and_then(|r| r.strip_suffix('}')) {
                 let text = std::fs::read_to_string(file)
                     .map_err(|e| key_err(path.join("."), format!("cannot read `{file}`: {e}")))?;
@@ -344,7 +403,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -356,15 +418,23 @@ mod tests {
 
     #[test]
     fn env_overrides_and_errors_name_the_key() {
-        let c = Config::load_with(None, &env(&[("GANGWAY_LISTEN", "127.0.0.1:9999"), ("GANGWAY_ENGINE__BATCH_SIZE", "7")]))
-            .expect("valid");
+        let c = Config::load_with(
+            None,
+            &env(&[
+                ("GANGWAY_LISTEN", "127.0.0.1:9999"),
+                ("GANGWAY_ENGINE__BATCH_SIZE", "7"),
+            ]),
+        )
+        .expect("valid");
         assert_eq!(c.listen.port(), 9999);
         assert_eq!(c.engine.batch_size, 7);
         let e = Config::load_with(None, &env(&[("GANGWAY_LISTEN", "nope")])).expect_err("invalid");
         assert!(e.to_string().contains("`listen`"), "{e}");
-        let e = Config::load_with(None, &env(&[("GANGWAY_ENGINE__LEASE", "forever")])).expect_err("invalid");
+        let e = Config::load_with(None, &env(&[("GANGWAY_ENGINE__LEASE", "forever")]))
+            .expect_err("invalid");
         assert!(e.to_string().contains("engine.lease"), "{e}");
-        let e = Config::load_with(None, &env(&[("GANGWAY_DATABASE_URL", "mysql://x")])).expect_err("invalid");
+        let e = Config::load_with(None, &env(&[("GANGWAY_DATABASE_URL", "mysql://x")]))
+            .expect_err("invalid");
         assert!(e.to_string().contains("database_url"), "{e}");
         let e = Config::load_with(None, &env(&[("GANGWAY_NOPE", "1")])).expect_err("unknown key");
         assert!(e.to_string().contains("nope"), "{e}");
@@ -376,7 +446,11 @@ mod tests {
         let f = dir.path().join("g.toml");
         std::fs::write(&f, "[http.services.s]\nbase_url = \"http://x\"\nheaders = { Authorization = \"${env:S_KEY}\" }\n").expect("write");
         let e = Config::load_with(Some(&f), &[]).expect_err("unset var");
-        assert!(e.to_string().contains("http.services.s.headers.Authorization"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("http.services.s.headers.Authorization"),
+            "{e}"
+        );
         let c = Config::load_with(Some(&f), &env(&[("S_KEY", "Bearer k")])).expect("valid");
         assert_eq!(c.http.services["s"].headers["Authorization"], "Bearer k");
     }

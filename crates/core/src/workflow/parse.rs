@@ -723,12 +723,21 @@ impl Parser {
                     }
                 }
             }
-            Node::Sequence(seq) => seq
-                .iter()
-                .fold(true, |ok, n| self.template_errors(n, allowed) && ok),
-            Node::Mapping(map) => map
-                .iter()
-                .fold(true, |ok, (_, n)| self.template_errors(n, allowed) && ok),
+            // Check every child (no short-circuit) so all problems are reported.
+            Node::Sequence(seq) => {
+                let mut ok = true;
+                for n in seq.iter() {
+                    ok &= self.template_errors(n, allowed);
+                }
+                ok
+            }
+            Node::Mapping(map) => {
+                let mut ok = true;
+                for (_, n) in map.iter() {
+                    ok &= self.template_errors(n, allowed);
+                }
+                ok
+            }
         }
     }
 

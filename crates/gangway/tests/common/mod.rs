@@ -18,11 +18,18 @@ pub const SIM_WEBHOOK_SECRET: &str = "sim-score-webhook-secret-0001";
 pub const RECEIVER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A child process that is killed when dropped.
@@ -40,7 +47,11 @@ impl Drop for Proc {
 /// Spawns `gangway args...`, returns the process and the URL it printed
 /// on the line starting with `marker`.
 pub fn spawn(args: &[&str], env: &[(&str, &str)], log: &Path, marker: &str) -> (Proc, String) {
-    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_remove("GANGWAY_LISTEN")
@@ -68,7 +79,13 @@ pub fn spawn(args: &[&str], env: &[(&str, &str)], log: &Path, marker: &str) -> (
     let proc = Proc { child };
     let url = rx
         .recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("`gangway {}` did not start; log: {}", args.join(" "), std::fs::read_to_string(log).unwrap_or_default()));
+        .unwrap_or_else(|_| {
+            panic!(
+                "`gangway {}` did not start; log: {}",
+                args.join(" "),
+                std::fs::read_to_string(log).unwrap_or_default()
+            )
+        });
     (proc, url)
 }
 
@@ -79,7 +96,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { retry_schedule: vec!["200ms", "400ms", "800ms", "1s", "1s", "1s"], client_secret_ttl: None }
+        Options {
+            retry_schedule: vec!["200ms", "400ms", "800ms", "1s", "1s", "1s"],
+            client_secret_ttl: None,
+        }
     }
 }
 
@@ -107,7 +127,17 @@ impl Harness {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let (sim, sim_url) = spawn(
-            &["sim", "--listen", "127.0.0.1:0", "--gangway-url", &base, "--score-api-key", SIM_API_KEY, "--score-webhook-secret", SIM_WEBHOOK_SECRET],
+            &[
+                "sim",
+                "--listen",
+                "127.0.0.1:0",
+                "--gangway-url",
+                &base,
+                "--score-api-key",
+                SIM_API_KEY,
+                "--score-webhook-secret",
+                SIM_WEBHOOK_SECRET,
+            ],
             &[],
             &dir.path().join("sim.log"),
             "simulators listening on",
@@ -115,7 +145,10 @@ impl Harness {
         // The shipped workflows plus the tests' own (short deadlines).
         let wf_dir = dir.path().join("workflows");
         std::fs::create_dir_all(&wf_dir).unwrap();
-        for src in [repo_root().join("workflows"), Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workflows")] {
+        for src in [
+            repo_root().join("workflows"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workflows"),
+        ] {
             for entry in std::fs::read_dir(src).unwrap() {
                 let p = entry.unwrap().path();
                 if p.extension().is_some_and(|e| e == "yaml") {
@@ -123,7 +156,11 @@ impl Harness {
                 }
             }
         }
-        let schedule: Vec<String> = opts.retry_schedule.iter().map(|s| format!("\"{s}\"")).collect();
+        let schedule: Vec<String> = opts
+            .retry_schedule
+            .iter()
+            .map(|s| format!("\"{s}\""))
+            .collect();
         let config = dir.path().join("gangway.toml");
         let text = format!(
             r#"listen = "127.0.0.1:{port}"
@@ -162,10 +199,21 @@ event_field = "status"
         );
         std::fs::write(&config, text).unwrap();
         let out = Command::new(BIN)
-            .args(["keys", "create", "--name", "tests", "--config", config.to_str().unwrap()])
+            .args([
+                "keys",
+                "create",
+                "--name",
+                "tests",
+                "--config",
+                config.to_str().unwrap(),
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "keys create failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "keys create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let api_key = String::from_utf8(out.stdout).unwrap().trim().to_string();
         let mut h = Harness {
             dir,
@@ -188,7 +236,12 @@ event_field = "status"
     }
 
     pub fn start_server(&mut self) {
-        let (proc, url) = spawn(&["serve", "--config", self.config.to_str().unwrap()], &[], &self.log_path(), "gangway listening on");
+        let (proc, url) = spawn(
+            &["serve", "--config", self.config.to_str().unwrap()],
+            &[],
+            &self.log_path(),
+            "gangway listening on",
+        );
         assert_eq!(url, self.base);
         self.server = Some(proc);
     }
@@ -202,7 +255,10 @@ event_field = "status"
     }
 
     pub fn server_pid(&self) -> u32 {
-        self.server.as_ref().map(|p| p.child.id()).unwrap_or_default()
+        self.server
+            .as_ref()
+            .map(|p| p.child.id())
+            .unwrap_or_default()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -214,20 +270,38 @@ event_field = "status"
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self.http.post(self.url(path)).bearer_auth(&self.api_key).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.api_key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http.get(self.url(path)).bearer_auth(&self.api_key).send().await.unwrap();
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// Creates an http-score session; returns its JSON (with client_secret).
     pub async fn create_score_session(&self, reference: &str) -> Value {
-        let (status, body) = self.post("/v1/sessions", json!({"workflow": "http-score", "reference": reference})).await;
+        let (status, body) = self
+            .post(
+                "/v1/sessions",
+                json!({"workflow": "http-score", "reference": reference}),
+            )
+            .await;
         assert_eq!(status, 201, "{body}");
         body
     }
@@ -246,35 +320,62 @@ event_field = "status"
             if pred(&s) {
                 return s;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; session: {s:#}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; session: {s:#}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     pub async fn wait_ended(&self, id: &str) -> Value {
-        self.wait_session(id, "the end", |s| s["status"] == "ended").await
+        self.wait_session(id, "the end", |s| s["status"] == "ended")
+            .await
     }
 
     /// The provider session id of an http-score session, once started.
     pub async fn provider_id(&self, id: &str) -> String {
-        let s = self.wait_session(id, "the provider session", |s| s["providers"].as_array().is_some_and(|p| !p.is_empty())).await;
-        s["providers"][0]["provider_session_id"].as_str().unwrap().to_string()
+        let s = self
+            .wait_session(id, "the provider session", |s| {
+                s["providers"].as_array().is_some_and(|p| !p.is_empty())
+            })
+            .await;
+        s["providers"][0]["provider_session_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     pub async fn sim_post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self.http.post(self.sim(path)).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .post(self.sim(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn sim_requests(&self) -> Vec<Value> {
-        let r = self.http.get(self.sim("/control/requests")).send().await.unwrap();
+        let r = self
+            .http
+            .get(self.sim("/control/requests"))
+            .send()
+            .await
+            .unwrap();
         r.json::<Vec<Value>>().await.unwrap()
     }
 
     /// Completes a provider session with a given score (sends the webhook).
     pub async fn complete(&self, provider_id: &str, score: u64) {
-        let (status, body) = self.sim_post(&format!("/control/{provider_id}/complete"), json!({"score": score})).await;
+        let (status, body) = self
+            .sim_post(
+                &format!("/control/{provider_id}/complete"),
+                json!({"score": score}),
+            )
+            .await;
         assert_eq!(status, 200, "{body}");
     }
 

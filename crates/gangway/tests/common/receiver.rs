@@ -33,8 +33,14 @@ struct Inner {
 
 impl Receiver {
     pub async fn start(secret: &str) -> Receiver {
-        let inner = Arc::new(Inner { secret: secret.to_string(), down: AtomicBool::new(false), got: Mutex::new(Vec::new()) });
-        let app = axum::Router::new().route("/hooks", post(receive)).with_state(inner.clone());
+        let inner = Arc::new(Inner {
+            secret: secret.to_string(),
+            down: AtomicBool::new(false),
+            got: Mutex::new(Vec::new()),
+        });
+        let app = axum::Router::new()
+            .route("/hooks", post(receive))
+            .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hooks", listener.local_addr().unwrap());
         tokio::spawn(async move {
@@ -67,7 +73,11 @@ impl Receiver {
 async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let wh = standardwebhooks::Webhook::new(&inner.secret).unwrap();
     let verified = wh.verify(&body, &headers).is_ok();
-    let webhook_id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let webhook_id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let down = inner.down.load(Ordering::SeqCst);
     inner.got.lock().unwrap().push(Received {
         webhook_id,
@@ -75,5 +85,9 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         accepted: !down,
     });
-    if down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::NO_CONTENT }
+    if down {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::NO_CONTENT
+    }
 }

@@ -26,18 +26,29 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/client/sessions/{id}/signal", post(signal))
 }
 
-async fn show(State(st): State<AppState>, Path(id): Path<String>, parts: Parts) -> Result<Json<Value>, Problem> {
+async fn show(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    parts: Parts,
+) -> Result<Json<Value>, Problem> {
     let row = client_session(&st, &parts, &id).await?;
     Ok(Json(view::client_json(&row)))
 }
 
 fn sse_event(ev: &ClientEvent) -> Event {
-    Event::default().id(ev.seq.to_string()).event(ev.event.clone()).data(ev.data.to_string())
+    Event::default()
+        .id(ev.seq.to_string())
+        .event(ev.event.clone())
+        .data(ev.data.to_string())
 }
 
 /// Replays client events after `Last-Event-ID` from the database, then
 /// streams live ones; a lagging stream catches up from the database again.
-async fn events(State(st): State<AppState>, Path(id): Path<String>, parts: Parts) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
+async fn events(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    parts: Parts,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
     let row = client_session(&st, &parts, &id).await?;
     let last_id: i64 = match parts.headers.get("last-event-id") {
         None => 0,
@@ -59,7 +70,13 @@ async fn events(State(st): State<AppState>, Path(id): Path<String>, parts: Parts
         let replay = |seen: i64| {
             let engine = engine.clone();
             let session_id = session_id.clone();
-            async move { engine.store.client_events_after(&session_id, seen).await.unwrap_or_default() }
+            async move {
+                engine
+                    .store
+                    .client_events_after(&session_id, seen)
+                    .await
+                    .unwrap_or_default()
+            }
         };
         for ev in replay(seen).await {
             seen = ev.seq;
@@ -110,7 +127,10 @@ where
 {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tokio::spawn(f(tx));
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) })
+    futures::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+    )
 }
 
 #[derive(Deserialize)]
@@ -125,16 +145,31 @@ struct SignalBody {
 
 /// A signal from the browser becomes the event `signal.<name>`. The browser
 /// is not trusted: the workflow decides what a signal may do.
-async fn signal(State(st): State<AppState>, Path(id): Path<String>, parts: Parts, JsonBody(body): JsonBody<SignalBody>) -> Result<Json<Value>, Problem> {
+async fn signal(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    parts: Parts,
+    JsonBody(body): JsonBody<SignalBody>,
+) -> Result<Json<Value>, Problem> {
     let row = client_session(&st, &parts, &id).await?;
-    let name_ok = !body.name.is_empty() && body.name.len() <= 64 && body.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let name_ok = !body.name.is_empty()
+        && body.name.len() <= 64
+        && body
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !name_ok {
-        return Err(Problem::validation("`name` must be 1 to 64 lowercase letters, digits or `_`"));
+        return Err(Problem::validation(
+            "`name` must be 1 to 64 lowercase letters, digits or `_`",
+        ));
     }
     if body.data.to_string().len() > 16 * 1024 {
         return Err(Problem::validation("`data` must be at most 16 KiB of JSON"));
     }
-    let key = body.id.map(|i| format!("{}:{i}", row.id)).unwrap_or_else(|| ids::new_id("sig"));
+    let key = body
+        .id
+        .map(|i| format!("{}:{i}", row.id))
+        .unwrap_or_else(|| ids::new_id("sig"));
     let ingested = st
         .engine
         .ingest(NewEvent {
@@ -147,5 +182,7 @@ async fn signal(State(st): State<AppState>, Path(id): Path<String>, parts: Parts
             received_at: ids::now_ms(),
         })
         .await?;
-    Ok(Json(json!({"accepted": ingested.applied, "duplicate": ingested.duplicate})))
+    Ok(Json(
+        json!({"accepted": ingested.applied, "duplicate": ingested.duplicate}),
+    ))
 }

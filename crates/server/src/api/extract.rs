@@ -25,7 +25,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 "Unsupported media type",
                 "send the body as JSON with `Content-Type: application/json`",
             )),
-            Err(JsonRejection::JsonSyntaxError(e)) => Err(Problem::bad_request(format!("malformed JSON: {}", e.body_text()))),
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(Problem::bad_request(format!(
+                "malformed JSON: {}",
+                e.body_text()
+            ))),
             Err(JsonRejection::JsonDataError(e)) => Err(Problem::validation(e.body_text())),
             Err(e) => Err(Problem::bad_request(e.body_text())),
         }
@@ -48,17 +51,31 @@ pub struct ApiKey(pub String);
 impl FromRequestParts<AppState> for ApiKey {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Some(key) = bearer(parts) else {
-            return Err(Problem::unauthorized("send your API key as `Authorization: Bearer <key>`"));
+            return Err(Problem::unauthorized(
+                "send your API key as `Authorization: Bearer <key>`",
+            ));
         };
         let hash = ids::hash_secret(key);
-        if let Some(id) = state.key_cache.lock().unwrap_or_else(|p| p.into_inner()).get(&hash) {
+        if let Some(id) = state
+            .key_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&hash)
+        {
             return Ok(ApiKey(id.clone()));
         }
         match state.engine.store.api_key_by_hash(&hash).await? {
             Some(id) => {
-                state.key_cache.lock().unwrap_or_else(|p| p.into_inner()).insert(hash, id.clone());
+                state
+                    .key_cache
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(hash, id.clone());
                 Ok(ApiKey(id))
             }
             None => Err(Problem::unauthorized("unknown API key")),
@@ -68,31 +85,53 @@ impl FromRequestParts<AppState> for ApiKey {
 
 /// Checks a client secret against the session it claims; the secret comes
 /// from `Authorization: Bearer` or, for EventSource, `?client_secret=`.
-pub async fn client_session(state: &AppState, parts: &Parts, session_id: &str) -> Result<SessionRow, Problem> {
+pub async fn client_session(
+    state: &AppState,
+    parts: &Parts,
+    session_id: &str,
+) -> Result<SessionRow, Problem> {
     let from_query = parts.uri.query().and_then(|q| {
-        url_params(q).into_iter().find(|(k, _)| k == "client_secret").map(|(_, v)| v)
+        url_params(q)
+            .into_iter()
+            .find(|(k, _)| k == "client_secret")
+            .map(|(_, v)| v)
     });
     let secret = bearer(parts).map(str::to_string).or(from_query);
     let Some(secret) = secret else {
-        return Err(Problem::unauthorized("send the session's client secret as `Authorization: Bearer <client_secret>`"));
+        return Err(Problem::unauthorized(
+            "send the session's client secret as `Authorization: Bearer <client_secret>`",
+        ));
     };
     let row = state.engine.store.session(session_id).await?;
     // The same answer for "no such session" and "wrong secret": a secret
     // must not reveal which sessions exist.
     let Some(row) = row else {
-        return Err(Problem::unauthorized("client secret does not match this session"));
+        return Err(Problem::unauthorized(
+            "client secret does not match this session",
+        ));
     };
-    if !ids::secure_eq(ids::hash_secret(&secret).as_bytes(), row.client_secret_hash.as_bytes()) {
-        return Err(Problem::unauthorized("client secret does not match this session"));
+    if !ids::secure_eq(
+        ids::hash_secret(&secret).as_bytes(),
+        row.client_secret_hash.as_bytes(),
+    ) {
+        return Err(Problem::unauthorized(
+            "client secret does not match this session",
+        ));
     }
     if row.client_secret_expires_at <= ids::now_ms() {
-        return Err(Problem::unauthorized("client secret expired; ask the customer backend for a new session link"));
+        return Err(Problem::unauthorized(
+            "client secret expired; ask the customer backend for a new session link",
+        ));
     }
     Ok(row)
 }
 
 pub fn url_params(q: &str) -> Vec<(String, String)> {
     reqwest::Url::parse(&format!("http://x/?{q}"))
-        .map(|u| u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+        .map(|u| {
+            u.query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
         .unwrap_or_default()
 }

@@ -13,7 +13,10 @@ pub fn routes() -> Router<AppState> {
 fn problem_responses(codes: &[&str]) -> Value {
     let mut m = serde_json::Map::new();
     for c in codes {
-        m.insert(c.to_string(), json!({"$ref": "#/components/responses/Problem"}));
+        m.insert(
+            c.to_string(),
+            json!({"$ref": "#/components/responses/Problem"}),
+        );
     }
     Value::Object(m)
 }
@@ -39,13 +42,23 @@ fn id_param() -> Value {
 }
 
 pub fn document() -> Value {
-    let mut create = op("Create a session", "apiKey", json!({
-        "201": {"description": "Created", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreatedSession"}}}},
-        "200": {"description": "Replayed for the same Idempotency-Key and body", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreatedSession"}}}}
-    }), &["400", "401", "409", "415", "422", "503"]);
+    let mut create = op(
+        "Create a session",
+        "apiKey",
+        json!({
+            "201": {"description": "Created", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreatedSession"}}}},
+            "200": {"description": "Replayed for the same Idempotency-Key and body", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreatedSession"}}}}
+        }),
+        &["400", "401", "409", "415", "422", "503"],
+    );
     create["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreateSession"}}}});
     create["parameters"] = json!([{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255}}]);
-    let mut list = op("List sessions, newest first", "apiKey", ok("SessionPage"), &["400", "401", "422"]);
+    let mut list = op(
+        "List sessions, newest first",
+        "apiKey",
+        ok("SessionPage"),
+        &["400", "401", "422"],
+    );
     list["parameters"] = json!([
         {"name": "status", "in": "query", "schema": {"enum": ["running", "waiting", "ended"]}},
         {"name": "workflow", "in": "query", "schema": {"type": "string"}},
@@ -57,13 +70,24 @@ pub fn document() -> Value {
         v["parameters"] = id_param();
         v
     };
-    let mut signal = with_id(op("Send a browser signal (event `signal.<name>`)", "clientSecret", json!({"200": {"description": "Stored"}}), &["400", "401", "415", "422"]));
+    let mut signal = with_id(op(
+        "Send a browser signal (event `signal.<name>`)",
+        "clientSecret",
+        json!({"200": {"description": "Stored"}}),
+        &["400", "401", "415", "422"],
+    ));
     signal["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {
         "type": "object", "required": ["name"], "additionalProperties": false,
         "properties": {"name": {"type": "string", "pattern": "^[a-z0-9_]{1,64}$"}, "data": {}, "id": {"type": "string"}}}}}});
-    let mut events = with_id(op("Live session events (Server-Sent Events, resumable with Last-Event-ID)", "clientSecret",
-        json!({"200": {"description": "text/event-stream of `step` and `ended` events, data = ClientSession", "content": {"text/event-stream": {}}}}), &["400", "401"]));
-    events["parameters"].as_array_mut().map(|p| p.push(json!({"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer"}})));
+    let mut events = with_id(op(
+        "Live session events (Server-Sent Events, resumable with Last-Event-ID)",
+        "clientSecret",
+        json!({"200": {"description": "text/event-stream of `step` and `ended` events, data = ClientSession", "content": {"text/event-stream": {}}}}),
+        &["400", "401"],
+    ));
+    if let Some(p) = events["parameters"].as_array_mut() {
+        p.push(json!({"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer"}}));
+    }
     let webhook = |summary: &str, param: &str| {
         json!({"post": {"summary": summary, "parameters": [{"name": param, "in": "path", "required": true, "schema": {"type": "string"}}],
             "requestBody": {"required": true, "content": {"application/json": {}}},

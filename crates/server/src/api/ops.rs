@@ -23,7 +23,9 @@ pub fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
-                .set_buckets(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+                .set_buckets(&[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ])
                 .map(|b| b.build_recorder())
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
@@ -35,11 +37,17 @@ pub fn metrics_handle() -> PrometheusHandle {
 
 async fn ready(State(st): State<AppState>) -> impl IntoResponse {
     if st.engine.is_stopping() {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "stopping"})));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "stopping"})),
+        );
     }
     match st.engine.store.count_by_status().await {
         Ok(_) => (StatusCode::OK, Json(json!({"status": "ready"}))),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "database unavailable"}))),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "database unavailable"})),
+        ),
     }
 }
 
@@ -48,7 +56,11 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     text.push_str("# HELP gangway_sessions Sessions by status.\n# TYPE gangway_sessions gauge\n");
     if let Ok(counts) = st.engine.store.count_by_status().await {
         for status in ["running", "waiting", "ended"] {
-            let n = counts.iter().find(|(s, _)| s == status).map(|(_, n)| *n).unwrap_or(0);
+            let n = counts
+                .iter()
+                .find(|(s, _)| s == status)
+                .map(|(_, n)| *n)
+                .unwrap_or(0);
             text.push_str(&format!("gangway_sessions{{status=\"{status}\"}} {n}\n"));
         }
     }

@@ -42,9 +42,16 @@ fn empty_object() -> Value {
 const MAX_REFERENCE: usize = 256;
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
-async fn create(State(st): State<AppState>, ApiKey(key): ApiKey, headers: HeaderMap, JsonBody(body): JsonBody<CreateBody>) -> Result<impl IntoResponse, Problem> {
+async fn create(
+    State(st): State<AppState>,
+    ApiKey(key): ApiKey,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> Result<impl IntoResponse, Problem> {
     if st.engine.is_stopping() {
-        return Err(Problem::unavailable("the server is shutting down; retry on another node"));
+        return Err(Problem::unavailable(
+            "the server is shutting down; retry on another node",
+        ));
     }
     if !body.input.is_object() {
         return Err(Problem::validation("`input` must be a JSON object"));
@@ -52,19 +59,26 @@ async fn create(State(st): State<AppState>, ApiKey(key): ApiKey, headers: Header
     if let Some(r) = &body.reference
         && (r.is_empty() || r.len() > MAX_REFERENCE)
     {
-        return Err(Problem::validation(format!("`reference` must be 1 to {MAX_REFERENCE} characters")));
+        return Err(Problem::validation(format!(
+            "`reference` must be 1 to {MAX_REFERENCE} characters"
+        )));
     }
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
-            let k = v.to_str().map_err(|_| Problem::bad_request("Idempotency-Key must be visible ASCII"))?;
+            let k = v
+                .to_str()
+                .map_err(|_| Problem::bad_request("Idempotency-Key must be visible ASCII"))?;
             if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY {
-                return Err(Problem::bad_request(format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")));
+                return Err(Problem::bad_request(format!(
+                    "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters"
+                )));
             }
             Some(k.to_string())
         }
     };
-    let fingerprint = json!({"workflow": body.workflow, "input": body.input, "reference": body.reference});
+    let fingerprint =
+        json!({"workflow": body.workflow, "input": body.input, "reference": body.reference});
     let created = st
         .engine
         .create(CreateRequest {
@@ -79,12 +93,25 @@ async fn create(State(st): State<AppState>, ApiKey(key): ApiKey, headers: Header
     let mut out = view::session_json(&created.row);
     out["client_secret"] = Value::String(created.client_secret);
     out["client_secret_expires_at"] = view::time_json(Some(created.row.client_secret_expires_at));
-    let status = if created.replayed { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if created.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((status, Json(out)))
 }
 
-async fn show(State(st): State<AppState>, _key: ApiKey, Path(id): Path<String>) -> Result<Json<Value>, Problem> {
-    let row = st.engine.store.session(&id).await?.ok_or_else(|| Problem::not_found("no session with this id"))?;
+async fn show(
+    State(st): State<AppState>,
+    _key: ApiKey,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let row = st
+        .engine
+        .store
+        .session(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("no session with this id"))?;
     Ok(Json(view::session_json(&row)))
 }
 
@@ -98,7 +125,11 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
-async fn list(State(st): State<AppState>, _key: ApiKey, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<Value>, Problem> {
+async fn list(
+    State(st): State<AppState>,
+    _key: ApiKey,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Problem> {
     let Query(q) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
     if let Some(s) = &q.status {
         s.parse::<SessionStatus>().map_err(Problem::validation)?;
@@ -110,11 +141,24 @@ async fn list(State(st): State<AppState>, _key: ApiKey, query: Result<Query<List
     let rows = st
         .engine
         .store
-        .sessions(&SessionFilter { status: q.status, workflow: q.workflow, reference: q.reference, before: q.cursor, limit: limit + 1 })
+        .sessions(&SessionFilter {
+            status: q.status,
+            workflow: q.workflow,
+            reference: q.reference,
+            before: q.cursor,
+            limit: limit + 1,
+        })
         .await?;
     let more = rows.len() as i64 > limit;
-    let page: Vec<_> = rows.iter().take(usize::try_from(limit).unwrap_or(50)).collect();
-    let next = if more { page.last().map(|r| r.id.clone()) } else { None };
+    let page: Vec<_> = rows
+        .iter()
+        .take(usize::try_from(limit).unwrap_or(50))
+        .collect();
+    let next = if more {
+        page.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
     Ok(Json(json!({
         "data": page.iter().map(|r| view::session_json(r)).collect::<Vec<_>>(),
         "next_cursor": next,
@@ -127,29 +171,53 @@ struct CancelBody {
     reason: Option<String>,
 }
 
-async fn cancel(State(st): State<AppState>, _key: ApiKey, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Json<Value>, Problem> {
+async fn cancel(
+    State(st): State<AppState>,
+    _key: ApiKey,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, Problem> {
     let body: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
         CancelBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| Problem::bad_request(format!("malformed JSON: {e}")))?
+        serde_json::from_slice(&body)
+            .map_err(|e| Problem::bad_request(format!("malformed JSON: {e}")))?
     };
-    let row = st.engine.store.session(&id).await?.ok_or_else(|| Problem::not_found("no session with this id"))?;
+    let row = st
+        .engine
+        .store
+        .session(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("no session with this id"))?;
     if row.state.status == SessionStatus::Ended {
         return Err(Problem::conflict(format!(
             "the session already ended with outcome `{}`",
             row.state.outcome.map(|o| o.as_str()).unwrap_or("unknown")
         )));
     }
-    let reason = body.reason.unwrap_or_else(|| "canceled by the customer".into());
+    let reason = body
+        .reason
+        .unwrap_or_else(|| "canceled by the customer".into());
     if reason.len() > 1000 {
-        return Err(Problem::validation("`reason` must be at most 1000 characters"));
+        return Err(Problem::validation(
+            "`reason` must be at most 1000 characters",
+        ));
     }
     let row = st.engine.apply(&id, Input::Cancel { reason }).await?;
     Ok(Json(view::session_json(&row)))
 }
 
-async fn timeline(State(st): State<AppState>, _key: ApiKey, Path(id): Path<String>) -> Result<Json<Value>, Problem> {
-    let row = st.engine.store.session(&id).await?.ok_or_else(|| Problem::not_found("no session with this id"))?;
+async fn timeline(
+    State(st): State<AppState>,
+    _key: ApiKey,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let row = st
+        .engine
+        .store
+        .session(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("no session with this id"))?;
     let entries = st.engine.store.timeline(&id).await?;
     let mut prev = row.created_at;
     let entries: Vec<Value> = entries
@@ -168,11 +236,21 @@ async fn timeline(State(st): State<AppState>, _key: ApiKey, Path(id): Path<Strin
             v
         })
         .collect();
-    Ok(Json(json!({"session": view::session_json(&row), "entries": entries})))
+    Ok(Json(
+        json!({"session": view::session_json(&row), "entries": entries}),
+    ))
 }
 
-async fn deliveries(State(st): State<AppState>, _key: ApiKey, Path(id): Path<String>) -> Result<Json<Value>, Problem> {
-    st.engine.store.session(&id).await?.ok_or_else(|| Problem::not_found("no session with this id"))?;
+async fn deliveries(
+    State(st): State<AppState>,
+    _key: ApiKey,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    st.engine
+        .store
+        .session(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("no session with this id"))?;
     let list = st.engine.store.deliveries(&id).await?;
     let data: Vec<Value> = list
         .into_iter()

@@ -23,24 +23,37 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn connector_webhook(Path(connector): Path<String>) -> Problem {
-    Problem::not_found(format!("no connector `{connector}` receives webhooks here; generic webhooks go to /v1/webhooks/http/{{name}}"))
+    Problem::not_found(format!(
+        "no connector `{connector}` receives webhooks here; generic webhooks go to /v1/webhooks/http/{{name}}"
+    ))
 }
 
-async fn http_webhook(State(st): State<AppState>, Path(name): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, Problem> {
+async fn http_webhook(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, Problem> {
     let Some(cfg) = st.engine.config.http.webhooks.get(&name) else {
-        return Err(Problem::not_found(format!("no webhook `{name}` is configured under [http.webhooks]")));
+        return Err(Problem::not_found(format!(
+            "no webhook `{name}` is configured under [http.webhooks]"
+        )));
     };
     verify(cfg, &headers, &body, ids::now_ms() / 1000).map_err(|why| {
-        metrics::counter!("gangway_inbound_rejected_total", "source" => format!("http:{name}")).increment(1);
+        metrics::counter!("gangway_inbound_rejected_total", "source" => format!("http:{name}"))
+            .increment(1);
         tracing::warn!(webhook = %name, reason = why, "webhook rejected");
         Problem::unauthorized(why)
     })?;
-    let data: Value = serde_json::from_slice(&body).map_err(|e| Problem::bad_request(format!("malformed JSON: {e}")))?;
+    let data: Value = serde_json::from_slice(&body)
+        .map_err(|e| Problem::bad_request(format!("malformed JSON: {e}")))?;
     let field = |f: &str| -> Result<String, Problem> {
         match data.get(f) {
             Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
             Some(Value::Number(n)) => Ok(n.to_string()),
-            _ => Err(Problem::validation(format!("the webhook body has no string field `{f}`"))),
+            _ => Err(Problem::validation(format!(
+                "the webhook body has no string field `{f}`"
+            ))),
         }
     };
     let reference = field(&cfg.reference_field)?;
@@ -61,18 +74,28 @@ async fn http_webhook(State(st): State<AppState>, Path(name): Path<String>, head
             received_at: ids::now_ms(),
         })
         .await?;
-    Ok(Json(json!({"received": true, "duplicate": ingested.duplicate})))
+    Ok(Json(
+        json!({"received": true, "duplicate": ingested.duplicate}),
+    ))
 }
 
 /// HMAC-SHA256 over the raw body (or `<timestamp>.<body>`), in constant time.
-fn verify(cfg: &HttpWebhook, headers: &HeaderMap, body: &[u8], now_s: i64) -> Result<(), &'static str> {
+fn verify(
+    cfg: &HttpWebhook,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_s: i64,
+) -> Result<(), &'static str> {
     let sig = headers
         .get(cfg.signature_header.as_str())
         .and_then(|v| v.to_str().ok())
         .ok_or("missing signature header")?;
-    let hex_sig = sig.strip_prefix(cfg.signature_prefix.as_str()).ok_or("malformed signature")?;
+    let hex_sig = sig
+        .strip_prefix(cfg.signature_prefix.as_str())
+        .ok_or("malformed signature")?;
     let given = hex::decode(hex_sig.trim()).map_err(|_| "malformed signature")?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(cfg.secret.as_bytes()).map_err(|_| "bad webhook configuration")?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(cfg.secret.as_bytes())
+        .map_err(|_| "bad webhook configuration")?;
     if let Some(ts_header) = &cfg.timestamp_header {
         let ts = headers
             .get(ts_header.as_str())
@@ -87,7 +110,8 @@ fn verify(cfg: &HttpWebhook, headers: &HeaderMap, body: &[u8], now_s: i64) -> Re
         mac.update(b".");
     }
     mac.update(body);
-    mac.verify_slice(&given).map_err(|_| "signature does not match")
+    mac.verify_slice(&given)
+        .map_err(|_| "signature does not match")
 }
 
 #[cfg(test)]
@@ -130,10 +154,22 @@ mod tests {
         let body = br#"{"id":"a","status":"completed"}"#;
         let good = sign(&c.secret, "1000", body);
         assert!(verify(&c, &headers(&good, "1000"), body, 1000).is_ok());
-        assert_eq!(verify(&c, &headers(&good, "1000"), body, 2000), Err("timestamp outside the tolerance window"));
-        assert_eq!(verify(&c, &headers(&good, "1000"), b"{}", 1000), Err("signature does not match"));
+        assert_eq!(
+            verify(&c, &headers(&good, "1000"), body, 2000),
+            Err("timestamp outside the tolerance window")
+        );
+        assert_eq!(
+            verify(&c, &headers(&good, "1000"), b"{}", 1000),
+            Err("signature does not match")
+        );
         let wrong = sign("another-secret-000000", "1000", body);
-        assert_eq!(verify(&c, &headers(&wrong, "1000"), body, 1000), Err("signature does not match"));
-        assert_eq!(verify(&c, &HeaderMap::new(), body, 1000), Err("missing signature header"));
+        assert_eq!(
+            verify(&c, &headers(&wrong, "1000"), body, 1000),
+            Err("signature does not match")
+        );
+        assert_eq!(
+            verify(&c, &HeaderMap::new(), body, 1000),
+            Err("missing signature header")
+        );
     }
 }

@@ -42,7 +42,12 @@ impl Connectors {
     }
 
     /// Runs `action`; `idempotency_key` is stable across retries of one step visit.
-    pub async fn call(&self, action: &str, args: &Value, idempotency_key: &str) -> Result<CallOutput, CallError> {
+    pub async fn call(
+        &self,
+        action: &str,
+        args: &Value,
+        idempotency_key: &str,
+    ) -> Result<CallOutput, CallError> {
         match action {
             "http.request" => self.http.request(args, idempotency_key).await,
             other => Err(CallError {
@@ -58,7 +63,11 @@ impl Connectors {
     /// name the same namespace.
     pub fn namespace(&self, action: &str, args: &Value) -> String {
         match action {
-            "http.request" => http::namespace(args.get("service").and_then(Value::as_str).unwrap_or_default()),
+            "http.request" => http::namespace(
+                args.get("service")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            ),
             other => other.split('.').next().unwrap_or(other).to_string(),
         }
     }
@@ -74,7 +83,11 @@ mod tests {
     #[test]
     fn catalog_and_connectors_agree() {
         for a in gangway_core::catalog::ACTIONS {
-            assert!(super::Connectors::implements(a.name), "{} is in the catalog but not implemented", a.name);
+            assert!(
+                super::Connectors::implements(a.name),
+                "{} is in the catalog but not implemented",
+                a.name
+            );
         }
     }
 }

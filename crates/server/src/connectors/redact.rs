@@ -2,7 +2,16 @@
 
 use serde_json::Value;
 
-const SECRET_WORDS: [&str; 8] = ["secret", "token", "password", "apikey", "api_key", "api-key", "authorization", "signature"];
+const SECRET_WORDS: [&str; 8] = [
+    "secret",
+    "token",
+    "password",
+    "apikey",
+    "api_key",
+    "api-key",
+    "authorization",
+    "signature",
+];
 
 fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();

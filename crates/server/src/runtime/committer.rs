@@ -5,7 +5,9 @@
 
 use super::{Command, Engine, Error, Reply, Work, view};
 use crate::ids;
-use crate::store::{ClientEvent, Job, JobKind, NewDelivery, NewEvent, NewJob, SessionRow, TimelineEntry, Tx};
+use crate::store::{
+    ClientEvent, Job, JobKind, NewDelivery, NewEvent, NewJob, SessionRow, TimelineEntry, Tx,
+};
 use gangway_core::SessionStatus;
 use gangway_core::engine::{self, Context, Effect, Input};
 use serde_json::{Value, json};
@@ -66,7 +68,8 @@ pub(super) async fn run(engine: Arc<Engine>, mut rx: mpsc::Receiver<Command>) {
 }
 
 async fn commit_batch(engine: &Arc<Engine>, cmds: Vec<Command>) {
-    let (works, replies): (Vec<Work>, Vec<Reply>) = cmds.into_iter().map(|c| (c.work, c.reply)).unzip();
+    let (works, replies): (Vec<Work>, Vec<Reply>) =
+        cmds.into_iter().map(|c| (c.work, c.reply)).unzip();
     match try_batch(engine, &works).await {
         Ok((answers, after)) => finish(engine, after, replies.into_iter().zip(answers).collect()),
         Err(e) if works.len() == 1 => {
@@ -78,7 +81,11 @@ async fn commit_batch(engine: &Arc<Engine>, cmds: Vec<Command>) {
             tracing::warn!(error = %e, "batch failed; retrying its commands one by one");
             for (work, reply) in works.into_iter().zip(replies) {
                 match try_batch(engine, std::slice::from_ref(&work)).await {
-                    Ok((answers, after)) => finish(engine, after, vec![reply].into_iter().zip(answers).collect()),
+                    Ok((answers, after)) => finish(
+                        engine,
+                        after,
+                        vec![reply].into_iter().zip(answers).collect(),
+                    ),
                     Err(e) => {
                         tracing::error!(error = %e, "transition failed");
                         fail(reply, &e);
@@ -106,18 +113,40 @@ fn fail(reply: Reply, e: &crate::store::Error) {
 }
 
 /// Processes every command in one transaction and commits it.
-async fn try_batch(engine: &Arc<Engine>, works: &[Work]) -> Result<(Vec<Answer>, AfterCommit), crate::store::Error> {
+async fn try_batch(
+    engine: &Arc<Engine>,
+    works: &[Work],
+) -> Result<(Vec<Answer>, AfterCommit), crate::store::Error> {
     let mut tx = engine.store.begin().await?;
     let mut after = AfterCommit::default();
     let mut answers = Vec::with_capacity(works.len());
     let now = ids::now_ms();
     for work in works {
         let answer = match work {
-            Work::Create(req) => Answer::Create(create(engine, tx.as_mut(), req, now, &mut after).await?),
-            Work::Apply { session_id, input, job, record } => {
-                Answer::Apply(apply_input(engine, tx.as_mut(), session_id, input, *job, record.clone(), now, &mut after).await?)
+            Work::Create(req) => {
+                Answer::Create(create(engine, tx.as_mut(), req, now, &mut after).await?)
             }
-            Work::Ingest(ev) => Answer::Ingest(ingest(engine, tx.as_mut(), ev, now, &mut after).await?),
+            Work::Apply {
+                session_id,
+                input,
+                job,
+                record,
+            } => Answer::Apply(
+                apply_input(
+                    engine,
+                    tx.as_mut(),
+                    session_id,
+                    input,
+                    *job,
+                    record.as_deref().cloned(),
+                    now,
+                    &mut after,
+                )
+                .await?,
+            ),
+            Work::Ingest(ev) => {
+                Answer::Ingest(ingest(engine, tx.as_mut(), ev, now, &mut after).await?)
+            }
         };
         answers.push(answer);
     }
@@ -172,7 +201,8 @@ async fn create(
     after: &mut AfterCommit,
 ) -> Result<Result<Created, Error>, crate::store::Error> {
     let client_secret = ids::new_secret("gwcs");
-    let expires = now + i64::try_from(engine.config.client.secret_ttl.as_millis()).unwrap_or(i64::MAX);
+    let expires =
+        now + i64::try_from(engine.config.client.secret_ttl.as_millis()).unwrap_or(i64::MAX);
     if let Some(key) = &req.idempotency_key
         && let Some((id, hash)) = tx.find_idempotent(&req.api_key_id, key).await?
     {
@@ -185,8 +215,13 @@ async fn create(
         // The first answer was lost to the caller: issue a fresh client secret.
         row.client_secret_hash = ids::hash_secret(&client_secret);
         row.client_secret_expires_at = expires;
-        tx.set_client_secret(&row.id, &row.client_secret_hash, expires).await?;
-        return Ok(Ok(Created { row, client_secret, replayed: true }));
+        tx.set_client_secret(&row.id, &row.client_secret_hash, expires)
+            .await?;
+        return Ok(Ok(Created {
+            row,
+            client_secret,
+            replayed: true,
+        }));
     }
     let Some(wf) = engine.workflows.latest(&req.workflow) else {
         return Ok(Err(Error::UnknownWorkflow(req.workflow.clone())));
@@ -209,9 +244,20 @@ async fn create(
         client_seq: 0,
     };
     tx.insert_session(&row).await?;
-    push_timeline(after, &mut row, now, "session.created", None, json!({"workflow": wf.id, "version": wf.version}));
+    push_timeline(
+        after,
+        &mut row,
+        now,
+        "session.created",
+        None,
+        json!({"workflow": wf.id, "version": wf.version}),
+    );
     transition(engine, tx, &mut row, Input::Start, now, after).await?;
-    Ok(Ok(Created { row, client_secret, replayed: false }))
+    Ok(Ok(Created {
+        row,
+        client_secret,
+        replayed: false,
+    }))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -255,19 +301,42 @@ async fn ingest(
     };
     let Some(event_id) = tx.insert_event(ev, session_id.as_deref()).await? else {
         metrics::counter!("gangway_inbound_events_total", "result" => "duplicate").increment(1);
-        return Ok(Ingested { duplicate: true, session_id, applied: false });
+        return Ok(Ingested {
+            duplicate: true,
+            session_id,
+            applied: false,
+        });
     };
     let Some(sid) = session_id else {
         // Arrived before the provider reference was committed: kept until then.
         metrics::counter!("gangway_inbound_events_total", "result" => "buffered").increment(1);
-        return Ok(Ingested { duplicate: false, session_id: None, applied: false });
+        return Ok(Ingested {
+            duplicate: false,
+            session_id: None,
+            applied: false,
+        });
     };
     let Some(mut row) = tx.lock_session(&sid).await? else {
-        return Ok(Ingested { duplicate: false, session_id: Some(sid), applied: false });
+        return Ok(Ingested {
+            duplicate: false,
+            session_id: Some(sid),
+            applied: false,
+        });
     };
     let step = row.state.step.clone();
-    push_timeline(after, &mut row, now, "event.received", step, json!({"event": ev.name, "source": ev.source, "reference": ev.reference}));
-    let waiting_for_it = row.state.wait.as_ref().is_some_and(|w| w.events.contains(&ev.name));
+    push_timeline(
+        after,
+        &mut row,
+        now,
+        "event.received",
+        step,
+        json!({"event": ev.name, "source": ev.source, "reference": ev.reference}),
+    );
+    let waiting_for_it = row
+        .state
+        .wait
+        .as_ref()
+        .is_some_and(|w| w.events.contains(&ev.name));
     let mut applied = false;
     if waiting_for_it {
         tx.consume_event(event_id, now).await?;
@@ -275,7 +344,11 @@ async fn ingest(
             engine,
             tx,
             &mut row,
-            Input::Event { name: ev.name.clone(), source: ev.source.clone(), data: ev.data.clone() },
+            Input::Event {
+                name: ev.name.clone(),
+                source: ev.source.clone(),
+                data: ev.data.clone(),
+            },
             now,
             after,
         )
@@ -287,13 +360,33 @@ async fn ingest(
         tx.update_session(&row).await?;
     }
     metrics::counter!("gangway_inbound_events_total", "result" => if applied { "applied" } else { "buffered" }).increment(1);
-    Ok(Ingested { duplicate: false, session_id: Some(sid), applied })
+    Ok(Ingested {
+        duplicate: false,
+        session_id: Some(sid),
+        applied,
+    })
 }
 
 /// Numbers a timeline entry; entries are written with the batch.
-fn push_timeline(after: &mut AfterCommit, row: &mut SessionRow, now: i64, kind: &str, step: Option<String>, data: Value) {
+fn push_timeline(
+    after: &mut AfterCommit,
+    row: &mut SessionRow,
+    now: i64,
+    kind: &str,
+    step: Option<String>,
+    data: Value,
+) {
     row.timeline_seq += 1;
-    after.timeline.push((row.id.clone(), TimelineEntry { seq: row.timeline_seq, at: now, kind: kind.to_string(), step, data }));
+    after.timeline.push((
+        row.id.clone(),
+        TimelineEntry {
+            seq: row.timeline_seq,
+            at: now,
+            kind: kind.to_string(),
+            step,
+            data,
+        },
+    ));
 }
 
 /// Applies `input` and then any buffered events the new wait accepts; writes
@@ -319,7 +412,10 @@ async fn transition(
     let mut first_applied = None;
     let mut consumed = 0;
     loop {
-        let ctx = Context { input: &row.input, session: &session_ctx };
+        let ctx = Context {
+            input: &row.input,
+            session: &session_ctx,
+        };
         let t = engine::apply(&wf, ctx, &row.state, &input, now);
         first_applied.get_or_insert(t.applied);
         if !t.applied {
@@ -334,23 +430,47 @@ async fn transition(
             apply_effect(engine, tx, row, effect, now, after).await?;
         }
         // A new wait may be satisfied by an event that arrived early.
-        let Some(wait) = row.state.wait.clone() else { break };
+        let Some(wait) = row.state.wait.clone() else {
+            break;
+        };
         if consumed >= MAX_BUFFERED_PER_COMMAND {
             break;
         }
         let pending = tx.pending_events(&row.id, &wait.events).await?;
-        let Some(ev) = pending.into_iter().next() else { break };
+        let Some(ev) = pending.into_iter().next() else {
+            break;
+        };
         tx.consume_event(ev.id, now).await?;
         consumed += 1;
-        push_timeline(after, row, now, "event.replayed", row.state.step.clone(), json!({"event": ev.name, "source": ev.source}));
-        input = Input::Event { name: ev.name, source: ev.source, data: ev.data };
+        push_timeline(
+            after,
+            row,
+            now,
+            "event.replayed",
+            row.state.step.clone(),
+            json!({"event": ev.name, "source": ev.source}),
+        );
+        input = Input::Event {
+            name: ev.name,
+            source: ev.source,
+            data: ev.data,
+        };
     }
     row.updated_at = now;
     let client_after = view::client_json(row);
     if client_after != client_before {
         row.client_seq += 1;
-        let event = if row.state.status == SessionStatus::Ended { "ended" } else { "step" };
-        let ev = ClientEvent { seq: row.client_seq, at: now, event: event.to_string(), data: client_after };
+        let event = if row.state.status == SessionStatus::Ended {
+            "ended"
+        } else {
+            "step"
+        };
+        let ev = ClientEvent {
+            seq: row.client_seq,
+            at: now,
+            event: event.to_string(),
+            data: client_after,
+        };
         tx.insert_client_event(&row.id, &ev).await?;
         after.publish.push((row.id.clone(), ev));
     }
@@ -368,28 +488,70 @@ async fn apply_effect(
 ) -> Result<(), crate::store::Error> {
     let lease_ms = i64::try_from(engine.config.engine.lease.as_millis()).unwrap_or(30_000);
     match effect {
-        Effect::Call { visit, step, action, args, deadline_ms } => {
+        Effect::Call {
+            visit,
+            step,
+            action,
+            args,
+            deadline_ms,
+        } => {
             let payload = json!({"visit": visit, "step": step, "action": action, "args": args, "deadline_ms": deadline_ms});
             let lease_until = deadline_ms.max(now) + lease_ms;
-            let job = NewJob { session_id: row.id.clone(), kind: JobKind::Call, payload: payload.clone(), due_at: now, lease_until };
+            let job = NewJob {
+                session_id: row.id.clone(),
+                kind: JobKind::Call,
+                payload: payload.clone(),
+                due_at: now,
+                lease_until,
+            };
             let id = tx.insert_job(&job).await?;
-            after.run_now.push(Job { id, session_id: row.id.clone(), kind: JobKind::Call, payload, due_at: now, attempts: 0 });
+            after.run_now.push(Job {
+                id,
+                session_id: row.id.clone(),
+                kind: JobKind::Call,
+                payload,
+                due_at: now,
+                attempts: 0,
+            });
         }
         Effect::Timer { visit, at_ms } => {
-            let job = NewJob { session_id: row.id.clone(), kind: JobKind::Timer, payload: json!({"visit": visit}), due_at: at_ms, lease_until: 0 };
+            let job = NewJob {
+                session_id: row.id.clone(),
+                kind: JobKind::Timer,
+                payload: json!({"visit": visit}),
+                due_at: at_ms,
+                lease_until: 0,
+            };
             tx.insert_job(&job).await?;
             after.earliest_timer = Some(after.earliest_timer.map_or(at_ms, |t| t.min(at_ms)));
         }
-        Effect::Poll { visit, step, action, args, at_ms } => {
+        Effect::Poll {
+            visit,
+            step,
+            action,
+            args,
+            at_ms,
+        } => {
             let payload = json!({"visit": visit, "step": step, "action": action, "args": args});
-            let job = NewJob { session_id: row.id.clone(), kind: JobKind::Poll, payload, due_at: at_ms, lease_until: 0 };
+            let job = NewJob {
+                session_id: row.id.clone(),
+                kind: JobKind::Poll,
+                payload,
+                due_at: at_ms,
+                lease_until: 0,
+            };
             tx.insert_job(&job).await?;
             after.earliest_timer = Some(after.earliest_timer.map_or(at_ms, |t| t.min(at_ms)));
         }
         Effect::ClearWaitJobs => {
-            tx.delete_session_jobs(&row.id, &[JobKind::Timer, JobKind::Poll]).await?;
+            tx.delete_session_jobs(&row.id, &[JobKind::Timer, JobKind::Poll])
+                .await?;
         }
-        Effect::Correlate { action, args, reference } => {
+        Effect::Correlate {
+            action,
+            args,
+            reference,
+        } => {
             let ns = engine.connectors.namespace(&action, &args);
             tx.insert_correlation(&ns, &reference, &row.id).await?;
         }
@@ -419,10 +581,20 @@ async fn apply_effect(
                     kind: JobKind::Deliver,
                     payload: jp.clone(),
                     due_at: now,
-                    lease_until: now + lease_ms + i64::try_from(engine.config.webhooks.timeout.as_millis()).unwrap_or(10_000),
+                    lease_until: now
+                        + lease_ms
+                        + i64::try_from(engine.config.webhooks.timeout.as_millis())
+                            .unwrap_or(10_000),
                 };
                 let id = tx.insert_job(&job).await?;
-                after.run_now.push(Job { id, session_id: row.id.clone(), kind: JobKind::Deliver, payload: jp, due_at: now, attempts: 0 });
+                after.run_now.push(Job {
+                    id,
+                    session_id: row.id.clone(),
+                    kind: JobKind::Deliver,
+                    payload: jp,
+                    due_at: now,
+                    attempts: 0,
+                });
             }
         }
     }

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 pub(super) fn spawn(engine: Arc<Engine>, job: Job) {
     tokio::spawn(async move {
-        let Ok(_permit) = engine.inflight.acquire().await else { return };
+        let Ok(_permit) = engine.inflight.acquire().await else {
+            return;
+        };
         match job.kind {
             JobKind::Call => run_call(&engine, job).await,
             JobKind::Poll => run_poll(&engine, job).await,
@@ -25,7 +27,11 @@ pub(super) fn spawn(engine: Arc<Engine>, job: Job) {
 }
 
 fn visit_of(job: &Job) -> u32 {
-    job.payload.get("visit").and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok()).unwrap_or(0)
+    job.payload
+        .get("visit")
+        .and_then(Value::as_u64)
+        .and_then(|v| u32::try_from(v).ok())
+        .unwrap_or(0)
 }
 
 /// Exponential backoff with jitter: 200 ms doubling to at most 5 s.
@@ -37,9 +43,18 @@ fn backoff(attempt: u32) -> Duration {
 
 async fn run_call(engine: &Arc<Engine>, job: Job) {
     let visit = visit_of(&job);
-    let action = job.payload.get("action").and_then(Value::as_str).unwrap_or_default().to_string();
+    let action = job
+        .payload
+        .get("action")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let args = job.payload.get("args").cloned().unwrap_or(Value::Null);
-    let deadline = job.payload.get("deadline_ms").and_then(Value::as_i64).unwrap_or(0);
+    let deadline = job
+        .payload
+        .get("deadline_ms")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     let key = format!("{}:{}", job.session_id, visit);
     let mut attempts: Vec<Value> = Vec::new();
     let mut attempt = 0u32;
@@ -51,11 +66,24 @@ async fn run_call(engine: &Arc<Engine>, job: Job) {
                 attempts.push(out.record);
                 let record = json!({"action": action, "attempts": attempts});
                 engine
-                    .job_result(&job.session_id, job.id, Input::CallSucceeded { visit, result: out.result }, Some(("provider.call".into(), record)))
+                    .job_result(
+                        &job.session_id,
+                        job.id,
+                        Input::CallSucceeded {
+                            visit,
+                            result: out.result,
+                        },
+                        Some(("provider.call".into(), record)),
+                    )
                     .await;
                 return;
             }
-            Err(CallError { transient, retry_after, message, record }) => {
+            Err(CallError {
+                transient,
+                retry_after,
+                message,
+                record,
+            }) => {
                 attempts.push(record);
                 let now = ids::now_ms();
                 let wait = retry_after.unwrap_or_else(|| backoff(attempt));
@@ -72,7 +100,12 @@ async fn run_call(engine: &Arc<Engine>, job: Job) {
                 };
                 let record = json!({"action": action, "attempts": attempts, "error": error});
                 engine
-                    .job_result(&job.session_id, job.id, Input::CallFailed { visit, error }, Some(("provider.call".into(), record)))
+                    .job_result(
+                        &job.session_id,
+                        job.id,
+                        Input::CallFailed { visit, error },
+                        Some(("provider.call".into(), record)),
+                    )
                     .await;
                 return;
             }
@@ -82,14 +115,27 @@ async fn run_call(engine: &Arc<Engine>, job: Job) {
 
 async fn run_poll(engine: &Arc<Engine>, job: Job) {
     let visit = visit_of(&job);
-    let action = job.payload.get("action").and_then(Value::as_str).unwrap_or_default().to_string();
+    let action = job
+        .payload
+        .get("action")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let args = job.payload.get("args").cloned().unwrap_or(Value::Null);
     let key = format!("{}:{}:poll", job.session_id, visit);
     metrics::counter!("gangway_polls_total").increment(1);
     match engine.connectors.call(&action, &args, &key).await {
         Ok(out) => {
             engine
-                .job_result(&job.session_id, job.id, Input::PollResult { visit, result: out.result }, Some(("provider.poll".into(), out.record)))
+                .job_result(
+                    &job.session_id,
+                    job.id,
+                    Input::PollResult {
+                        visit,
+                        result: out.result,
+                    },
+                    Some(("provider.poll".into(), out.record)),
+                )
                 .await;
         }
         Err(e) => {
@@ -97,7 +143,11 @@ async fn run_poll(engine: &Arc<Engine>, job: Job) {
             let attempts = job.attempts + 1;
             let delay = 5_000i64.saturating_mul(1 << attempts.min(4)).min(60_000);
             tracing::info!(session = %job.session_id, error = %e.message, "poll failed; backing off");
-            if let Err(err) = engine.store.reschedule_job(job.id, ids::now_ms() + delay, attempts).await {
+            if let Err(err) = engine
+                .store
+                .reschedule_job(job.id, ids::now_ms() + delay, attempts)
+                .await
+            {
                 tracing::error!(error = %err, "could not reschedule poll");
             }
         }
@@ -106,5 +156,7 @@ async fn run_poll(engine: &Arc<Engine>, job: Job) {
 
 async fn run_timer(engine: &Arc<Engine>, job: Job) {
     let visit = visit_of(&job);
-    engine.job_result(&job.session_id, job.id, Input::Timeout { visit }, None).await;
+    engine
+        .job_result(&job.session_id, job.id, Input::Timeout { visit }, None)
+        .await;
 }

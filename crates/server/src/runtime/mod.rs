@@ -52,7 +52,7 @@ pub(crate) enum Work {
         /// The job whose result this is: deleted in the same transaction.
         job: Option<i64>,
         /// Timeline entry describing what happened (e.g. the provider call).
-        record: Option<(String, Value)>,
+        record: Option<Arc<(String, Value)>>,
     },
     Ingest(Arc<NewEvent>),
 }
@@ -87,7 +87,11 @@ pub struct Engine {
 
 impl Engine {
     /// Builds the engine and starts its committer and scheduler tasks.
-    pub async fn start(config: Config, store: Arc<dyn Store>, workflows: workflows::Registry) -> Result<Arc<Engine>, Error> {
+    pub async fn start(
+        config: Config,
+        store: Arc<dyn Store>,
+        workflows: workflows::Registry,
+    ) -> Result<Arc<Engine>, Error> {
         store.release_all_leases().await?;
         let (tx, rx) = mpsc::channel(8192);
         let delivery_client = reqwest::Client::builder()
@@ -114,13 +118,20 @@ impl Engine {
     }
 
     async fn send(&self, cmd: Command) -> Result<(), Error> {
-        self.commands.send(cmd).await.map_err(|_| Error::ShuttingDown)
+        self.commands
+            .send(cmd)
+            .await
+            .map_err(|_| Error::ShuttingDown)
     }
 
     /// Creates a session and runs it up to its first call or wait.
     pub async fn create(&self, req: CreateRequest) -> Result<Created, Error> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command { work: Work::Create(Arc::new(req)), reply: Reply::Create(reply) }).await?;
+        self.send(Command {
+            work: Work::Create(Arc::new(req)),
+            reply: Reply::Create(reply),
+        })
+        .await?;
         rx.await.map_err(|_| Error::ShuttingDown)?
     }
 
@@ -128,25 +139,47 @@ impl Engine {
     pub async fn apply(&self, session_id: &str, input: Input) -> Result<SessionRow, Error> {
         let (reply, rx) = oneshot::channel();
         self.send(Command {
-            work: Work::Apply { session_id: session_id.to_string(), input, job: None, record: None },
+            work: Work::Apply {
+                session_id: session_id.to_string(),
+                input,
+                job: None,
+                record: None,
+            },
             reply: Reply::Apply(Some(reply)),
         })
         .await?;
-        rx.await.map_err(|_| Error::ShuttingDown)??.ok_or(Error::NotFound)
+        rx.await
+            .map_err(|_| Error::ShuttingDown)??
+            .ok_or(Error::NotFound)
     }
 
     /// Stores an inbound event (deduplicated) and applies it if its session waits for it.
     pub async fn ingest(&self, event: NewEvent) -> Result<Ingested, Error> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command { work: Work::Ingest(Arc::new(event)), reply: Reply::Ingest(reply) }).await?;
+        self.send(Command {
+            work: Work::Ingest(Arc::new(event)),
+            reply: Reply::Ingest(reply),
+        })
+        .await?;
         rx.await.map_err(|_| Error::ShuttingDown)?
     }
 
     /// Result of a job, fed back without waiting for the commit.
-    pub(crate) async fn job_result(&self, session_id: &str, job: i64, input: Input, record: Option<(String, Value)>) {
+    pub(crate) async fn job_result(
+        &self,
+        session_id: &str,
+        job: i64,
+        input: Input,
+        record: Option<(String, Value)>,
+    ) {
         let _ = self
             .send(Command {
-                work: Work::Apply { session_id: session_id.to_string(), input, job: Some(job), record },
+                work: Work::Apply {
+                    session_id: session_id.to_string(),
+                    input,
+                    job: Some(job),
+                    record: record.map(Arc::new),
+                },
                 reply: Reply::Apply(None),
             })
             .await;
@@ -157,7 +190,8 @@ impl Engine {
     }
 
     pub fn stop(&self) {
-        self.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.shutdown.send_replace(true);
         self.wake.notify_one();
     }

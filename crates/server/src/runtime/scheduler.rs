@@ -22,7 +22,11 @@ pub(super) async fn run(engine: Arc<Engine>) {
         // Announce the planned wake-up first so that a job committed while we
         // query is not missed (the committer compares against it).
         engine.next_wake.store(now, Ordering::Relaxed);
-        let claimed = match engine.store.claim_due_jobs(now, CLAIM_BATCH, now + lease_ms).await {
+        let claimed = match engine
+            .store
+            .claim_due_jobs(now, CLAIM_BATCH, now + lease_ms)
+            .await
+        {
             Ok(jobs) => jobs,
             Err(e) => {
                 tracing::error!(error = %e, "cannot claim jobs; retrying");

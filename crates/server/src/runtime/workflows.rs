@@ -18,7 +18,11 @@ pub enum Error {
         "{file}: workflow `{id}` version {version} differs from the version {version} already stored; \
          bump `version` to change a workflow (running sessions keep the old one)"
     )]
-    Changed { file: String, id: String, version: u32 },
+    Changed {
+        file: String,
+        id: String,
+        version: u32,
+    },
     #[error(transparent)]
     Store(#[from] crate::store::Error),
 }
@@ -59,7 +63,9 @@ impl Registry {
         let now = crate::ids::now_ms();
         for (file, wf, text) in &parsed {
             let hash = crate::ids::digest(text.as_bytes());
-            if let Some(stored) = store.upsert_workflow_version(&wf.id, wf.version, text, &hash, now).await?
+            if let Some(stored) = store
+                .upsert_workflow_version(&wf.id, wf.version, text, &hash, now)
+                .await?
                 && stored != hash
             {
                 return Err(Error::Changed {
@@ -71,7 +77,8 @@ impl Registry {
         }
         let mut reg = Registry::default();
         for (id, version, source) in store.workflow_versions().await? {
-            let wf = workflow::parse(&source).map_err(|d| Error::Invalid(d.render(&format!("stored {id} v{version}"))))?;
+            let wf = workflow::parse(&source)
+                .map_err(|d| Error::Invalid(d.render(&format!("stored {id} v{version}"))))?;
             reg.insert(wf);
         }
         Ok(reg)
@@ -82,7 +89,8 @@ impl Registry {
         if wf.version > *latest {
             *latest = wf.version;
         }
-        self.versions.insert((wf.id.clone(), wf.version), Arc::new(wf));
+        self.versions
+            .insert((wf.id.clone(), wf.version), Arc::new(wf));
     }
 
     pub fn get(&self, id: &str, version: u32) -> Option<Arc<Workflow>> {
@@ -99,9 +107,17 @@ impl Registry {
         self.latest
             .iter()
             .map(|(id, v)| {
-                let mut all: Vec<u32> = self.versions.keys().filter(|(i, _)| i == id).map(|(_, v)| *v).collect();
+                let mut all: Vec<u32> = self
+                    .versions
+                    .keys()
+                    .filter(|(i, _)| i == id)
+                    .map(|(_, v)| *v)
+                    .collect();
                 all.sort_unstable();
-                let desc = self.get(id, *v).map(|w| w.description.clone()).unwrap_or_default();
+                let desc = self
+                    .get(id, *v)
+                    .map(|w| w.description.clone())
+                    .unwrap_or_default();
                 (id.clone(), *v, desc, all)
             })
             .collect()

@@ -47,9 +47,5 @@ pub(crate) fn now_rfc3339() -> String {
 
 /// `status` with body `{"error": message}`.
 pub(crate) fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(serde_json::json!({ "error": message.into() })),
-    )
-        .into_response()
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
 }

@@ -181,7 +181,11 @@ pub trait Tx: Send {
     async fn update_session(&mut self, row: &SessionRow) -> Result<()>;
     async fn set_client_secret(&mut self, id: &str, hash: &str, expires_at: i64) -> Result<()>;
     /// `(session_id, request_hash)` of an earlier create with this key.
-    async fn find_idempotent(&mut self, api_key_id: &str, key: &str) -> Result<Option<(String, Option<String>)>>;
+    async fn find_idempotent(
+        &mut self,
+        api_key_id: &str,
+        key: &str,
+    ) -> Result<Option<(String, Option<String>)>>;
     async fn insert_timeline(&mut self, session_id: &str, entries: &[TimelineEntry]) -> Result<()>;
     async fn insert_client_event(&mut self, session_id: &str, ev: &ClientEvent) -> Result<()>;
     async fn insert_job(&mut self, job: &NewJob) -> Result<i64>;
@@ -189,12 +193,22 @@ pub trait Tx: Send {
     /// Drops a session's jobs of these kinds (a wait's timer and poll).
     async fn delete_session_jobs(&mut self, session_id: &str, kinds: &[JobKind]) -> Result<()>;
     /// Stores an inbound event; `None` when `(source, event_key)` was seen before.
-    async fn insert_event(&mut self, ev: &NewEvent, session_id: Option<&str>) -> Result<Option<i64>>;
+    async fn insert_event(
+        &mut self,
+        ev: &NewEvent,
+        session_id: Option<&str>,
+    ) -> Result<Option<i64>>;
     async fn correlation(&mut self, namespace: &str, reference: &str) -> Result<Option<String>>;
     /// Records the reference and adopts events that arrived before it.
-    async fn insert_correlation(&mut self, namespace: &str, reference: &str, session_id: &str) -> Result<()>;
+    async fn insert_correlation(
+        &mut self,
+        namespace: &str,
+        reference: &str,
+        session_id: &str,
+    ) -> Result<()>;
     /// Unconsumed events of the session with one of these names, oldest first.
-    async fn pending_events(&mut self, session_id: &str, names: &[String]) -> Result<Vec<EventRow>>;
+    async fn pending_events(&mut self, session_id: &str, names: &[String])
+    -> Result<Vec<EventRow>>;
     async fn consume_event(&mut self, id: i64, at: i64) -> Result<()>;
     /// Marks every other unconsumed event of that name consumed: the first one won.
     async fn consume_events_named(&mut self, session_id: &str, name: &str, at: i64) -> Result<()>;
@@ -211,7 +225,14 @@ pub trait Store: Send + Sync + 'static {
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<String>>;
 
     /// Stores a workflow version; returns the stored hash if it already existed.
-    async fn upsert_workflow_version(&self, id: &str, version: u32, source: &str, hash: &str, at: i64) -> Result<Option<String>>;
+    async fn upsert_workflow_version(
+        &self,
+        id: &str,
+        version: u32,
+        source: &str,
+        hash: &str,
+        at: i64,
+    ) -> Result<Option<String>>;
     /// Every stored workflow version `(id, version, source)`.
     async fn workflow_versions(&self) -> Result<Vec<(String, u32, String)>>;
 
@@ -232,7 +253,13 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_job(&self, id: i64) -> Result<()>;
 
     async fn delivery_payload(&self, id: &str) -> Result<Option<(String, String, Value, i64)>>;
-    async fn record_delivery_attempt(&self, id: &str, attempt: &DeliveryAttempt, status: &str, next_attempt_at: Option<i64>) -> Result<()>;
+    async fn record_delivery_attempt(
+        &self,
+        id: &str,
+        attempt: &DeliveryAttempt,
+        status: &str,
+        next_attempt_at: Option<i64>,
+    ) -> Result<()>;
 }
 
 /// Opens the store named by the URL's scheme.

@@ -4,7 +4,9 @@
 //! writers queue on the busy timeout instead of failing on lock upgrade.
 
 use super::*;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
@@ -41,8 +43,8 @@ fn json_col(row: &SqliteRow, col: &str) -> Result<Value> {
 
 fn session_from_row(row: &SqliteRow) -> Result<SessionRow> {
     let state_text: String = row.try_get("state")?;
-    let state: SessionState =
-        serde_json::from_str(&state_text).map_err(|e| Error::Corrupt(format!("session state: {e}")))?;
+    let state: SessionState = serde_json::from_str(&state_text)
+        .map_err(|e| Error::Corrupt(format!("session state: {e}")))?;
     let version: i64 = row.try_get("version")?;
     Ok(SessionRow {
         id: row.try_get("id")?,
@@ -133,21 +135,29 @@ impl Tx for SqliteTx {
     }
 
     async fn set_client_secret(&mut self, id: &str, hash: &str, expires_at: i64) -> Result<()> {
-        sqlx::query("UPDATE sessions SET client_secret_hash = ?, client_secret_expires_at = ? WHERE id = ?")
-            .bind(hash)
-            .bind(expires_at)
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
+        sqlx::query(
+            "UPDATE sessions SET client_secret_hash = ?, client_secret_expires_at = ? WHERE id = ?",
+        )
+        .bind(hash)
+        .bind(expires_at)
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 
-    async fn find_idempotent(&mut self, api_key_id: &str, key: &str) -> Result<Option<(String, Option<String>)>> {
-        let row = sqlx::query("SELECT id, request_hash FROM sessions WHERE api_key_id = ? AND idempotency_key = ?")
-            .bind(api_key_id)
-            .bind(key)
-            .fetch_optional(&mut *self.tx)
-            .await?;
+    async fn find_idempotent(
+        &mut self,
+        api_key_id: &str,
+        key: &str,
+    ) -> Result<Option<(String, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT id, request_hash FROM sessions WHERE api_key_id = ? AND idempotency_key = ?",
+        )
+        .bind(api_key_id)
+        .bind(key)
+        .fetch_optional(&mut *self.tx)
+        .await?;
         Ok(match row {
             Some(r) => Some((r.try_get("id")?, r.try_get("request_hash")?)),
             None => None,
@@ -170,14 +180,16 @@ impl Tx for SqliteTx {
     }
 
     async fn insert_client_event(&mut self, session_id: &str, ev: &ClientEvent) -> Result<()> {
-        sqlx::query("INSERT INTO client_events (session_id, seq, at, event, data) VALUES (?, ?, ?, ?, ?)")
-            .bind(session_id)
-            .bind(ev.seq)
-            .bind(ev.at)
-            .bind(&ev.event)
-            .bind(ev.data.to_string())
-            .execute(&mut *self.tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO client_events (session_id, seq, at, event, data) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(session_id)
+        .bind(ev.seq)
+        .bind(ev.at)
+        .bind(&ev.event)
+        .bind(ev.data.to_string())
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 
@@ -194,7 +206,10 @@ impl Tx for SqliteTx {
     }
 
     async fn delete_job(&mut self, id: i64) -> Result<()> {
-        sqlx::query("DELETE FROM jobs WHERE id = ?").bind(id).execute(&mut *self.tx).await?;
+        sqlx::query("DELETE FROM jobs WHERE id = ?")
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 
@@ -209,7 +224,11 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
-    async fn insert_event(&mut self, ev: &NewEvent, session_id: Option<&str>) -> Result<Option<i64>> {
+    async fn insert_event(
+        &mut self,
+        ev: &NewEvent,
+        session_id: Option<&str>,
+    ) -> Result<Option<i64>> {
         let r = sqlx::query(
             "INSERT INTO inbound_events (source, event_key, namespace, reference, session_id, name, data, received_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, event_key) DO NOTHING",
@@ -228,18 +247,25 @@ impl Tx for SqliteTx {
     }
 
     async fn correlation(&mut self, namespace: &str, reference: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT session_id FROM correlations WHERE namespace = ? AND reference = ?")
-            .bind(namespace)
-            .bind(reference)
-            .fetch_optional(&mut *self.tx)
-            .await?;
+        let row = sqlx::query(
+            "SELECT session_id FROM correlations WHERE namespace = ? AND reference = ?",
+        )
+        .bind(namespace)
+        .bind(reference)
+        .fetch_optional(&mut *self.tx)
+        .await?;
         Ok(match row {
             Some(r) => Some(r.try_get("session_id")?),
             None => None,
         })
     }
 
-    async fn insert_correlation(&mut self, namespace: &str, reference: &str, session_id: &str) -> Result<()> {
+    async fn insert_correlation(
+        &mut self,
+        namespace: &str,
+        reference: &str,
+        session_id: &str,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO correlations (namespace, reference, session_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
             .bind(namespace)
             .bind(reference)
@@ -255,7 +281,11 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
-    async fn pending_events(&mut self, session_id: &str, names: &[String]) -> Result<Vec<EventRow>> {
+    async fn pending_events(
+        &mut self,
+        session_id: &str,
+        names: &[String],
+    ) -> Result<Vec<EventRow>> {
         let rows = sqlx::query(
             "SELECT id, name, source, data FROM inbound_events WHERE session_id = ? AND consumed_at IS NULL ORDER BY id",
         )
@@ -353,12 +383,21 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn upsert_workflow_version(&self, id: &str, version: u32, source: &str, hash: &str, at: i64) -> Result<Option<String>> {
-        let existing = sqlx::query("SELECT source_hash FROM workflow_versions WHERE workflow_id = ? AND version = ?")
-            .bind(id)
-            .bind(i64::from(version))
-            .fetch_optional(&self.pool)
-            .await?;
+    async fn upsert_workflow_version(
+        &self,
+        id: &str,
+        version: u32,
+        source: &str,
+        hash: &str,
+        at: i64,
+    ) -> Result<Option<String>> {
+        let existing = sqlx::query(
+            "SELECT source_hash FROM workflow_versions WHERE workflow_id = ? AND version = ?",
+        )
+        .bind(id)
+        .bind(i64::from(version))
+        .fetch_optional(&self.pool)
+        .await?;
         if let Some(r) = existing {
             return Ok(Some(r.try_get("source_hash")?));
         }
@@ -380,13 +419,20 @@ impl Store for SqliteStore {
         rows.iter()
             .map(|r| {
                 let v: i64 = r.try_get("version")?;
-                Ok((r.try_get("workflow_id")?, u32::try_from(v).unwrap_or_default(), r.try_get("source")?))
+                Ok((
+                    r.try_get("workflow_id")?,
+                    u32::try_from(v).unwrap_or_default(),
+                    r.try_get("source")?,
+                ))
             })
             .collect()
     }
 
     async fn session(&self, id: &str) -> Result<Option<SessionRow>> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(session_from_row).transpose()
     }
 
@@ -410,10 +456,12 @@ impl Store for SqliteStore {
     }
 
     async fn timeline(&self, session_id: &str) -> Result<Vec<TimelineEntry>> {
-        let rows = sqlx::query("SELECT seq, at, kind, step, data FROM timeline WHERE session_id = ? ORDER BY seq")
-            .bind(session_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT seq, at, kind, step, data FROM timeline WHERE session_id = ? ORDER BY seq",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(TimelineEntry {
@@ -446,17 +494,20 @@ impl Store for SqliteStore {
     }
 
     async fn deliveries(&self, session_id: &str) -> Result<Vec<Delivery>> {
-        let rows = sqlx::query("SELECT * FROM deliveries WHERE session_id = ? ORDER BY created_at, id")
-            .bind(session_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM deliveries WHERE session_id = ? ORDER BY created_at, id")
+                .bind(session_id)
+                .fetch_all(&self.pool)
+                .await?;
         let mut out = Vec::new();
         for r in rows {
             let id: String = r.try_get("id")?;
-            let attempts = sqlx::query("SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt")
-                .bind(&id)
-                .fetch_all(&self.pool)
-                .await?;
+            let attempts = sqlx::query(
+                "SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt",
+            )
+            .bind(&id)
+            .fetch_all(&self.pool)
+            .await?;
             let attempt_log = attempts
                 .iter()
                 .map(|a| {
@@ -489,7 +540,9 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM sessions GROUP BY status")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|r| Ok((r.try_get("status")?, r.try_get("n")?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .collect()
     }
 
     async fn claim_due_jobs(&self, now: i64, limit: i64, lease_until: i64) -> Result<Vec<Job>> {
@@ -515,7 +568,8 @@ impl Store for SqliteStore {
             jobs.push(Job {
                 id,
                 session_id: r.try_get("session_id")?,
-                kind: JobKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("job kind `{kind}`")))?,
+                kind: JobKind::parse(&kind)
+                    .ok_or_else(|| Error::Corrupt(format!("job kind `{kind}`")))?,
                 payload: json_col(r, "payload")?,
                 due_at: r.try_get("due_at")?,
                 attempts: r.try_get("attempts")?,
@@ -535,7 +589,9 @@ impl Store for SqliteStore {
     }
 
     async fn release_all_leases(&self) -> Result<()> {
-        sqlx::query("UPDATE jobs SET lease_until = 0 WHERE lease_until > 0").execute(&self.pool).await?;
+        sqlx::query("UPDATE jobs SET lease_until = 0 WHERE lease_until > 0")
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -550,22 +606,38 @@ impl Store for SqliteStore {
     }
 
     async fn finish_job(&self, id: i64) -> Result<()> {
-        sqlx::query("DELETE FROM jobs WHERE id = ?").bind(id).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM jobs WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn delivery_payload(&self, id: &str) -> Result<Option<(String, String, Value, i64)>> {
-        let row = sqlx::query("SELECT endpoint, event_type, payload, attempts FROM deliveries WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT endpoint, event_type, payload, attempts FROM deliveries WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(match row {
-            Some(r) => Some((r.try_get("endpoint")?, r.try_get("event_type")?, json_col(&r, "payload")?, r.try_get("attempts")?)),
+            Some(r) => Some((
+                r.try_get("endpoint")?,
+                r.try_get("event_type")?,
+                json_col(&r, "payload")?,
+                r.try_get("attempts")?,
+            )),
             None => None,
         })
     }
 
-    async fn record_delivery_attempt(&self, id: &str, a: &DeliveryAttempt, status: &str, next_attempt_at: Option<i64>) -> Result<()> {
+    async fn record_delivery_attempt(
+        &self,
+        id: &str,
+        a: &DeliveryAttempt,
+        status: &str,
+        next_attempt_at: Option<i64>,
+    ) -> Result<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, error, duration_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
             .bind(id)
