@@ -1,5 +1,6 @@
 //! The `gangway` binary: clap commands over the server library.
 
+mod bench;
 mod demo;
 
 use anyhow::Context;
@@ -50,6 +51,8 @@ enum Command {
     },
     /// Print the JSON Schema of the workflow language.
     Schema,
+    /// Load-test the http-score workload and print throughput, latency, memory and CPU.
+    Bench(bench::BenchArgs),
     /// Run the provider simulators alone (for tests and local development).
     Sim {
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -159,6 +162,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             eprintln!("Created API key `{name}` ({id}). It is shown only this once:");
             println!("{key}");
         }
+        Command::Bench(args) => bench::run(args).await?,
         Command::Schema => {
             println!(
                 "{}",

@@ -1,0 +1,24 @@
+//! CPU time and peak memory of another process, from /proc (Linux).
+
+/// `(user + system CPU ms, peak RSS MB, current RSS MB)` of `pid`.
+pub fn sample(pid: u32) -> Option<(f64, f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the `(comm)`, which may contain spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    let ticks = 100.0; // USER_HZ on Linux
+    let cpu_ms = (utime + stime) * 1000.0 / ticks;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb = |key: &str| -> Option<f64> {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))?
+            .split_whitespace()
+            .nth(1)?
+            .parse::<f64>()
+            .ok()
+    };
+    Some((cpu_ms, kb("VmHWM:")? / 1024.0, kb("VmRSS:")? / 1024.0))
+}

@@ -1,0 +1,163 @@
+//! The bench's fake provider (the score API) and the customer's webhook
+//! receiver, both in the generator process so that their CPU is not counted
+//! as the server's.
+
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+pub const API_KEY: &str = "bench-provider-key-000000000001";
+pub const WEBHOOK_SECRET: &str = "bench-provider-webhook-secret-01";
+pub const RECEIVER_SECRET: &str = "whsec_YmVuY2gtcmVjZWl2ZXItc2VjcmV0LTAwMDAwMDAx";
+
+/// The ending a generator task waits for.
+pub struct Ending {
+    pub outcome: String,
+    pub at: Instant,
+}
+
+#[derive(Default)]
+pub struct Shared {
+    /// reference -> when the provider sent its webhook
+    pub webhook_sent: Mutex<HashMap<String, Instant>>,
+    /// reference -> who waits for its ending
+    pub waiters: Mutex<HashMap<String, oneshot::Sender<Ending>>>,
+    pub starts: AtomicU64,
+    pub bad_signatures: AtomicU64,
+    pub latency: Duration,
+    pub gangway: Mutex<String>,
+}
+
+/// Deterministic score from the reference, as the real simulator does.
+pub fn score_for(reference: &str) -> u64 {
+    let d = gangway_server::ids::digest(reference.as_bytes());
+    u64::from_str_radix(&d[..2], 16).unwrap_or(0) % 101
+}
+
+pub fn router(shared: Arc<Shared>, client: reqwest::Client) -> gangway_server::Router {
+    use axum::Json;
+    use axum::body::Bytes;
+    use axum::extract::Path;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::{get, post};
+    let s1 = shared.clone();
+    let s2 = shared.clone();
+    let s3 = shared;
+    gangway_server::Router::new()
+        .route(
+            "/v1/sessions",
+            post(move |body: Json<Value>| {
+                let shared = s1.clone();
+                let client = client.clone();
+                async move {
+                    shared.starts.fetch_add(1, Ordering::Relaxed);
+                    let reference = body.0["reference"].as_str().unwrap_or_default().to_string();
+                    if !shared.latency.is_zero() {
+                        tokio::time::sleep(shared.latency).await;
+                    }
+                    let id = format!("b_{reference}");
+                    let webhook_to = shared.gangway.lock().map(|g| g.clone()).unwrap_or_default();
+                    let hook_id = id.clone();
+                    tokio::spawn(async move {
+                        // Let the start call's answer land first: this measures the
+                        // webhook path, not the early-event buffer.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        send_webhook(&client, &webhook_to, &hook_id, &reference, &shared).await;
+                    });
+                    (
+                        StatusCode::CREATED,
+                        Json(json!({"id": id, "reference": body.0["reference"]})),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/v1/sessions/{id}/score",
+            get(move |Path(id): Path<String>| {
+                let shared = s2.clone();
+                async move {
+                    if !shared.latency.is_zero() {
+                        tokio::time::sleep(shared.latency).await;
+                    }
+                    let reference = id.strip_prefix("b_").unwrap_or(&id).to_string();
+                    Json(json!({"id": id, "score": score_for(&reference), "status": "completed"}))
+                }
+            }),
+        )
+        .route(
+            "/hooks",
+            post(move |headers: HeaderMap, body: Bytes| {
+                let shared = s3.clone();
+                async move {
+                    let at = Instant::now();
+                    let ok = standardwebhooks::Webhook::new(RECEIVER_SECRET)
+                        .and_then(|w| w.verify(&body, &headers))
+                        .is_ok();
+                    if !ok {
+                        shared.bad_signatures.fetch_add(1, Ordering::Relaxed);
+                        return StatusCode::UNAUTHORIZED;
+                    }
+                    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    if v["type"] == "session.ended" {
+                        let reference = v["data"]["reference"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string();
+                        let outcome = v["data"]["outcome"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string();
+                        let waiter = shared
+                            .waiters
+                            .lock()
+                            .ok()
+                            .and_then(|mut w| w.remove(&reference));
+                        if let Some(tx) = waiter {
+                            let _ = tx.send(Ending { outcome, at });
+                        }
+                    }
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        )
+}
+
+async fn send_webhook(
+    client: &reqwest::Client,
+    gangway: &str,
+    id: &str,
+    reference: &str,
+    shared: &Shared,
+) {
+    let body = json!({"id": id, "status": "completed"}).to_string();
+    let ts = (gangway_server::ids::now_ms() / 1000).to_string();
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()) else {
+        return;
+    };
+    mac.update(ts.as_bytes());
+    mac.update(b".");
+    mac.update(body.as_bytes());
+    let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    if let Ok(mut m) = shared.webhook_sent.lock() {
+        m.insert(reference.to_string(), Instant::now());
+    }
+    for _ in 0..5 {
+        let r = client
+            .post(format!("{gangway}/v1/webhooks/http/score"))
+            .header("content-type", "application/json")
+            .header("X-Score-Timestamp", &ts)
+            .header("X-Score-Signature", &sig)
+            .body(body.clone())
+            .send()
+            .await;
+        if r.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,143 @@
+//! Starting (and stopping) the server processes under test.
+
+use anyhow::{Context, bail};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct Servers {
+    pub urls: Vec<String>,
+    pub pids: Vec<u32>,
+    children: Vec<Child>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+const WORKFLOW: &str = include_str!("../../../../workflows/http-score.yaml");
+
+impl Servers {
+    pub fn external(url: &str) -> Servers {
+        Servers {
+            urls: vec![url.trim_end_matches('/').to_string()],
+            pids: Vec::new(),
+            children: Vec::new(),
+            _dir: None,
+        }
+    }
+
+    /// Starts `nodes` `gangway serve` processes on one database; returns them and an API key.
+    pub async fn start(
+        provider_url: &str,
+        database_url: Option<&str>,
+        nodes: u32,
+    ) -> anyhow::Result<(Servers, String)> {
+        let dir = tempfile::tempdir()?;
+        let db = match database_url {
+            Some(u) => u.to_string(),
+            None => format!("sqlite://{}", dir.path().join("bench.db").display()),
+        };
+        if nodes > 1 && db.starts_with("sqlite:") {
+            bail!("--nodes {nodes} needs a PostgreSQL --database-url: SQLite serves one process");
+        }
+        let wf = dir.path().join("workflows");
+        std::fs::create_dir_all(&wf)?;
+        std::fs::write(wf.join("http-score.yaml"), WORKFLOW)?;
+        let exe = std::env::current_exe()?;
+        let mut servers = Servers {
+            urls: Vec::new(),
+            pids: Vec::new(),
+            children: Vec::new(),
+            _dir: None,
+        };
+        for n in 0..nodes {
+            let config = dir.path().join(format!("node{n}.toml"));
+            std::fs::write(
+                &config,
+                format!(
+                    r#"listen = "127.0.0.1:0"
+database_url = "{db}"
+workflows_dir = "{wf}"
+
+[[webhooks.endpoints]]
+url = "{provider_url}/hooks"
+secret = "{secret}"
+events = ["session.ended"]
+
+[http.services.score]
+base_url = "{provider_url}"
+headers = {{ Authorization = "Bearer {key}" }}
+
+[http.webhooks.score]
+service = "score"
+secret = "{wsecret}"
+signature_header = "X-Score-Signature"
+signature_prefix = "sha256="
+timestamp_header = "X-Score-Timestamp"
+reference_field = "id"
+event_field = "status"
+"#,
+                    wf = wf.display(),
+                    secret = super::provider::RECEIVER_SECRET,
+                    key = super::provider::API_KEY,
+                    wsecret = super::provider::WEBHOOK_SECRET,
+                ),
+            )?;
+            let mut child = Command::new(&exe)
+                .args(["serve", "--config", config.to_str().unwrap_or_default()])
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .context("cannot start the server")?;
+            let stdout = child.stdout.take().context("no stdout")?;
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Some(url) = line.strip_prefix("gangway listening on ") {
+                        let _ = tx.send(url.trim().to_string());
+                    }
+                }
+            });
+            let url = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
+                .await?
+                .context("the server did not start within 60 s")?;
+            servers.pids.push(child.id());
+            servers.urls.push(url);
+            servers.children.push(child);
+        }
+        let out = Command::new(&exe)
+            .args([
+                "keys",
+                "create",
+                "--name",
+                "bench",
+                "--config",
+                dir.path().join("node0.toml").to_str().unwrap_or_default(),
+            ])
+            .env("RUST_LOG", "warn")
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "keys create failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let key = String::from_utf8(out.stdout)?.trim().to_string();
+        servers._dir = Some(dir);
+        Ok((servers, key))
+    }
+
+    pub fn stop(mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+        }
+    }
+}
