@@ -48,6 +48,7 @@ struct AfterCommit {
     earliest_timer: Option<i64>,
     publish: Vec<(String, ClientEvent)>,
     timeline: Vec<(String, TimelineEntry)>,
+    client_events: Vec<(String, ClientEvent)>,
     transitions: u64,
 }
 
@@ -56,6 +57,7 @@ enum Answer {
     Create(Result<Created, Error>),
     Apply(Option<SessionRow>),
     Ingest(Ingested),
+    Recorded,
 }
 
 pub(super) async fn run(engine: Arc<Engine>, mut rx: mpsc::Receiver<Command>) {
@@ -147,19 +149,25 @@ async fn try_batch(
             Work::Ingest(ev) => {
                 Answer::Ingest(ingest(engine, tx.as_mut(), ev, now, &mut after).await?)
             }
+            Work::Delivered(d) => {
+                tx.record_delivery_attempt(&d.delivery_id, &d.attempt, d.status, d.next_attempt_at)
+                    .await?;
+                match d.next_attempt_at {
+                    Some(next) => {
+                        tx.reschedule_job(d.job, next, d.attempt.attempt).await?;
+                        after.earliest_timer =
+                            Some(after.earliest_timer.map_or(next, |t| t.min(next)));
+                    }
+                    None => tx.delete_job(d.job).await?,
+                }
+                Answer::Recorded
+            }
         };
         answers.push(answer);
     }
-    let mut by_session: Vec<(String, Vec<TimelineEntry>)> = Vec::new();
-    for (id, e) in std::mem::take(&mut after.timeline) {
-        match by_session.iter_mut().find(|(s, _)| *s == id) {
-            Some((_, v)) => v.push(e),
-            None => by_session.push((id, vec![e])),
-        }
-    }
-    for (id, entries) in &by_session {
-        tx.insert_timeline(id, entries).await?;
-    }
+    tx.insert_timeline(&std::mem::take(&mut after.timeline))
+        .await?;
+    tx.insert_client_events(&after.client_events).await?;
     tx.commit().await?;
     Ok((answers, after))
 }
@@ -471,7 +479,7 @@ async fn transition(
             event: event.to_string(),
             data: client_after,
         };
-        tx.insert_client_event(&row.id, &ev).await?;
+        after.client_events.push((row.id.clone(), ev.clone()));
         after.publish.push((row.id.clone(), ev));
     }
     tx.update_session(row).await?;
@@ -575,7 +583,8 @@ async fn apply_effect(
                     created_at: now,
                 };
                 tx.insert_delivery(&d).await?;
-                let jp = json!({"delivery": d.id});
+                // The job carries what it sends, so a delivery needs no extra read.
+                let jp = json!({"delivery": d.id, "endpoint": d.endpoint, "body": d.payload});
                 let job = NewJob {
                     session_id: row.id.clone(),
                     kind: JobKind::Deliver,

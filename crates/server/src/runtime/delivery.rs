@@ -1,8 +1,9 @@
 //! Customer webhook delivery, signed per the Standard Webhooks spec. The
 //! `webhook-id` is the delivery id, the same on every attempt, so receivers
-//! can deduplicate. Every attempt is recorded.
+//! can deduplicate. Every attempt is recorded, through the committer so that
+//! the bookkeeping shares its group commit.
 
-use super::Engine;
+use super::{DeliveryOutcome, Engine};
 use crate::ids;
 use crate::store::{DeliveryAttempt, Job};
 use serde_json::Value;
@@ -10,24 +11,69 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub(super) async fn run(engine: &Arc<Engine>, job: Job) {
-    let Some(delivery_id) = job.payload.get("delivery").and_then(Value::as_str) else {
+    let Some(delivery_id) = job
+        .payload
+        .get("delivery")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
         let _ = engine.store.finish_job(job.id).await;
         return;
     };
-    if let Err(e) = attempt(engine, &job, delivery_id).await {
-        tracing::error!(error = %e, delivery = delivery_id, "delivery bookkeeping failed");
+    if let (Some(endpoint), Some(body)) = (
+        job.payload.get("endpoint").and_then(Value::as_str),
+        job.payload.get("body"),
+    ) {
+        let (attempt, status, next) =
+            attempt(engine, &delivery_id, endpoint, body, job.attempts + 1).await;
+        engine
+            .delivery_result(DeliveryOutcome {
+                delivery_id,
+                job: job.id,
+                attempt,
+                status,
+                next_attempt_at: next,
+            })
+            .await;
+        return;
+    }
+    match engine.store.delivery_payload(&delivery_id).await {
+        Ok(Some((endpoint, _event_type, payload, attempts))) => {
+            let (attempt, status, next) =
+                attempt(engine, &delivery_id, &endpoint, &payload, attempts + 1).await;
+            engine
+                .delivery_result(DeliveryOutcome {
+                    delivery_id,
+                    job: job.id,
+                    attempt,
+                    status,
+                    next_attempt_at: next,
+                })
+                .await;
+        }
+        Ok(None) => {
+            let _ = engine.store.finish_job(job.id).await;
+        }
+        // The job keeps its lease and runs again when it expires.
+        Err(e) => tracing::error!(error = %e, delivery = %delivery_id, "cannot read delivery"),
     }
 }
 
+/// One attempt: `(record, new status, next attempt time)`.
 async fn attempt(
     engine: &Arc<Engine>,
-    job: &Job,
     delivery_id: &str,
-) -> Result<(), crate::store::Error> {
-    let Some((endpoint, _event_type, payload, attempts)) =
-        engine.store.delivery_payload(delivery_id).await?
-    else {
-        return engine.store.finish_job(job.id).await;
+    endpoint: &str,
+    payload: &Value,
+    n: i64,
+) -> (DeliveryAttempt, &'static str, Option<i64>) {
+    let now = ids::now_ms();
+    let failed_before_sending = |error: String| DeliveryAttempt {
+        attempt: n,
+        at: now,
+        status_code: None,
+        error: Some(error),
+        duration_ms: 0,
     };
     let Some(ep) = engine
         .config
@@ -36,46 +82,30 @@ async fn attempt(
         .iter()
         .find(|e| e.url == endpoint)
     else {
-        // The endpoint was removed from config: nothing to deliver to.
-        let a = DeliveryAttempt {
-            attempt: attempts + 1,
-            at: ids::now_ms(),
-            status_code: None,
-            error: Some("endpoint no longer configured".into()),
-            duration_ms: 0,
-        };
-        engine
-            .store
-            .record_delivery_attempt(delivery_id, &a, "failed", None)
-            .await?;
-        return engine.store.finish_job(job.id).await;
+        return (
+            failed_before_sending("endpoint no longer configured".into()),
+            "failed",
+            None,
+        );
     };
     let body = payload.to_string();
-    let now = ids::now_ms();
     let ts = now / 1000;
-    let signature = standardwebhooks::Webhook::new(&ep.secret)
-        .and_then(|w| w.sign(delivery_id, ts, body.as_bytes()));
-    let signature = match signature {
+    let signature = match standardwebhooks::Webhook::new(&ep.secret)
+        .and_then(|w| w.sign(delivery_id, ts, body.as_bytes()))
+    {
         Ok(s) => s,
         Err(e) => {
-            let a = DeliveryAttempt {
-                attempt: attempts + 1,
-                at: now,
-                status_code: None,
-                error: Some(format!("cannot sign: {e}")),
-                duration_ms: 0,
-            };
-            engine
-                .store
-                .record_delivery_attempt(delivery_id, &a, "failed", None)
-                .await?;
-            return engine.store.finish_job(job.id).await;
+            return (
+                failed_before_sending(format!("cannot sign: {e}")),
+                "failed",
+                None,
+            );
         }
     };
     let started = Instant::now();
     let res = engine
         .delivery_client
-        .post(&endpoint)
+        .post(endpoint)
         .header("content-type", "application/json")
         .header("webhook-id", delivery_id)
         .header("webhook-timestamp", ts.to_string())
@@ -99,8 +129,7 @@ async fn attempt(
             }),
         ),
     };
-    let n = attempts + 1;
-    let a = DeliveryAttempt {
+    let record = DeliveryAttempt {
         attempt: n,
         at: now,
         status_code,
@@ -109,11 +138,7 @@ async fn attempt(
     };
     if error.is_none() {
         metrics::counter!("gangway_webhook_deliveries_total", "result" => "delivered").increment(1);
-        engine
-            .store
-            .record_delivery_attempt(delivery_id, &a, "delivered", None)
-            .await?;
-        return engine.store.finish_job(job.id).await;
+        return (record, "delivered", None);
     }
     let schedule = &engine.config.webhooks.retry_schedule;
     match usize::try_from(n - 1).ok().and_then(|i| schedule.get(i)) {
@@ -121,13 +146,7 @@ async fn attempt(
             metrics::counter!("gangway_webhook_deliveries_total", "result" => "retrying")
                 .increment(1);
             let next = ids::now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-            engine
-                .store
-                .record_delivery_attempt(delivery_id, &a, "pending", Some(next))
-                .await?;
-            engine.store.reschedule_job(job.id, next, n).await?;
-            engine.wake_at(next);
-            Ok(())
+            (record, "pending", Some(next))
         }
         None => {
             metrics::counter!("gangway_webhook_deliveries_total", "result" => "failed")
@@ -136,11 +155,7 @@ async fn attempt(
                 delivery = delivery_id,
                 "delivery failed after the last retry"
             );
-            engine
-                .store
-                .record_delivery_attempt(delivery_id, &a, "failed", None)
-                .await?;
-            engine.store.finish_job(job.id).await
+            (record, "failed", None)
         }
     }
 }

@@ -55,6 +55,17 @@ pub(crate) enum Work {
         record: Option<Arc<(String, Value)>>,
     },
     Ingest(Arc<NewEvent>),
+    /// The outcome of one customer webhook delivery attempt.
+    Delivered(Arc<DeliveryOutcome>),
+}
+
+pub(crate) struct DeliveryOutcome {
+    pub delivery_id: String,
+    pub job: i64,
+    pub attempt: crate::store::DeliveryAttempt,
+    /// `delivered`, `pending` (retry at `next_attempt_at`) or `failed`.
+    pub status: &'static str,
+    pub next_attempt_at: Option<i64>,
 }
 
 pub(crate) enum Reply {
@@ -180,6 +191,16 @@ impl Engine {
                     job: Some(job),
                     record: record.map(Arc::new),
                 },
+                reply: Reply::Apply(None),
+            })
+            .await;
+    }
+
+    /// Records a delivery attempt with the next group commit.
+    pub(crate) async fn delivery_result(&self, outcome: DeliveryOutcome) {
+        let _ = self
+            .send(Command {
+                work: Work::Delivered(Arc::new(outcome)),
                 reply: Reply::Apply(None),
             })
             .await;

@@ -57,12 +57,3 @@ pub(super) async fn run(engine: Arc<Engine>) {
         }
     }
 }
-
-impl Engine {
-    /// Makes sure the scheduler is awake by `at_ms`.
-    pub(crate) fn wake_at(&self, at_ms: i64) {
-        if at_ms < self.next_wake.load(Ordering::Relaxed) {
-            self.wake.notify_one();
-        }
-    }
-}

@@ -186,8 +186,10 @@ pub trait Tx: Send {
         api_key_id: &str,
         key: &str,
     ) -> Result<Option<(String, Option<String>)>>;
-    async fn insert_timeline(&mut self, session_id: &str, entries: &[TimelineEntry]) -> Result<()>;
-    async fn insert_client_event(&mut self, session_id: &str, ev: &ClientEvent) -> Result<()>;
+    /// Timeline entries of many sessions, written together.
+    async fn insert_timeline(&mut self, entries: &[(String, TimelineEntry)]) -> Result<()>;
+    /// Client events of many sessions, written together.
+    async fn insert_client_events(&mut self, events: &[(String, ClientEvent)]) -> Result<()>;
     async fn insert_job(&mut self, job: &NewJob) -> Result<i64>;
     async fn delete_job(&mut self, id: i64) -> Result<()>;
     /// Drops a session's jobs of these kinds (a wait's timer and poll).
@@ -213,6 +215,16 @@ pub trait Tx: Send {
     /// Marks every other unconsumed event of that name consumed: the first one won.
     async fn consume_events_named(&mut self, session_id: &str, name: &str, at: i64) -> Result<()>;
     async fn insert_delivery(&mut self, d: &NewDelivery) -> Result<()>;
+    /// Records one delivery attempt and the delivery's new status.
+    async fn record_delivery_attempt(
+        &mut self,
+        id: &str,
+        attempt: &DeliveryAttempt,
+        status: &str,
+        next_attempt_at: Option<i64>,
+    ) -> Result<()>;
+    /// Moves a job to a later time and frees its lease.
+    async fn reschedule_job(&mut self, id: i64, due_at: i64, attempts: i64) -> Result<()>;
     async fn commit(self: Box<Self>) -> Result<()>;
 }
 
@@ -253,13 +265,6 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_job(&self, id: i64) -> Result<()>;
 
     async fn delivery_payload(&self, id: &str) -> Result<Option<(String, String, Value, i64)>>;
-    async fn record_delivery_attempt(
-        &self,
-        id: &str,
-        attempt: &DeliveryAttempt,
-        status: &str,
-        next_attempt_at: Option<i64>,
-    ) -> Result<()>;
 }
 
 /// Opens the store named by the URL's scheme.

@@ -164,32 +164,40 @@ impl Tx for SqliteTx {
         })
     }
 
-    async fn insert_timeline(&mut self, session_id: &str, entries: &[TimelineEntry]) -> Result<()> {
-        for e in entries {
-            sqlx::query("INSERT INTO timeline (session_id, seq, at, kind, step, data) VALUES (?, ?, ?, ?, ?, ?)")
-                .bind(session_id)
-                .bind(e.seq)
-                .bind(e.at)
-                .bind(&e.kind)
-                .bind(&e.step)
-                .bind(e.data.to_string())
-                .execute(&mut *self.tx)
-                .await?;
+    async fn insert_timeline(&mut self, entries: &[(String, TimelineEntry)]) -> Result<()> {
+        // One statement per chunk: each statement is a round trip to the
+        // SQLite thread, so rows are sent together (6 variables per row).
+        for chunk in entries.chunks(500) {
+            let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO timeline (session_id, seq, at, kind, step, data) ",
+            );
+            q.push_values(chunk, |mut b, (sid, e)| {
+                b.push_bind(sid.as_str())
+                    .push_bind(e.seq)
+                    .push_bind(e.at)
+                    .push_bind(e.kind.as_str())
+                    .push_bind(e.step.as_deref())
+                    .push_bind(e.data.to_string());
+            });
+            q.build().execute(&mut *self.tx).await?;
         }
         Ok(())
     }
 
-    async fn insert_client_event(&mut self, session_id: &str, ev: &ClientEvent) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO client_events (session_id, seq, at, event, data) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(session_id)
-        .bind(ev.seq)
-        .bind(ev.at)
-        .bind(&ev.event)
-        .bind(ev.data.to_string())
-        .execute(&mut *self.tx)
-        .await?;
+    async fn insert_client_events(&mut self, events: &[(String, ClientEvent)]) -> Result<()> {
+        for chunk in events.chunks(500) {
+            let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO client_events (session_id, seq, at, event, data) ",
+            );
+            q.push_values(chunk, |mut b, (sid, e)| {
+                b.push_bind(sid.as_str())
+                    .push_bind(e.seq)
+                    .push_bind(e.at)
+                    .push_bind(e.event.as_str())
+                    .push_bind(e.data.to_string());
+            });
+            q.build().execute(&mut *self.tx).await?;
+        }
         Ok(())
     }
 
@@ -340,6 +348,44 @@ impl Tx for SqliteTx {
         .bind(d.created_at)
         .execute(&mut *self.tx)
         .await?;
+        Ok(())
+    }
+
+    async fn record_delivery_attempt(
+        &mut self,
+        id: &str,
+        a: &DeliveryAttempt,
+        status: &str,
+        next_attempt_at: Option<i64>,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, error, duration_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+            .bind(id)
+            .bind(a.attempt)
+            .bind(a.at)
+            .bind(a.status_code)
+            .bind(&a.error)
+            .bind(a.duration_ms)
+            .execute(&mut *self.tx)
+            .await?;
+        let delivered_at = (status == "delivered").then_some(a.at);
+        sqlx::query("UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, delivered_at = COALESCE(?, delivered_at) WHERE id = ?")
+            .bind(status)
+            .bind(a.attempt)
+            .bind(next_attempt_at)
+            .bind(delivered_at)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn reschedule_job(&mut self, id: i64, due_at: i64, attempts: i64) -> Result<()> {
+        sqlx::query("UPDATE jobs SET due_at = ?, attempts = ?, lease_until = 0 WHERE id = ?")
+            .bind(due_at)
+            .bind(attempts)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 
@@ -629,35 +675,5 @@ impl Store for SqliteStore {
             )),
             None => None,
         })
-    }
-
-    async fn record_delivery_attempt(
-        &self,
-        id: &str,
-        a: &DeliveryAttempt,
-        status: &str,
-        next_attempt_at: Option<i64>,
-    ) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, error, duration_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
-            .bind(id)
-            .bind(a.attempt)
-            .bind(a.at)
-            .bind(a.status_code)
-            .bind(&a.error)
-            .bind(a.duration_ms)
-            .execute(&mut *tx)
-            .await?;
-        let delivered_at = (status == "delivered").then_some(a.at);
-        sqlx::query("UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, delivered_at = COALESCE(?, delivered_at) WHERE id = ?")
-            .bind(status)
-            .bind(a.attempt)
-            .bind(next_attempt_at)
-            .bind(delivered_at)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
     }
 }
