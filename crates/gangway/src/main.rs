@@ -52,7 +52,7 @@ enum Command {
     /// Print the JSON Schema of the workflow language.
     Schema,
     /// Load-test the http-score workload and print throughput, latency, memory and CPU.
-    Bench(bench::BenchArgs),
+    Bench(bench::BenchCmd),
     /// Run the provider simulators alone (for tests and local development).
     Sim {
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -162,7 +162,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             eprintln!("Created API key `{name}` ({id}). It is shown only this once:");
             println!("{key}");
         }
-        Command::Bench(args) => bench::run(args).await?,
+        Command::Bench(cmd) => bench::main(cmd).await?,
         Command::Schema => {
             println!(
                 "{}",

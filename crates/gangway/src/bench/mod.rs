@@ -4,9 +4,11 @@
 //! `sessions_per_s=... p50_ms=... p99_ms=... create_p99_ms=... peak_rss_mb=...
 //! cpu_ms_per_session=... errors=0`.
 
+mod idle;
 mod procstat;
 mod provider;
 mod server;
+mod stream;
 
 use anyhow::{Context, bail};
 use provider::Shared;
@@ -16,47 +18,51 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
-pub struct BenchArgs {
-    /// Sessions to run after the warm-up.
-    #[arg(long, default_value_t = 2000)]
-    pub sessions: u64,
-    /// Sessions in flight at once.
-    #[arg(long, default_value_t = 50)]
-    pub concurrency: u64,
-    /// Database of the started server (default: a fresh SQLite file).
-    #[arg(long)]
-    pub database_url: Option<String>,
-    /// Server processes to start (several need PostgreSQL).
-    #[arg(long, default_value_t = 1)]
-    pub nodes: u32,
-    /// Added to every provider answer.
-    #[arg(long, default_value_t = 0)]
-    pub provider_latency_ms: u64,
-    /// Use a running server instead of starting one; its `score` service
-    /// and webhook must point at `--provider-listen`, its customer webhook
-    /// endpoint at `<provider-listen>/hooks` (secret: see the bench docs).
-    #[arg(long)]
-    pub url: Option<String>,
-    /// Where the fake provider listens.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    pub provider_listen: String,
-    /// API key for `--url`.
-    #[arg(long, env = "GANGWAY_BENCH_API_KEY")]
-    pub api_key: Option<String>,
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchCmd {
+    #[command(subcommand)]
+    kind: Option<BenchKind>,
+    #[command(flatten)]
+    run: BenchArgs,
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if args.sessions == 0 || args.concurrency == 0 {
-        bail!("--sessions and --concurrency must be at least 1");
+#[derive(clap::Subcommand)]
+enum BenchKind {
+    /// Many sessions waiting at once: memory, idle CPU, polling cost, restart time.
+    Idle(idle::IdleArgs),
+    /// Browsers on SSE streams: latency from a webhook to each stream.
+    Stream(stream::StreamArgs),
+}
+
+pub async fn main(cmd: BenchCmd) -> anyhow::Result<()> {
+    match cmd.kind {
+        None => run(cmd.run).await,
+        Some(BenchKind::Idle(a)) => idle::run(a).await,
+        Some(BenchKind::Stream(a)) => stream::run(a).await,
     }
+}
+
+/// The fake provider, the servers under test and an API key.
+pub(crate) struct Setup {
+    pub client: reqwest::Client,
+    pub shared: Arc<Shared>,
+    pub servers: server::Servers,
+    pub api_key: String,
+}
+
+pub(crate) async fn setup(
+    provider_listen: &str,
+    latency_ms: u64,
+    database_url: Option<&str>,
+    nodes: u32,
+    url: Option<&str>,
+    api_key: Option<&str>,
+) -> anyhow::Result<Setup> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .build()?;
-    let shared = Arc::new(Shared {
-        latency: Duration::from_millis(args.provider_latency_ms),
-        ..Default::default()
-    });
-    let listener = tokio::net::TcpListener::bind(&args.provider_listen)
+    let shared = Arc::new(Shared::new(Duration::from_millis(latency_ms)));
+    let listener = tokio::net::TcpListener::bind(provider_listen)
         .await
         .context("--provider-listen")?;
     let provider_url = format!("http://{}", listener.local_addr()?);
@@ -64,21 +70,40 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-
-    let (servers, api_key) = match &args.url {
+    let (servers, api_key) = match url {
         Some(url) => {
-            let key = args
-                .api_key
-                .clone()
-                .context("--url needs --api-key (or GANGWAY_BENCH_API_KEY)")?;
-            (server::Servers::external(url), key)
+            let key = api_key.context("--url needs --api-key (or GANGWAY_BENCH_API_KEY)")?;
+            (server::Servers::external(url), key.to_string())
         }
-        None => {
-            server::Servers::start(&provider_url, args.database_url.as_deref(), args.nodes).await?
-        }
+        None => server::Servers::start(&provider_url, database_url, nodes).await?,
     };
     *shared.gangway.lock().map_err(|_| anyhow::anyhow!("lock"))? = servers.urls[0].clone();
+    Ok(Setup {
+        client,
+        shared,
+        servers,
+        api_key,
+    })
+}
 
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.sessions == 0 || args.concurrency == 0 {
+        bail!("--sessions and --concurrency must be at least 1");
+    }
+    let Setup {
+        client,
+        shared,
+        mut servers,
+        api_key,
+    } = setup(
+        &args.provider_listen,
+        args.provider_latency_ms,
+        args.database_url.as_deref(),
+        args.nodes,
+        args.url.as_deref(),
+        args.api_key.as_deref(),
+    )
+    .await?;
     let warmup = (args.sessions / 10).clamp(20, 1000);
     eprintln!(
         "bench: {} nodes at {}, warming up with {warmup} sessions",
@@ -146,6 +171,38 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         cpu_per,
         stats.errors + shared.bad_signatures.load(Ordering::Relaxed),
     );
+    if args.check_durability && args.url.is_none() {
+        // Durability is not traded for speed: after kill -9 and a restart,
+        // every session that ended is still ended.
+        let took = servers.kill_and_restart(0).await?;
+        let url = &servers.urls[0];
+        let mut still_ended = 0u64;
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut req = client
+                .get(format!("{url}/v1/sessions?status=ended&limit=200"))
+                .bearer_auth(&api_key);
+            if let Some(c) = &cursor {
+                req = req.query(&[("cursor", c)]);
+            }
+            let page: serde_json::Value = req.send().await?.json().await?;
+            still_ended += page["data"].as_array().map(|a| a.len() as u64).unwrap_or(0);
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        let expected = stats.ok + warmup;
+        eprintln!(
+            "bench: after kill -9 and restart ({:.2} s), {still_ended} of {expected} completed sessions are ended",
+            took.as_secs_f64()
+        );
+        if still_ended < expected {
+            bail!(
+                "durability check failed: {still_ended} of {expected} completed sessions survived kill -9"
+            );
+        }
+    }
     servers.stop();
     Ok(())
 }
@@ -316,4 +373,124 @@ async fn one(
         create_ms,
         ending.at.saturating_duration_since(sent).as_secs_f64() * 1000.0,
     ))
+}
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Sessions to run after the warm-up.
+    #[arg(long, default_value_t = 2000)]
+    pub sessions: u64,
+    /// Sessions in flight at once.
+    #[arg(long, default_value_t = 50)]
+    pub concurrency: u64,
+    /// Database of the started server (default: a fresh SQLite file).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Server processes to start (several need PostgreSQL).
+    #[arg(long, default_value_t = 1)]
+    pub nodes: u32,
+    /// Added to every provider answer.
+    #[arg(long, default_value_t = 0)]
+    pub provider_latency_ms: u64,
+    /// Use a running server instead of starting one; its `score` service
+    /// and webhook must point at `--provider-listen`, its customer webhook
+    /// endpoint at `<provider-listen>/hooks` (see docs/benchmarks.md).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Where the fake provider listens.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub provider_listen: String,
+    /// API key for `--url`.
+    #[arg(long, env = "GANGWAY_BENCH_API_KEY")]
+    pub api_key: Option<String>,
+    /// After the run, kill -9 the server, restart it and check that every
+    /// completed session is still completed.
+    #[arg(long)]
+    pub check_durability: bool,
+}
+
+/// A created session: reference, session id and client secret.
+pub(crate) struct CreatedSession {
+    pub reference: String,
+    pub id: String,
+    pub client_secret: String,
+}
+
+/// Creates `n` http-score sessions with `concurrency` in flight.
+pub(crate) async fn create_many(
+    s: &Setup,
+    prefix: &str,
+    n: u64,
+    concurrency: u64,
+) -> anyhow::Result<Vec<CreatedSession>> {
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.min(n) {
+        let (client, url, key, next, prefix) = (
+            s.client.clone(),
+            s.servers.urls[0].clone(),
+            s.api_key.clone(),
+            next.clone(),
+            prefix.to_string(),
+        );
+        tasks.spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, anyhow::Error>(out);
+                }
+                let reference = format!("{prefix}-{i}");
+                let r = client
+                    .post(format!("{url}/v1/sessions"))
+                    .bearer_auth(&key)
+                    .json(&json!({"workflow": "http-score", "reference": reference}))
+                    .send()
+                    .await?;
+                if r.status() != 201 {
+                    bail!("create answered {}", r.status());
+                }
+                let body: serde_json::Value = r.json().await?;
+                out.push(CreatedSession {
+                    reference,
+                    id: body["id"].as_str().unwrap_or_default().to_string(),
+                    client_secret: body["client_secret"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                });
+            }
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        all.extend(r??);
+    }
+    Ok(all)
+}
+
+/// Waits until the server reports at least `n` waiting sessions (from /metrics).
+pub(crate) async fn wait_for_waiting(s: &Setup, n: u64) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        let text = s
+            .client
+            .get(format!("{}/metrics", s.servers.urls[0]))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let waiting = text
+            .lines()
+            .find_map(|l| l.strip_prefix("gangway_sessions{status=\"waiting\"} "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if waiting >= n {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("only {waiting} of {n} sessions are waiting after 15 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -31,6 +31,22 @@ pub struct Shared {
     pub bad_signatures: AtomicU64,
     pub latency: Duration,
     pub gangway: Mutex<String>,
+    /// When false the provider sends no webhook by itself (idle and stream benches).
+    pub auto_webhook: std::sync::atomic::AtomicBool,
+    /// When true the score stays `pending` (sessions keep waiting).
+    pub pending: std::sync::atomic::AtomicBool,
+    /// Status reads (polls) received.
+    pub status_reads: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(latency: Duration) -> Shared {
+        Shared {
+            latency,
+            auto_webhook: std::sync::atomic::AtomicBool::new(true),
+            ..Default::default()
+        }
+    }
 }
 
 /// Deterministic score from the reference, as the real simulator does.
@@ -63,7 +79,11 @@ pub fn router(shared: Arc<Shared>, client: reqwest::Client) -> gangway_server::R
                     let id = format!("b_{reference}");
                     let webhook_to = shared.gangway.lock().map(|g| g.clone()).unwrap_or_default();
                     let hook_id = id.clone();
+                    let auto = shared.auto_webhook.load(Ordering::Relaxed);
                     tokio::spawn(async move {
+                        if !auto {
+                            return;
+                        }
                         // Let the start call's answer land first: this measures the
                         // webhook path, not the early-event buffer.
                         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -84,8 +104,14 @@ pub fn router(shared: Arc<Shared>, client: reqwest::Client) -> gangway_server::R
                     if !shared.latency.is_zero() {
                         tokio::time::sleep(shared.latency).await;
                     }
+                    shared.status_reads.fetch_add(1, Ordering::Relaxed);
                     let reference = id.strip_prefix("b_").unwrap_or(&id).to_string();
-                    Json(json!({"id": id, "score": score_for(&reference), "status": "completed"}))
+                    let status = if shared.pending.load(Ordering::Relaxed) {
+                        "pending"
+                    } else {
+                        "completed"
+                    };
+                    Json(json!({"id": id, "score": score_for(&reference), "status": status}))
                 }
             }),
         )
@@ -127,7 +153,7 @@ pub fn router(shared: Arc<Shared>, client: reqwest::Client) -> gangway_server::R
         )
 }
 
-async fn send_webhook(
+pub async fn send_webhook(
     client: &reqwest::Client,
     gangway: &str,
     id: &str,

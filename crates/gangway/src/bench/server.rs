@@ -9,6 +9,7 @@ pub struct Servers {
     pub urls: Vec<String>,
     pub pids: Vec<u32>,
     children: Vec<Child>,
+    configs: Vec<std::path::PathBuf>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -20,6 +21,7 @@ impl Servers {
             urls: vec![url.trim_end_matches('/').to_string()],
             pids: Vec::new(),
             children: Vec::new(),
+            configs: Vec::new(),
             _dir: None,
         }
     }
@@ -46,6 +48,7 @@ impl Servers {
             urls: Vec::new(),
             pids: Vec::new(),
             children: Vec::new(),
+            configs: Vec::new(),
             _dir: None,
         };
         for n in 0..nodes {
@@ -81,28 +84,11 @@ event_field = "status"
                     wsecret = super::provider::WEBHOOK_SECRET,
                 ),
             )?;
-            let mut child = Command::new(&exe)
-                .args(["serve", "--config", config.to_str().unwrap_or_default()])
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .context("cannot start the server")?;
-            let stdout = child.stdout.take().context("no stdout")?;
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if let Some(url) = line.strip_prefix("gangway listening on ") {
-                        let _ = tx.send(url.trim().to_string());
-                    }
-                }
-            });
-            let url = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
-                .await?
-                .context("the server did not start within 60 s")?;
+            let (child, url) = spawn_node(&exe, &config).await?;
             servers.pids.push(child.id());
             servers.urls.push(url);
             servers.children.push(child);
+            servers.configs.push(config);
         }
         let out = Command::new(&exe)
             .args([
@@ -126,6 +112,38 @@ event_field = "status"
         Ok((servers, key))
     }
 
+    /// `kill -9` of node `n`, then a new process on the same database;
+    /// returns how long until it served requests again.
+    pub async fn kill_and_restart(&mut self, n: usize) -> anyhow::Result<Duration> {
+        let exe = std::env::current_exe()?;
+        let child = self.children.get_mut(n).context("no such node")?;
+        child.kill()?;
+        child.wait()?;
+        let started = std::time::Instant::now();
+        let (child, url) = spawn_node(&exe, &self.configs[n]).await?;
+        let client = reqwest::Client::new();
+        let deadline = started + Duration::from_secs(120);
+        loop {
+            if client
+                .get(format!("{url}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("the restarted server did not become ready within 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let took = started.elapsed();
+        self.pids[n] = child.id();
+        self.urls[n] = url;
+        self.children[n] = child;
+        Ok(took)
+    }
+
     pub fn stop(mut self) {
         for c in &mut self.children {
             let _ = c.kill();
@@ -140,4 +158,30 @@ impl Drop for Servers {
             let _ = c.kill();
         }
     }
+}
+
+async fn spawn_node(
+    exe: &std::path::Path,
+    config: &std::path::Path,
+) -> anyhow::Result<(Child, String)> {
+    let mut child = Command::new(exe)
+        .args(["serve", "--config", config.to_str().unwrap_or_default()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start the server")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("gangway listening on ") {
+                let _ = tx.send(url.trim().to_string());
+            }
+        }
+    });
+    let url = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(120)))
+        .await?
+        .context("the server did not start within 120 s")?;
+    Ok((child, url))
 }

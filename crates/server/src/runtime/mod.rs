@@ -123,7 +123,20 @@ impl Engine {
             stopping: AtomicBool::new(false),
             shutdown: tokio::sync::watch::Sender::new(false),
         });
-        tokio::spawn(committer::run(engine.clone(), rx));
+        // With embedded SQLite the committer gets its own thread: its
+        // transaction runs inline (no hop to a database thread per
+        // statement), which would block a runtime worker; `Handle::block_on`
+        // still drives async I/O and spawns onto the runtime.
+        if engine.store.inline_transactions() {
+            let handle = tokio::runtime::Handle::current();
+            let committer_engine = engine.clone();
+            std::thread::Builder::new()
+                .name("gangway-committer".into())
+                .spawn(move || handle.block_on(committer::run(committer_engine, rx)))
+                .map_err(|e| Error::Store(crate::store::Error::Corrupt(format!("cannot start the committer thread: {e}"))))?;
+        } else {
+            tokio::spawn(committer::run(engine.clone(), rx));
+        }
         tokio::spawn(scheduler::run(engine.clone()));
         Ok(engine)
     }

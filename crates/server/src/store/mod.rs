@@ -230,6 +230,13 @@ pub trait Tx: Send {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// True when a transaction runs its statements inline, blocking the
+    /// calling thread (embedded SQLite): the committer then gets a thread of
+    /// its own. False for network databases driven asynchronously.
+    fn inline_transactions(&self) -> bool {
+        false
+    }
+
     async fn migrate(&self) -> Result<()>;
     async fn begin(&self) -> Result<Box<dyn Tx>>;
 
