@@ -34,6 +34,10 @@ pub async fn start(config: Config) -> Result<Arc<Engine>, StartError> {
         .await
         .map_err(|source| StartError::Store { url, source })?;
     let workflows = Registry::load(&config.workflows_dir, store.as_ref()).await?;
+    for (id, version, _, versions) in workflows.list() {
+        tracing::info!(workflow = %id, version, stored_versions = versions.len(), "workflow loaded");
+    }
+    tracing::info!(database = %url, "engine starting");
     Ok(Engine::start(config, store, workflows).await?)
 }
 
