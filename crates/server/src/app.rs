@@ -32,7 +32,7 @@ pub async fn start(config: Config) -> Result<Arc<Engine>, StartError> {
     store
         .migrate()
         .await
-        .map_err(|source| StartError::Store { url, source })?;
+        .map_err(|source| StartError::Store { url: url.clone(), source })?;
     let workflows = Registry::load(&config.workflows_dir, store.as_ref()).await?;
     for (id, version, _, versions) in workflows.list() {
         tracing::info!(workflow = %id, version, stored_versions = versions.len(), "workflow loaded");
