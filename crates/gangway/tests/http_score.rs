@@ -167,6 +167,37 @@ async fn provider_5xx_and_429_at_start_are_retried_with_one_provider_session() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_start_whose_answer_is_lost_is_retried_with_the_same_idempotency_key() {
+    let h = Harness::start().await;
+    // The provider creates the session, then the answer is lost (503 and a dropped connection).
+    h.sim_post("/control/faults", json!({"rules": [
+        {"match": {"method": "POST", "path": "/v1/sessions"}, "times": 1, "fault": {"status": 503, "after_effect": true}},
+        {"match": {"method": "POST", "path": "/v1/sessions"}, "times": 1, "fault": {"drop": true, "after_effect": true}}
+    ]}))
+    .await;
+    let s = h.create_score_session("r-lost-answer").await;
+    let id = s["id"].as_str().unwrap();
+    let pid = h.provider_id(id).await;
+    h.complete(&pid, 51).await;
+    assert_eq!(h.wait_ended(id).await["outcome"], "approved");
+    let (_, sessions) = {
+        let r = h.http.get(h.sim("/control/sessions")).send().await.unwrap();
+        (r.status(), r.json::<Value>().await.unwrap())
+    };
+    let mine: Vec<&Value> = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["reference"] == "r-lost-answer")
+        .collect();
+    assert_eq!(
+        mine.len(),
+        1,
+        "one provider session despite three attempts: {sessions}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn provider_down_past_the_deadline_ends_failed_with_a_clear_reason() {
     let h = Harness::start().await;
     h.sim_post("/control/faults", json!({"rules": [

@@ -152,6 +152,8 @@ struct Inner {
 #[derive(Default)]
 struct SimState {
     sessions: HashMap<String, ScoreSession>,
+    /// `Idempotency-Key` -> session id: a retried create returns the same session.
+    idempotency: HashMap<String, String>,
     knobs: ScoreKnobs,
 }
 
@@ -244,6 +246,7 @@ impl ScoreSim {
         {
             let mut st = self.lock();
             st.sessions.clear();
+            st.idempotency.clear();
             st.knobs = ScoreKnobs::default();
         }
         self.inner.faults.reset();
@@ -378,6 +381,24 @@ async fn create_session(State(sim): State<ScoreSim>, headers: HeaderMap, body: B
         Ok(r) => r,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
     };
+    // Like well-behaved provider APIs, a create retried with the same
+    // Idempotency-Key answers with the session it already made.
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(key) = &key {
+        let existing = sim.lock().idempotency.get(key).cloned();
+        if let Some(id) = existing {
+            let reference = sim.session(&id).map(|s| s.reference).unwrap_or_default();
+            return (
+                StatusCode::CREATED,
+                Extension(SimRef(id.clone())),
+                Json(serde_json::json!({ "id": id, "reference": reference })),
+            )
+                .into_response();
+        }
+    }
     let id = format!("sc_{}", hex::encode(rand::random::<[u8; 8]>()));
     let session = ScoreSession {
         id: id.clone(),
@@ -392,6 +413,9 @@ async fn create_session(State(sim): State<ScoreSim>, headers: HeaderMap, body: B
     let knobs = {
         let mut st = sim.lock();
         st.sessions.insert(id.clone(), session);
+        if let Some(key) = key {
+            st.idempotency.insert(key, id.clone());
+        }
         st.knobs
     };
     if knobs.early {
