@@ -12,12 +12,39 @@ pub struct ActionSpec {
     pub summary: &'static str,
 }
 
-pub const ACTIONS: &[ActionSpec] = &[ActionSpec {
-    name: "http.request",
-    required: &["service", "path"],
-    optional: &["method", "body", "query", "headers"],
-    summary: "A JSON request to a configured HTTP service; result is {status, body, headers}.",
-}];
+pub const ACTIONS: &[ActionSpec] = &[
+    ActionSpec {
+        name: "http.request",
+        required: &["service", "path"],
+        optional: &["method", "body", "query", "headers"],
+        summary: "A JSON request to a configured HTTP service; result is {status, body}.",
+    },
+    ActionSpec {
+        name: "incode.start",
+        required: &[],
+        optional: &[
+            "configuration_id",
+            "language",
+            "country_code",
+            "external_customer_id",
+            "redirection_url",
+            "custom_fields",
+        ],
+        summary: "Starts an Incode Omni session; result is {interview_id, url, token (sealed)}.",
+    },
+    ActionSpec {
+        name: "incode.status",
+        required: &["interview_id", "token"],
+        optional: &[],
+        summary: "Reads the onboarding status; result is {onboarding_status, event}.",
+    },
+    ActionSpec {
+        name: "incode.score",
+        required: &["interview_id", "token"],
+        optional: &[],
+        summary: "Reads the score; result is {overall_status, overall_value, score}.",
+    },
+];
 
 pub fn action(name: &str) -> Option<&'static ActionSpec> {
     ACTIONS.iter().find(|a| a.name == name)

@@ -29,10 +29,10 @@ pub async fn start(config: Config) -> Result<Arc<Engine>, StartError> {
             url: url.clone(),
             source,
         })?;
-    store
-        .migrate()
-        .await
-        .map_err(|source| StartError::Store { url: url.clone(), source })?;
+    store.migrate().await.map_err(|source| StartError::Store {
+        url: url.clone(),
+        source,
+    })?;
     let workflows = Registry::load(&config.workflows_dir, store.as_ref()).await?;
     for (id, version, _, versions) in workflows.list() {
         tracing::info!(workflow = %id, version, stored_versions = versions.len(), "workflow loaded");

@@ -44,8 +44,38 @@ pub struct Config {
     pub client: ClientConfig,
     pub engine: EngineConfig,
     pub webhooks: WebhooksConfig,
+    /// AES-256-GCM key (base64 of 32 bytes) sealing provider tokens and keys
+    /// at rest. Without one, a random key is used per process and sealed
+    /// tokens are renewed from the provider after a restart.
+    #[serde(default)]
+    pub encryption_key: Option<String>,
     #[serde(default)]
     pub http: HttpConnectorConfig,
+    #[serde(default)]
+    pub incode: Option<IncodeConfig>,
+}
+
+/// The Incode Omni connector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncodeConfig {
+    /// `https://demo-api.incodesmile.com` or `https://api.incodesmile.com`.
+    pub base_url: String,
+    /// `x-api-key`: used only to start sessions.
+    pub api_key: String,
+    /// The flow (configuration) id sessions start with, unless the workflow names one.
+    pub configuration_id: String,
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// OAuth2 client credentials Incode uses at `POST /v1/webhooks/incode/token`.
+    pub webhook_client_id: Option<String>,
+    pub webhook_client_secret: Option<String>,
+    /// Alternative: a static header `X-Gangway-Webhook-Secret` set in Incode's dashboard.
+    pub webhook_header_secret: Option<String>,
+}
+
+fn default_language() -> String {
+    "en-US".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -284,6 +314,63 @@ impl Config {
                 return Err(key_err(
                     format!("http.webhooks.{name}.secret"),
                     "must be at least 16 characters",
+                ));
+            }
+        }
+        if let Some(k) = &self.encryption_key
+            && crate::crypto::Sealer::from_base64(k).is_err()
+        {
+            return Err(key_err(
+                "encryption_key",
+                "must be 32 random bytes, base64-encoded (e.g. `openssl rand -base64 32`)",
+            ));
+        }
+        if let Some(inc) = &self.incode {
+            if reqwest::Url::parse(&inc.base_url).is_err() {
+                return Err(key_err("incode.base_url", "not a valid URL"));
+            }
+            if inc.api_key.is_empty() {
+                return Err(key_err(
+                    "incode.api_key",
+                    "must not be empty (use `${env:INCODE_API_KEY}`)",
+                ));
+            }
+            if inc.configuration_id.is_empty() {
+                return Err(key_err("incode.configuration_id", "must not be empty"));
+            }
+            let oauth = inc.webhook_client_id.is_some() || inc.webhook_client_secret.is_some();
+            if oauth
+                && (inc
+                    .webhook_client_id
+                    .as_deref()
+                    .unwrap_or_default()
+                    .is_empty()
+                    || inc
+                        .webhook_client_secret
+                        .as_deref()
+                        .unwrap_or_default()
+                        .len()
+                        < 16)
+            {
+                return Err(key_err(
+                    "incode.webhook_client_secret",
+                    "OAuth2 webhook auth needs webhook_client_id and a webhook_client_secret of at least 16 characters",
+                ));
+            }
+            if inc
+                .webhook_header_secret
+                .as_deref()
+                .is_some_and(|s| s.len() < 16)
+            {
+                return Err(key_err(
+                    "incode.webhook_header_secret",
+                    "must be at least 16 characters",
+                ));
+            }
+            if !oauth && inc.webhook_header_secret.is_none() {
+                return Err(key_err(
+                    "incode",
+                    "configure webhook authentication: webhook_client_id + webhook_client_secret (OAuth2) or webhook_header_secret",
                 ));
             }
         }

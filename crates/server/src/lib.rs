@@ -5,6 +5,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod connectors;
+pub mod crypto;
 pub mod ids;
 pub mod runtime;
 pub mod sim;

@@ -6,6 +6,7 @@
 mod client;
 pub mod error;
 mod extract;
+mod incode;
 mod openapi;
 mod ops;
 mod sessions;

@@ -19,6 +19,8 @@ use sha2::Sha256;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/webhooks/http/{name}", post(http_webhook))
+        .route("/v1/webhooks/incode", post(super::incode::webhook))
+        .route("/v1/webhooks/incode/token", post(super::incode::token))
         .route("/v1/webhooks/{connector}", post(connector_webhook))
 }
 

@@ -3,6 +3,7 @@
 //! until the step's deadline) or permanent.
 
 pub mod http;
+pub mod incode;
 mod redact;
 
 pub use redact::redact;
@@ -32,12 +33,18 @@ pub struct CallError {
 
 pub struct Connectors {
     pub http: http::HttpConnector,
+    pub incode: incode::IncodeConnector,
 }
 
 impl Connectors {
-    pub fn new(config: &crate::config::Config) -> Connectors {
+    pub fn new(config: &crate::config::Config, sealer: crate::crypto::Sealer) -> Connectors {
         Connectors {
             http: http::HttpConnector::new(config.http.clone(), config.engine.request_timeout),
+            incode: incode::IncodeConnector::new(
+                config.incode.clone(),
+                config.engine.request_timeout,
+                sealer,
+            ),
         }
     }
 
@@ -50,6 +57,11 @@ impl Connectors {
     ) -> Result<CallOutput, CallError> {
         match action {
             "http.request" => self.http.request(args, idempotency_key).await,
+            // Incode documents no idempotency header: a crash between start
+            // and commit can leave one orphan session, never presented.
+            "incode.start" => self.incode.start(args).await,
+            "incode.status" => self.incode.status(args).await,
+            "incode.score" => self.incode.score(args).await,
             other => Err(CallError {
                 transient: false,
                 retry_after: None,
@@ -74,7 +86,10 @@ impl Connectors {
 
     /// Every action the workflow catalog lists is implemented here.
     pub fn implements(action: &str) -> bool {
-        matches!(action, "http.request")
+        matches!(
+            action,
+            "http.request" | "incode.start" | "incode.status" | "incode.score"
+        )
     }
 }
 

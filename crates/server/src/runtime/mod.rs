@@ -104,13 +104,23 @@ impl Engine {
         workflows: workflows::Registry,
     ) -> Result<Arc<Engine>, Error> {
         store.release_all_leases().await?;
+        let sealer = match &config.encryption_key {
+            Some(k) => crate::crypto::Sealer::from_base64(k)
+                .map_err(|e| Error::Store(crate::store::Error::Corrupt(e.to_string())))?,
+            None => {
+                tracing::warn!(
+                    "no encryption_key configured: sealed provider tokens will be renewed after a restart"
+                );
+                crate::crypto::Sealer::ephemeral()
+            }
+        };
         let (tx, rx) = mpsc::channel(8192);
         let delivery_client = reqwest::Client::builder()
             .timeout(config.webhooks.timeout)
             .build()
             .unwrap_or_default();
         let engine = Arc::new(Engine {
-            connectors: Connectors::new(&config),
+            connectors: Connectors::new(&config, sealer),
             inflight: Semaphore::new(config.engine.max_inflight),
             store,
             config,
@@ -133,7 +143,11 @@ impl Engine {
             std::thread::Builder::new()
                 .name("gangway-committer".into())
                 .spawn(move || handle.block_on(committer::run(committer_engine, rx)))
-                .map_err(|e| Error::Store(crate::store::Error::Corrupt(format!("cannot start the committer thread: {e}"))))?;
+                .map_err(|e| {
+                    Error::Store(crate::store::Error::Corrupt(format!(
+                        "cannot start the committer thread: {e}"
+                    )))
+                })?;
         } else {
             tokio::spawn(committer::run(engine.clone(), rx));
         }
