@@ -23,9 +23,13 @@ pub struct IdleArgs {
     pub settle_s: u64,
     #[arg(long)]
     pub database_url: Option<String>,
+    /// Cap of the polling fallback's interval (the shipped workflow: 60s).
+    #[arg(long, default_value = "60s")]
+    pub max_poll_every: String,
 }
 
 pub async fn run(args: IdleArgs) -> anyhow::Result<()> {
+    let workflow = super::server::workflow_with_poll_cap(&args.max_poll_every);
     let mut s = setup(
         "127.0.0.1:0",
         0,
@@ -33,6 +37,7 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<()> {
         1,
         None,
         None,
+        Some(&workflow),
     )
     .await?;
     s.shared.auto_webhook.store(false, Ordering::Relaxed);

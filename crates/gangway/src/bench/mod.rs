@@ -57,6 +57,7 @@ pub(crate) async fn setup(
     nodes: u32,
     url: Option<&str>,
     api_key: Option<&str>,
+    workflow: Option<&str>,
 ) -> anyhow::Result<Setup> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
@@ -75,7 +76,15 @@ pub(crate) async fn setup(
             let key = api_key.context("--url needs --api-key (or GANGWAY_BENCH_API_KEY)")?;
             (server::Servers::external(url), key.to_string())
         }
-        None => server::Servers::start(&provider_url, database_url, nodes).await?,
+        None => {
+            server::Servers::start(
+                &provider_url,
+                database_url,
+                nodes,
+                workflow.unwrap_or(server::WORKFLOW),
+            )
+            .await?
+        }
     };
     *shared.gangway.lock().map_err(|_| anyhow::anyhow!("lock"))? = servers.urls[0].clone();
     Ok(Setup {
@@ -102,6 +111,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.nodes,
         args.url.as_deref(),
         args.api_key.as_deref(),
+        None,
     )
     .await?;
     let warmup = (args.sessions / 10).clamp(20, 1000);

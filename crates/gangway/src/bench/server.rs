@@ -13,7 +13,12 @@ pub struct Servers {
     _dir: Option<tempfile::TempDir>,
 }
 
-const WORKFLOW: &str = include_str!("../../../../workflows/http-score.yaml");
+pub const WORKFLOW: &str = include_str!("../../../../workflows/http-score.yaml");
+
+/// The shipped http-score workflow with another cap on its polling interval.
+pub fn workflow_with_poll_cap(max_every: &str) -> String {
+    WORKFLOW.replace("max_every: 60s", &format!("max_every: {max_every}"))
+}
 
 impl Servers {
     pub fn external(url: &str) -> Servers {
@@ -31,6 +36,7 @@ impl Servers {
         provider_url: &str,
         database_url: Option<&str>,
         nodes: u32,
+        workflow: &str,
     ) -> anyhow::Result<(Servers, String)> {
         let dir = tempfile::tempdir()?;
         let db = match database_url {
@@ -42,7 +48,7 @@ impl Servers {
         }
         let wf = dir.path().join("workflows");
         std::fs::create_dir_all(&wf)?;
-        std::fs::write(wf.join("http-score.yaml"), WORKFLOW)?;
+        std::fs::write(wf.join("http-score.yaml"), workflow)?;
         let exe = std::env::current_exe()?;
         let mut servers = Servers {
             urls: Vec::new(),

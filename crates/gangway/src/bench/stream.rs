@@ -26,6 +26,7 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
         1,
         None,
         None,
+        None,
     )
     .await?;
     s.shared.auto_webhook.store(false, Ordering::Relaxed);
