@@ -6,6 +6,7 @@
 //! the request log and wraps a simulator's provider router.
 
 pub mod faults;
+pub mod incode;
 pub mod score;
 
 use axum::Json;
