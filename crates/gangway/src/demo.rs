@@ -2,25 +2,75 @@
 //! listener, the shipped workflows and a demo API key.
 
 use anyhow::Context;
-use gangway_server::config::{Config, HttpService, HttpWebhook};
+use gangway_server::config::{Config, HttpService, HttpWebhook, IncodeConfig};
 use gangway_server::ids;
+use gangway_server::sim::incode::{IncodeSim, IncodeSimConfig, IncodeWebhookAuth};
 use gangway_server::sim::score::{ScoreSim, ScoreSimConfig};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The simulators' router, mounted under `/sim/{provider}`.
+/// Credentials shared by the simulators and the Gangway config that talks to them.
+pub struct SimCredentials {
+    pub score_api_key: String,
+    pub score_webhook_secret: String,
+    pub incode_api_key: String,
+    pub incode_client_id: String,
+    pub incode_client_secret: String,
+}
+
+impl SimCredentials {
+    pub fn random() -> SimCredentials {
+        SimCredentials {
+            score_api_key: ids::new_secret("simkey"),
+            score_webhook_secret: ids::new_secret("simwh"),
+            incode_api_key: ids::new_secret("incodekey"),
+            incode_client_id: "incode-webhooks".into(),
+            incode_client_secret: ids::new_secret("incodewh"),
+        }
+    }
+}
+
+/// The simulators' router, mounted under `/sim/{provider}`. `gangway_url`
+/// receives their webhooks; `sim_url` is where browsers reach the simulators.
 pub fn simulators(
     gangway_url: &str,
-    score_api_key: &str,
-    score_webhook_secret: &str,
+    sim_url: &str,
+    creds: &SimCredentials,
+    frame_ancestors: Vec<String>,
 ) -> gangway_server::Router {
     let gangway_url = gangway_url.trim_end_matches('/');
     let score = ScoreSim::new(ScoreSimConfig {
-        api_key: score_api_key.to_string(),
+        api_key: creds.score_api_key.clone(),
         webhook_url: format!("{gangway_url}/v1/webhooks/http/score"),
-        webhook_secret: score_webhook_secret.to_string(),
+        webhook_secret: creds.score_webhook_secret.clone(),
     });
-    gangway_server::Router::new().nest("/sim/score", score.router())
+    let incode = IncodeSim::new(IncodeSimConfig {
+        api_key: creds.incode_api_key.clone(),
+        webhook_url: format!("{gangway_url}/v1/webhooks/incode"),
+        webhook_auth: IncodeWebhookAuth::OAuth2 {
+            token_url: format!("{gangway_url}/v1/webhooks/incode/token"),
+            client_id: creds.incode_client_id.clone(),
+            client_secret: creds.incode_client_secret.clone(),
+        },
+        public_url: format!("{}/sim/incode", sim_url.trim_end_matches('/')),
+        frame_ancestors,
+    });
+    gangway_server::Router::new()
+        .nest("/sim/score", score.router())
+        .nest("/sim/incode", incode.router())
+}
+
+/// Points the `incode` connector at the simulator on `base`.
+pub fn configure_incode(config: &mut Config, base: &str, creds: &SimCredentials) {
+    config.incode = Some(IncodeConfig {
+        base_url: format!("{base}/sim/incode"),
+        api_key: creds.incode_api_key.clone(),
+        configuration_id: "gangway-demo-flow".into(),
+        language: "en-US".into(),
+        webhook_client_id: Some(creds.incode_client_id.clone()),
+        webhook_client_secret: Some(creds.incode_client_secret.clone()),
+        webhook_header_secret: None,
+    });
 }
 
 /// Points the `score` service and webhook at the simulator on `base`.
@@ -69,10 +119,17 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
     let addr = listener.local_addr()?;
     config.listen = addr;
     let base = format!("http://{addr}");
-    let sim_key = ids::new_secret("simkey");
-    let sim_secret = ids::new_secret("simwh");
+    let creds = SimCredentials::random();
     if !config.http.services.contains_key("score") {
-        configure_score(&mut config, &base, &sim_key, &sim_secret);
+        configure_score(
+            &mut config,
+            &base,
+            &creds.score_api_key,
+            &creds.score_webhook_secret,
+        );
+    }
+    if config.incode.is_none() {
+        configure_incode(&mut config, &base, &creds);
     }
     let api_key = std::env::var("GANGWAY_DEMO_API_KEY")
         .ok()
@@ -91,7 +148,7 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
             ids::now_ms(),
         )
         .await?;
-    let sims = simulators(&base, &sim_key, &sim_secret);
+    let sims = simulators(&base, &base, &creds, vec![base.clone()]);
     let router = gangway_server::app::router(engine.clone(), Some(sims));
     println!("gangway listening on {base}");
     println!();
@@ -102,7 +159,7 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
     } else {
         println!("  API key:    from GANGWAY_DEMO_API_KEY");
     }
-    println!("  Simulators: {base}/sim/score/");
+    println!("  Simulators: {base}/sim/score/  {base}/sim/incode/");
     println!();
     gangway_server::app::serve(
         listener,

@@ -66,6 +66,14 @@ enum Command {
         /// HMAC secret the score simulator signs webhooks with.
         #[arg(long, env = "SIM_SCORE_WEBHOOK_SECRET")]
         score_webhook_secret: String,
+        /// API key the Incode simulator expects.
+        #[arg(long, env = "SIM_INCODE_API_KEY")]
+        incode_api_key: String,
+        /// OAuth2 client the Incode simulator uses at Gangway's token endpoint.
+        #[arg(long, env = "SIM_INCODE_CLIENT_ID", default_value = "incode-webhooks")]
+        incode_client_id: String,
+        #[arg(long, env = "SIM_INCODE_CLIENT_SECRET")]
+        incode_client_secret: String,
     },
 }
 
@@ -174,12 +182,23 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             gangway_url,
             score_api_key,
             score_webhook_secret,
+            incode_api_key,
+            incode_client_id,
+            incode_client_secret,
         } => {
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
             let addr = listener.local_addr()?;
-            let router = demo::simulators(&gangway_url, &score_api_key, &score_webhook_secret);
+            let creds = demo::SimCredentials {
+                score_api_key,
+                score_webhook_secret,
+                incode_api_key,
+                incode_client_id,
+                incode_client_secret,
+            };
+            let router =
+                demo::simulators(&gangway_url, &format!("http://{addr}"), &creds, Vec::new());
             println!("simulators listening on http://{addr}");
             gangway_server::app::serve_router(
                 listener,

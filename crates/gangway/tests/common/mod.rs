@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_gangway");
 pub const SIM_API_KEY: &str = "sim-score-api-key-for-tests-0001";
 pub const SIM_WEBHOOK_SECRET: &str = "sim-score-webhook-secret-0001";
+pub const INCODE_API_KEY: &str = "incode-api-key-for-tests-000001";
+pub const INCODE_CLIENT_SECRET: &str = "incode-client-secret-for-tests-01";
+/// 32 bytes, base64: seals provider session tokens at rest.
+pub const ENCRYPTION_KEY: &str = "dGVzdHMtb25seS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=";
 pub const RECEIVER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 pub fn repo_root() -> PathBuf {
@@ -137,6 +141,12 @@ impl Harness {
                 SIM_API_KEY,
                 "--score-webhook-secret",
                 SIM_WEBHOOK_SECRET,
+                "--incode-api-key",
+                INCODE_API_KEY,
+                "--incode-client-id",
+                "incode-tests",
+                "--incode-client-secret",
+                INCODE_CLIENT_SECRET,
             ],
             &[],
             &dir.path().join("sim.log"),
@@ -166,6 +176,7 @@ impl Harness {
             r#"listen = "127.0.0.1:{port}"
 database_url = "sqlite://{db}"
 workflows_dir = "{wf}"
+encryption_key = "{ENCRYPTION_KEY}"
 
 [client]
 secret_ttl = "{ttl}"
@@ -181,6 +192,13 @@ secret = "{RECEIVER_SECRET}"
 [http.services.score]
 base_url = "{sim_url}/sim/score"
 headers = {{ Authorization = "Bearer {SIM_API_KEY}" }}
+
+[incode]
+base_url = "{sim_url}/sim/incode"
+api_key = "{INCODE_API_KEY}"
+configuration_id = "flow-tests"
+webhook_client_id = "incode-tests"
+webhook_client_secret = "{INCODE_CLIENT_SECRET}"
 
 [http.webhooks.score]
 service = "score"
@@ -267,6 +285,33 @@ event_field = "status"
 
     pub fn sim(&self, path: &str) -> String {
         format!("{}/sim/score{}", self.sim_url, path)
+    }
+
+    pub fn incode(&self, path: &str) -> String {
+        format!("{}/sim/incode{}", self.sim_url, path)
+    }
+
+    pub async fn incode_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.incode(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn incode_requests(&self) -> Vec<Value> {
+        self.http
+            .get(self.incode("/control/requests"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
