@@ -43,6 +43,8 @@ impl Registry {
                 dir: dir.display().to_string(),
                 source,
             })?;
+        } else {
+            tracing::warn!(dir = %dir.display(), "workflows directory does not exist; only workflow versions already stored are available");
         }
         files.sort();
         let mut problems = Vec::new();
