@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod sandbox;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -51,6 +52,9 @@ enum Command {
     },
     /// Print the JSON Schema of the workflow language.
     Schema,
+    /// Run one workflow against the built-in simulators and print each step
+    /// as it happens (calls, state diffs, rules, waits and their events).
+    Sandbox(sandbox::SandboxCmd),
     /// Load-test the http-score workload and print throughput, latency, memory and CPU.
     Bench(bench::BenchCmd),
     /// Run the provider simulators alone (for tests and local development).
@@ -90,7 +94,11 @@ enum KeysCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // The sandbox prints its own trace; the server's logs would drown it.
+    init_tracing(match cli.command {
+        Command::Sandbox(_) => "warn",
+        _ => "info,sqlx=warn,hyper=warn",
+    });
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -110,9 +118,9 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,hyper=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -144,6 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Demo { listen, config } => demo::run(listen, config).await?,
         Command::Validate { files } => return Ok(validate(&files)),
+        Command::Sandbox(cmd) => return sandbox::run(cmd).await,
         Command::Migrate { config } => {
             let config = load_config(config.as_deref())?;
             let store = gangway_server::store::open(&config.database_url).await?;

@@ -19,6 +19,13 @@ pub enum Error {
     WrongKey,
 }
 
+/// A new random `encryption_key` value (base64 of 32 bytes).
+pub fn generate_key() -> String {
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    STANDARD.encode(key)
+}
+
 /// Seals and opens secrets; `Clone` is cheap.
 #[derive(Clone)]
 pub struct Sealer {

@@ -12,3 +12,5 @@ pub use diagnostics::{Diagnostic, Diagnostics};
 pub use model::*;
 pub use parse::parse;
 pub use schema::json_schema;
+/// YAML to JSON with YAML 1.2 core-schema scalars (for files beside workflows).
+pub use yaml::to_json as yaml_to_json;

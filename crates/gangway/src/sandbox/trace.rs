@@ -1,0 +1,252 @@
+//! Prints a session's timeline as it grows: steps, provider calls with their
+//! (already redacted) answers, state changes as a diff, rule evaluations,
+//! waits and the events that ended them.
+
+use gangway_core::engine::SessionState;
+use gangway_server::store::TimelineEntry;
+use serde_json::{Map, Value};
+
+/// Longest JSON value printed on one line.
+const MAX_VALUE: usize = 240;
+
+pub struct Printer {
+    t0: Option<i64>,
+    last_seq: i64,
+    vars: Map<String, Value>,
+    present: Option<Value>,
+    idle_in: Option<(String, u32)>,
+    visit: u32,
+}
+
+impl Printer {
+    pub fn new(id: &str, workflow: &str, input: &Value) -> Printer {
+        println!("sandbox: session {id} of workflow `{workflow}`");
+        println!("         input {}", short(input));
+        Printer {
+            t0: None,
+            last_seq: 0,
+            vars: Map::new(),
+            present: None,
+            idle_in: None,
+            visit: 0,
+        }
+    }
+
+    pub fn entries(&mut self, entries: &[TimelineEntry], state: &SessionState) {
+        let seen = self.last_seq;
+        for e in entries.iter().filter(|e| e.seq > seen) {
+            self.last_seq = e.seq;
+            let t0 = *self.t0.get_or_insert(e.at);
+            let at = e.at - t0;
+            for line in describe(e) {
+                println!("{at:>7} ms  {line}");
+            }
+        }
+        self.diff_state(state);
+        if state.present != self.present {
+            if let Some(p) = &state.present {
+                let kind = p["kind"].as_str().unwrap_or("step");
+                let target = p["url"]
+                    .as_str()
+                    .or(p["deep_link"].as_str())
+                    .map(str::to_string)
+                    .unwrap_or_else(|| short(p));
+                println!("             browser shows {kind}: {target}");
+            }
+            self.present = state.present.clone();
+        }
+        self.visit = state.visit;
+    }
+
+    fn diff_state(&mut self, state: &SessionState) {
+        for (k, v) in &state.vars {
+            match self.vars.get(k) {
+                None => println!("             + state.{k} = {}", short(v)),
+                Some(old) if old != v => println!("             ~ state.{k} = {}", short(v)),
+                Some(_) => {}
+            }
+        }
+        for k in self.vars.keys() {
+            if !state.vars.contains_key(k) {
+                println!("             - state.{k}");
+            }
+        }
+        self.vars = state.vars.clone();
+    }
+
+    pub fn note(&self, text: &str) {
+        println!("             {text}");
+    }
+
+    /// Says once per wait what the sandbox is waiting for.
+    pub fn idle(&mut self, step: &str, next_at: Option<&str>) {
+        let key = (step.to_string(), self.visit);
+        if self.idle_in.as_ref() == Some(&key) {
+            return;
+        }
+        self.idle_in = Some(key);
+        match next_at {
+            Some(at) => println!(
+                "             … waiting in `{step}`; the next scripted event is for `{at}`"
+            ),
+            None => println!(
+                "             … waiting in `{step}`; no scripted event left: the step's own deadline decides"
+            ),
+        }
+    }
+
+    pub fn finished(&self, state: &SessionState) {
+        let outcome = state
+            .outcome
+            .map(|o| o.to_string())
+            .unwrap_or_else(|| "?".into());
+        println!("sandbox: the workflow ended with outcome `{outcome}`");
+    }
+}
+
+fn describe(e: &TimelineEntry) -> Vec<String> {
+    let d = &e.data;
+    let s = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+    match e.kind.as_str() {
+        "session.created" => vec![format!(
+            "session created ({} v{})",
+            s("workflow"),
+            d["version"]
+        )],
+        "step.entered" => vec![format!(
+            "▸ step `{}` ({})",
+            e.step.as_deref().unwrap_or("?"),
+            s("kind")
+        )],
+        "provider.call" | "call.failed" => {
+            let mut out = Vec::new();
+            let attempts = d["attempts"].as_array().cloned().unwrap_or_default();
+            for a in &attempts {
+                out.extend(attempt_lines(&s("action"), a));
+            }
+            if attempts.is_empty() {
+                out.push(format!("  {} {}", e.kind, short(d)));
+            }
+            if let Some(err) = d["error"].as_str() {
+                out.push(format!("  ✗ {err}"));
+            }
+            out
+        }
+        "wait.started" => {
+            let events: Vec<String> = d["events"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let left = d["deadline_ms"]
+                .as_i64()
+                .map(|ms| format!(", deadline in {} s", (ms - e.at).max(0) / 1000))
+                .unwrap_or_default();
+            vec![format!("  waiting for {}{left}", events.join(" | "))]
+        }
+        "event.received" => vec![format!(
+            "  event `{}` received from {}",
+            s("event"),
+            s("source")
+        )],
+        "event.accepted" => vec![format!(
+            "  event `{}` ends the wait ({})",
+            s("event"),
+            s("source")
+        )],
+        "event.replayed" => vec![format!(
+            "  event `{}` had arrived early; replayed",
+            s("event")
+        )],
+        "poll.matched" => vec![format!("  polling found `{}`", s("event"))],
+        "wait.timed_out" => vec![format!("  wait timed out {}", short(d))],
+        "rule.evaluated" => vec![format!(
+            "  rule {} `{}` → {}",
+            d["rule"],
+            s("when"),
+            d["result"]
+        )],
+        "rule.default" => vec![format!("  no rule matched → default `{}`", s("next"))],
+        "rule.error" => vec![format!(
+            "  rule {} `{}` failed: {}",
+            d["rule"],
+            s("when"),
+            s("error")
+        )],
+        "session.ended" => vec![format!("■ {} — {}", s("outcome"), s("reason"))],
+        other => vec![format!("  {other} {}", short(d))],
+    }
+}
+
+/// One provider call attempt: what was called, its status and answer.
+/// Connectors describe calls in their own words (`call`, `calls`, or
+/// `method` + `path`); whatever else they recorded is printed as details.
+fn attempt_lines(action: &str, a: &Value) -> Vec<String> {
+    let what = if let Some(c) = a["call"].as_str() {
+        c.to_string()
+    } else if let Some(calls) = a["calls"].as_array() {
+        calls
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" + ")
+    } else {
+        format!(
+            "{} {}",
+            a["method"].as_str().unwrap_or(""),
+            a["path"].as_str().unwrap_or("")
+        )
+    };
+    let status = a["status"]
+        .as_u64()
+        .map(|s| format!(" → {s}"))
+        .unwrap_or_default();
+    let took = a["duration_ms"]
+        .as_u64()
+        .map(|ms| format!(" ({ms} ms)"))
+        .unwrap_or_default();
+    let mut out = vec![format!("  call {action}: {what}{status}{took}")];
+    if let Some(err) = a["error"].as_str() {
+        out.push(format!("      error: {err}"));
+    }
+    if !a["response"].is_null() {
+        out.push(format!("      answer {}", short(&a["response"])));
+    }
+    const SHOWN: [&str; 10] = [
+        "call",
+        "calls",
+        "method",
+        "path",
+        "status",
+        "duration_ms",
+        "error",
+        "response",
+        "request",
+        "service",
+    ];
+    if let Some(map) = a.as_object() {
+        let details: Map<String, Value> = map
+            .iter()
+            .filter(|(k, _)| !SHOWN.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !details.is_empty() {
+            out.push(format!("      {}", short(&Value::Object(details))));
+        }
+    }
+    out
+}
+
+/// Compact JSON, cut to one readable line.
+fn short(v: &Value) -> String {
+    let text = v.to_string();
+    if text.chars().count() <= MAX_VALUE {
+        return text;
+    }
+    let cut: String = text.chars().take(MAX_VALUE).collect();
+    format!("{cut}…")
+}
