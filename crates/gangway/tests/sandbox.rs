@@ -123,3 +123,22 @@ fn bad_files_exit_2_with_their_place() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("broken.yaml:5:"), "{err}");
 }
+
+#[test]
+fn a_run_step_naming_an_unknown_workflow_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join("parent.yaml");
+    std::fs::write(
+        &wf,
+        "id: parent\nversion: 1\nsteps:\n  kid:\n    run: no-such-flow\n    timeout: 1m\n    on_timeout: done\n  done:\n    end: expired\n    reason: late\n",
+    )
+    .unwrap();
+    let (code, out, err) = sandbox(&[wf.to_str().unwrap()]);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(
+        err.contains(
+            "parent.yaml:5:10: step `kid` runs workflow `no-such-flow`, which is not loaded"
+        ),
+        "{err}"
+    );
+}

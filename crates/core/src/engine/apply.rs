@@ -3,7 +3,7 @@
 use super::types::*;
 use crate::expr::Scope;
 use crate::outcome::{Outcome, SessionStatus};
-use crate::workflow::{Step, Workflow};
+use crate::workflow::{RunStep, Step, Workflow};
 use serde_json::{Value, json};
 
 /// Steps entered in one transition before the engine gives up: a workflow
@@ -218,8 +218,10 @@ impl Run<'_> {
             }
             Input::Event { name, source, data } => self.event(name, source, data),
             Input::Timeout { visit } => {
-                let Some(Step::Wait(wait)) = self.current().cloned() else {
-                    return false;
+                let on_timeout = match self.current() {
+                    Some(Step::Wait(wait)) => wait.on_timeout.clone(),
+                    Some(Step::Run(run)) => run.on_timeout.clone(),
+                    _ => return false,
                 };
                 if *visit != self.state.visit {
                     return false;
@@ -228,11 +230,13 @@ impl Run<'_> {
                     "wait.timed_out",
                     json!({"deadline_ms": self.state.wait.as_ref().map(|w| w.deadline_ms)}),
                 );
+                self.cancel_child("the parent session's run step timed out");
                 self.leave_wait();
-                self.goto(&wait.on_timeout);
+                self.goto(&on_timeout);
                 true
             }
             Input::Cancel { reason } => {
+                self.cancel_child("the parent session was canceled");
                 if self.state.wait.is_some() {
                     self.leave_wait();
                 }
@@ -243,6 +247,9 @@ impl Run<'_> {
     }
 
     fn event(&mut self, name: &str, source: &str, data: &Value) -> bool {
+        if let Some(Step::Run(run)) = self.current().cloned() {
+            return self.child_ended(&run, name, source, data);
+        }
         let Some(Step::Wait(wait)) = self.current().cloned() else {
             return false;
         };
@@ -263,7 +270,60 @@ impl Run<'_> {
         self.state.wait = None;
         self.state.present = None;
         self.state.poll_args = None;
+        self.state.child = None;
         self.effects.push(Effect::ClearWaitJobs);
+    }
+
+    /// A `run` step's child ended: keep what it found, branch on its outcome.
+    fn child_ended(&mut self, run: &RunStep, name: &str, source: &str, data: &Value) -> bool {
+        if name != CHILD_ENDED
+            || self.state.child.is_none()
+            || data.get("session_id").and_then(Value::as_str) != self.state.child.as_deref()
+        {
+            return false;
+        }
+        let outcome = data
+            .get("outcome")
+            .and_then(Value::as_str)
+            .and_then(|o| o.parse::<Outcome>().ok())
+            .unwrap_or(Outcome::Failed);
+        let reason = data
+            .get("reason")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        self.record(
+            "event.accepted",
+            json!({"event": name, "source": source, "outcome": outcome}),
+        );
+        self.state.vars.insert(
+            run.save_as.clone(),
+            json!({
+                "session_id": data.get("session_id"),
+                "outcome": outcome,
+                "reason": reason,
+                "state": data.get("state").cloned().unwrap_or(Value::Null),
+            }),
+        );
+        self.leave_wait();
+        match run.on.get(&outcome).or(run.default.as_ref()) {
+            Some(next) => {
+                let next = next.clone();
+                self.goto(&next);
+            }
+            // Not handled here: the child's ending is this session's.
+            None => self.end(outcome, reason),
+        }
+        true
+    }
+
+    fn cancel_child(&mut self, reason: &str) {
+        if let Some(child) = self.state.child.take() {
+            self.effects.push(Effect::CancelChild {
+                session_id: child,
+                reason: reason.to_string(),
+            });
+        }
     }
 
     fn step_name(&self) -> String {
@@ -406,6 +466,50 @@ impl Run<'_> {
                         decide.default.clone()
                     });
                     next = target;
+                }
+                Step::Run(run) => {
+                    let input = match run.with.render(&scope) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            self.end(Outcome::Failed, format!("input of step `{next}`: {e}"));
+                            return;
+                        }
+                    };
+                    let parent = self
+                        .ctx
+                        .session
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    let child = child_session_id(parent, self.state.visit);
+                    let deadline_ms =
+                        self.now_ms + i64::try_from(run.timeout_ms).unwrap_or(i64::MAX);
+                    self.state.status = SessionStatus::Waiting;
+                    self.state.present = None;
+                    self.state.child = Some(child.clone());
+                    self.state.wait = Some(Waiting {
+                        events: vec![CHILD_ENDED.to_string()],
+                        since_ms: self.now_ms,
+                        deadline_ms,
+                        poll_interval_ms: None,
+                    });
+                    self.effects.push(Effect::StartChild {
+                        visit: self.state.visit,
+                        step: next.clone(),
+                        workflow: run.workflow.clone(),
+                        session_id: child.clone(),
+                        input,
+                        deadline_ms,
+                    });
+                    self.effects.push(Effect::Timer {
+                        visit: self.state.visit,
+                        at_ms: deadline_ms,
+                    });
+                    self.record(
+                        "child.started",
+                        json!({"workflow": run.workflow, "session_id": child, "deadline_ms": deadline_ms}),
+                    );
+                    return;
                 }
                 Step::End(end) => {
                     let reason = match end.reason.render(&scope) {

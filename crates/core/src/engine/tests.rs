@@ -708,3 +708,120 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// `run`: a child workflow
+// ---------------------------------------------------------------------------
+
+const PARENT: &str = r#"
+id: parent
+version: 1
+steps:
+  bank:
+    run: child-flow
+    with:
+      amount: ${input.amount}
+    save_as: bank
+    timeout: 30m
+    on_timeout: too_slow
+    on:
+      approved: rules
+  rules:
+    decide:
+      - when: state.bank.state.income > input.amount
+        next: ok
+    default: no
+  ok:
+    end: approved
+    reason: income ${state.bank.state.income}
+  no:
+    end: declined
+    reason: too little income
+  too_slow:
+    end: expired
+    reason: the bank step took too long
+"#;
+
+fn parent_session() -> Session {
+    let mut s = Session::new();
+    s.wf = parse(PARENT).unwrap();
+    s.input = json!({"amount": 1000});
+    s
+}
+
+fn child_ended(id: &str, outcome: &str, state: Value) -> Input {
+    Input::Event {
+        name: CHILD_ENDED.into(),
+        source: "workflow:child-flow".into(),
+        data: json!({"session_id": id, "outcome": outcome, "reason": "because", "state": state}),
+    }
+}
+
+#[test]
+fn run_starts_a_child_and_waits_for_it() {
+    let mut s = parent_session();
+    let t = s.send(Input::Start);
+    assert_eq!(s.state.status, SessionStatus::Waiting);
+    let child = child_session_id("ses_1", s.visit());
+    assert_eq!(s.state.child.as_deref(), Some(child.as_str()));
+    assert_eq!(parent_of(&child), Some("ses_1"));
+    assert!(t.effects.iter().any(|e| matches!(e,
+        Effect::StartChild { workflow, session_id, input, .. }
+            if workflow == "child-flow" && *session_id == child && input == &json!({"amount": 1000}))));
+    assert!(t.effects.iter().any(|e| matches!(e, Effect::Timer { .. })));
+    assert!(t.records.iter().any(|r| r.kind == "child.started"));
+}
+
+#[test]
+fn the_childs_ending_is_saved_and_branches() {
+    let mut s = parent_session();
+    s.send(Input::Start);
+    let child = s.state.child.clone().unwrap();
+    // Another session's ending is not this child's.
+    assert!(
+        !s.peek(&child_ended("ses_other-3", "approved", json!({})))
+            .applied
+    );
+    s.send(child_ended(&child, "approved", json!({"income": 4200})));
+    assert_eq!(s.state.outcome, Some(Outcome::Approved));
+    assert_eq!(s.state.reason.as_deref(), Some("income 4200"));
+    assert_eq!(s.state.vars["bank"]["outcome"], "approved");
+    assert_eq!(s.state.child, None);
+}
+
+#[test]
+fn an_unhandled_child_outcome_becomes_the_parents() {
+    let mut s = parent_session();
+    s.send(Input::Start);
+    let child = s.state.child.clone().unwrap();
+    s.send(child_ended(&child, "canceled", json!({})));
+    assert_eq!(s.state.outcome, Some(Outcome::Canceled));
+    assert_eq!(s.state.reason.as_deref(), Some("because"));
+}
+
+#[test]
+fn a_run_step_times_out_and_cancels_its_child() {
+    let mut s = parent_session();
+    s.send(Input::Start);
+    let child = s.state.child.clone().unwrap();
+    s.advance(31 * MINUTE);
+    let visit = s.visit();
+    let t = s.send(Input::Timeout { visit });
+    assert_eq!(s.state.outcome, Some(Outcome::Expired));
+    assert!(
+        t.effects
+            .iter()
+            .any(|e| matches!(e, Effect::CancelChild { session_id, .. } if *session_id == child))
+    );
+    // A late ending changes nothing.
+    assert!(!s.peek(&child_ended(&child, "approved", json!({}))).applied);
+}
+
+#[test]
+fn parent_of_only_accepts_child_ids() {
+    assert_eq!(parent_of("ses_abc-12"), Some("ses_abc"));
+    assert_eq!(parent_of("ses_abc"), None);
+    assert_eq!(parent_of("ses_abc-"), None);
+    assert_eq!(parent_of("ses_abc-x1"), None);
+    assert_eq!(parent_of("-3"), None);
+}

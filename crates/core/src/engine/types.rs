@@ -27,6 +27,9 @@ pub struct SessionState {
     /// Arguments of the current wait's poll, reused by every poll.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll_args: Option<Value>,
+    /// The child session a `run` step waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child: Option<String>,
 }
 
 impl Default for SessionState {
@@ -44,6 +47,7 @@ impl Default for SessionState {
             ended_ms: None,
             call_args: None,
             poll_args: None,
+            child: None,
         }
     }
 }
@@ -135,6 +139,36 @@ pub enum Effect {
     },
     /// Tell the customer's backend (and the browser) about a change.
     Notify { event: NotifyKind },
+    /// Start a child session of `workflow` with this id; when it ends, the
+    /// runtime sends this session the event `child.ended`.
+    StartChild {
+        visit: u32,
+        step: String,
+        workflow: String,
+        session_id: String,
+        input: Value,
+        deadline_ms: i64,
+    },
+    /// The parent stopped waiting: cancel the child.
+    CancelChild { session_id: String, reason: String },
+}
+
+/// The event a parent receives when its child session ends.
+pub const CHILD_ENDED: &str = "child.ended";
+
+/// The id of the child a `run` step starts: derived from the parent's id and
+/// the step visit, so that a retried start finds the same child, and a child
+/// names its parent (`ses_…-7` belongs to `ses_…`). Generated ids never
+/// contain `-`, so no customer-made session can pose as a child.
+pub fn child_session_id(parent: &str, visit: u32) -> String {
+    format!("{parent}-{visit}")
+}
+
+/// The parent of a child session id, if it is one.
+pub fn parent_of(session_id: &str) -> Option<&str> {
+    let (parent, visit) = session_id.rsplit_once('-')?;
+    (!parent.is_empty() && !visit.is_empty() && visit.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(parent)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,6 +20,7 @@ pub enum Step {
     Wait(WaitStep),
     Decide(DecideStep),
     End(EndStep),
+    Run(RunStep),
 }
 
 impl Step {
@@ -29,6 +30,7 @@ impl Step {
             Step::Wait(_) => "wait",
             Step::Decide(_) => "decide",
             Step::End(_) => "end",
+            Step::Run(_) => "run",
         }
     }
 
@@ -51,6 +53,13 @@ impl Step {
                 .chain(std::iter::once(d.default.as_str()))
                 .collect(),
             Step::End(_) => Vec::new(),
+            Step::Run(r) => {
+                r.on.values()
+                    .map(String::as_str)
+                    .chain(r.default.as_deref())
+                    .chain(std::iter::once(r.on_timeout.as_str()))
+                    .collect()
+            }
         }
     }
 }
@@ -90,6 +99,27 @@ pub struct PollSpec {
     pub max_every_ms: u64,
     /// Conditions over `result`, first true emits that event.
     pub emit: Vec<(String, Expr)>,
+}
+
+/// Runs another workflow as a child session and continues on its outcome.
+/// The child's outcome, reason and state land in `state.<save_as>`; while
+/// it runs, the browser presents what the child presents.
+#[derive(Debug, Clone)]
+pub struct RunStep {
+    /// The child workflow's id (its latest version when the child starts).
+    pub workflow: String,
+    /// 1-based line and column of the `run:` value, for load-time checks.
+    pub at: (usize, usize),
+    /// The child's input.
+    pub with: Template,
+    pub save_as: String,
+    pub timeout_ms: u64,
+    /// Outcome of the child -> next step.
+    pub on: IndexMap<Outcome, String>,
+    /// For outcomes not in `on`; without it the session ends with the
+    /// child's outcome and reason.
+    pub default: Option<String>,
+    pub on_timeout: String,
 }
 
 #[derive(Debug, Clone)]

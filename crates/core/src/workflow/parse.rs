@@ -11,7 +11,7 @@ use marked_yaml::types::MarkedMappingNode;
 use marked_yaml::{LoaderOptions, Node};
 use std::collections::HashSet;
 
-const STEP_KINDS: [&str; 4] = ["call", "wait", "decide", "end"];
+const STEP_KINDS: [&str; 5] = ["call", "wait", "decide", "end", "run"];
 const DEFAULT_CALL_TIMEOUT_MS: u64 = 30_000;
 const DEFAULT_POLL_EVERY_MS: u64 = 5_000;
 const DEFAULT_POLL_MAX_MS: u64 = 60_000;
@@ -226,7 +226,7 @@ impl Parser {
         let Some(map) = node.as_mapping() else {
             self.err(
                 pos(node),
-                format!("step `{name}` must be a mapping with one of call, wait, decide, end"),
+                format!("step `{name}` must be a mapping with one of call, wait, decide, end, run"),
             );
             return None;
         };
@@ -240,6 +240,7 @@ impl Parser {
             ["wait"] => self.wait(name, map, refs).map(Step::Wait),
             ["decide"] => self.decide(name, map, refs).map(Step::Decide),
             ["end"] => self.end(map).map(Step::End),
+            ["run"] => self.run(name, map, refs).map(Step::Run),
             [] => {
                 let keys: Vec<&str> = map.keys().map(|k| k.as_str()).collect();
                 let hint = keys.iter().find_map(|k| {
@@ -249,7 +250,7 @@ impl Parser {
                 self.err(
                     pos(node),
                     format!(
-                        "unknown step kind in `{name}`: expected one of call, wait, decide, end{}",
+                        "unknown step kind in `{name}`: expected one of call, wait, decide, end, run{}",
                         hint.unwrap_or_default()
                     ),
                 );
@@ -556,6 +557,113 @@ impl Parser {
         Some(DecideStep {
             rules,
             default: default?,
+        })
+    }
+
+    fn run(&mut self, name: &str, map: &MarkedMappingNode, refs: &mut Vec<Ref>) -> Option<RunStep> {
+        self.unknown_keys(
+            map,
+            &[
+                "run",
+                "with",
+                "save_as",
+                "timeout",
+                "on",
+                "default",
+                "on_timeout",
+            ],
+            "run step",
+        );
+        let run_node = get(map, "run")?;
+        let workflow = run_node
+            .as_scalar()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default();
+        if !valid_name(&workflow) {
+            self.err(
+                pos(run_node),
+                "`run` names the child workflow's id (lowercase letters, digits, `-` or `_`)",
+            );
+        }
+        let with = match get(map, "with") {
+            None => Template::literal(serde_json::json!({})),
+            Some(w) => {
+                if w.as_mapping().is_none() {
+                    self.err(pos(w), "`with` must be a mapping: the child's input");
+                    return None;
+                }
+                self.template(w, &["input", "state", "session"])?
+            }
+        };
+        let timeout_ms = match get(map, "timeout") {
+            Some(_) => self.duration(map, "timeout"),
+            None => {
+                self.err(
+                    pos(run_node),
+                    "a run step needs a `timeout` (e.g. `timeout: 30m`) and an `on_timeout` step",
+                );
+                None
+            }
+        };
+        let on_timeout = match get(map, "on_timeout") {
+            Some(_) => self.step_ref(map, "on_timeout", refs, true),
+            None => {
+                if get(map, "timeout").is_some() {
+                    self.err(
+                        pos(run_node),
+                        "a run step with a `timeout` needs an `on_timeout` step",
+                    );
+                }
+                None
+            }
+        };
+        let mut on = IndexMap::new();
+        if let Some(on_node) = get(map, "on") {
+            match on_node.as_mapping() {
+                Some(m) => {
+                    for (k, target) in m.iter() {
+                        let outcome = match k.as_str().parse::<Outcome>() {
+                            Ok(o) => o,
+                            Err(e) => {
+                                self.err(scalar_pos(k), e);
+                                continue;
+                            }
+                        };
+                        match target.as_scalar() {
+                            Some(t) => {
+                                refs.push(Ref {
+                                    target: t.as_str().to_string(),
+                                    at: pos(target),
+                                });
+                                on.insert(outcome, t.as_str().to_string());
+                            }
+                            None => self.err(
+                                pos(target),
+                                format!("outcome `{outcome}` must lead to a step name"),
+                            ),
+                        }
+                    }
+                }
+                None => self.err(
+                    pos(on_node),
+                    "`on` must map each outcome of the child to the step it leads to",
+                ),
+            }
+        }
+        let default = self.step_ref(map, "default", refs, false);
+        let save_as = get(map, "save_as")
+            .and_then(|n| n.as_scalar())
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|| name.to_string());
+        Some(RunStep {
+            workflow,
+            at: pos(run_node),
+            with,
+            save_as,
+            timeout_ms: timeout_ms?,
+            on,
+            default,
+            on_timeout: on_timeout?,
         })
     }
 

@@ -33,8 +33,28 @@ pub fn json_schema() -> Value {
         "$defs": {
             "step": {"oneOf": [
                 {"$ref": "#/$defs/call"}, {"$ref": "#/$defs/wait"},
-                {"$ref": "#/$defs/decide"}, {"$ref": "#/$defs/end"}
+                {"$ref": "#/$defs/decide"}, {"$ref": "#/$defs/end"},
+                {"$ref": "#/$defs/run"}
             ]},
+            "run": {
+                "type": "object",
+                "required": ["run", "timeout", "on_timeout"],
+                "additionalProperties": false,
+                "properties": {
+                    "run": {"type": "string", "pattern": "^[a-z0-9_-]+$",
+                            "description": "id of the child workflow"},
+                    "with": {"type": "object", "additionalProperties": template,
+                             "description": "the child's input"},
+                    "save_as": {"type": "string"},
+                    "timeout": duration,
+                    "on_timeout": step_name,
+                    "on": {"type": "object",
+                           "propertyNames": {"enum": ["approved", "declined", "review", "failed", "canceled", "expired"]},
+                           "additionalProperties": step_name,
+                           "description": "outcome of the child -> step"},
+                    "default": step_name
+                }
+            },
             "call": {
                 "type": "object",
                 "required": ["call", "next"],

@@ -162,6 +162,17 @@ fn describe(e: &TimelineEntry) -> Vec<String> {
             "  event `{}` had arrived early; replayed",
             s("event")
         )],
+        "child.started" => vec![format!(
+            "  runs workflow `{}` as child session {}",
+            s("workflow"),
+            s("session_id")
+        )],
+        "child.created" => vec![format!(
+            "  child {} started ({} v{})",
+            s("session_id"),
+            s("workflow"),
+            d["version"]
+        )],
         "poll.matched" => vec![format!("  polling found `{}`", s("event"))],
         "wait.timed_out" => vec![format!("  wait timed out {}", short(d))],
         "rule.evaluated" => vec![format!(

@@ -88,6 +88,7 @@ async fn create(
             reference: body.reference,
             idempotency_key,
             request_hash: ids::digest(fingerprint.to_string().as_bytes()),
+            session_id: None,
         })
         .await?;
     let mut out = view::session_json(&created.row);

@@ -26,6 +26,8 @@ pub struct CreateRequest {
     pub idempotency_key: Option<String>,
     /// Fingerprint of the request body, compared on idempotent replays.
     pub request_hash: String,
+    /// A given id (child sessions): if it exists already, it is the answer.
+    pub session_id: Option<String>,
 }
 
 pub struct Created {
@@ -211,6 +213,15 @@ async fn create(
     let client_secret = ids::new_secret("gwcs");
     let expires =
         now + i64::try_from(engine.config.client.secret_ttl.as_millis()).unwrap_or(i64::MAX);
+    if let Some(id) = &req.session_id
+        && let Some(row) = tx.lock_session(id).await?
+    {
+        return Ok(Ok(Created {
+            row,
+            client_secret: String::new(),
+            replayed: true,
+        }));
+    }
     if let Some(key) = &req.idempotency_key
         && let Some((id, hash)) = tx.find_idempotent(&req.api_key_id, key).await?
     {
@@ -235,7 +246,7 @@ async fn create(
         return Ok(Err(Error::UnknownWorkflow(req.workflow.clone())));
     };
     let mut row = SessionRow {
-        id: ids::new_id("ses"),
+        id: req.session_id.clone().unwrap_or_else(|| ids::new_id("ses")),
         workflow_id: wf.id.clone(),
         version: wf.version,
         reference: req.reference.clone(),
@@ -252,14 +263,11 @@ async fn create(
         client_seq: 0,
     };
     tx.insert_session(&row).await?;
-    push_timeline(
-        after,
-        &mut row,
-        now,
-        "session.created",
-        None,
-        json!({"workflow": wf.id, "version": wf.version}),
-    );
+    let created = match engine::parent_of(&row.id) {
+        Some(parent) => json!({"workflow": wf.id, "version": wf.version, "parent": parent}),
+        None => json!({"workflow": wf.id, "version": wf.version}),
+    };
+    push_timeline(after, &mut row, now, "session.created", None, created);
     transition(engine, tx, &mut row, Input::Start, now, after).await?;
     Ok(Ok(Created {
         row,
@@ -415,6 +423,7 @@ async fn transition(
         )));
     };
     let client_before = view::client_json(row);
+    let was_ended = row.state.status == SessionStatus::Ended;
     let session_ctx = json!({"id": row.id, "reference": row.reference});
     let mut input = input;
     let mut first_applied = None;
@@ -465,25 +474,97 @@ async fn transition(
         };
     }
     row.updated_at = now;
-    let client_after = view::client_json(row);
-    if client_after != client_before {
-        row.client_seq += 1;
-        let event = if row.state.status == SessionStatus::Ended {
-            "ended"
-        } else {
-            "step"
-        };
-        let ev = ClientEvent {
-            seq: row.client_seq,
-            at: now,
-            event: event.to_string(),
-            data: client_after,
-        };
-        after.client_events.push((row.id.clone(), ev.clone()));
-        after.publish.push((row.id.clone(), ev));
-    }
+    let view_changed = push_client_view(after, row, client_before, now);
     tx.update_session(row).await?;
+    if let Some(parent) = engine::parent_of(&row.id) {
+        if !was_ended && row.state.status == SessionStatus::Ended {
+            Box::pin(child_ended(engine, tx, row, parent, now, after)).await?;
+        } else if view_changed {
+            child_view_to_parent(tx, row, parent, now, after).await?;
+        }
+    }
     Ok(first_applied.unwrap_or(false))
+}
+
+/// Records a client event when what the browser sees changed.
+fn push_client_view(
+    after: &mut AfterCommit,
+    row: &mut SessionRow,
+    before: Value,
+    now: i64,
+) -> bool {
+    let client_after = view::client_json(row);
+    if client_after == before {
+        return false;
+    }
+    row.client_seq += 1;
+    let event = if row.state.status == SessionStatus::Ended {
+        "ended"
+    } else {
+        "step"
+    };
+    let ev = ClientEvent {
+        seq: row.client_seq,
+        at: now,
+        event: event.to_string(),
+        data: client_after,
+    };
+    after.client_events.push((row.id.clone(), ev.clone()));
+    after.publish.push((row.id.clone(), ev));
+    true
+}
+
+/// A child ended: its parent gets `child.ended` (stored, deduplicated by
+/// the child's id, applied if the parent still waits for this child).
+async fn child_ended(
+    engine: &Arc<Engine>,
+    tx: &mut dyn Tx,
+    child: &SessionRow,
+    parent: &str,
+    now: i64,
+    after: &mut AfterCommit,
+) -> Result<(), crate::store::Error> {
+    let ev = NewEvent {
+        source: format!("workflow:{}", child.workflow_id),
+        event_key: child.id.clone(),
+        namespace: "session".into(),
+        reference: parent.to_string(),
+        name: engine::CHILD_ENDED.into(),
+        data: json!({
+            "session_id": child.id,
+            "outcome": child.state.outcome,
+            "reason": child.state.reason,
+            "state": child.state.vars,
+        }),
+        received_at: now,
+    };
+    ingest(engine, tx, &ev, now, after).await?;
+    Ok(())
+}
+
+/// While a parent waits in a `run` step, its browser presents what the
+/// child presents (the QR code, the iframe): the parent's client secret is
+/// the only one the browser has.
+async fn child_view_to_parent(
+    tx: &mut dyn Tx,
+    child: &SessionRow,
+    parent: &str,
+    now: i64,
+    after: &mut AfterCommit,
+) -> Result<(), crate::store::Error> {
+    let Some(mut row) = tx.lock_session(parent).await? else {
+        return Ok(());
+    };
+    if row.state.child.as_deref() != Some(child.id.as_str()) {
+        return Ok(());
+    }
+    let before = view::client_json(&row);
+    row.state.present = child.state.present.clone();
+    if push_client_view(after, &mut row, before, now) {
+        row.updated_at = now;
+        tx.update_session(&row).await?;
+    }
+    Ok(())
 }
 
 async fn apply_effect(
@@ -563,6 +644,31 @@ async fn apply_effect(
             let ns = engine.connectors.namespace(&action, &args);
             tx.insert_correlation(&ns, &reference, &row.id).await?;
         }
+        Effect::StartChild {
+            visit,
+            step,
+            workflow,
+            session_id,
+            input,
+            deadline_ms,
+        } => {
+            let args = json!({"workflow": workflow, "session_id": session_id, "input": input});
+            run_now(tx, row, after, json!({"visit": visit, "step": step, "action": "workflow.start", "args": args, "deadline_ms": deadline_ms}), now, now + lease_ms).await?;
+        }
+        Effect::CancelChild { session_id, reason } => {
+            let args = json!({"session_id": session_id, "reason": reason});
+            run_now(
+                tx,
+                row,
+                after,
+                json!({"action": "workflow.cancel", "args": args}),
+                now,
+                now + lease_ms,
+            )
+            .await?;
+        }
+        // Children are internal: the customer hears about the parent only.
+        Effect::Notify { .. } if engine::parent_of(&row.id).is_some() => {}
         Effect::Notify { event } => {
             let event_type = event.event_type();
             let payload = json!({
@@ -607,5 +713,33 @@ async fn apply_effect(
             }
         }
     }
+    Ok(())
+}
+
+/// A call job that the executor runs as soon as the batch commits.
+async fn run_now(
+    tx: &mut dyn Tx,
+    row: &SessionRow,
+    after: &mut AfterCommit,
+    payload: Value,
+    now: i64,
+    lease_until: i64,
+) -> Result<(), crate::store::Error> {
+    let job = NewJob {
+        session_id: row.id.clone(),
+        kind: JobKind::Call,
+        payload: payload.clone(),
+        due_at: now,
+        lease_until,
+    };
+    let id = tx.insert_job(&job).await?;
+    after.run_now.push(Job {
+        id,
+        session_id: row.id.clone(),
+        kind: JobKind::Call,
+        payload,
+        due_at: now,
+        attempts: 0,
+    });
     Ok(())
 }

@@ -49,6 +49,9 @@ async fn run_call(engine: &Arc<Engine>, job: Job) {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    if action.starts_with("workflow.") {
+        return super::children::run(engine, job, &action).await;
+    }
     let args = job.payload.get("args").cloned().unwrap_or(Value::Null);
     let deadline = job
         .payload

@@ -6,6 +6,7 @@
 //! the database for the scheduler, so nothing is held in memory per waiting
 //! session and a restart loses nothing.
 
+mod children;
 mod committer;
 mod delivery;
 mod executor;

@@ -83,6 +83,23 @@ impl Registry {
                 .map_err(|d| Error::Invalid(d.render(&format!("stored {id} v{version}"))))?;
             reg.insert(wf);
         }
+        // A `run` step must name a workflow that is loaded.
+        let mut missing = Vec::new();
+        for (file, wf, _) in &parsed {
+            for (name, step) in &wf.steps {
+                if let workflow::Step::Run(run) = step
+                    && reg.latest(&run.workflow).is_none()
+                {
+                    missing.push(format!(
+                        "{file}:{}:{}: step `{name}` runs workflow `{}`, which is not loaded (no file in the workflows directory has that id)",
+                        run.at.0, run.at.1, run.workflow
+                    ));
+                }
+            }
+        }
+        if !missing.is_empty() {
+            return Err(Error::Invalid(missing.join("\n")));
+        }
         Ok(reg)
     }
 
