@@ -64,6 +64,61 @@ impl Expr {
         &self.source
     }
 
+    /// The dotted paths into the variables that the expression reads, such
+    /// as `state.score.body.score`, in order of appearance and without
+    /// repeats; what a rule trace shows as the rule's inputs. Text inside
+    /// string literals is skipped.
+    pub fn read_paths(&self) -> Vec<String> {
+        let src: Vec<char> = self.source.chars().collect();
+        let mut out: Vec<String> = Vec::new();
+        let mut i = 0;
+        while i < src.len() {
+            let c = src[i];
+            if c == '\'' || c == '"' {
+                i += 1;
+                while i < src.len() && src[i] != c {
+                    i += if src[i] == '\\' { 2 } else { 1 };
+                }
+                i += 1;
+                continue;
+            }
+            let starts_ident = (c.is_ascii_alphabetic() || c == '_')
+                && (i == 0
+                    || !(src[i - 1].is_ascii_alphanumeric()
+                        || src[i - 1] == '_'
+                        || src[i - 1] == '.'));
+            if !starts_ident {
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while j < src.len()
+                && (src[j].is_ascii_alphanumeric() || src[j] == '_' || src[j] == '.')
+            {
+                j += 1;
+            }
+            let path: String = src[i..j]
+                .iter()
+                .collect::<String>()
+                .trim_end_matches('.')
+                .to_string();
+            let root = path.split('.').next().unwrap_or_default().to_string();
+            // A path followed by `(` ends in a method call: keep the receiver.
+            let path = if j < src.len() && src[j] == '(' {
+                path.rsplit_once('.')
+                    .map(|(p, _)| p.to_string())
+                    .unwrap_or_default()
+            } else {
+                path
+            };
+            if VARIABLES.contains(&root.as_str()) && path.contains('.') && !out.contains(&path) {
+                out.push(path);
+            }
+            i = j;
+        }
+        out
+    }
+
     /// Top-level variables the expression reads. Names bound by comprehension
     /// macros (`exists`, `all`, `map`, `filter`) are not reported as unknown.
     pub fn variables(&self) -> Vec<String> {
@@ -359,6 +414,30 @@ fn find_close(s: &str, from: usize) -> Option<usize> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn read_paths_lists_what_a_rule_reads() {
+        let e = Expr::compile(
+            "state.result.income - state.result.fixed_costs > input.amount / 5 && state.result.employer.name.startsWith('state.x') && size(state.debts) == 0 && state.result.income > 0",
+        )
+        .expect("compiles");
+        assert_eq!(
+            e.read_paths(),
+            vec![
+                "state.result.income",
+                "state.result.fixed_costs",
+                "input.amount",
+                "state.result.employer.name",
+                "state.debts",
+            ]
+        );
+        assert!(
+            Expr::compile("1 == 1")
+                .expect("compiles")
+                .read_paths()
+                .is_empty()
+        );
+    }
 
     #[test]
     fn whole_expression_keeps_its_type() {

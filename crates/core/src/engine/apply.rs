@@ -437,12 +437,20 @@ impl Run<'_> {
                 }
                 Step::Decide(decide) => {
                     let mut chosen = None;
+                    let mut failed = None;
                     for (i, rule) in decide.rules.iter().enumerate() {
+                        // What the rule read, for the trace: a path that is
+                        // missing shows as null.
+                        let inputs: serde_json::Map<String, Value> = rule
+                            .reads
+                            .iter()
+                            .map(|(path, e)| (path.clone(), e.eval(&scope).unwrap_or(Value::Null)))
+                            .collect();
                         match rule.when.eval_bool(&scope) {
                             Ok(hit) => {
                                 self.record(
                                     "rule.evaluated",
-                                    json!({"rule": i, "when": rule.when.source(), "result": hit}),
+                                    json!({"rule": i, "when": rule.when.source(), "inputs": inputs, "result": hit}),
                                 );
                                 if hit {
                                     chosen = Some(rule.next.clone());
@@ -450,13 +458,26 @@ impl Run<'_> {
                                 }
                             }
                             Err(e) => {
-                                self.record("rule.error", json!({"rule": i, "when": rule.when.source(), "error": e.message}));
-                                self.end(
-                                    Outcome::Failed,
-                                    format!(
-                                        "rule {i} of step `{next}` could not be evaluated: {e}"
-                                    ),
+                                self.record("rule.error", json!({"rule": i, "when": rule.when.source(), "inputs": inputs, "error": e.message}));
+                                failed = Some(format!(
+                                    "rule {i} of step `{next}` could not be evaluated: {e}"
+                                ));
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(error) = failed {
+                        match &decide.on_error {
+                            Some(target) => {
+                                self.state.vars.insert(
+                                    "error".into(),
+                                    json!({"step": next, "message": error}),
                                 );
+                                next = target.clone();
+                                continue;
+                            }
+                            None => {
+                                self.end(Outcome::Failed, error);
                                 return;
                             }
                         }

@@ -825,3 +825,94 @@ fn parent_of_only_accepts_child_ids() {
     assert_eq!(parent_of("ses_abc-x1"), None);
     assert_eq!(parent_of("-3"), None);
 }
+
+// ---------------------------------------------------------------------------
+// Rules: their trace and their errors
+// ---------------------------------------------------------------------------
+
+const RULES: &str = r#"
+id: rules
+version: 1
+steps:
+  check:
+    decide:
+      - when: input.income - input.costs < 0
+        next: no
+      - when: input.income > input.amount / 4
+        next: yes
+    default: maybe
+    on_error: broken
+  yes:
+    end: approved
+    reason: ok
+  no:
+    end: declined
+    reason: negative disposable income
+  maybe:
+    end: review
+    reason: near the limit
+  broken:
+    end: failed
+    reason: "rules could not run: ${state.error.message}"
+"#;
+
+fn rules_session(input: Value) -> Session {
+    let mut s = Session::new();
+    s.wf = parse(RULES).unwrap();
+    s.input = input;
+    s
+}
+
+#[test]
+fn every_rule_evaluation_records_what_it_read() {
+    let mut s = rules_session(json!({"income": 5000, "costs": 1000, "amount": 10000}));
+    let t = s.send(Input::Start);
+    assert_eq!(s.state.outcome, Some(Outcome::Approved));
+    let evals: Vec<&Value> = t
+        .records
+        .iter()
+        .filter(|r| r.kind == "rule.evaluated")
+        .map(|r| &r.data)
+        .collect();
+    assert_eq!(evals.len(), 2);
+    assert_eq!(
+        evals[0]["inputs"],
+        json!({"input.income": 5000, "input.costs": 1000})
+    );
+    assert_eq!(evals[0]["result"], false);
+    assert_eq!(
+        evals[1]["inputs"],
+        json!({"input.income": 5000, "input.amount": 10000})
+    );
+    assert_eq!(evals[1]["result"], true);
+}
+
+#[test]
+fn a_rule_that_cannot_run_takes_the_error_branch() {
+    let mut s = rules_session(json!({"income": "lots", "costs": 1000, "amount": 10000}));
+    let t = s.send(Input::Start);
+    assert_eq!(s.state.outcome, Some(Outcome::Failed));
+    let reason = s.state.reason.clone().unwrap();
+    assert!(
+        reason.starts_with("rules could not run: rule 0 of step `check`"),
+        "{reason}"
+    );
+    let err = t.records.iter().find(|r| r.kind == "rule.error").unwrap();
+    assert_eq!(err.data["inputs"]["input.income"], "lots");
+    // A missing field, without an error branch: ends failed, never panics.
+    let mut wf = parse(RULES).unwrap();
+    if let Some(crate::workflow::Step::Decide(d)) = wf.steps.get_mut("check") {
+        d.on_error = None;
+    }
+    let mut s = rules_session(json!({"costs": 1}));
+    s.wf = wf;
+    s.send(Input::Start);
+    assert_eq!(s.state.outcome, Some(Outcome::Failed));
+    assert!(
+        s.state
+            .reason
+            .clone()
+            .unwrap()
+            .contains("could not be evaluated")
+    );
+}

@@ -51,6 +51,7 @@ impl Step {
                 .iter()
                 .map(|r| r.next.as_str())
                 .chain(std::iter::once(d.default.as_str()))
+                .chain(d.on_error.as_deref())
                 .collect(),
             Step::End(_) => Vec::new(),
             Step::Run(r) => {
@@ -126,12 +127,17 @@ pub struct RunStep {
 pub struct DecideStep {
     pub rules: Vec<Rule>,
     pub default: String,
+    /// Where to go when a rule cannot be evaluated (a missing field, a wrong
+    /// type); without it the session ends `failed` with the error.
+    pub on_error: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub when: Expr,
     pub next: String,
+    /// The paths the rule reads, compiled, for the rule trace.
+    pub reads: Vec<(String, Expr)>,
 }
 
 #[derive(Debug, Clone)]

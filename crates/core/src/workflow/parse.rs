@@ -512,7 +512,7 @@ impl Parser {
         map: &MarkedMappingNode,
         refs: &mut Vec<Ref>,
     ) -> Option<DecideStep> {
-        self.unknown_keys(map, &["decide", "default"], "decide step");
+        self.unknown_keys(map, &["decide", "default", "on_error"], "decide step");
         let node = get(map, "decide")?;
         let mut rules = Vec::new();
         match node.as_sequence() {
@@ -535,7 +535,12 @@ impl Parser {
                     };
                     let next = self.step_ref(rm, "next", refs, true);
                     if let (Some(when), Some(next)) = (when, next) {
-                        rules.push(Rule { when, next });
+                        let reads = when
+                            .read_paths()
+                            .into_iter()
+                            .filter_map(|p| Expr::compile(&p).ok().map(|e| (p, e)))
+                            .collect();
+                        rules.push(Rule { when, next, reads });
                     }
                 }
             }
@@ -554,9 +559,11 @@ impl Parser {
                 None
             }
         };
+        let on_error = self.step_ref(map, "on_error", refs, false);
         Some(DecideStep {
             rules,
             default: default?,
+            on_error,
         })
     }
 

@@ -106,7 +106,8 @@ pub fn json_schema() -> Value {
                         "type": "object", "required": ["when", "next"], "additionalProperties": false,
                         "properties": {"when": cel, "next": step_name}
                     }},
-                    "default": step_name
+                    "default": step_name,
+                    "on_error": step_name
                 }
             },
             "end": {

@@ -176,10 +176,11 @@ fn describe(e: &TimelineEntry) -> Vec<String> {
         "poll.matched" => vec![format!("  polling found `{}`", s("event"))],
         "wait.timed_out" => vec![format!("  wait timed out {}", short(d))],
         "rule.evaluated" => vec![format!(
-            "  rule {} `{}` → {}",
+            "  rule {} `{}` → {}{}",
             d["rule"],
             s("when"),
-            d["result"]
+            d["result"],
+            read_values(&d["inputs"])
         )],
         "rule.default" => vec![format!("  no rule matched → default `{}`", s("next"))],
         "rule.error" => vec![format!(
@@ -250,6 +251,20 @@ fn attempt_lines(action: &str, a: &Value) -> Vec<String> {
         }
     }
     out
+}
+
+/// `   (state.x = 1, input.y = "a")`: what a rule read.
+fn read_values(inputs: &Value) -> String {
+    match inputs.as_object() {
+        Some(m) if !m.is_empty() => {
+            let parts: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", short(v)))
+                .collect();
+            format!("   ({})", parts.join(", "))
+        }
+        _ => String::new(),
+    }
 }
 
 /// Compact JSON, cut to one readable line.
