@@ -203,3 +203,32 @@ async fn kill_9_while_parents_wait_for_children() {
         .count();
     assert_eq!(starts, 5, "one provider session per child");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_browsers_signals_reach_the_running_child() {
+    let h = Harness::start().await;
+    let parent = create(&h, "parent-incode", "cust-2").await;
+    let pid = parent["id"].as_str().unwrap().to_string();
+    let secret = parent["client_secret"].as_str().unwrap().to_string();
+    let child = child_of(&h, &pid).await;
+    h.wait_session(&child, "the child's iframe step", |s| {
+        s["status"] == "waiting"
+    })
+    .await;
+    let r: Value = h
+        .http
+        .post(h.url(&format!("/v1/client/sessions/{pid}/signal")))
+        .bearer_auth(&secret)
+        .json(&json!({"name": "abandoned"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["accepted"], true, "{r}");
+    let ended = h.wait_ended(&pid).await;
+    assert_eq!(ended["outcome"], "canceled");
+    assert_eq!(ended["reason"], "the user abandoned the identity check");
+    assert_eq!(h.session(&child).await["outcome"], "canceled");
+}

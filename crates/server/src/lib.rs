@@ -8,6 +8,7 @@ pub mod connectors;
 pub mod crypto;
 pub mod ids;
 pub mod runtime;
+pub mod sandbox;
 pub mod sim;
 pub mod store;
 

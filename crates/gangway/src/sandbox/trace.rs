@@ -2,49 +2,46 @@
 //! (already redacted) answers, state changes as a diff, rule evaluations,
 //! waits and the events that ended them.
 
-use gangway_core::engine::SessionState;
+use gangway_server::sandbox::{Finished, TraceItem};
 use gangway_server::store::TimelineEntry;
 use serde_json::{Map, Value};
+use std::process::ExitCode;
 
 /// Longest JSON value printed on one line.
 const MAX_VALUE: usize = 240;
 
 pub struct Printer {
-    t0: Option<i64>,
-    last_seq: i64,
-    vars: Map<String, Value>,
-    present: Option<Value>,
-    idle_in: Option<(String, u32)>,
-    visit: u32,
+    workflow: String,
+    input: Value,
 }
 
 impl Printer {
-    pub fn new(id: &str, workflow: &str, input: &Value) -> Printer {
-        println!("sandbox: session {id} of workflow `{workflow}`");
-        println!("         input {}", short(input));
+    pub fn new(workflow: &str, input: &Value) -> Printer {
         Printer {
-            t0: None,
-            last_seq: 0,
-            vars: Map::new(),
-            present: None,
-            idle_in: None,
-            visit: 0,
+            workflow: workflow.to_string(),
+            input: input.clone(),
         }
     }
 
-    pub fn entries(&mut self, entries: &[TimelineEntry], state: &SessionState) {
-        let seen = self.last_seq;
-        for e in entries.iter().filter(|e| e.seq > seen) {
-            self.last_seq = e.seq;
-            let t0 = *self.t0.get_or_insert(e.at);
-            let at = e.at - t0;
-            for line in describe(e) {
-                println!("{at:>7} ms  {line}");
+    pub fn print(&mut self, item: &TraceItem) {
+        match item {
+            TraceItem::Started { session_id } => {
+                println!(
+                    "sandbox: session {session_id} of workflow `{}`",
+                    self.workflow
+                );
+                println!("         input {}", short(&self.input));
             }
-        }
-        self.diff_state(state);
-        if state.present != self.present {
-            if let Some(p) = &state.present {
+            TraceItem::Entry { at_ms, entry } => {
+                for line in describe(entry) {
+                    println!("{at_ms:>7} ms  {line}");
+                }
+            }
+            TraceItem::StateSet { key, value } => {
+                println!("             + state.{key} = {}", short(value))
+            }
+            TraceItem::StateRemoved { key } => println!("             - state.{key}"),
+            TraceItem::Presented(p) => {
                 let kind = p["kind"].as_str().unwrap_or("step");
                 let target = p["url"]
                     .as_str()
@@ -53,54 +50,30 @@ impl Printer {
                     .unwrap_or_else(|| short(p));
                 println!("             browser shows {kind}: {target}");
             }
-            self.present = state.present.clone();
-        }
-        self.visit = state.visit;
-    }
-
-    fn diff_state(&mut self, state: &SessionState) {
-        for (k, v) in &state.vars {
-            match self.vars.get(k) {
-                None => println!("             + state.{k} = {}", short(v)),
-                Some(old) if old != v => println!("             ~ state.{k} = {}", short(v)),
-                Some(_) => {}
-            }
-        }
-        for k in self.vars.keys() {
-            if !state.vars.contains_key(k) {
-                println!("             - state.{k}");
-            }
-        }
-        self.vars = state.vars.clone();
-    }
-
-    pub fn note(&self, text: &str) {
-        println!("             {text}");
-    }
-
-    /// Says once per wait what the sandbox is waiting for.
-    pub fn idle(&mut self, step: &str, next_at: Option<&str>) {
-        let key = (step.to_string(), self.visit);
-        if self.idle_in.as_ref() == Some(&key) {
-            return;
-        }
-        self.idle_in = Some(key);
-        match next_at {
-            Some(at) => println!(
-                "             … waiting in `{step}`; the next scripted event is for `{at}`"
-            ),
-            None => println!(
-                "             … waiting in `{step}`; no scripted event left: the step's own deadline decides"
-            ),
+            TraceItem::Applied(ev) => println!("             → {}", ev.describe()),
+            TraceItem::Idle { step, next_at } => match next_at {
+                Some(at) => println!(
+                    "             … waiting in `{step}`; the next scripted event is for `{at}`"
+                ),
+                None => println!(
+                    "             … waiting in `{step}`; no scripted event left: the step's own deadline decides"
+                ),
+            },
         }
     }
 
-    pub fn finished(&self, state: &SessionState) {
-        let outcome = state
-            .outcome
-            .map(|o| o.to_string())
-            .unwrap_or_else(|| "?".into());
-        println!("sandbox: the workflow ended with outcome `{outcome}`");
+    /// The last line, and the exit status: 0 only when the workflow ended.
+    pub fn finished(&self, f: &Finished, timeout: u64) -> ExitCode {
+        if f.ended {
+            println!(
+                "sandbox: the workflow ended with outcome `{}`",
+                f.session["outcome"].as_str().unwrap_or("?")
+            );
+            ExitCode::SUCCESS
+        } else {
+            println!("             ✗ not ended after {timeout} s (use --timeout to wait longer)");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -170,14 +170,32 @@ async fn signal(
         .id
         .map(|i| format!("{}:{i}", row.id))
         .unwrap_or_else(|| ids::new_id("sig"));
+    // While the session runs a child (a `run` step), the browser's signals
+    // are the child's: the browser only knows the parent.
+    let name = format!("signal.{}", body.name);
+    let mut target = row;
+    for _ in 0..8 {
+        let waits_for_it = target
+            .state
+            .wait
+            .as_ref()
+            .is_some_and(|w| w.events.contains(&name));
+        let Some(child) = target.state.child.clone().filter(|_| !waits_for_it) else {
+            break;
+        };
+        match st.engine.store.session(&child).await {
+            Ok(Some(c)) => target = c,
+            _ => break,
+        }
+    }
     let ingested = st
         .engine
         .ingest(NewEvent {
             source: "browser".into(),
             event_key: key,
             namespace: "session".into(),
-            reference: row.id.clone(),
-            name: format!("signal.{}", body.name),
+            reference: target.id.clone(),
+            name,
             data: body.data,
             received_at: ids::now_ms(),
         })

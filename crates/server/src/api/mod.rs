@@ -4,6 +4,7 @@
 //! none of them talks SQL.
 
 mod client;
+mod dry_run;
 pub mod error;
 mod extract;
 mod incode;

@@ -94,6 +94,18 @@ pub fn document() -> Value {
             "responses": {"200": {"description": "Stored (or a duplicate)"}, "400": {"$ref": "#/components/responses/Problem"},
                 "401": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"}}}})
     };
+    let mut dry_run = with_id(op(
+        "Run the workflow's current version against the built-in simulators (never a real provider) and return the trace",
+        "apiKey",
+        ok("DryRun"),
+        &["400", "401", "404", "415", "422", "503"],
+    ));
+    dry_run["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
+        "input": {"type": "object"},
+        "events": {"type": "array", "items": {"type": "object", "required": ["at"], "properties": {
+            "at": {"type": "string"}, "sim": {"type": "string"}, "action": {"type": "string"}, "body": {},
+            "signal": {"type": "string"}, "data": {}}}},
+        "timeout_s": {"type": "integer", "minimum": 1, "maximum": 60, "default": 10}}}}}});
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Gangway API", "version": env!("CARGO_PKG_VERSION"),
@@ -105,6 +117,7 @@ pub fn document() -> Value {
             "/v1/sessions/{id}/timeline": {"get": with_id(op("Everything that happened, with timings; secrets redacted", "apiKey", ok("Timeline"), &["401", "404"]))},
             "/v1/sessions/{id}/deliveries": {"get": with_id(op("Customer webhook deliveries and every attempt", "apiKey", ok("Deliveries"), &["401", "404"]))},
             "/v1/workflows": {"get": op("Loaded workflows and their versions", "apiKey", ok("Workflows"), &["401"])},
+            "/v1/workflows/{id}/dry-run": {"post": dry_run},
             "/v1/client/sessions/{id}": {"get": with_id(op("What the browser presents now", "clientSecret", ok("ClientSession"), &["401"]))},
             "/v1/client/sessions/{id}/events": {"get": events},
             "/v1/client/sessions/{id}/signal": {"post": signal},
@@ -145,6 +158,9 @@ pub fn document() -> Value {
                     "seq": {"type": "integer"}, "at": {"type": "string"}, "elapsed_ms": {"type": "integer"}, "since_previous_ms": {"type": "integer"},
                     "kind": {"type": "string"}, "step": {"type": ["string", "null"]}, "data": {}}}}}},
                 "Deliveries": {"type": "object", "properties": {"data": {"type": "array", "items": {"type": "object"}}}},
+                "DryRun": {"type": "object", "properties": {"workflow": {"type": "string"}, "version": {"type": "integer"},
+                    "ended": {"type": "boolean"}, "session": {"$ref": "#/components/schemas/Session"},
+                    "trace": {"type": "array", "items": {"type": "object", "properties": {"kind": {"type": "string"}, "at_ms": {"type": "integer"}, "step": {}, "data": {}}}}}},
                 "Workflows": {"type": "object", "properties": {"data": {"type": "array", "items": {"type": "object", "properties": {
                     "id": {"type": "string"}, "version": {"type": "integer"}, "description": {"type": "string"}, "versions": {"type": "array"}}}}}}
             }

@@ -24,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/sessions/{id}/timeline", get(timeline))
         .route("/v1/sessions/{id}/deliveries", get(deliveries))
         .route("/v1/workflows", get(workflows))
+        .route("/v1/workflows/{id}/dry-run", post(super::dry_run::dry_run))
 }
 
 #[derive(Deserialize)]

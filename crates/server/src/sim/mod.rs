@@ -8,6 +8,7 @@
 pub mod faults;
 pub mod incode;
 pub mod score;
+pub mod setup;
 
 use axum::Json;
 use axum::http::StatusCode;

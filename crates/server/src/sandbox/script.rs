@@ -11,7 +11,7 @@
 //!     signal: abandoned        # what the browser would send
 //! ```
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 #[derive(Debug, Deserialize)]
@@ -20,24 +20,24 @@ struct Script {
     events: Vec<ScriptEvent>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScriptEvent {
     /// The wait step the session must be in before this event is applied.
     pub at: String,
     /// A simulator (`score`, `incode`, ...) whose control call to make.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sim: Option<String>,
     /// The control action: `/sim/{sim}/control/{provider session id}/{action}`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
     /// JSON body of the control call.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Value>,
     /// A browser signal to send instead of a simulator call.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Value>,
 }
 
@@ -56,6 +56,29 @@ impl ScriptEvent {
             _ => "nothing".into(),
         }
     }
+}
+
+/// Checks that each event does one thing (what serde cannot say).
+pub fn check(events: &[ScriptEvent]) -> Result<(), String> {
+    for (i, ev) in events.iter().enumerate() {
+        let n = i + 1;
+        match (&ev.signal, &ev.sim, &ev.action) {
+            (Some(_), None, None) | (None, Some(_), Some(_)) => {}
+            (Some(_), _, _) => {
+                return Err(format!(
+                    "event {n} (at `{}`): give either `signal` or `sim` + `action`, not both",
+                    ev.at
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "event {n} (at `{}`) needs `signal`, or `sim` and `action`",
+                    ev.at
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Parses an events file; errors carry `file:line:col`.
@@ -85,25 +108,7 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<ScriptEvent>, String> {
             }
         }
     }
-    for (i, ev) in events.iter().enumerate() {
-        let n = i + 1;
-        match (&ev.signal, &ev.sim, &ev.action) {
-            (Some(_), None, None) => {}
-            (None, Some(_), Some(_)) => {}
-            (Some(_), _, _) => {
-                return Err(format!(
-                    "{name}: event {n} (at `{}`): give either `signal` or `sim` + `action`, not both",
-                    ev.at
-                ));
-            }
-            _ => {
-                return Err(format!(
-                    "{name}: event {n} (at `{}`) needs `signal`, or `sim` and `action`",
-                    ev.at
-                ));
-            }
-        }
-    }
+    check(&events).map_err(|e| format!("{name}: {e}"))?;
     Ok(events)
 }
 

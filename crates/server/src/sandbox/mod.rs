@@ -1,0 +1,415 @@
+//! Runs one workflow against the built-in simulators in an isolated engine
+//! (SQLite in a temporary directory, the simulators on its own loopback
+//! listener) and reports each step as it happens: the timeline, state
+//! changes as a diff, what the browser would present, and the scripted
+//! events applied. `gangway sandbox` prints the trace; `POST
+//! /v1/workflows/{id}/dry-run` returns it as JSON. No real provider is ever
+//! called: every connector points at a simulator with throwaway credentials.
+
+pub mod script;
+
+use crate::config::Config;
+use crate::ids;
+use crate::runtime::Engine;
+use crate::sim::setup::{self, SimCredentials};
+use crate::store::TimelineEntry;
+use gangway_core::SessionStatus;
+use gangway_core::engine::{ProviderRef, SessionState};
+pub use script::ScriptEvent;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the driver looks at the store; in-process, so cheap.
+const TICK: Duration = Duration::from_millis(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the sandbox could not start: {0}")]
+    Start(String),
+    #[error("the session was refused: {0}")]
+    Refused(String),
+    #[error("{0}")]
+    Event(String),
+    #[error("the sandbox's store failed: {0}")]
+    Store(#[from] crate::store::Error),
+}
+
+/// One thing that happened, in order.
+#[derive(Debug, Clone)]
+pub enum TraceItem {
+    /// The session was created.
+    Started {
+        session_id: String,
+    },
+    /// A timeline entry; `at_ms` counts from the session's creation.
+    Entry {
+        at_ms: i64,
+        entry: TimelineEntry,
+    },
+    StateSet {
+        key: String,
+        value: Value,
+    },
+    StateRemoved {
+        key: String,
+    },
+    /// What the browser shows now.
+    Presented(Value),
+    /// A scripted event was applied.
+    Applied(ScriptEvent),
+    /// The session waits in `step` and the script has nothing for it (yet).
+    Idle {
+        step: String,
+        next_at: Option<String>,
+    },
+}
+
+impl TraceItem {
+    pub fn to_json(&self) -> Value {
+        match self {
+            TraceItem::Started { session_id } => {
+                json!({"kind": "sandbox.started", "data": {"session_id": session_id}})
+            }
+            TraceItem::Entry { at_ms, entry } => json!({
+                "at_ms": at_ms, "kind": entry.kind, "step": entry.step, "data": entry.data,
+            }),
+            TraceItem::StateSet { key, value } => {
+                json!({"kind": "state.set", "data": {"key": key, "value": value}})
+            }
+            TraceItem::StateRemoved { key } => {
+                json!({"kind": "state.removed", "data": {"key": key}})
+            }
+            TraceItem::Presented(p) => json!({"kind": "browser.presents", "data": p}),
+            TraceItem::Applied(ev) => json!({"kind": "script.applied", "data": ev}),
+            TraceItem::Idle { step, next_at } => {
+                json!({"kind": "script.idle", "step": step, "data": {"next_at": next_at}})
+            }
+        }
+    }
+}
+
+/// How a run finished.
+pub struct Finished {
+    pub session_id: String,
+    /// The session as `GET /v1/sessions/{id}` shows it.
+    pub session: Value,
+    /// False when the timeout passed first.
+    pub ended: bool,
+}
+
+pub struct Sandbox {
+    engine: Arc<Engine>,
+    base: String,
+    api_key: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// Starts an isolated engine with these workflow files (`(relative
+    /// path, YAML)`), the simulators, and a throwaway API key.
+    pub async fn start(files: &[(String, String)]) -> Result<Sandbox, Error> {
+        let start = |e: &dyn std::fmt::Display| Error::Start(e.to_string());
+        let dir = tempfile::tempdir().map_err(|e| start(&e))?;
+        let wf_dir = dir.path().join("workflows");
+        for (name, source) in files {
+            let path = wf_dir.join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| start(&e))?;
+            }
+            std::fs::write(&path, source).map_err(|e| start(&e))?;
+        }
+        let mut config = Config::load(None).map_err(|e| start(&e))?;
+        config.database_url = format!("sqlite://{}", dir.path().join("sandbox.db").display());
+        config.workflows_dir = wf_dir;
+        config.webhooks.endpoints.clear();
+        config.encryption_key = Some(crate::crypto::generate_key());
+        config.public_url = None;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| start(&e))?;
+        let addr = listener.local_addr().map_err(|e| start(&e))?;
+        config.listen = addr;
+        let base = format!("http://{addr}");
+        let creds = SimCredentials::random();
+        setup::configure_all(&mut config, &base, &creds);
+        let engine = crate::app::start(config).await.map_err(|e| start(&e))?;
+        let api_key = ids::new_secret("gw_sandbox");
+        engine
+            .store
+            .insert_api_key(
+                &ids::new_id("key"),
+                "sandbox",
+                &ids::hash_secret(&api_key),
+                ids::now_ms(),
+            )
+            .await?;
+        let sims = setup::simulators(&base, &base, &creds, vec![base.clone()]);
+        let router = crate::app::router(engine.clone(), Some(sims));
+        let serving = engine.clone();
+        tokio::spawn(async move {
+            let mut stopped = serving.shutdown.subscribe();
+            let _ = crate::app::serve(listener, serving, router, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await;
+        });
+        Ok(Sandbox {
+            engine,
+            base,
+            api_key,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        })
+    }
+
+    /// Runs a session of `workflow` until it ends or `timeout` passes,
+    /// applying `events` as the session reaches their steps.
+    pub async fn run(
+        &self,
+        workflow: &str,
+        input: Value,
+        events: Vec<ScriptEvent>,
+        timeout: Duration,
+        mut on: impl FnMut(&TraceItem),
+    ) -> Result<Finished, Error> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/sessions", self.base))
+            .bearer_auth(&self.api_key)
+            .json(&json!({"workflow": workflow, "input": input, "reference": "sandbox"}))
+            .send()
+            .await
+            .map_err(|e| Error::Start(e.to_string()))?;
+        let ok = resp.status().is_success();
+        let created: Value = resp.json().await.map_err(|e| Error::Start(e.to_string()))?;
+        if !ok {
+            return Err(Error::Refused(
+                created["detail"].as_str().unwrap_or("?").to_string(),
+            ));
+        }
+        let id = created["id"].as_str().unwrap_or_default().to_string();
+        let secret = created["client_secret"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        on(&TraceItem::Started {
+            session_id: id.clone(),
+        });
+        let mut tracker = Tracker::default();
+        let mut pending = events.into_iter().peekable();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let row = self
+                .engine
+                .store
+                .session(&id)
+                .await?
+                .ok_or_else(|| Error::Event("the session disappeared".into()))?;
+            let entries = self.engine.store.timeline(&id).await?;
+            tracker.observe(&entries, &row.state, &mut on);
+            if row.state.status == SessionStatus::Ended {
+                return Ok(Finished {
+                    session_id: id,
+                    session: crate::runtime::view::session_json(&row),
+                    ended: true,
+                });
+            }
+            // The steps waiting now: this session's and, while it runs a
+            // child, the child's (and so on down).
+            let chain = self.waiting_chain(&row).await?;
+            if let Some((step, visit)) = chain.first().map(|(s, v, _, _)| (s.clone(), *v)) {
+                // An event for a step that runs a child acts on the
+                // child's providers (the deepest session that has some).
+                let hit = pending.peek().and_then(|e| {
+                    let at = chain.iter().position(|(s, _, _, _)| *s == e.at)?;
+                    chain[at..]
+                        .iter()
+                        .rev()
+                        .find(|(_, _, _, p)| !p.is_empty())
+                        .or(chain.get(at))
+                        .cloned()
+                });
+                if let Some((_, _, session, providers)) = hit {
+                    if let Some(ev) = pending.next() {
+                        on(&TraceItem::Applied(ev.clone()));
+                        // Signals go through the top session, as a browser's do.
+                        self.apply(&id, &session, &secret, &providers, &ev).await?;
+                    }
+                } else {
+                    let idle_step = chain.last().map(|(s, _, _, _)| s.clone()).unwrap_or(step);
+                    tracker.idle(&idle_step, visit, pending.peek(), &mut on);
+                }
+            }
+            if Instant::now() > deadline {
+                return Ok(Finished {
+                    session_id: id,
+                    session: crate::runtime::view::session_json(&row),
+                    ended: false,
+                });
+            }
+            tokio::time::sleep(TICK).await;
+        }
+    }
+
+    /// `(step, visit, session id, providers)` of each waiting session,
+    /// from `row` down through the children it waits for.
+    /// Empty while any of them is still busy (a child not yet waiting), so
+    /// that scripted events wait for the whole chain to settle.
+    async fn waiting_chain(
+        &self,
+        row: &crate::store::SessionRow,
+    ) -> Result<Vec<(String, u32, String, Vec<ProviderRef>)>, Error> {
+        let mut chain = Vec::new();
+        let mut current = Some(row.clone());
+        // Bounded: children nest as deep as workflows do, a handful at most.
+        for _ in 0..8 {
+            let Some(r) = current.take() else { break };
+            let Some(step) = r.state.step.clone() else {
+                return Ok(Vec::new());
+            };
+            if r.state.status != SessionStatus::Waiting {
+                return Ok(Vec::new());
+            }
+            chain.push((step, r.state.visit, r.id.clone(), r.state.providers.clone()));
+            if let Some(child) = &r.state.child {
+                match self.engine.store.session(child).await? {
+                    Some(c) => current = Some(c),
+                    None => return Ok(Vec::new()),
+                }
+            }
+        }
+        Ok(chain)
+    }
+
+    async fn apply(
+        &self,
+        id: &str,
+        _waiting: &str,
+        secret: &str,
+        providers: &[ProviderRef],
+        ev: &ScriptEvent,
+    ) -> Result<(), Error> {
+        let (url, body, auth) = match (&ev.signal, &ev.sim, &ev.action) {
+            (Some(signal), _, _) => (
+                format!("{}/v1/client/sessions/{id}/signal", self.base),
+                json!({"name": signal, "data": ev.data.clone().unwrap_or(Value::Null)}),
+                Some(secret),
+            ),
+            (None, Some(sim), Some(action)) => {
+                // The provider session this simulator knows: the newest one
+                // of a connector with the simulator's name, else the newest.
+                let provider = providers
+                    .iter()
+                    .rev()
+                    .find(|p| &p.connector == sim)
+                    .or(providers.last())
+                    .ok_or_else(|| {
+                        Error::Event(format!(
+                            "{}: no provider session has started yet",
+                            ev.describe()
+                        ))
+                    })?;
+                (
+                    format!(
+                        "{}/sim/{sim}/control/{}/{action}",
+                        self.base, provider.provider_session_id
+                    ),
+                    ev.body.clone().unwrap_or_else(|| json!({})),
+                    None,
+                )
+            }
+            _ => return Err(Error::Event(format!("event at `{}` does nothing", ev.at))),
+        };
+        let mut req = self.http.post(&url).json(&body);
+        if let Some(s) = auth {
+            req = req.bearer_auth(s);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| Error::Event(format!("{}: {e}", ev.describe())))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            return Err(Error::Event(format!(
+                "{} answered {status}: {text}",
+                ev.describe()
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn stop(&self) {
+        self.engine.stop();
+    }
+}
+
+/// Turns successive looks at a session into trace items.
+#[derive(Default)]
+struct Tracker {
+    t0: Option<i64>,
+    last_seq: i64,
+    vars: Map<String, Value>,
+    present: Option<Value>,
+    idle_in: Option<(String, u32)>,
+}
+
+impl Tracker {
+    fn observe(
+        &mut self,
+        entries: &[TimelineEntry],
+        state: &SessionState,
+        on: &mut impl FnMut(&TraceItem),
+    ) {
+        let seen = self.last_seq;
+        for e in entries.iter().filter(|e| e.seq > seen) {
+            self.last_seq = e.seq;
+            let t0 = *self.t0.get_or_insert(e.at);
+            on(&TraceItem::Entry {
+                at_ms: e.at - t0,
+                entry: e.clone(),
+            });
+        }
+        for (k, v) in &state.vars {
+            if self.vars.get(k) != Some(v) {
+                on(&TraceItem::StateSet {
+                    key: k.clone(),
+                    value: v.clone(),
+                });
+            }
+        }
+        for k in self.vars.keys() {
+            if !state.vars.contains_key(k) {
+                on(&TraceItem::StateRemoved { key: k.clone() });
+            }
+        }
+        self.vars = state.vars.clone();
+        if state.present != self.present {
+            if let Some(p) = &state.present {
+                on(&TraceItem::Presented(p.clone()));
+            }
+            self.present = state.present.clone();
+        }
+    }
+
+    /// Reports once per wait that the script has nothing for it.
+    fn idle(
+        &mut self,
+        step: &str,
+        visit: u32,
+        next: Option<&ScriptEvent>,
+        on: &mut impl FnMut(&TraceItem),
+    ) {
+        let key = (step.to_string(), visit);
+        if self.idle_in.as_ref() == Some(&key) {
+            return;
+        }
+        self.idle_in = Some(key);
+        on(&TraceItem::Idle {
+            step: step.to_string(),
+            next_at: next.map(|e| e.at.clone()),
+        });
+    }
+}
