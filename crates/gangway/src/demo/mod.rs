@@ -1,8 +1,12 @@
 //! `gangway demo`: the server with the built-in simulators on the same
-//! listener, the shipped workflows and a demo API key.
+//! listener, the shipped workflows, a demo API key, and the demo customer
+//! site at `/demo` (site.rs) with its webhook receiver (inbox.rs).
+
+mod inbox;
+mod site;
 
 use anyhow::Context;
-use gangway_server::config::{Config, HttpService, HttpWebhook, IncodeConfig};
+use gangway_server::config::{Config, EndpointConfig, HttpService, HttpWebhook, IncodeConfig};
 use gangway_server::ids;
 use gangway_server::sim::incode::{IncodeSim, IncodeSimConfig, IncodeWebhookAuth};
 use gangway_server::sim::score::{ScoreSim, ScoreSimConfig};
@@ -138,6 +142,26 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
         Some(k) => (k, false),
         None => (ids::new_secret("gw_demo"), true),
     };
+    // The demo customer backend receives Gangway's signed webhooks, and its
+    // pages may call the client API (same origin here; listed all the same).
+    let webhook_secret = inbox::new_secret();
+    let inbox = inbox::Inbox::new(&webhook_secret)?;
+    config.webhooks.endpoints.push(EndpointConfig {
+        url: format!("{base}/demo/api/webhooks"),
+        secret: webhook_secret,
+        events: vec!["session.updated".into(), "session.ended".into()],
+    });
+    if !config.client.allowed_origins.contains(&base) {
+        config.client.allowed_origins.push(base.clone());
+    }
+    let frame_sources = config
+        .incode
+        .as_ref()
+        .and_then(|i| reqwest::Url::parse(&i.base_url).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| *o != base)
+        .into_iter()
+        .collect();
     let engine = gangway_server::app::start(config).await?;
     engine
         .store
@@ -149,10 +173,18 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
         )
         .await?;
     let sims = simulators(&base, &base, &creds, vec![base.clone()]);
-    let router = gangway_server::app::router(engine.clone(), Some(sims));
+    let site = site::router(site::Site {
+        gangway_url: base.clone(),
+        api_key: api_key.clone(),
+        inbox,
+        frame_sources,
+    });
+    let router = gangway_server::app::router(engine.clone(), Some(sims.merge(site)));
     println!("gangway listening on {base}");
     println!();
-    println!("  Gangway demo is running at {base}");
+    println!("  Gangway demo is running: open {base}/demo");
+    println!("  Webhooks:   {base}/demo/webhooks (what the demo backend received)");
+    println!("  SDK:        {base}/sdk/gangway.js");
     println!("  API:        {base}/openapi.json");
     if generated {
         println!("  API key:    {api_key}   (set GANGWAY_DEMO_API_KEY to choose one)");
