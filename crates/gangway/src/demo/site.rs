@@ -175,8 +175,13 @@ struct StartRequest {
 /// `Idempotency-Key`, so a reload gets the same session with a fresh client
 /// secret; the browser gets only `{id, client_secret, client_secret_expires_at}`.
 async fn create_session(State(shared): State<Shared>, body: Bytes) -> Result<Json<Value>, Problem> {
-    let req: StartRequest = serde_json::from_slice(&body)
-        .map_err(|e| Problem::validation(format!("expected {{flow, order}}: {e}")))?;
+    let req: StartRequest = serde_json::from_slice(&body).map_err(|e| {
+        if e.is_data() {
+            Problem::validation(format!("expected {{flow, order}}: {e}"))
+        } else {
+            Problem::bad_request(format!("malformed JSON: {e}"))
+        }
+    })?;
     let flow = FLOWS
         .iter()
         .find(|f| f.slug == req.flow)
