@@ -204,3 +204,16 @@ test("client: stop() ends a pending reconnect", async () => {
   await new Promise((r) => setImmediate(r));
   assert.equal(calls.length, 1);
 });
+
+test("docs/sdk.md shows the demo's embed script verbatim, and it is under 20 lines with its HTML", async () => {
+  const { readFileSync } = await import("node:fs");
+  const root = new URL("../../", import.meta.url);
+  const embed = readFileSync(new URL("web/demo/embed.js", root), "utf8");
+  const doc = readFileSync(new URL("docs/sdk.md", root), "utf8");
+  assert.ok(doc.includes("```js\n" + embed + "```"), "docs/sdk.md must contain web/demo/embed.js as is");
+  const html = doc.match(/```html\n([\s\S]*?)```/)[1];
+  const lines = (html + embed).split("\n").filter((l) => l.trim() !== "");
+  assert.ok(lines.length < 20, `${lines.length} lines`);
+  const flowPage = readFileSync(new URL("web/demo/flow.html", root), "utf8");
+  assert.ok(flowPage.includes('<script type="module" src="/demo/assets/embed.js"></script>'));
+});

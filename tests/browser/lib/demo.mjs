@@ -1,7 +1,7 @@
 // Starts the real `gangway demo` binary (built by cargo) on a random port
 // with a fresh temporary directory, and stops it.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, existsSync, openSync, readFileSync } from "node:fs";
+import { mkdtempSync, rmSync, existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,13 +20,16 @@ export async function until(what, check, ms = 20000, every = 50) {
   }
 }
 
-export async function startDemo() {
+/** `allowedOrigins`: extra `client.allowed_origins` (customer pages on other origins). */
+export async function startDemo({ allowedOrigins = [] } = {}) {
   const bin = process.env.GANGWAY_BIN || join(ROOT, "target/debug/gangway");
   if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`cargo build -p gangway\` first`);
   const dir = mkdtempSync(join(tmpdir(), "gangway-browser-"));
   const apiKey = `gw_demo_${randomBytes(32).toString("hex")}`;
   const log = join(dir, "gangway.log");
-  const child = spawn(bin, ["demo", "--listen", "127.0.0.1:0"], {
+  const config = join(dir, "gangway.toml");
+  writeFileSync(config, `[client]\nallowed_origins = ${JSON.stringify(allowedOrigins)}\n`);
+  const child = spawn(bin, ["demo", "--listen", "127.0.0.1:0", "--config", config], {
     cwd: dir,
     env: {
       PATH: process.env.PATH,

@@ -154,6 +154,9 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
     if !config.client.allowed_origins.contains(&base) {
         config.client.allowed_origins.push(base.clone());
     }
+    // Pages allowed to use the client API may also frame the simulators'
+    // hosted pages (a customer page on another origin, trying the SDK).
+    let frame_ancestors = config.client.allowed_origins.clone();
     let frame_sources = config
         .incode
         .as_ref()
@@ -172,7 +175,7 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
             ids::now_ms(),
         )
         .await?;
-    let sims = simulators(&base, &base, &creds, vec![base.clone()]);
+    let sims = simulators(&base, &base, &creds, frame_ancestors);
     let site = site::router(site::Site {
         gangway_url: base.clone(),
         api_key: api_key.clone(),
