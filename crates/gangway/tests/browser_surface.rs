@@ -47,10 +47,21 @@ async fn sdk_files_security_headers_and_cors() {
     assert_secure(r.headers(), "sdk");
     let js = r.text().await.unwrap();
     assert!(js.contains("export const Gangway"), "the SDK module");
-    assert!(
-        !js.contains("client_secret="),
-        "the SDK never puts the secret in a URL"
-    );
+    for part in ["stream.js", "renderers.js", "styles.js"] {
+        assert!(js.contains(&format!("\"./{part}\"")), "imports {part}");
+        let r = h
+            .http
+            .get(h.url(&format!("/sdk/{part}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{part}");
+        assert_eq!(header(r.headers(), "access-control-allow-origin"), "*");
+        assert!(
+            !r.text().await.unwrap().contains("client_secret="),
+            "the SDK never puts the secret in a URL"
+        );
+    }
     let r = h.http.get(h.url("/sdk/gangway.d.ts")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(header(r.headers(), "content-type").starts_with("application/typescript"));
@@ -63,6 +74,7 @@ async fn sdk_files_security_headers_and_cors() {
 
     // Security headers on everything else, errors included.
     for (path, status) in [
+        ("/sdk/nope.js", 404),
         ("/v1/workflows", 401),
         ("/healthz", 200),
         ("/openapi.json", 200),

@@ -1,42 +1,70 @@
-//! What browsers load from Gangway itself: the SDK (`/sdk/gangway.js` and its
-//! type declarations, embedded in the binary from `web/sdk/`), the security
-//! headers every response carries, and the server-side QR renderer.
+//! What browsers load from Gangway itself: the SDK (`/sdk/gangway.js`, its
+//! parts and type declarations, embedded in the binary from `web/sdk/`), the
+//! security headers every response carries, and the server-side QR renderer.
 
 pub mod qr;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Path, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-/// The SDK, an ES module served as is (no build step).
-pub const SDK_JS: &str = include_str!("../../../../web/sdk/gangway.js");
-/// Its TypeScript declarations.
-pub const SDK_DTS: &str = include_str!("../../../../web/sdk/gangway.d.ts");
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// The SDK's files, served as they are (no build step): `(name, content
+/// type, body)`. `gangway.js` is the module pages import; it imports the
+/// others from beside itself.
+pub const SDK_FILES: &[(&str, &str, &str)] = &[
+    (
+        "gangway.js",
+        JS,
+        include_str!("../../../../web/sdk/gangway.js"),
+    ),
+    (
+        "stream.js",
+        JS,
+        include_str!("../../../../web/sdk/stream.js"),
+    ),
+    (
+        "renderers.js",
+        JS,
+        include_str!("../../../../web/sdk/renderers.js"),
+    ),
+    (
+        "styles.js",
+        JS,
+        include_str!("../../../../web/sdk/styles.js"),
+    ),
+    (
+        "gangway.d.ts",
+        "application/typescript; charset=utf-8",
+        include_str!("../../../../web/sdk/gangway.d.ts"),
+    ),
+];
 
 /// The policy of responses that are not pages (JSON, streams, scripts):
 /// nothing may load from them, nobody may frame them.
 pub const DEFAULT_CSP: &str =
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-/// `/sdk/gangway.js` and `/sdk/gangway.d.ts`, for any router state.
+/// `/sdk/{file}`, for any router state.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        .route(
-            "/sdk/gangway.js",
-            get(|| async { sdk_file(SDK_JS, "text/javascript; charset=utf-8") }),
-        )
-        .route(
-            "/sdk/gangway.d.ts",
-            get(|| async { sdk_file(SDK_DTS, "application/typescript; charset=utf-8") }),
-        )
+    Router::new().route("/sdk/{file}", get(sdk_file))
+}
+
+async fn sdk_file(Path(file): Path<String>) -> Response {
+    match SDK_FILES.iter().find(|(name, _, _)| *name == file) {
+        Some((_, content_type, body)) => public_file(body, content_type),
+        None => crate::api::error::Problem::not_found("no such SDK file; see /sdk/gangway.js")
+            .into_response(),
+    }
 }
 
 /// A public, credential-free static file that customer pages on other origins
 /// load as a module script: such a load is a CORS request, hence `*`.
-fn sdk_file(body: &'static str, content_type: &'static str) -> Response {
+fn public_file(body: &'static str, content_type: &'static str) -> Response {
     let mut resp = body.into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
