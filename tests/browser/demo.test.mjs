@@ -126,8 +126,11 @@ test("pass: the iframe appears, Pass inside it, the page shows approved and the 
   const stream = responses.find((r) => r.url().includes("/events"));
   assert.ok(stream, "the event stream was among them");
   assert.match((await stream.body()).toString("utf8"), /event: ended/);
-  // The client secret travels only in headers, never in a URL.
+  // The client secret travels only in headers, never in a URL; no secret is logged.
   for (const u of requested) assert.ok(!u.includes("gwcs_"), `client secret in a URL: ${u}`);
+  const log = demo.log();
+  assert.ok(log.length > 0 && !log.includes("gwcs_") && !log.includes(demo.apiKey), "no secret in the server log");
+  for (const p of SECRET_PATTERNS) assert.ok(!p.test(log), `${p} matched the server log`);
   assert.deepEqual(problems, []);
   await context.close();
 });
