@@ -57,7 +57,7 @@ export class Flow {
     this.base = base;
     this.origin = new URL(base, globalThis.location && globalThis.location.href).origin;
     this.sessionUrl = `${base}/v1/client/sessions/${encodeURIComponent(sessionId)}`;
-    // The secret lives in this closure only: not on `this`, not in the DOM.
+    // The secret stays in closures and private fields: not in the DOM, storage or a URL.
     const secret = clientSecret;
     const fetchImpl = options.fetch || ((...a) => globalThis.fetch(...a));
     this.post = (path, body) =>

@@ -90,6 +90,9 @@ export function backoff(attempt, { base = 500, max = 15000, random = Math.random
 const FATAL = new Set([400, 401, 403, 404, 410]);
 
 export class EventStreamClient {
+  /** The client secret: a private field, sent only in the Authorization header. */
+  #secret;
+
   /**
    * @param {object} o
    * @param {string} o.url the session's `/events` URL
@@ -100,7 +103,7 @@ export class EventStreamClient {
    */
   constructor(o) {
     this.url = o.url;
-    this.secret = o.secret;
+    this.#secret = o.secret;
     this.onEvent = o.onEvent;
     this.onState = o.onState || (() => {});
     this.onFatal = o.onFatal || (() => {});
@@ -182,7 +185,7 @@ export class EventStreamClient {
   async once() {
     const controller = new AbortController();
     this.controller = controller;
-    const headers = { Authorization: `Bearer ${this.secret}`, Accept: "text/event-stream" };
+    const headers = { Authorization: `Bearer ${this.#secret}`, Accept: "text/event-stream" };
     if (this.lastEventId) headers["Last-Event-ID"] = this.lastEventId;
     this.connections++;
     const res = await this.fetch(this.url, {
