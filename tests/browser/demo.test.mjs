@@ -138,6 +138,8 @@ test("pass: the iframe appears, Pass inside it, the page shows approved and the 
 for (const [button, outcome, title] of [
   ["Fail", "declined", "Declined"],
   ["Review", "review", "In review"],
+  // The demo's Incode simulator expires an abandoned session after 3 s.
+  ["Abandon", "expired", "Expired"],
 ]) {
   test(`${button.toLowerCase()}: the page shows ${outcome} and the iframe is gone`, { timeout: 120000 }, async () => {
     const { context, page, problems } = await newPage();
@@ -239,7 +241,7 @@ test("the webhooks page lists the signed webhooks the demo backend received, ver
   const { context, page, problems } = await newPage();
   await page.goto(`${demo.url}/demo/webhooks`);
   await page.locator(".hook.ok", { hasText: "session.ended" }).first().waitFor();
-  await until("every ended session's webhook", async () => (await page.locator(".hook.ok", { hasText: "session.ended" }).count()) >= 5);
+  await until("every ended session's webhook", async () => (await page.locator(".hook.ok", { hasText: "session.ended" }).count()) >= 6);
   assert.equal(await page.locator(".hook.bad").count(), 0, "every signature verified");
   for (const outcome of ["approved", "declined", "review"]) {
     await page.locator(".hook.ok", { hasText: outcome }).first().waitFor();

@@ -56,11 +56,34 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+const SVG_NS = "http://www.w3.org/2000/svg";
+/** Stroke icons as SVG (no icon font, no glyph that a system font may lack). */
+const ICONS = {
+  check: ["M5 12.5l4.5 4.5L19 7.5"],
+  cross: ["M7 7l10 10M17 7L7 17"],
+  dots: ["M7 12h.01M12 12h.01M17 12h.01"],
+  eye: ["M2.5 12s3.5-6.5 9.5-6.5 9.5 6.5 9.5 6.5-3.5 6.5-9.5 6.5S2.5 12 2.5 12z", "M12 9.5a2.5 2.5 0 1 0 0 5a2.5 2.5 0 1 0 0-5z"],
+  alert: ["M12 7v6M12 17h.01"],
+  dash: ["M7 12h10"],
+  clock: ["M12 3.5a8.5 8.5 0 1 0 0 17a8.5 8.5 0 1 0 0-17z", "M12 7.5V12l3 2"],
+};
+
+function svgIcon(name) {
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  for (const d of ICONS[name] || ICONS.dots) {
+    const path = document.createElementNS(SVG_NS, "path");
+    path.setAttribute("d", d);
+    svg.append(path);
+  }
+  return svg;
+}
+
 function message(container, { icon, title, text, tone = "neutral" }) {
   const card = h(
     "div",
     { class: `gw-message gw-tone-${tone}` },
-    icon === "spinner" ? h("div", { class: "gw-spinner", "aria-hidden": "true" }) : icon ? h("div", { class: "gw-icon", "aria-hidden": "true", text: icon }) : null,
+    icon === "spinner" ? h("div", { class: "gw-spinner", "aria-hidden": "true" }) : icon ? h("div", { class: "gw-icon", "aria-hidden": "true" }, svgIcon(icon)) : null,
     h("p", { class: "gw-title", text: title }),
     text ? h("p", { class: "gw-text", text }) : null,
   );
@@ -69,12 +92,12 @@ function message(container, { icon, title, text, tone = "neutral" }) {
 }
 
 const OUTCOMES = {
-  approved: { icon: "✓", title: "Approved", tone: "good" },
-  declined: { icon: "✕", title: "Declined", tone: "bad" },
-  review: { icon: "…", title: "In review", tone: "warn" },
-  failed: { icon: "!", title: "Failed", tone: "bad" },
-  canceled: { icon: "–", title: "Canceled", tone: "neutral" },
-  expired: { icon: "⏱", title: "Expired", tone: "neutral" },
+  approved: { icon: "check", title: "Approved", tone: "good" },
+  declined: { icon: "cross", title: "Declined", tone: "bad" },
+  review: { icon: "eye", title: "In review", tone: "warn" },
+  failed: { icon: "alert", title: "Failed", tone: "bad" },
+  canceled: { icon: "dash", title: "Canceled", tone: "neutral" },
+  expired: { icon: "clock", title: "Expired", tone: "neutral" },
 };
 
 function removeNode(node) {
@@ -94,7 +117,7 @@ registerRenderer("working", (container) => {
 
 registerRenderer("unsupported", (container, present) => {
   const card = message(container, {
-    icon: "!",
+    icon: "alert",
     title: "This step cannot be shown here",
     text: `Unknown presentation kind "${String(present && present.kind)}". Update the Gangway SDK.`,
     tone: "bad",
@@ -104,7 +127,7 @@ registerRenderer("unsupported", (container, present) => {
 
 registerRenderer("ended", (container, _present, ctx) => {
   const view = ctx.view || {};
-  const o = OUTCOMES[view.outcome] || { icon: "•", title: String(view.outcome || "Ended"), tone: "neutral" };
+  const o = OUTCOMES[view.outcome] || { icon: "dots", title: String(view.outcome || "Ended"), tone: "neutral" };
   const card = message(container, { icon: o.icon, title: o.title, text: view.reason || "", tone: o.tone });
   card.classList.add("gw-final");
   card.setAttribute("data-outcome", String(view.outcome || ""));
@@ -113,7 +136,7 @@ registerRenderer("ended", (container, _present, ctx) => {
 
 registerRenderer("error", (container, _present, ctx) => {
   const card = message(container, {
-    icon: "!",
+    icon: "alert",
     title: "This step cannot be shown",
     text: ctx.error || "Please reload the page or start again.",
     tone: "bad",

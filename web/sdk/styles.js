@@ -14,7 +14,8 @@ const CSS = `
   min-height: 220px; padding: 28px 20px; border: 1px solid var(--gw-line); border-radius: var(--gw-radius); background: #fff; }
 .gw-title { margin: 0; font-weight: 650; font-size: 1.15em; }
 .gw-text { margin: 0; color: var(--gw-muted); max-width: 36em; }
-.gw-icon { width: 56px; height: 56px; border-radius: 50%; display: grid; place-items: center; font-size: 26px; font-weight: 700; background: #f2f4f7; color: #344054; }
+.gw-icon { width: 56px; height: 56px; border-radius: 50%; display: grid; place-items: center; background: #f2f4f7; color: #344054; }
+.gw-icon svg { width: 28px; height: 28px; fill: none; stroke: currentColor; stroke-width: 2.5; stroke-linecap: round; stroke-linejoin: round; }
 .gw-tone-good .gw-icon { background: #ecfdf3; color: #079455; }
 .gw-tone-bad .gw-icon { background: #fef3f2; color: #d92d20; }
 .gw-tone-warn .gw-icon { background: #fffaeb; color: #dc6803; }

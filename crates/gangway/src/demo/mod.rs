@@ -8,7 +8,7 @@ mod site;
 use anyhow::Context;
 use gangway_server::config::{Config, EndpointConfig, HttpService, HttpWebhook, IncodeConfig};
 use gangway_server::ids;
-use gangway_server::sim::incode::{IncodeSim, IncodeSimConfig, IncodeWebhookAuth};
+use gangway_server::sim::incode::{IncodeKnobs, IncodeSim, IncodeSimConfig, IncodeWebhookAuth};
 use gangway_server::sim::score::{ScoreSim, ScoreSimConfig};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,6 +41,7 @@ pub fn simulators(
     sim_url: &str,
     creds: &SimCredentials,
     frame_ancestors: Vec<String>,
+    incode_knobs: IncodeKnobs,
 ) -> gangway_server::Router {
     let gangway_url = gangway_url.trim_end_matches('/');
     let score = ScoreSim::new(ScoreSimConfig {
@@ -59,6 +60,9 @@ pub fn simulators(
         public_url: format!("{}/sim/incode", sim_url.trim_end_matches('/')),
         frame_ancestors,
     });
+    if let Err(e) = incode.set_knobs(incode_knobs) {
+        tracing::warn!(error = %e, "incode sim: knobs refused; using the defaults");
+    }
     gangway_server::Router::new()
         .nest("/sim/score", score.router())
         .nest("/sim/incode", incode.router())
@@ -175,7 +179,14 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
             ids::now_ms(),
         )
         .await?;
-    let sims = simulators(&base, &base, &creds, frame_ancestors);
+    // A user who abandons the hosted flow sees it expire after a few
+    // seconds, as Incode's would much later, instead of waiting for the
+    // workflow's 30-minute deadline.
+    let knobs = IncodeKnobs {
+        abandon_expire_ms: Some(3000),
+        ..IncodeKnobs::default()
+    };
+    let sims = simulators(&base, &base, &creds, frame_ancestors, knobs);
     let site = site::router(site::Site {
         gangway_url: base.clone(),
         api_key: api_key.clone(),
