@@ -218,6 +218,7 @@ async fn demo_site_backend_and_framing() {
         assert_secure(r.headers(), path);
         let csp = header(r.headers(), "content-security-policy");
         assert!(csp.contains("script-src 'self';"), "{csp}");
+        assert!(csp.contains(&format!("frame-src 'self' {base};")), "{csp}");
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
         assert!(!csp.contains("unsafe"), "{csp}");
         let html = r.text().await.unwrap();
@@ -324,24 +325,28 @@ async fn demo_site_backend_and_framing() {
         .send()
         .await
         .unwrap();
+    let localhost = base.replace("127.0.0.1", "localhost");
     assert_eq!(
         header(r.headers(), "content-security-policy")
             .rsplit("frame-ancestors ")
-            .next(),
-        Some(base.as_str())
+            .next()
+            .unwrap(),
+        format!("{base} {localhost}")
     );
-    // And the demo origin is allowed to call the client API.
-    let r = http
-        .request(
-            reqwest::Method::OPTIONS,
-            format!("{base}/v1/client/sessions/{id}/events"),
-        )
-        .header("origin", &base)
-        .header("access-control-request-method", "GET")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(header(r.headers(), "access-control-allow-origin"), base);
+    // And the demo's origin (as 127.0.0.1 or localhost) may call the client API.
+    for origin in [&base, &localhost] {
+        let r = http
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{base}/v1/client/sessions/{id}/events"),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(header(r.headers(), "access-control-allow-origin"), origin);
+    }
 
     // A forged webhook is refused and shown as such.
     let r = http

@@ -155,20 +155,30 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
         secret: webhook_secret,
         events: vec!["session.updated".into(), "session.ended".into()],
     });
-    if !config.client.allowed_origins.contains(&base) {
-        config.client.allowed_origins.push(base.clone());
+    // On a loopback listener the demo is as likely opened as `localhost`.
+    let mut own_origins = vec![base.clone()];
+    if addr.ip().is_loopback() {
+        own_origins.push(format!("http://localhost:{}", addr.port()));
+    }
+    for origin in &own_origins {
+        if !config.client.allowed_origins.contains(origin) {
+            config.client.allowed_origins.push(origin.clone());
+        }
     }
     // Pages allowed to use the client API may also frame the simulators'
     // hosted pages (a customer page on another origin, trying the SDK).
     let frame_ancestors = config.client.allowed_origins.clone();
-    let frame_sources = config
+    // The demo pages frame the simulator (at `base`) or the real Incode.
+    let mut frame_sources = vec![base.clone()];
+    if let Some(origin) = config
         .incode
         .as_ref()
         .and_then(|i| reqwest::Url::parse(&i.base_url).ok())
         .map(|u| u.origin().ascii_serialization())
         .filter(|o| *o != base)
-        .into_iter()
-        .collect();
+    {
+        frame_sources.push(origin);
+    }
     let engine = gangway_server::app::start(config).await?;
     engine
         .store
