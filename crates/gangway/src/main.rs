@@ -211,8 +211,13 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 incode_client_id,
                 incode_client_secret,
             };
-            let router =
-                demo::simulators(&gangway_url, &format!("http://{addr}"), &creds, Vec::new());
+            let router = demo::simulators(
+                &gangway_url,
+                &format!("http://{addr}"),
+                &creds,
+                Vec::new(),
+                Default::default(),
+            );
             println!("simulators listening on http://{addr}");
             gangway_server::app::serve_router(
                 listener,

@@ -41,13 +41,15 @@ pub async fn start(config: Config) -> Result<Arc<Engine>, StartError> {
     Ok(Engine::start(config, store, workflows).await?)
 }
 
-/// The full router: the API plus anything extra (simulators, demo pages).
+/// The full router: the API and the SDK plus anything extra (simulators,
+/// demo pages), every response with the browser security headers.
 pub fn router(engine: Arc<Engine>, extra: Option<Router>) -> Router {
     let api = crate::api::router(engine);
-    match extra {
+    let all = match extra {
         Some(extra) => extra.merge(api),
         None => api,
-    }
+    };
+    all.layer(axum::middleware::from_fn(crate::web::security_headers))
 }
 
 /// Serves until `shutdown` resolves; streams are told to reconnect elsewhere.
@@ -74,6 +76,7 @@ pub async fn serve_router(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let router = router.layer(axum::middleware::from_fn(crate::web::security_headers));
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await

@@ -1,5 +1,5 @@
 //! Gangway's runtime: configuration, the durable store, the engine runner,
-//! connectors, the HTTP API and the built-in provider simulators.
+//! connectors, the HTTP API, the browser SDK and the built-in provider simulators.
 
 pub mod api;
 pub mod app;
@@ -11,6 +11,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod sim;
 pub mod store;
+pub mod web;
 
 /// The router type the binary composes (re-exported so it need not depend on axum).
 pub use axum::Router;

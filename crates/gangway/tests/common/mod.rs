@@ -96,6 +96,8 @@ pub fn spawn(args: &[&str], env: &[(&str, &str)], log: &Path, marker: &str) -> (
 pub struct Options {
     pub retry_schedule: Vec<&'static str>,
     pub client_secret_ttl: Option<&'static str>,
+    /// `client.allowed_origins` (CORS on `/v1/client/*`).
+    pub allowed_origins: Vec<&'static str>,
 }
 
 impl Default for Options {
@@ -103,6 +105,7 @@ impl Default for Options {
         Options {
             retry_schedule: vec!["200ms", "400ms", "800ms", "1s", "1s", "1s"],
             client_secret_ttl: None,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -180,6 +183,7 @@ encryption_key = "{ENCRYPTION_KEY}"
 
 [client]
 secret_ttl = "{ttl}"
+allowed_origins = [{origins}]
 
 [webhooks]
 retry_schedule = [{schedule}]
@@ -213,6 +217,12 @@ event_field = "status"
             wf = wf_dir.display(),
             schedule = schedule.join(", "),
             ttl = opts.client_secret_ttl.unwrap_or("1h"),
+            origins = opts
+                .allowed_origins
+                .iter()
+                .map(|o| format!("\"{o}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
             recv = receiver.url(),
         );
         std::fs::write(&config, text).unwrap();

@@ -8,6 +8,7 @@ use crate::ids;
 use crate::runtime::view;
 use crate::store::{ClientEvent, NewEvent};
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
@@ -19,11 +20,21 @@ use std::convert::Infallible;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
+/// The routes, each with an `OPTIONS` handler: the CORS layer the caller
+/// adds answers preflights only for methods a route has (the router's
+/// method-not-allowed fallback is not layered).
 pub fn routes() -> Router<AppState> {
+    let preflight = || async { StatusCode::NO_CONTENT };
     Router::new()
-        .route("/v1/client/sessions/{id}", get(show))
-        .route("/v1/client/sessions/{id}/events", get(events))
-        .route("/v1/client/sessions/{id}/signal", post(signal))
+        .route("/v1/client/sessions/{id}", get(show).options(preflight))
+        .route(
+            "/v1/client/sessions/{id}/events",
+            get(events).options(preflight),
+        )
+        .route(
+            "/v1/client/sessions/{id}/signal",
+            post(signal).options(preflight),
+        )
 }
 
 async fn show(

@@ -60,6 +60,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(webhooks::routes())
         .merge(ops::routes())
         .merge(openapi::routes())
+        .merge(crate::web::routes())
         .fallback(|| async { error::Problem::not_found("no such endpoint; see /openapi.json") })
         .method_not_allowed_fallback(|| async {
             error::Problem::new(

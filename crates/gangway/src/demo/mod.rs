@@ -1,10 +1,14 @@
 //! `gangway demo`: the server with the built-in simulators on the same
-//! listener, the shipped workflows and a demo API key.
+//! listener, the shipped workflows, a demo API key, and the demo customer
+//! site at `/demo` (site.rs) with its webhook receiver (inbox.rs).
+
+mod inbox;
+mod site;
 
 use anyhow::Context;
-use gangway_server::config::{Config, HttpService, HttpWebhook, IncodeConfig};
+use gangway_server::config::{Config, EndpointConfig, HttpService, HttpWebhook, IncodeConfig};
 use gangway_server::ids;
-use gangway_server::sim::incode::{IncodeSim, IncodeSimConfig, IncodeWebhookAuth};
+use gangway_server::sim::incode::{IncodeKnobs, IncodeSim, IncodeSimConfig, IncodeWebhookAuth};
 use gangway_server::sim::score::{ScoreSim, ScoreSimConfig};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,6 +41,7 @@ pub fn simulators(
     sim_url: &str,
     creds: &SimCredentials,
     frame_ancestors: Vec<String>,
+    incode_knobs: IncodeKnobs,
 ) -> gangway_server::Router {
     let gangway_url = gangway_url.trim_end_matches('/');
     let score = ScoreSim::new(ScoreSimConfig {
@@ -55,6 +60,9 @@ pub fn simulators(
         public_url: format!("{}/sim/incode", sim_url.trim_end_matches('/')),
         frame_ancestors,
     });
+    if let Err(e) = incode.set_knobs(incode_knobs) {
+        tracing::warn!(error = %e, "incode sim: knobs refused; using the defaults");
+    }
     gangway_server::Router::new()
         .nest("/sim/score", score.router())
         .nest("/sim/incode", incode.router())
@@ -138,6 +146,39 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
         Some(k) => (k, false),
         None => (ids::new_secret("gw_demo"), true),
     };
+    // The demo customer backend receives Gangway's signed webhooks, and its
+    // pages may call the client API (same origin here; listed all the same).
+    let webhook_secret = inbox::new_secret();
+    let inbox = inbox::Inbox::new(&webhook_secret)?;
+    config.webhooks.endpoints.push(EndpointConfig {
+        url: format!("{base}/demo/api/webhooks"),
+        secret: webhook_secret,
+        events: vec!["session.updated".into(), "session.ended".into()],
+    });
+    // On a loopback listener the demo is as likely opened as `localhost`.
+    let mut own_origins = vec![base.clone()];
+    if addr.ip().is_loopback() {
+        own_origins.push(format!("http://localhost:{}", addr.port()));
+    }
+    for origin in &own_origins {
+        if !config.client.allowed_origins.contains(origin) {
+            config.client.allowed_origins.push(origin.clone());
+        }
+    }
+    // Pages allowed to use the client API may also frame the simulators'
+    // hosted pages (a customer page on another origin, trying the SDK).
+    let frame_ancestors = config.client.allowed_origins.clone();
+    // The demo pages frame the simulator (at `base`) or the real Incode.
+    let mut frame_sources = vec![base.clone()];
+    if let Some(origin) = config
+        .incode
+        .as_ref()
+        .and_then(|i| reqwest::Url::parse(&i.base_url).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| *o != base)
+    {
+        frame_sources.push(origin);
+    }
     let engine = gangway_server::app::start(config).await?;
     engine
         .store
@@ -148,11 +189,26 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
             ids::now_ms(),
         )
         .await?;
-    let sims = simulators(&base, &base, &creds, vec![base.clone()]);
-    let router = gangway_server::app::router(engine.clone(), Some(sims));
+    // A user who abandons the hosted flow sees it expire after a few
+    // seconds, as Incode's would much later, instead of waiting for the
+    // workflow's 30-minute deadline.
+    let knobs = IncodeKnobs {
+        abandon_expire_ms: Some(3000),
+        ..IncodeKnobs::default()
+    };
+    let sims = simulators(&base, &base, &creds, frame_ancestors, knobs);
+    let site = site::router(site::Site {
+        gangway_url: base.clone(),
+        api_key: api_key.clone(),
+        inbox,
+        frame_sources,
+    });
+    let router = gangway_server::app::router(engine.clone(), Some(sims.merge(site)));
     println!("gangway listening on {base}");
     println!();
-    println!("  Gangway demo is running at {base}");
+    println!("  Gangway demo is running: open {base}/demo");
+    println!("  Webhooks:   {base}/demo/webhooks (what the demo backend received)");
+    println!("  SDK:        {base}/sdk/gangway.js");
     println!("  API:        {base}/openapi.json");
     if generated {
         println!("  API key:    {api_key}   (set GANGWAY_DEMO_API_KEY to choose one)");

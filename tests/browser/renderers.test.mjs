@@ -1,0 +1,133 @@
+// The SDK's renderers in real Chromium, fed by a scripted event stream (the
+// QR, popup and chat steps have no provider yet): what each shows, what the
+// user can do with it, and what it refuses.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+import { startDemo, until } from "./lib/demo.mjs";
+
+let demo;
+let browser;
+
+before(async () => {
+  demo = await startDemo();
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await demo?.stop();
+});
+
+/** A page on Gangway's origin with the SDK mounted on a scripted stream: `push(view)` sends the next event. */
+async function mounted() {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(10000);
+  await page.goto(`${demo.url}/demo`);
+  await page.evaluate(async () => {
+    const { Gangway } = await import("/sdk/gangway.js");
+    let controller;
+    let seq = 0;
+    const enc = new TextEncoder();
+    window.__signals = [];
+    window.__errors = [];
+    window.__push = (view) => {
+      seq++;
+      controller.enqueue(enc.encode(`id: ${seq}\nevent: ${view.status === "ended" ? "ended" : "step"}\ndata: ${JSON.stringify(view)}\n\n`));
+    };
+    const fetch = async (url, init) => {
+      if (url.endsWith("/events")) {
+        const body = new ReadableStream({ start: (c) => (controller = c) });
+        init.signal.addEventListener("abort", () => (window.__aborted = true));
+        return new Response(body, { status: 200 });
+      }
+      window.__signals.push(JSON.parse(init.body));
+      return new Response(JSON.stringify({ accepted: true, duplicate: false }), { status: 200 });
+    };
+    const el = document.createElement("div");
+    el.id = "flow";
+    document.body.replaceChildren(el);
+    window.__flow = Gangway.mount(el, { sessionId: "ses_test", clientSecret: "gwcs_test", fetch });
+    window.__flow.on("error", (e) => window.__errors.push(e));
+  });
+  await page.locator('#flow[data-gangway-state="live"]').waitFor();
+  const push = (present, extra = {}) =>
+    page.evaluate((v) => window.__push(v), { id: "ses_test", status: "waiting", step: { name: "s", present }, outcome: null, reason: null, deadline: null, ...extra });
+  return { context, page, push };
+}
+
+test("qr: the server's SVG is shown reduced to plain shapes, with the phone link; updates in place", async () => {
+  const { context, page, push } = await mounted();
+  const evil =
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10" onload="window.__pwned=1">' +
+    '<script>window.__pwned=1</script><style>*{display:none}</style>' +
+    '<rect width="10" height="10" fill="#fff"/><a href="javascript:alert(1)"><path d="M1 1h2v2H1z"/></a><path d="M4 4h2v2H4z" fill="#000"/></svg>';
+  await push({ kind: "qr", svg: evil, link: "https://app.example/s/1" });
+  const svg = page.locator("#flow figure.gw-qr svg");
+  await svg.waitFor();
+  assert.equal(await page.locator("#flow svg script, #flow svg style, #flow svg a, #flow svg [onload]").count(), 0);
+  assert.equal(await svg.locator("rect, path").count(), 2);
+  assert.equal(await page.evaluate(() => window.__pwned), undefined);
+  assert.equal(await page.locator("#flow .gw-qr a").getAttribute("href"), "https://app.example/s/1");
+  const figure = await page.locator("#flow figure.gw-qr").elementHandle();
+  await push({ kind: "qr", svg: '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 4 4"><path d="M0 0h1v1H0z"/></svg>', link: "javascript:alert(1)" });
+  await until("the new code", async () => (await svg.getAttribute("viewBox")) === "0 0 4 4");
+  assert.ok(await figure.evaluate((f) => f.isConnected), "updated in place");
+  assert.equal(await page.locator("#flow .gw-qr a").count(), 0, "a javascript: link is dropped");
+  await context.close();
+});
+
+test("popup: opened from a click; closing it without finishing sends popup_closed once", async () => {
+  const { context, page, push } = await mounted();
+  await page.evaluate(() => {
+    window.open = (url, name, features) => {
+      window.__opened = { url, name, features };
+      return (window.__popup = { closed: false });
+    };
+  });
+  await push({ kind: "popup", url: "https://hub.example/permissions?partner=p1", state: "st_1", features: "popup,width=600,height=900" });
+  const button = page.locator("#flow .gw-popup button");
+  await button.click();
+  assert.deepEqual(await page.evaluate(() => window.__opened), { url: "https://hub.example/permissions?partner=p1", name: "gangway_popup", features: "popup,width=600,height=900" });
+  await page.locator("#flow .gw-popup", { hasText: "Waiting for you" }).waitFor();
+  await page.evaluate(() => (window.__popup.closed = true));
+  await until("the popup_closed signal", () => page.evaluate(() => window.__signals.length === 1));
+  assert.deepEqual(await page.evaluate(() => window.__signals), [{ name: "popup_closed", data: {}, id: "popup_closed:st_1" }]);
+  await context.close();
+});
+
+test("chat: messages shown, what the user types becomes a signal, new messages replace the list", async () => {
+  const { context, page, push } = await mounted();
+  await push({ kind: "chat", messages: [{ from: "bot", text: "Hi! Type /me" }] });
+  await page.locator("#flow .gw-chat-log li", { hasText: "Hi! Type /me" }).waitFor();
+  await page.fill("#flow .gw-chat-input", "/me");
+  await page.press("#flow .gw-chat-input", "Enter");
+  await until("the chat signal", () => page.evaluate(() => window.__signals.length === 1));
+  assert.deepEqual((await page.evaluate(() => window.__signals))[0].data, { text: "/me" });
+  await push({ kind: "chat", messages: [{ from: "bot", text: "Hi! Type /me" }, { from: "user", text: "/me" }, { from: "bot", text: "<b>Ada</b>" }] });
+  await page.locator("#flow .gw-chat-log li.gw-chat-bot", { hasText: "<b>Ada</b>" }).waitFor();
+  assert.equal(await page.locator("#flow .gw-chat-log b").count(), 0, "text, never markup");
+  await context.close();
+});
+
+test("a javascript: iframe and an unknown kind are refused; the end removes the iframe; unmount cleans up", async () => {
+  const { context, page, push } = await mounted();
+  await push({ kind: "iframe", url: "javascript:alert(1)" });
+  await page.locator("#flow .gw-message", { hasText: "cannot be shown" }).waitFor();
+  assert.equal(await page.locator("#flow iframe").count(), 0);
+  assert.equal((await page.evaluate(() => window.__errors))[0].fatal, false);
+  await push({ kind: "hologram" });
+  await page.locator("#flow .gw-message", { hasText: 'Unknown presentation kind "hologram"' }).waitFor();
+  await push({ kind: "iframe", url: "https://id.example/flow/1" });
+  await page.locator('#flow iframe[src="https://id.example/flow/1"]').waitFor();
+  await push(null, { status: "ended", outcome: "expired", reason: "too late" });
+  await page.locator('#flow[data-gangway-outcome="expired"] .gw-final', { hasText: "too late" }).waitFor();
+  assert.equal(await page.locator("#flow iframe").count(), 0);
+  await page.evaluate(() => window.__flow.unmount());
+  assert.equal(await page.evaluate(() => document.getElementById("flow").outerHTML), '<div id="flow" class=""></div>');
+  await context.close();
+});

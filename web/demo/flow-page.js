@@ -1,0 +1,57 @@
+// The demo's chrome around the embedded flow: the outcome banner, "start
+// over" and a log of live events. It only listens to the DOM events the SDK
+// dispatches on its element; embed.js is the whole integration.
+const element = document.getElementById("verify");
+const log = document.getElementById("log");
+const result = document.getElementById("result");
+const problem = document.getElementById("problem");
+
+const OUTCOMES = {
+  approved: ["Welcome to Kestrel", "Your identity is verified and your account is ready."],
+  declined: ["We could not verify you", "The identity check did not pass. You can try again."],
+  review: ["Almost there", "A specialist will review your documents; we will email you shortly."],
+  failed: ["Something went wrong", "The check could not be completed. Please start over."],
+  canceled: ["Verification stopped", "You left the identity check."],
+  expired: ["Time is up", "The check was not finished in time. Please start over."],
+};
+
+function note(text) {
+  const li = document.createElement("li");
+  const time = document.createElement("time");
+  time.textContent = new Date().toLocaleTimeString();
+  li.append(time, " ", text);
+  log.prepend(li);
+}
+
+function showProblem(message) {
+  problem.textContent = `Could not continue: ${message}`;
+  problem.hidden = false;
+}
+
+element.addEventListener("gangway:connection", (e) => note(`stream ${e.detail.state}`));
+element.addEventListener("gangway:step", (e) => {
+  const { step, view, eventId } = e.detail;
+  note(`event ${eventId}: ${view.status} in step “${step ? step.name : "?"}”${step && step.present ? ` (${step.present.kind})` : ""}`);
+});
+element.addEventListener("gangway:ended", (e) => {
+  const { outcome, reason, eventId } = e.detail;
+  note(`event ${eventId}: ended, ${outcome}`);
+  const [title, text] = OUTCOMES[outcome] || ["Finished", reason || ""];
+  document.getElementById("result-title").textContent = title;
+  document.getElementById("result-text").textContent = text;
+  result.dataset.outcome = outcome;
+  result.hidden = false;
+});
+element.addEventListener("gangway:error", (e) => {
+  note(`error: ${e.detail.message}`);
+  if (e.detail.fatal) showProblem(e.detail.message);
+});
+window.addEventListener("unhandledrejection", (e) => showProblem(String((e.reason && e.reason.message) || e.reason)));
+window.addEventListener("error", (e) => showProblem(e.message));
+
+for (const button of document.querySelectorAll("[data-restart]")) {
+  button.addEventListener("click", () => {
+    sessionStorage.removeItem(`order:${element.dataset.flow}`);
+    location.reload();
+  });
+}
