@@ -189,17 +189,22 @@ enum TlsProblem {
 fn tls_problem(e: &reqwest::Error) -> Option<TlsProblem> {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = next {
-        let tls = err.downcast_ref::<rustls::Error>().or_else(|| {
-            err.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
-        if let Some(tls) = tls {
+        if let Some(tls) = rustls_error(err) {
             return Some(classify(tls));
         }
         next = err.source();
     }
     None
+}
+
+/// `err` itself, or the error inside (nested) `io::Error`s: their `source()`
+/// skips the wrapped error, so the chain walk alone would miss it.
+fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let inner = err.downcast_ref::<std::io::Error>()?.get_ref()?;
+    rustls_error(inner)
 }
 
 fn classify(e: &rustls::Error) -> TlsProblem {
