@@ -7,7 +7,9 @@
 
 pub mod faults;
 pub mod incode;
+pub mod ockto;
 pub mod score;
+pub mod tls;
 
 use axum::Json;
 use axum::http::StatusCode;
