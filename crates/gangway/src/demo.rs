@@ -2,9 +2,10 @@
 //! listener, the shipped workflows and a demo API key.
 
 use anyhow::Context;
-use gangway_server::config::{Config, HttpService, HttpWebhook, IncodeConfig};
+use gangway_server::config::{Config, HttpService, HttpWebhook, IncodeConfig, OcktoConfig};
 use gangway_server::ids;
 use gangway_server::sim::incode::{IncodeSim, IncodeSimConfig, IncodeWebhookAuth};
+use gangway_server::sim::ockto::{OcktoSim, OcktoSimConfig};
 use gangway_server::sim::score::{ScoreSim, ScoreSimConfig};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,6 +17,9 @@ pub struct SimCredentials {
     pub incode_api_key: String,
     pub incode_client_id: String,
     pub incode_client_secret: String,
+    pub ockto_username: String,
+    pub ockto_password: String,
+    pub ockto_provider_code: String,
 }
 
 impl SimCredentials {
@@ -26,8 +30,21 @@ impl SimCredentials {
             incode_api_key: ids::new_secret("incodekey"),
             incode_client_id: "incode-webhooks".into(),
             incode_client_secret: ids::new_secret("incodewh"),
+            ockto_username: "gangway-demo".into(),
+            ockto_password: ids::new_secret("ocktopw"),
+            ockto_provider_code: "GANGWAY-DEMO".into(),
         }
     }
+}
+
+/// The Ockto simulator; phones reach it (the QR code's URL) at `sim_url`.
+pub fn ockto_sim(sim_url: &str, creds: &SimCredentials) -> OcktoSim {
+    OcktoSim::new(OcktoSimConfig {
+        username: creds.ockto_username.clone(),
+        password: creds.ockto_password.clone(),
+        provider_code: creds.ockto_provider_code.clone(),
+        public_url: format!("{}/sim/ockto", sim_url.trim_end_matches('/')),
+    })
 }
 
 /// The simulators' router, mounted under `/sim/{provider}`. `gangway_url`
@@ -37,6 +54,19 @@ pub fn simulators(
     sim_url: &str,
     creds: &SimCredentials,
     frame_ancestors: Vec<String>,
+) -> gangway_server::Router {
+    let ockto = ockto_sim(sim_url, creds);
+    simulators_with(gangway_url, sim_url, creds, frame_ancestors, ockto.router())
+}
+
+/// As [`simulators`], with the Ockto router given (its public part alone
+/// when its API sits behind a mutual-TLS listener).
+pub fn simulators_with(
+    gangway_url: &str,
+    sim_url: &str,
+    creds: &SimCredentials,
+    frame_ancestors: Vec<String>,
+    ockto: gangway_server::Router,
 ) -> gangway_server::Router {
     let gangway_url = gangway_url.trim_end_matches('/');
     let score = ScoreSim::new(ScoreSimConfig {
@@ -58,6 +88,22 @@ pub fn simulators(
     gangway_server::Router::new()
         .nest("/sim/score", score.router())
         .nest("/sim/incode", incode.router())
+        .nest("/sim/ockto", ockto)
+}
+
+/// Points the `ockto` connector at the simulator on `base` (plain HTTP).
+pub fn configure_ockto(config: &mut Config, base: &str, creds: &SimCredentials) {
+    config.ockto = Some(OcktoConfig {
+        base_url: format!("{base}/sim/ockto"),
+        username: creds.ockto_username.clone(),
+        password: creds.ockto_password.clone(),
+        provider_code: creds.ockto_provider_code.clone(),
+        client_cert: None,
+        client_key: None,
+        ca_cert: None,
+        ockto_type: "P".into(),
+        consent_code: None,
+    });
 }
 
 /// Points the `incode` connector at the simulator on `base`.
@@ -131,6 +177,9 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
     if config.incode.is_none() {
         configure_incode(&mut config, &base, &creds);
     }
+    if config.ockto.is_none() {
+        configure_ockto(&mut config, &base, &creds);
+    }
     let api_key = std::env::var("GANGWAY_DEMO_API_KEY")
         .ok()
         .filter(|k| !k.is_empty());
@@ -159,7 +208,7 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
     } else {
         println!("  API key:    from GANGWAY_DEMO_API_KEY");
     }
-    println!("  Simulators: {base}/sim/score/  {base}/sim/incode/");
+    println!("  Simulators: {base}/sim/score/  {base}/sim/incode/  {base}/sim/ockto/");
     println!();
     gangway_server::app::serve(
         listener,
