@@ -219,7 +219,7 @@ async fn review_near_the_limit() {
         ended["reason"],
         "requested loan 250000 is within 10% of a limit (income cap 270000, affordability cap 325709)"
     );
-    let t = h.timeline(&ended["id"].as_str().unwrap().to_string()).await;
+    let t = h.timeline(ended["id"].as_str().unwrap()).await;
     let rules: Vec<bool> = t["entries"]
         .as_array()
         .unwrap()

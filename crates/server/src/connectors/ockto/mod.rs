@@ -204,14 +204,14 @@ impl OcktoConnector {
         {
             body["consentCode"] = c;
         }
-        if let Some(m) = arg(args, "psd2_amount_of_months") {
-            if !m.as_u64().is_some_and(|m| (1..=12).contains(&m)) {
-                return Err(fail(
-                    false,
-                    "ockto.start: `psd2_amount_of_months` must be a whole number from 1 to 12",
-                    Value::Null,
-                ));
-            }
+        if let Some(m) = arg(args, "psd2_amount_of_months")
+            && !m.as_u64().is_some_and(|m| (1..=12).contains(&m))
+        {
+            return Err(fail(
+                false,
+                "ockto.start: `psd2_amount_of_months` must be a whole number from 1 to 12",
+                Value::Null,
+            ));
         }
         for (name, field) in [
             ("test_case_id", "testCaseId"),

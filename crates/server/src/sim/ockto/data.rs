@@ -105,7 +105,7 @@ fn varied(h: &[u8]) -> Household {
         insurance: 110 + n(4) % 151,
         other: 40 + u64::from(h[20]) % 201,
         debts,
-        contract: if h[21] % 4 == 0 {
+        contract: if h[21].is_multiple_of(4) {
             "temporary"
         } else {
             "permanent"

@@ -420,24 +420,17 @@ fn advance(s: &mut Session, knobs: &OcktoKnobs) {
             }
         }
     }
-    match s.record.status.as_str() {
-        CREATED => {
-            if knobs
-                .scan_timeout_ms
-                .is_some_and(|t| s.created.elapsed() >= ms(t))
-            {
-                set_status(s, EXPIRED, knobs);
-            }
-        }
-        SCANNED => {
-            if knobs
-                .share_timeout_ms
-                .is_some_and(|t| s.changed.elapsed() >= ms(t))
-            {
-                set_status(s, EXPIRED, knobs);
-            }
-        }
-        _ => {}
+    let expired = match s.record.status.as_str() {
+        CREATED => knobs
+            .scan_timeout_ms
+            .is_some_and(|t| s.created.elapsed() >= ms(t)),
+        SCANNED => knobs
+            .share_timeout_ms
+            .is_some_and(|t| s.changed.elapsed() >= ms(t)),
+        _ => false,
+    };
+    if expired {
+        set_status(s, EXPIRED, knobs);
     }
 }
 
