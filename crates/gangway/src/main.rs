@@ -77,7 +77,11 @@ enum Command {
         /// Basic credentials and provider code the Ockto simulator expects.
         #[arg(long, env = "SIM_OCKTO_USERNAME", default_value = "gangway")]
         ockto_username: String,
-        #[arg(long, env = "SIM_OCKTO_PASSWORD")]
+        #[arg(
+            long,
+            env = "SIM_OCKTO_PASSWORD",
+            default_value = "ockto-simulator-password"
+        )]
         ockto_password: String,
         #[arg(long, env = "SIM_OCKTO_PROVIDER_CODE", default_value = "GANGWAY")]
         ockto_provider_code: String,

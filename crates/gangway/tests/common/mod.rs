@@ -238,6 +238,10 @@ impl Harness {
             "simulators listening on",
         );
         let ockto_base = ockto_tls_url.unwrap_or_else(|| sim_url.clone());
+        // A secret from a file, as in production (`${file:...}`).
+        let ockto_password = dir.path().join("ockto-password");
+        std::fs::write(&ockto_password, OCKTO_PASSWORD).unwrap();
+        let ockto_password = ockto_password.display();
         // The shipped workflows plus the tests' own (short deadlines).
         let wf_dir = dir.path().join("workflows");
         std::fs::create_dir_all(&wf_dir).unwrap();
@@ -292,7 +296,7 @@ webhook_client_secret = "{INCODE_CLIENT_SECRET}"
 [ockto]
 base_url = "{ockto_base}/sim/ockto"
 username = "{OCKTO_USERNAME}"
-password = "${{env:TEST_OCKTO_PASSWORD}}"
+password = "${{file:{ockto_password}}}"
 provider_code = "{OCKTO_PROVIDER_CODE}"
 {ockto_pem}
 [http.webhooks.score]
@@ -320,7 +324,6 @@ event_field = "status"
                 "--config",
                 config.to_str().unwrap(),
             ])
-            .env("TEST_OCKTO_PASSWORD", OCKTO_PASSWORD)
             .output()
             .unwrap();
         assert!(
@@ -352,7 +355,7 @@ event_field = "status"
     pub fn start_server(&mut self) {
         let (proc, url) = spawn(
             &["serve", "--config", self.config.to_str().unwrap()],
-            &[("TEST_OCKTO_PASSWORD", OCKTO_PASSWORD)],
+            &[],
             &self.log_path(),
             "gangway listening on",
         );
