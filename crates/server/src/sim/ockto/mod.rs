@@ -26,26 +26,24 @@
 //! answer carries the current `qrCode`; a scripted journey (`testCaseId`)
 //! advances one status every `script_step_ms`.
 
+mod api;
+mod control;
 mod data;
 mod page;
 
 use super::faults::{Faults, FaultsConfig};
+use super::now_rfc3339;
 use super::tls::Rejections;
-use super::{SimRef, now_rfc3339};
-use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
-use base64::Engine;
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use subtle::ConstantTimeEq;
 
 pub use data::{ODM_VERSION, PROFILES};
 
@@ -248,12 +246,12 @@ impl OcktoSim {
     /// the plain listener serves when the API requires a client certificate.
     pub fn public_router(&self) -> Router {
         let control = Router::new()
-            .route("/knobs", get(get_knobs).post(set_knobs))
-            .route("/reset", post(reset))
-            .route("/tls", get(tls_rejections))
-            .route("/sessions", get(list_sessions))
-            .route("/sessions/{id}", get(get_session))
-            .route("/{id}/{action}", post(control_action))
+            .route("/knobs", get(control::get_knobs).post(control::set_knobs))
+            .route("/reset", post(control::reset))
+            .route("/tls", get(control::tls_rejections))
+            .route("/sessions", get(control::list_sessions))
+            .route("/sessions/{id}", get(control::get_session))
+            .route("/{id}/{action}", post(control::control_action))
             .with_state(self.clone())
             .merge(self.inner.faults.control_router());
         let page = Router::new()
@@ -265,13 +263,16 @@ impl OcktoSim {
     /// The provider API, faulted and logged.
     pub fn api_router(&self) -> Router {
         let api = Router::new()
-            .route("/sources/availability", get(sources))
-            .route("/sessions", post(start))
-            .route("/sessions/{id}/status", get(status))
-            .route("/sessions/{id}/result", get(result))
-            .route("/sessions/{id}", axum::routing::delete(cancel))
-            .route("/documents/{id}", get(document))
-            .layer(middleware::from_fn_with_state(self.clone(), authenticate))
+            .route("/sources/availability", get(api::sources))
+            .route("/sessions", post(api::start))
+            .route("/sessions/{id}/status", get(api::status))
+            .route("/sessions/{id}/result", get(api::result))
+            .route("/sessions/{id}", axum::routing::delete(api::cancel))
+            .route("/documents/{id}", get(api::document))
+            .layer(middleware::from_fn_with_state(
+                self.clone(),
+                api::authenticate,
+            ))
             .with_state(self.clone());
         self.inner.faults.wrap(api)
     }
@@ -431,395 +432,5 @@ fn advance(s: &mut Session, knobs: &OcktoKnobs) {
     };
     if expired {
         set_status(s, EXPIRED, knobs);
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Provider API
-// ---------------------------------------------------------------------------
-
-/// Basic credentials (401), then the provider code (403), both in constant time.
-async fn authenticate(State(sim): State<OcktoSim>, req: Request, next: Next) -> Response {
-    let cfg = &sim.inner.config;
-    let expected = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", cfg.username, cfg.password))
-    );
-    let basic_ok = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .is_some_and(|v| bool::from(v.as_bytes().ct_eq(expected.as_bytes())));
-    if !basic_ok {
-        let mut r = ockto_error(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
-            "invalid or missing credentials",
-        );
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Basic realm=\"ockto\""),
-        );
-        return r;
-    }
-    let code_ok = req
-        .headers()
-        .get(PROVIDER_CODE_HEADER)
-        .is_some_and(|v| bool::from(v.as_bytes().ct_eq(cfg.provider_code.as_bytes())));
-    if !code_ok {
-        return ockto_error(
-            StatusCode::FORBIDDEN,
-            "UNKNOWN_PROVIDER",
-            "unknown provider code",
-        );
-    }
-    next.run(req).await
-}
-
-#[derive(Deserialize)]
-struct SourcesQuery {
-    #[serde(rename = "ocktoType")]
-    ockto_type: Option<String>,
-}
-
-async fn sources(State(sim): State<OcktoSim>, Query(q): Query<SourcesQuery>) -> Response {
-    if q.ockto_type.as_deref().is_none_or(str::is_empty) {
-        return ockto_error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_REQUEST",
-            "ocktoType is required",
-        );
-    }
-    let down = sim.knobs().unavailable_sources;
-    let list: Vec<Value> = SOURCES
-        .iter()
-        .map(|c| json!({"code": c, "available": !down.iter().any(|d| d == c)}))
-        .collect();
-    let all = list.iter().all(|s| s["available"] == true);
-    Json(json!({"available": all, "sources": list})).into_response()
-}
-
-fn parse_start(body: &[u8]) -> Result<(String, Value), String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
-    let Value::Object(mut map) = v else {
-        return Err("body must be a JSON object".into());
-    };
-    let reference = match map.remove("sessionId") {
-        Some(Value::String(s)) if !s.is_empty() => s,
-        _ => return Err("sessionId is required".into()),
-    };
-    if let Some(m) = map.get("psd2AmountOfMonths")
-        && !m.as_u64().is_some_and(|m| (1..=12).contains(&m))
-    {
-        return Err("psd2AmountOfMonths must be 1 to 12".into());
-    }
-    if let Some(docs) = map.get("requestDocuments") {
-        let ok = docs.as_array().is_some_and(|d| {
-            d.iter()
-                .all(|x| x.as_str().is_some_and(|x| DOCUMENT_TYPES.contains(&x)))
-        });
-        if !ok {
-            return Err(format!(
-                "requestDocuments must list some of {}",
-                DOCUMENT_TYPES.join(", ")
-            ));
-        }
-    }
-    if let Some(t) = map.get("testCaseId")
-        && !t.as_str().is_some_and(|t| TEST_CASES.contains(&t))
-    {
-        return Err(format!(
-            "unknown testCaseId; expected one of {}",
-            TEST_CASES.join(", ")
-        ));
-    }
-    Ok((reference, Value::Object(map)))
-}
-
-async fn start(State(sim): State<OcktoSim>, body: Bytes) -> Response {
-    let (reference, options) = match parse_start(&body) {
-        Ok(v) => v,
-        Err(m) => return ockto_error(StatusCode::BAD_REQUEST, "INVALID_REQUEST", &m),
-    };
-    let id = new_id("ock");
-    let now = Instant::now();
-    let session = Session {
-        record: OcktoSession {
-            session_id: id.clone(),
-            reference,
-            status: CREATED.into(),
-            history: vec![(CREATED.into(), now_rfc3339())],
-            test_case_id: options
-                .get("testCaseId")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            options,
-            profile: None,
-        },
-        created: now,
-        changed: now,
-        stale: None,
-        documents: Vec::new(),
-    };
-    sim.lock().sessions.insert(id.clone(), session);
-    let qr = sim.qr_code(&id, 0);
-    (
-        StatusCode::CREATED,
-        Extension(SimRef(id.clone())),
-        Json(json!({"sessionId": id, "qrCode": qr})),
-    )
-        .into_response()
-}
-
-fn not_found(id: &str) -> Response {
-    ockto_error(
-        StatusCode::NOT_FOUND,
-        "SESSION_NOT_FOUND",
-        &format!("no session {id}"),
-    )
-}
-
-async fn status(State(sim): State<OcktoSim>, Path(id): Path<String>) -> Response {
-    let mut st = sim.lock();
-    let knobs = st.knobs.clone();
-    let Some(s) = st.sessions.get_mut(&id) else {
-        return not_found(&id);
-    };
-    advance(s, &knobs);
-    let mut shown = match s.stale.take() {
-        Some(previous) => previous,
-        None => s.record.status.clone(),
-    };
-    if knobs.skip_scanned && shown == SCANNED {
-        shown = CREATED.into();
-    }
-    let mut body = json!({"sessionId": id, "status": shown});
-    if let Some(every) = knobs.rotate_qr_ms.filter(|ms| *ms > 0)
-        && !is_terminal(&shown)
-    {
-        let generation = u64::try_from(s.created.elapsed().as_millis()).unwrap_or(u64::MAX) / every;
-        if generation > 0 {
-            body["qrCode"] = Value::String(sim.qr_code(&id, generation));
-        }
-    }
-    Json(body).into_response()
-}
-
-async fn result(State(sim): State<OcktoSim>, Path(id): Path<String>) -> Response {
-    let mut st = sim.lock();
-    let knobs = st.knobs.clone();
-    let Some(s) = st.sessions.get_mut(&id) else {
-        return not_found(&id);
-    };
-    advance(s, &knobs);
-    if s.record.status != DATA_AVAILABLE {
-        return ockto_error(
-            StatusCode::CONFLICT,
-            "DATA_NOT_AVAILABLE",
-            &format!("session is {}", s.record.status),
-        );
-    }
-    let requested: Vec<String> = s
-        .record
-        .options
-        .get("requestDocuments")
-        .and_then(Value::as_array)
-        .map(|d| {
-            d.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    if s.documents.is_empty() && !requested.is_empty() {
-        s.documents = requested.iter().map(|_| new_id("doc")).collect();
-        let created = Instant::now();
-        let docs: Vec<(String, Document)> = s
-            .documents
-            .iter()
-            .zip(&requested)
-            .map(|(doc, kind)| {
-                (
-                    doc.clone(),
-                    Document {
-                        session: id.clone(),
-                        kind: kind.clone(),
-                        created,
-                        downloaded: false,
-                    },
-                )
-            })
-            .collect();
-        st.documents.extend(docs);
-    }
-    let Some(s) = st.sessions.get(&id) else {
-        return not_found(&id);
-    };
-    let expires = (time::OffsetDateTime::now_utc() + DOCUMENT_TTL)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let docs: Vec<(String, String, String, String)> = s
-        .documents
-        .iter()
-        .zip(&requested)
-        .map(|(doc, kind)| {
-            (
-                kind.clone(),
-                doc.clone(),
-                format!("{}/documents/{doc}", sim.inner.config.public_url),
-                expires.clone(),
-            )
-        })
-        .collect();
-    let odm = data::odm(&id, s.record.profile.as_deref(), &docs);
-    if knobs.malformed_result {
-        let text = odm.to_string();
-        let half = &text.as_bytes()[..text.len() / 2];
-        return (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            half.to_vec(),
-        )
-            .into_response();
-    }
-    Json(odm).into_response()
-}
-
-async fn cancel(State(sim): State<OcktoSim>, Path(id): Path<String>) -> Response {
-    let mut st = sim.lock();
-    let knobs = st.knobs.clone();
-    let Some(s) = st.sessions.get_mut(&id) else {
-        return not_found(&id);
-    };
-    advance(s, &knobs);
-    if !is_terminal(&s.record.status) {
-        set_status(s, CANCELLED, &knobs);
-    }
-    StatusCode::NO_CONTENT.into_response()
-}
-
-async fn document(State(sim): State<OcktoSim>, Path(id): Path<String>) -> Response {
-    let mut st = sim.lock();
-    let Some(doc) = st.documents.get_mut(&id) else {
-        return ockto_error(
-            StatusCode::NOT_FOUND,
-            "DOCUMENT_NOT_FOUND",
-            "no such document",
-        );
-    };
-    if doc.downloaded || doc.created.elapsed() >= DOCUMENT_TTL {
-        return ockto_error(
-            StatusCode::GONE,
-            "DOCUMENT_GONE",
-            "document was downloaded or has expired",
-        );
-    }
-    doc.downloaded = true;
-    let body = format!(
-        "%PDF-1.4\n% Ockto simulator {} document of session {}\n%%EOF\n",
-        doc.kind, doc.session
-    );
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/pdf")],
-        body,
-    )
-        .into_response()
-}
-
-// ---------------------------------------------------------------------------
-// Control API
-// ---------------------------------------------------------------------------
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ActionBody {
-    profile: Option<String>,
-}
-
-async fn control_action(
-    State(sim): State<OcktoSim>,
-    Path((id, action)): Path<(String, String)>,
-    body: Bytes,
-) -> Response {
-    let parsed: ActionBody = if body.iter().all(u8::is_ascii_whitespace) {
-        ActionBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(b) => b,
-            Err(e) => {
-                return super::error_response(
-                    StatusCode::BAD_REQUEST,
-                    format!("invalid body: {e}"),
-                );
-            }
-        }
-    };
-    if let Some(p) = &parsed.profile
-        && !PROFILES.contains(&p.as_str())
-    {
-        return super::error_response(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "unknown profile `{p}`; expected one of {}",
-                PROFILES.join(", ")
-            ),
-        );
-    }
-    match sim.act(&id, &action, parsed.profile) {
-        Ok(s) => Json(s).into_response(),
-        Err((status, m)) => super::error_response(status, m),
-    }
-}
-
-async fn get_knobs(State(sim): State<OcktoSim>) -> Response {
-    Json(sim.knobs()).into_response()
-}
-
-async fn set_knobs(State(sim): State<OcktoSim>, body: Bytes) -> Response {
-    let mut current = serde_json::to_value(sim.knobs()).unwrap_or(Value::Null);
-    let patch: Value = match serde_json::from_slice(&body) {
-        Ok(Value::Object(p)) => Value::Object(p),
-        _ => {
-            return super::error_response(
-                StatusCode::BAD_REQUEST,
-                "body must be a JSON object of knobs",
-            );
-        }
-    };
-    if let (Value::Object(c), Value::Object(p)) = (&mut current, patch) {
-        for (k, v) in p {
-            c.insert(k, v);
-        }
-    }
-    match serde_json::from_value::<OcktoKnobs>(current) {
-        Ok(k) => {
-            sim.set_knobs(k.clone());
-            Json(k).into_response()
-        }
-        Err(e) => super::error_response(StatusCode::BAD_REQUEST, format!("invalid knobs: {e}")),
-    }
-}
-
-async fn reset(State(sim): State<OcktoSim>) -> Response {
-    sim.reset();
-    Json(json!({"reset": true})).into_response()
-}
-
-async fn tls_rejections(State(sim): State<OcktoSim>) -> Response {
-    let r = &sim.inner.rejections;
-    Json(json!({"rejected": r.count(), "last_error": r.last()})).into_response()
-}
-
-async fn list_sessions(State(sim): State<OcktoSim>) -> Response {
-    let ids: Vec<String> = sim.lock().sessions.keys().cloned().collect();
-    let list: Vec<OcktoSession> = ids.iter().filter_map(|id| sim.session(id)).collect();
-    Json(list).into_response()
-}
-
-async fn get_session(State(sim): State<OcktoSim>, Path(id): Path<String>) -> Response {
-    match sim.session(&id) {
-        Some(s) => Json(s).into_response(),
-        None => super::error_response(StatusCode::NOT_FOUND, format!("no session {id}")),
     }
 }
