@@ -44,6 +44,40 @@ pub const ACTIONS: &[ActionSpec] = &[
         optional: &[],
         summary: "Reads the score; result is {overall_status, overall_value, score}.",
     },
+    ActionSpec {
+        name: "ockto.sources",
+        required: &[],
+        optional: &["ockto_type", "required"],
+        summary: "Checks which Ockto data sources are available; result is {available, sources, unavailable, unavailable_text}.",
+    },
+    ActionSpec {
+        name: "ockto.start",
+        required: &[],
+        optional: &[
+            "session_id",
+            "test_case_id",
+            "consent_code",
+            "ockto_type",
+            "odm_version",
+            "request_documents",
+            "disable_partner",
+            "psd2_info_included",
+            "psd2_amount_of_months",
+        ],
+        summary: "Starts an Ockto session; result is {session_id, qr_code}.",
+    },
+    ActionSpec {
+        name: "ockto.status",
+        required: &["session_id"],
+        optional: &[],
+        summary: "Reads an Ockto session's status; result is {session_id, status, event, scanned, terminal, qr_code}.",
+    },
+    ActionSpec {
+        name: "ockto.result",
+        required: &["session_id"],
+        optional: &[],
+        summary: "Reads the shared data (ODM); result is {odm, summary}.",
+    },
 ];
 
 pub fn action(name: &str) -> Option<&'static ActionSpec> {

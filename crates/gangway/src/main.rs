@@ -7,6 +7,7 @@ mod sandbox;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gangway_server::config::Config;
+use gangway_server::sim::setup;
 use std::path::PathBuf;
 
 /// mimalloc instead of glibc malloc: allocation was a quarter of the
@@ -83,7 +84,38 @@ enum Command {
         incode_client_id: String,
         #[arg(long, env = "SIM_INCODE_CLIENT_SECRET")]
         incode_client_secret: String,
+        /// Basic credentials and provider code the Ockto simulator expects.
+        #[arg(long, env = "SIM_OCKTO_USERNAME", default_value = "gangway")]
+        ockto_username: String,
+        #[arg(
+            long,
+            env = "SIM_OCKTO_PASSWORD",
+            default_value = "ockto-simulator-password"
+        )]
+        ockto_password: String,
+        #[arg(long, env = "SIM_OCKTO_PROVIDER_CODE", default_value = "GANGWAY")]
+        ockto_provider_code: String,
+        #[command(flatten)]
+        ockto_tls: OcktoTls,
     },
+}
+
+/// Mutual TLS for the Ockto simulator: its API moves to its own HTTPS
+/// listener that requires a client certificate issued by `--ockto-client-ca`.
+#[derive(clap::Args)]
+struct OcktoTls {
+    /// Address of the HTTPS listener (e.g. 127.0.0.1:0); enables mutual TLS.
+    #[arg(long, requires_all = ["ockto_tls_cert", "ockto_tls_key", "ockto_client_ca"])]
+    ockto_tls_listen: Option<String>,
+    /// Server certificate chain (PEM file).
+    #[arg(long)]
+    ockto_tls_cert: Option<PathBuf>,
+    /// Server private key (PEM file).
+    #[arg(long)]
+    ockto_tls_key: Option<PathBuf>,
+    /// CA that issues accepted client certificates (PEM file).
+    #[arg(long)]
+    ockto_client_ca: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -199,24 +231,43 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             incode_api_key,
             incode_client_id,
             incode_client_secret,
+            ockto_username,
+            ockto_password,
+            ockto_provider_code,
+            ockto_tls,
         } => {
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
             let addr = listener.local_addr()?;
-            let creds = demo::SimCredentials {
+            let creds = setup::SimCredentials {
                 score_api_key,
                 score_webhook_secret,
                 incode_api_key,
                 incode_client_id,
                 incode_client_secret,
+                ockto_username,
+                ockto_password,
+                ockto_provider_code,
             };
-            let router = demo::simulators(
+            let sim_url = format!("http://{addr}");
+            let ockto = setup::ockto_sim(&sim_url, &creds);
+            let ockto_router = match &ockto_tls.ockto_tls_listen {
+                None => ockto.router(),
+                Some(tls_listen) => {
+                    let tls_addr = serve_ockto_mtls(&ockto, tls_listen, &ockto_tls).await?;
+                    println!("ockto mtls listening on https://{tls_addr}");
+                    ockto.public_router()
+                }
+            };
+            let router = setup::simulators(
                 &gangway_url,
-                &format!("http://{addr}"),
+                &sim_url,
                 &creds,
-                Vec::new(),
-                Default::default(),
+                setup::SimOptions {
+                    ockto: Some(ockto_router),
+                    ..Default::default()
+                },
             );
             println!("simulators listening on http://{addr}");
             gangway_server::app::serve_router(
@@ -228,6 +279,43 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Starts the Ockto simulator's HTTPS listener that requires a client certificate.
+async fn serve_ockto_mtls(
+    ockto: &gangway_server::sim::ockto::OcktoSim,
+    listen: &str,
+    tls: &OcktoTls,
+) -> anyhow::Result<std::net::SocketAddr> {
+    use gangway_server::sim::tls;
+    let read = |flag: &str, path: &Option<PathBuf>| -> anyhow::Result<String> {
+        let path = path
+            .as_ref()
+            .with_context(|| format!("--{flag} is required with --ockto-tls-listen"))?;
+        std::fs::read_to_string(path)
+            .with_context(|| format!("--{flag}: cannot read {}", path.display()))
+    };
+    let pem = tls::MtlsPem {
+        cert: read("ockto-tls-cert", &tls.ockto_tls_cert)?,
+        key: read("ockto-tls-key", &tls.ockto_tls_key)?,
+        client_ca: read("ockto-client-ca", &tls.ockto_client_ca)?,
+    };
+    let config = tls::server_config(&pem).context("ockto mutual TLS")?;
+    let tcp = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = tls::MtlsListener::new(tcp, config, ockto.rejections())?;
+    let addr = axum::serve::Listener::local_addr(&listener)?;
+    let router = gangway_server::Router::new().nest("/sim/ockto", ockto.router());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(gangway_server::app::shutdown_signal())
+            .await
+        {
+            tracing::error!(error = %e, "ockto mtls listener failed");
+        }
+    });
+    Ok(addr)
 }
 
 fn validate(files: &[PathBuf]) -> std::process::ExitCode {

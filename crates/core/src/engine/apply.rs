@@ -165,6 +165,9 @@ impl Run<'_> {
                     return false;
                 }
                 let Some(poll) = &wait.poll else { return false };
+                if let Some(name) = &poll.save_as {
+                    self.state.vars.insert(name.clone(), result.clone());
+                }
                 let vars = Value::Object(self.state.vars.clone());
                 let scope = Scope {
                     input: Some(self.ctx.input),
@@ -194,6 +197,9 @@ impl Run<'_> {
                         self.event(&name, "poll", result)
                     }
                     None => {
+                        if poll.save_as.is_some() {
+                            self.refresh_present(&wait);
+                        }
                         let next = self
                             .state
                             .wait
@@ -264,6 +270,32 @@ impl Run<'_> {
         self.leave_wait();
         self.goto(next);
         true
+    }
+
+    /// Renders the wait's `present` again over the current state; a change
+    /// (a rotated QR code) reaches the browser as a new client view. A
+    /// failed render keeps what the browser shows and is recorded.
+    fn refresh_present(&mut self, wait: &crate::workflow::WaitStep) {
+        let Some(template) = &wait.present else {
+            return;
+        };
+        let vars = Value::Object(self.state.vars.clone());
+        let scope = Scope {
+            input: Some(self.ctx.input),
+            state: Some(&vars),
+            session: Some(self.ctx.session),
+            result: None,
+            event: None,
+        };
+        match template.render(&scope) {
+            Ok(p) => {
+                if self.state.present.as_ref() != Some(&p) {
+                    self.state.present = Some(p);
+                    self.record("present.updated", json!({}));
+                }
+            }
+            Err(e) => self.record("present.error", json!({"error": e.to_string()})),
+        }
     }
 
     fn leave_wait(&mut self) {

@@ -916,3 +916,66 @@ fn a_rule_that_cannot_run_takes_the_error_branch() {
             .contains("could not be evaluated")
     );
 }
+
+// ---------------------------------------------------------------------------
+// poll.save_as: the presentation follows the poll results
+// ---------------------------------------------------------------------------
+
+const ROTATING: &str = r#"
+id: rotating
+version: 1
+steps:
+  start:
+    call: http.request
+    with: {service: s, path: /start}
+    save_as: started
+    next: show
+  show:
+    wait:
+      p.done: done
+    timeout: 10m
+    on_timeout: done
+    present:
+      kind: qr
+      payload: "${'latest' in state && state.latest.code != null ? state.latest.code : state.started.code}"
+    poll:
+      call: http.request
+      with: {service: s, path: /status}
+      every: 1s
+      save_as: latest
+      emit:
+        p.done: result.done
+  done:
+    end: approved
+    reason: done
+"#;
+
+#[test]
+fn poll_save_as_refreshes_the_presentation() {
+    let mut s = Session::new();
+    s.wf = parse(ROTATING).expect("parses");
+    s.send(Input::Start);
+    s.send(succeeded(s.visit(), json!({"code": "qr-1"})));
+    assert_eq!(
+        s.state.present,
+        Some(json!({"kind": "qr", "payload": "qr-1"}))
+    );
+    // Nothing new: the presentation stays, nothing recorded.
+    let t = s.send(polled(s.visit(), json!({"done": false, "code": null})));
+    assert_eq!(
+        s.state.present,
+        Some(json!({"kind": "qr", "payload": "qr-1"}))
+    );
+    assert!(!t.records.iter().any(|r| r.kind == "present.updated"));
+    // A rotated code replaces the one shown and stays in state.
+    let t = s.send(polled(s.visit(), json!({"done": false, "code": "qr-2"})));
+    assert_eq!(
+        s.state.present,
+        Some(json!({"kind": "qr", "payload": "qr-2"}))
+    );
+    assert!(t.records.iter().any(|r| r.kind == "present.updated"));
+    assert_eq!(s.state.vars["latest"]["code"], "qr-2");
+    assert!(poll_at(&t.effects).is_some(), "polling goes on");
+    let t = s.send(polled(s.visit(), json!({"done": true, "code": "qr-2"})));
+    assert_ended(&t, Outcome::Approved);
+}

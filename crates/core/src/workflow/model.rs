@@ -98,6 +98,10 @@ pub struct PollSpec {
     pub with: Template,
     pub every_ms: u64,
     pub max_every_ms: u64,
+    /// When set, every poll result is stored in `state.<save_as>` and the
+    /// wait's `present` is rendered again, so a presentation can follow the
+    /// provider (a rotated QR code) while the session keeps waiting.
+    pub save_as: Option<String>,
     /// Conditions over `result`, first true emits that event.
     pub emit: Vec<(String, Expr)>,
 }

@@ -465,7 +465,11 @@ impl Parser {
             );
             return None;
         };
-        self.unknown_keys(map, &["call", "with", "every", "max_every", "emit"], "poll");
+        self.unknown_keys(
+            map,
+            &["call", "with", "every", "max_every", "save_as", "emit"],
+            "poll",
+        );
         if get(map, "call").is_none() {
             self.err(
                 pos(node),
@@ -479,6 +483,19 @@ impl Parser {
             .duration(map, "max_every")
             .unwrap_or(DEFAULT_POLL_MAX_MS)
             .max(every_ms);
+        let save_as = match get(map, "save_as") {
+            None => None,
+            Some(n) => match n.as_scalar().map(|s| s.as_str().to_string()) {
+                Some(name) if valid_name(&name) && name != "event" => Some(name),
+                _ => {
+                    self.err(
+                        pos(n),
+                        "`save_as` must be a name of lowercase letters, digits, `-` or `_` (not `event`)",
+                    );
+                    None
+                }
+            },
+        };
         let mut emit = Vec::new();
         match get(map, "emit") {
             None => self.err(pos(node), "`poll` needs `emit`: event names with the CEL condition over `result` that emits each"),
@@ -502,6 +519,7 @@ impl Parser {
             with,
             every_ms,
             max_every_ms,
+            save_as,
             emit,
         })
     }

@@ -87,6 +87,7 @@ pub fn json_schema() -> Value {
                             "with": {"type": "object"},
                             "every": duration,
                             "max_every": duration,
+                            "save_as": {"type": "string", "pattern": "^[a-z0-9_-]+$"},
                             "emit": {"type": "object", "additionalProperties": cel}
                         }
                     },

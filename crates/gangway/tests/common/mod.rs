@@ -4,6 +4,7 @@
 //! with deadlines, never on sleeps.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod certs;
 pub mod receiver;
 
 use serde_json::{Value, json};
@@ -17,6 +18,9 @@ pub const SIM_API_KEY: &str = "sim-score-api-key-for-tests-0001";
 pub const SIM_WEBHOOK_SECRET: &str = "sim-score-webhook-secret-0001";
 pub const INCODE_API_KEY: &str = "incode-api-key-for-tests-000001";
 pub const INCODE_CLIENT_SECRET: &str = "incode-client-secret-for-tests-01";
+pub const OCKTO_USERNAME: &str = "gangway-tests";
+pub const OCKTO_PASSWORD: &str = "ockto-password-for-tests-000001";
+pub const OCKTO_PROVIDER_CODE: &str = "OCKTO-PROVIDER-CODE-TESTS-01";
 /// 32 bytes, base64: seals provider session tokens at rest.
 pub const ENCRYPTION_KEY: &str = "dGVzdHMtb25seS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=";
 pub const RECEIVER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -93,11 +97,25 @@ pub fn spawn(args: &[&str], env: &[(&str, &str)], log: &Path, marker: &str) -> (
     (proc, url)
 }
 
+/// How the Ockto connector reaches the simulator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OcktoTls {
+    /// Plain HTTP on the simulators' listener.
+    Off,
+    /// Mutual TLS with a client certificate of the simulator's CA.
+    ClientCert,
+    /// Mutual TLS required, but no client certificate configured.
+    NoClientCert,
+    /// Mutual TLS required, with a certificate of another CA.
+    WrongClientCert,
+}
+
 pub struct Options {
     pub retry_schedule: Vec<&'static str>,
     pub client_secret_ttl: Option<&'static str>,
     /// `client.allowed_origins` (CORS on `/v1/client/*`).
     pub allowed_origins: Vec<&'static str>,
+    pub ockto_tls: OcktoTls,
 }
 
 impl Default for Options {
@@ -106,8 +124,28 @@ impl Default for Options {
             retry_schedule: vec!["200ms", "400ms", "800ms", "1s", "1s", "1s"],
             client_secret_ttl: None,
             allowed_origins: Vec::new(),
+            ockto_tls: OcktoTls::Off,
         }
     }
+}
+
+/// `ockto-fast`: the shipped `ockto-mortgage` with short deadlines and fast
+/// polling, derived from it so that tests run the same rules.
+pub fn ockto_fast(shipped: &str) -> String {
+    let mut text = shipped.to_string();
+    for (from, to) in [
+        ("id: ockto-mortgage", "id: ockto-fast"),
+        ("timeout: 10m", "timeout: 3s"),
+        ("timeout: 30m", "timeout: 3s"),
+        ("timeout: 60s", "timeout: 8s"),
+        ("timeout: 30s", "timeout: 8s"),
+        ("every: 2s", "every: 100ms"),
+        ("max_every: 10s", "max_every: 200ms"),
+    ] {
+        assert!(text.contains(from), "ockto-mortgage.yaml lacks `{from}`");
+        text = text.replace(from, to);
+    }
+    text
 }
 
 pub struct Harness {
@@ -133,28 +171,80 @@ impl Harness {
         let receiver = receiver::Receiver::start(RECEIVER_SECRET).await;
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
+        let mut sim_args: Vec<String> = [
+            "sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--gangway-url",
+            &base,
+            "--score-api-key",
+            SIM_API_KEY,
+            "--score-webhook-secret",
+            SIM_WEBHOOK_SECRET,
+            "--incode-api-key",
+            INCODE_API_KEY,
+            "--incode-client-id",
+            "incode-tests",
+            "--incode-client-secret",
+            INCODE_CLIENT_SECRET,
+            "--ockto-username",
+            OCKTO_USERNAME,
+            "--ockto-password",
+            OCKTO_PASSWORD,
+            "--ockto-provider-code",
+            OCKTO_PROVIDER_CODE,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // With mutual TLS the Ockto API moves to its own HTTPS port.
+        let mut ockto_tls_url = None;
+        let mut ockto_pem = String::new();
+        if opts.ockto_tls != OcktoTls::Off {
+            let pki = certs::pki();
+            let write = |name: &str, text: &str| {
+                let p = dir.path().join(name);
+                std::fs::write(&p, text).unwrap();
+                p.display().to_string()
+            };
+            let tls_port = free_port();
+            sim_args.extend([
+                "--ockto-tls-listen".to_string(),
+                format!("127.0.0.1:{tls_port}"),
+                "--ockto-tls-cert".to_string(),
+                write("sim-server.pem", &pki.server.cert),
+                "--ockto-tls-key".to_string(),
+                write("sim-server.key", &pki.server.key),
+                "--ockto-client-ca".to_string(),
+                write("sim-ca.pem", &pki.ca),
+            ]);
+            ockto_tls_url = Some(format!("https://127.0.0.1:{tls_port}"));
+            ockto_pem = format!("ca_cert = \"${{file:{}}}\"\n", write("ca.pem", &pki.ca));
+            let client = match opts.ockto_tls {
+                OcktoTls::ClientCert => Some(&pki.client),
+                OcktoTls::WrongClientCert => Some(&pki.stranger),
+                _ => None,
+            };
+            if let Some(c) = client {
+                ockto_pem.push_str(&format!(
+                    "client_cert = \"${{file:{}}}\"\nclient_key = \"${{file:{}}}\"\n",
+                    write("client.pem", &c.cert),
+                    write("client.key", &c.key)
+                ));
+            }
+        }
+        let arg_refs: Vec<&str> = sim_args.iter().map(String::as_str).collect();
         let (sim, sim_url) = spawn(
-            &[
-                "sim",
-                "--listen",
-                "127.0.0.1:0",
-                "--gangway-url",
-                &base,
-                "--score-api-key",
-                SIM_API_KEY,
-                "--score-webhook-secret",
-                SIM_WEBHOOK_SECRET,
-                "--incode-api-key",
-                INCODE_API_KEY,
-                "--incode-client-id",
-                "incode-tests",
-                "--incode-client-secret",
-                INCODE_CLIENT_SECRET,
-            ],
+            &arg_refs,
             &[],
             &dir.path().join("sim.log"),
             "simulators listening on",
         );
+        let ockto_base = ockto_tls_url.unwrap_or_else(|| sim_url.clone());
+        // A secret from a file, as in production (`${file:...}`).
+        let ockto_password = dir.path().join("ockto-password");
+        std::fs::write(&ockto_password, OCKTO_PASSWORD).unwrap();
+        let ockto_password = ockto_password.display();
         // The shipped workflows plus the tests' own (short deadlines).
         let wf_dir = dir.path().join("workflows");
         std::fs::create_dir_all(&wf_dir).unwrap();
@@ -169,6 +259,9 @@ impl Harness {
                 }
             }
         }
+        let shipped =
+            std::fs::read_to_string(repo_root().join("workflows/ockto-mortgage.yaml")).unwrap();
+        std::fs::write(wf_dir.join("ockto-fast.yaml"), ockto_fast(&shipped)).unwrap();
         let schedule: Vec<String> = opts
             .retry_schedule
             .iter()
@@ -204,6 +297,12 @@ configuration_id = "flow-tests"
 webhook_client_id = "incode-tests"
 webhook_client_secret = "{INCODE_CLIENT_SECRET}"
 
+[ockto]
+base_url = "{ockto_base}/sim/ockto"
+username = "{OCKTO_USERNAME}"
+password = "${{file:{ockto_password}}}"
+provider_code = "{OCKTO_PROVIDER_CODE}"
+{ockto_pem}
 [http.webhooks.score]
 service = "score"
 secret = "{SIM_WEBHOOK_SECRET}"
@@ -316,6 +415,33 @@ event_field = "status"
     pub async fn incode_requests(&self) -> Vec<Value> {
         self.http
             .get(self.incode("/control/requests"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub fn ockto(&self, path: &str) -> String {
+        format!("{}/sim/ockto{}", self.sim_url, path)
+    }
+
+    pub async fn ockto_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.ockto(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn ockto_get(&self, path: &str) -> Value {
+        self.http
+            .get(self.ockto(path))
             .send()
             .await
             .unwrap()

@@ -32,6 +32,10 @@ pub fn routes() -> Router<AppState> {
             get(events).options(preflight),
         )
         .route(
+            "/v1/client/sessions/{id}/qr.svg",
+            get(qr_svg).options(preflight),
+        )
+        .route(
             "/v1/client/sessions/{id}/signal",
             post(signal).options(preflight),
         )
@@ -44,6 +48,50 @@ async fn show(
 ) -> Result<Json<Value>, Problem> {
     let row = client_session(&st, &parts, &id).await?;
     Ok(Json(view::client_json(&row)))
+}
+
+/// The QR code the session presents now, as an SVG document for an `<img>`
+/// (`?client_secret=` works here as on the event stream). Never cached: the
+/// code opens someone's data-sharing session and may rotate.
+async fn qr_svg(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    parts: Parts,
+) -> Result<axum::response::Response, Problem> {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    let row = client_session(&st, &parts, &id).await?;
+    let payload = row
+        .state
+        .present
+        .as_ref()
+        .and_then(crate::runtime::qr::payload)
+        .filter(|p| !p.starts_with("data:image/"));
+    let Some(payload) = payload else {
+        return Err(Problem::not_found(
+            "this session presents no QR code to render now",
+        ));
+    };
+    let Some(svg) = crate::runtime::qr::svg(payload) else {
+        return Err(Problem::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "qr-too-long",
+            "QR code cannot be rendered",
+            "the provider's QR payload is too long for a QR code",
+        ));
+    };
+    let mut resp = svg.into_response();
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("image/svg+xml"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
+    Ok(resp)
 }
 
 fn sse_event(ev: &ClientEvent) -> Event {

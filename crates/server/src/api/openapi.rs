@@ -121,6 +121,7 @@ pub fn document() -> Value {
             "/v1/client/sessions/{id}": {"get": with_id(op("What the browser presents now", "clientSecret", ok("ClientSession"), &["401"]))},
             "/v1/client/sessions/{id}/events": {"get": events},
             "/v1/client/sessions/{id}/signal": {"post": signal},
+            "/v1/client/sessions/{id}/qr.svg": {"get": with_id(op("The QR code the session presents now, as SVG (`?client_secret=` accepted)", "clientSecret", json!({"200": {"description": "image/svg+xml, Cache-Control: no-store", "content": {"image/svg+xml": {}}}}), &["401", "404", "422"]))},
             "/v1/webhooks/http/{name}": webhook("Generic provider webhook, HMAC-SHA256 verified", "name"),
             "/v1/webhooks/{connector}": webhook("Webhook of a dedicated connector", "connector"),
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "OK"}}}},
@@ -131,7 +132,7 @@ pub fn document() -> Value {
         "components": {
             "securitySchemes": {
                 "apiKey": {"type": "http", "scheme": "bearer", "description": "The customer backend's API key (`gangway keys create`)."},
-                "clientSecret": {"type": "http", "scheme": "bearer", "description": "The session's short-lived client secret; `?client_secret=` is accepted on the event stream for EventSource."}
+                "clientSecret": {"type": "http", "scheme": "bearer", "description": "The session's short-lived client secret; `?client_secret=` is accepted on the event stream (EventSource) and on qr.svg (img)."}
             },
             "responses": {"Problem": {"description": "RFC 9457 problem", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}},
             "schemas": {

@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod incode;
+pub mod ockto;
 mod redact;
 
 pub use redact::redact;
@@ -34,6 +35,7 @@ pub struct CallError {
 pub struct Connectors {
     pub http: http::HttpConnector,
     pub incode: incode::IncodeConnector,
+    pub ockto: ockto::OcktoConnector,
 }
 
 impl Connectors {
@@ -45,6 +47,7 @@ impl Connectors {
                 config.engine.request_timeout,
                 sealer,
             ),
+            ockto: ockto::OcktoConnector::new(config.ockto.clone(), config.engine.request_timeout),
         }
     }
 
@@ -62,6 +65,12 @@ impl Connectors {
             "incode.start" => self.incode.start(args).await,
             "incode.status" => self.incode.status(args).await,
             "incode.score" => self.incode.score(args).await,
+            "ockto.sources" => self.ockto.sources(args).await,
+            // Ockto documents no idempotency header either; the step's key
+            // becomes our `sessionId` at Ockto.
+            "ockto.start" => self.ockto.start(args, idempotency_key).await,
+            "ockto.status" => self.ockto.status(args).await,
+            "ockto.result" => self.ockto.result(args).await,
             other => Err(CallError {
                 transient: false,
                 retry_after: None,
@@ -88,7 +97,14 @@ impl Connectors {
     pub fn implements(action: &str) -> bool {
         matches!(
             action,
-            "http.request" | "incode.start" | "incode.status" | "incode.score"
+            "http.request"
+                | "incode.start"
+                | "incode.status"
+                | "incode.score"
+                | "ockto.sources"
+                | "ockto.start"
+                | "ockto.status"
+                | "ockto.result"
         )
     }
 }

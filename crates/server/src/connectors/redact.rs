@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-const SECRET_WORDS: [&str; 8] = [
+const SECRET_WORDS: [&str; 10] = [
     "secret",
     "token",
     "password",
@@ -11,6 +11,9 @@ const SECRET_WORDS: [&str; 8] = [
     "api-key",
     "authorization",
     "signature",
+    // An Ockto QR code opens someone's data-sharing session.
+    "qrcode",
+    "qr_code",
 ];
 
 fn is_secret_key(key: &str) -> bool {

@@ -11,6 +11,7 @@ mod committer;
 mod delivery;
 mod executor;
 pub mod hub;
+pub mod qr;
 mod scheduler;
 pub mod view;
 pub mod workflows;

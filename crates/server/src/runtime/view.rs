@@ -45,13 +45,18 @@ pub fn session_json(row: &SessionRow) -> Value {
 }
 
 /// What the browser may know: the step to present and the outcome, nothing
-/// from provider results or state.
+/// from provider results or state. A `qr` presentation carries the rendered
+/// SVG instead of the provider's payload (see [`super::qr::for_browser`]).
 pub fn client_json(row: &SessionRow) -> Value {
     let s = &row.state;
+    let present = s
+        .present
+        .as_ref()
+        .map(|p| super::qr::for_browser(p, &row.id));
     json!({
         "id": row.id,
         "status": s.status.as_str(),
-        "step": s.step.as_ref().map(|name| json!({"name": name, "present": s.present})),
+        "step": s.step.as_ref().map(|name| json!({"name": name, "present": present})),
         "outcome": s.outcome.map(|o| o.as_str()),
         "reason": s.reason,
         "deadline": s.wait.as_ref().map(|w| rfc3339(w.deadline_ms)),

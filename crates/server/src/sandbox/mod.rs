@@ -145,7 +145,15 @@ impl Sandbox {
                 ids::now_ms(),
             )
             .await?;
-        let sims = setup::simulators(&base, &base, &creds, vec![base.clone()]);
+        let sims = setup::simulators(
+            &base,
+            &base,
+            &creds,
+            setup::SimOptions {
+                frame_ancestors: vec![base.clone()],
+                ..Default::default()
+            },
+        );
         let router = crate::app::router(engine.clone(), Some(sims));
         let serving = engine.clone();
         tokio::spawn(async move {

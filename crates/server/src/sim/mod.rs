@@ -7,8 +7,10 @@
 
 pub mod faults;
 pub mod incode;
+pub mod ockto;
 pub mod score;
 pub mod setup;
+pub mod tls;
 
 use axum::Json;
 use axum::http::StatusCode;

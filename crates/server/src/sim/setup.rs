@@ -1,12 +1,13 @@
-//! The simulators wired to a Gangway on the same listener: random
-//! credentials shared by both sides, the simulators' router, and the config
-//! that points Gangway's connectors at them. Used by `gangway demo`, the
-//! sandbox and dry runs.
+//! The simulators wired to a Gangway: credentials shared by both sides, the
+//! simulators' router, and the config that points Gangway's connectors at
+//! them. Used by `gangway demo`, `gangway sim`, the sandbox and dry runs.
 
-use crate::config::{Config, HttpService, HttpWebhook, IncodeConfig};
+use crate::config::{Config, HttpService, HttpWebhook, IncodeConfig, OcktoConfig};
 use crate::ids;
-use crate::sim::incode::{IncodeSim, IncodeSimConfig, IncodeWebhookAuth};
+use crate::sim::incode::{IncodeKnobs, IncodeSim, IncodeSimConfig, IncodeWebhookAuth};
+use crate::sim::ockto::{OcktoSim, OcktoSimConfig};
 use crate::sim::score::{ScoreSim, ScoreSimConfig};
+use axum::Router;
 use std::time::Duration;
 
 /// Credentials shared by the simulators and the Gangway config that talks to them.
@@ -16,6 +17,9 @@ pub struct SimCredentials {
     pub incode_api_key: String,
     pub incode_client_id: String,
     pub incode_client_secret: String,
+    pub ockto_username: String,
+    pub ockto_password: String,
+    pub ockto_provider_code: String,
 }
 
 impl SimCredentials {
@@ -26,8 +30,32 @@ impl SimCredentials {
             incode_api_key: ids::new_secret("incodekey"),
             incode_client_id: "incode-webhooks".into(),
             incode_client_secret: ids::new_secret("incodewh"),
+            ockto_username: "gangway-demo".into(),
+            ockto_password: ids::new_secret("ocktopw"),
+            ockto_provider_code: "GANGWAY-DEMO".into(),
         }
     }
+}
+
+/// How the simulators are set up beyond their credentials.
+#[derive(Default)]
+pub struct SimOptions {
+    /// Origins that may frame the simulators' hosted pages.
+    pub frame_ancestors: Vec<String>,
+    pub incode_knobs: IncodeKnobs,
+    /// The Ockto router to mount (its public part alone when its API sits
+    /// behind a mutual-TLS listener); by default the whole simulator.
+    pub ockto: Option<Router>,
+}
+
+/// The Ockto simulator; phones reach it (the QR code's URL) at `sim_url`.
+pub fn ockto_sim(sim_url: &str, creds: &SimCredentials) -> OcktoSim {
+    OcktoSim::new(OcktoSimConfig {
+        username: creds.ockto_username.clone(),
+        password: creds.ockto_password.clone(),
+        provider_code: creds.ockto_provider_code.clone(),
+        public_url: format!("{}/sim/ockto", sim_url.trim_end_matches('/')),
+    })
 }
 
 /// The simulators' router, mounted under `/sim/{provider}`. `gangway_url`
@@ -36,8 +64,8 @@ pub fn simulators(
     gangway_url: &str,
     sim_url: &str,
     creds: &SimCredentials,
-    frame_ancestors: Vec<String>,
-) -> axum::Router {
+    opts: SimOptions,
+) -> Router {
     let gangway_url = gangway_url.trim_end_matches('/');
     let score = ScoreSim::new(ScoreSimConfig {
         api_key: creds.score_api_key.clone(),
@@ -53,11 +81,40 @@ pub fn simulators(
             client_secret: creds.incode_client_secret.clone(),
         },
         public_url: format!("{}/sim/incode", sim_url.trim_end_matches('/')),
-        frame_ancestors,
+        frame_ancestors: opts.frame_ancestors,
     });
-    axum::Router::new()
+    if let Err(e) = incode.set_knobs(opts.incode_knobs) {
+        tracing::warn!(error = %e, "incode sim: knobs refused; using the defaults");
+    }
+    let ockto = opts
+        .ockto
+        .unwrap_or_else(|| ockto_sim(sim_url, creds).router());
+    Router::new()
         .nest("/sim/score", score.router())
         .nest("/sim/incode", incode.router())
+        .nest("/sim/ockto", ockto)
+}
+
+/// Points every connector that has a simulator at the simulators on `base`.
+pub fn configure_all(config: &mut Config, base: &str, creds: &SimCredentials) {
+    configure_score(config, base, creds);
+    configure_incode(config, base, creds);
+    configure_ockto(config, base, creds);
+}
+
+/// Points the `ockto` connector at the simulator on `base` (plain HTTP).
+pub fn configure_ockto(config: &mut Config, base: &str, creds: &SimCredentials) {
+    config.ockto = Some(OcktoConfig {
+        base_url: format!("{base}/sim/ockto"),
+        username: creds.ockto_username.clone(),
+        password: creds.ockto_password.clone(),
+        provider_code: creds.ockto_provider_code.clone(),
+        client_cert: None,
+        client_key: None,
+        ca_cert: None,
+        ockto_type: "P".into(),
+        consent_code: None,
+    });
 }
 
 /// Points the `incode` connector at the simulator on `base`.
@@ -74,8 +131,13 @@ pub fn configure_incode(config: &mut Config, base: &str, creds: &SimCredentials)
 }
 
 /// Points the `score` service and webhook at the simulator on `base`.
-pub fn configure_score(config: &mut Config, base: &str, api_key: &str, webhook_secret: &str) {
-    let headers = indexmap_of(&[("Authorization", &format!("Bearer {api_key}"))]);
+pub fn configure_score(config: &mut Config, base: &str, creds: &SimCredentials) {
+    let headers = [(
+        "Authorization".to_string(),
+        format!("Bearer {}", creds.score_api_key),
+    )]
+    .into_iter()
+    .collect();
     config.http.services.insert(
         "score".into(),
         HttpService {
@@ -87,7 +149,7 @@ pub fn configure_score(config: &mut Config, base: &str, api_key: &str, webhook_s
         "score".into(),
         HttpWebhook {
             service: "score".into(),
-            secret: webhook_secret.to_string(),
+            secret: creds.score_webhook_secret.clone(),
             signature_header: "X-Score-Signature".into(),
             signature_prefix: "sha256=".into(),
             timestamp_header: Some("X-Score-Timestamp".into()),
@@ -97,22 +159,4 @@ pub fn configure_score(config: &mut Config, base: &str, api_key: &str, webhook_s
             id_field: None,
         },
     );
-}
-
-fn indexmap_of(pairs: &[(&str, &String)]) -> crate::config::Headers {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-/// Points every connector that has a simulator at the simulators on `base`.
-pub fn configure_all(config: &mut Config, base: &str, creds: &SimCredentials) {
-    configure_score(
-        config,
-        base,
-        &creds.score_api_key,
-        &creds.score_webhook_secret,
-    );
-    configure_incode(config, base, creds);
 }
