@@ -390,18 +390,8 @@ impl Parser {
                     if !valid_event(&ev) {
                         self.err(scalar_pos(event), format!("event name `{ev}` must look like `source.name` (letters, digits, `_`, `.`)"));
                     }
-                    match target.as_scalar() {
-                        Some(t) => {
-                            refs.push(Ref {
-                                target: t.as_str().to_string(),
-                                at: pos(target),
-                            });
-                            on.insert(ev, t.as_str().to_string());
-                        }
-                        None => self.err(
-                            pos(target),
-                            format!("event `{ev}` must lead to a step name"),
-                        ),
+                    if let Some(t) = self.branch(target, refs, &format!("event `{ev}`")) {
+                        on.insert(ev, t);
                     }
                 }
             }
@@ -654,18 +644,9 @@ impl Parser {
                                 continue;
                             }
                         };
-                        match target.as_scalar() {
-                            Some(t) => {
-                                refs.push(Ref {
-                                    target: t.as_str().to_string(),
-                                    at: pos(target),
-                                });
-                                on.insert(outcome, t.as_str().to_string());
-                            }
-                            None => self.err(
-                                pos(target),
-                                format!("outcome `{outcome}` must lead to a step name"),
-                            ),
+                        if let Some(t) = self.branch(target, refs, &format!("outcome `{outcome}`"))
+                        {
+                            on.insert(outcome, t);
                         }
                     }
                 }
@@ -690,6 +671,19 @@ impl Parser {
             default,
             on_timeout: on_timeout?,
         })
+    }
+
+    /// The step a branch (`event: step`, `outcome: step`) leads to.
+    fn branch(&mut self, target: &Node, refs: &mut Vec<Ref>, what: &str) -> Option<String> {
+        let Some(t) = target.as_scalar() else {
+            self.err(pos(target), format!("{what} must lead to a step name"));
+            return None;
+        };
+        refs.push(Ref {
+            target: t.as_str().to_string(),
+            at: pos(target),
+        });
+        Some(t.as_str().to_string())
     }
 
     fn end(&mut self, map: &MarkedMappingNode) -> Option<EndStep> {
