@@ -88,7 +88,12 @@ async fn a_dry_run_runs_children_and_stops_at_its_timeout() {
             ]}),
         )
         .await;
-    assert_eq!(status, 422, "the step must be the workflow's own: {body}");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["session"]["outcome"], "review", "{body}");
+    assert_eq!(
+        body["session"]["reason"],
+        "score 60 passed the child but not our bar"
+    );
     let (status, body) = h
         .post("/v1/workflows/http-score/dry-run", json!({"timeout_s": 1}))
         .await;

@@ -23,10 +23,24 @@ async fn start(h: &Harness, workflow: &str, input: Value) -> (String, String) {
     )
 }
 
-/// The Ockto session id once the session waits for the scan.
+/// The child session running the `ockto-session` template for `id`.
+async fn template_of(h: &Harness, id: &str) -> String {
+    eventually("the Ockto template's session", 20, || async {
+        h.timeline(id).await["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "child.created")
+            .map(|e| e["data"]["session_id"].as_str().unwrap().to_string())
+    })
+    .await
+}
+
+/// The Ockto session id once the template waits for the scan.
 async fn ockto_session(h: &Harness, id: &str) -> String {
+    let child = template_of(h, id).await;
     let s = h
-        .wait_session(id, "the QR step", |s| {
+        .wait_session(&child, "the QR step", |s| {
             s["step"] == "wait_scan" || s["status"] == "ended"
         })
         .await;
@@ -129,8 +143,10 @@ async fn scanned_then_shared_then_approved() {
 
     // The phone scans: the page learns it from the next status poll.
     act(&h, &ockto, "scan", json!({})).await;
-    h.wait_session(&id, "the data wait", |s| s["step"] == "wait_data")
-        .await;
+    h.wait_session(&template_of(&h, &id).await, "the data wait", |s| {
+        s["step"] == "wait_data"
+    })
+    .await;
     let view = client_view(&h, &id, &secret).await;
     assert_eq!(
         view["step"]["present"],
@@ -145,8 +161,9 @@ async fn scanned_then_shared_then_approved() {
         reason.starts_with("loan of 250000 approved: income cap 432000"),
         "{reason}"
     );
-    let t = h.timeline(&id).await;
+    let t = h.timeline(&template_of(&h, &id).await).await;
     assert_eq!(accepted(&t), ["ockto.scanned", "ockto.data_received"]);
+    assert_eq!(accepted(&h.timeline(&id).await), ["child.ended"]);
     assert_eq!(sim_sessions(&h).await.len(), 1);
     // The customer's backend heard the ending.
     let hook = eventually("the session.ended webhook", 10, || async {
@@ -247,8 +264,10 @@ async fn refused_on_the_phone_is_canceled() {
     let (id, _) = start(&h, "ockto-fast", json!({"loan_amount": 100000})).await;
     let ockto = ockto_session(&h, &id).await;
     act(&h, &ockto, "scan", json!({})).await;
-    h.wait_session(&id, "the data wait", |s| s["step"] == "wait_data")
-        .await;
+    h.wait_session(&template_of(&h, &id).await, "the data wait", |s| {
+        s["step"] == "wait_data"
+    })
+    .await;
     act(&h, &ockto, "refuse", json!({})).await;
     assert_eq!(h.wait_ended(&id).await["outcome"], "canceled");
     // Nothing more can happen at Ockto.
@@ -269,7 +288,7 @@ async fn qr_never_scanned_expires() {
         ended["reason"],
         "the QR code was not scanned within 10 minutes"
     );
-    let t = h.timeline(&id).await;
+    let t = h.timeline(&template_of(&h, &id).await).await;
     assert!(accepted(&t).is_empty());
 
     // Ockto's own expiry is an `expired` end too, with its own reason.
@@ -296,7 +315,10 @@ async fn data_never_shared_expires() {
         ended["reason"],
         "the data was not shared within 30 minutes of the scan"
     );
-    assert_eq!(accepted(&h.timeline(&id).await), ["ockto.scanned"]);
+    assert_eq!(
+        accepted(&h.timeline(&template_of(&h, &id).await).await),
+        ["ockto.scanned"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -324,7 +346,7 @@ async fn provider_5xx_at_start_is_retried_with_one_ockto_session() {
         .map(|r| r["status"].as_u64().unwrap())
         .collect();
     assert_eq!(starts, [503, 503, 201]);
-    let t = h.timeline(&id).await;
+    let t = h.timeline(&template_of(&h, &id).await).await;
     let call = t["entries"]
         .as_array()
         .unwrap()
@@ -378,7 +400,7 @@ async fn certificate_refused(tls: common::OcktoTls, expected: &str) {
     );
     assert!(reason.contains(expected), "{reason}");
     // Not retried: a certificate problem is configuration, not a passing fault.
-    let t = h.timeline(&id).await;
+    let t = h.timeline(&template_of(&h, &id).await).await;
     let call = t["entries"]
         .as_array()
         .unwrap()
@@ -448,7 +470,7 @@ async fn rotated_qr_reaches_the_browser_and_no_secret_leaks() {
         rotated["step"]["present"]["svg"]
     );
     assert_svg(rotated["step"]["present"]["svg"].as_str().unwrap());
-    let timeline = h.timeline(&id).await;
+    let timeline = h.timeline(&template_of(&h, &id).await).await;
     assert!(
         timeline["entries"]
             .as_array()
@@ -508,6 +530,7 @@ async fn rotated_qr_reaches_the_browser_and_no_secret_leaks() {
         serde_json::to_string(&client_view(&h, &id, &secret).await).unwrap(),
         stream,
         h.timeline(&id).await.to_string(),
+        h.timeline(&template_of(&h, &id).await).await.to_string(),
         h.session(&id).await.to_string(),
         format!("{:?}", h.receiver.all()),
         h.server_log(),
@@ -606,7 +629,7 @@ async fn scripted_journeys_and_skipped_states() {
     act(&h, &ockto, "share", json!({"profile": "approve"})).await;
     assert_eq!(h.wait_ended(&id).await["outcome"], "approved");
     assert_eq!(
-        accepted(&h.timeline(&id).await),
+        accepted(&h.timeline(&template_of(&h, &id).await).await),
         ["ockto.scanned", "ockto.data_received"]
     );
 

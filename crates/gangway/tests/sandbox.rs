@@ -142,3 +142,31 @@ fn a_run_step_naming_an_unknown_workflow_is_refused_at_load() {
         "{err}"
     );
 }
+
+#[test]
+fn ockto_mortgage_runs_its_template_with_the_qr_code_in_the_terminal() {
+    let (code, out, err) = sandbox(&[
+        "workflows/ockto-mortgage.yaml",
+        "--input",
+        "examples/ockto-input.json",
+        "--events",
+        "examples/ockto-approve.yaml",
+    ]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    for expected in [
+        "runs workflow `ockto-session` as child session",
+        "┊ ▸ step `check_sources` (call)",
+        "browser shows a QR code; the phone opens http://127.0.0.1:",
+        "▄▄▄▄▄",
+        "→ ockto simulator: scan",
+        "┊   event `ockto.scanned` ends the wait (poll)",
+        "→ ockto simulator: share {\"profile\":\"approve\"}",
+        "┊   call ockto.result: GET /sessions/{id}/result → 200",
+        "event `child.ended` ends the wait",
+        "rule 4 `state.ockto.state.result.summary.contract != 'permanent'` → false",
+        "■ approved — loan of 250000 approved",
+        "ended with outcome `approved`",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+    }
+}

@@ -65,23 +65,7 @@ pub async fn run(cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    for (i, ev) in events.iter().enumerate() {
-        if wf.step(&ev.at).is_none() {
-            eprintln!(
-                "{}: event {} waits for step `{}`, which {} does not have",
-                cmd.events
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-                i + 1,
-                ev.at,
-                wf.id
-            );
-            return Ok(ExitCode::from(2));
-        }
-    }
-
-    // The file itself, and the templates beside it that it may run.
+    // Templates the workflow may run, beside it in templates/.
     let file_name = cmd
         .workflow
         .file_name()
@@ -94,6 +78,28 @@ pub async fn run(cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
     {
         collect(&templates, Path::new("templates"), &mut files)?;
     }
+    let others: Vec<std::sync::Arc<gangway_core::workflow::Workflow>> = files[1..]
+        .iter()
+        .filter_map(|(_, src)| gangway_core::workflow::parse(src).ok())
+        .map(std::sync::Arc::new)
+        .collect();
+    let lookup = |id: &str| others.iter().find(|w| w.id == id).cloned();
+    for (i, ev) in events.iter().enumerate() {
+        if !gangway_server::sandbox::step_known(&wf, &ev.at, &lookup) {
+            eprintln!(
+                "{}: event {} waits for step `{}`, which neither {} nor a workflow it runs has",
+                cmd.events
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                i + 1,
+                ev.at,
+                wf.id
+            );
+            return Ok(ExitCode::from(2));
+        }
+    }
+
     let sandbox = Sandbox::start(&files).await?;
     let mut printer = trace::Printer::new(&wf.id, &input);
     let finished = sandbox

@@ -32,15 +32,37 @@ impl Printer {
                 );
                 println!("         input {}", short(&self.input));
             }
-            TraceItem::Entry { at_ms, entry } => {
+            TraceItem::Entry {
+                at_ms,
+                entry,
+                child,
+            } => {
+                // A child's steps are indented under the step that runs it.
+                let margin = if child.is_some() { "  ┊ " } else { "" };
                 for line in describe(entry) {
-                    println!("{at_ms:>7} ms  {line}");
+                    println!("{at_ms:>7} ms  {margin}{line}");
                 }
             }
             TraceItem::StateSet { key, value } => {
                 println!("             + state.{key} = {}", short(value))
             }
             TraceItem::StateRemoved { key } => println!("             - state.{key}"),
+            TraceItem::Presented(p) if p["kind"] == "qr" && p["payload"].is_string() => {
+                // As the seed's sandbox logs it: the code itself, scannable
+                // from the terminal, with the phone page's URL beside it.
+                let payload = p["payload"].as_str().unwrap_or_default();
+                println!("             browser shows a QR code; the phone opens {payload}");
+                if let Ok(code) = qrcode::QrCode::new(payload.as_bytes()) {
+                    let art = code
+                        .render::<qrcode::render::unicode::Dense1x2>()
+                        .dark_color(qrcode::render::unicode::Dense1x2::Light)
+                        .light_color(qrcode::render::unicode::Dense1x2::Dark)
+                        .build();
+                    for line in art.lines() {
+                        println!("             {line}");
+                    }
+                }
+            }
             TraceItem::Presented(p) => {
                 let kind = p["kind"].as_str().unwrap_or("step");
                 let target = p["url"]
@@ -146,6 +168,14 @@ fn describe(e: &TimelineEntry) -> Vec<String> {
             s("workflow"),
             d["version"]
         )],
+        "provider.poll" => {
+            let what = d["call"].as_str().unwrap_or("status");
+            let status = d["status"]
+                .as_str()
+                .map(|s| format!(" → {s}"))
+                .unwrap_or_default();
+            vec![format!("  poll {what}{status}")]
+        }
         "poll.matched" => vec![format!("  polling found `{}`", s("event"))],
         "wait.timed_out" => vec![format!("  wait timed out {}", short(d))],
         "rule.evaluated" => vec![format!(

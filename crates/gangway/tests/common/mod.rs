@@ -129,23 +129,39 @@ impl Default for Options {
     }
 }
 
-/// `ockto-fast`: the shipped `ockto-mortgage` with short deadlines and fast
-/// polling, derived from it so that tests run the same rules.
-pub fn ockto_fast(shipped: &str) -> String {
-    let mut text = shipped.to_string();
-    for (from, to) in [
-        ("id: ockto-mortgage", "id: ockto-fast"),
-        ("timeout: 10m", "timeout: 3s"),
-        ("timeout: 30m", "timeout: 3s"),
-        ("timeout: 60s", "timeout: 8s"),
-        ("timeout: 30s", "timeout: 8s"),
-        ("every: 2s", "every: 100ms"),
-        ("max_every: 10s", "max_every: 200ms"),
-    ] {
-        assert!(text.contains(from), "ockto-mortgage.yaml lacks `{from}`");
-        text = text.replace(from, to);
-    }
-    text
+/// `ockto-fast` and `ockto-session-fast`: the shipped `ockto-mortgage` and
+/// its template with short deadlines and fast polling, derived from them so
+/// that tests run the same steps and rules.
+pub fn ockto_fast(shipped: &str, template: &str) -> (String, String) {
+    let derive = |text: &str, swaps: &[(&str, &str)]| {
+        let mut text = text.to_string();
+        for (from, to) in swaps {
+            assert!(text.contains(from), "the Ockto workflow lacks `{from}`");
+            text = text.replace(from, to);
+        }
+        text
+    };
+    let parent = derive(
+        shipped,
+        &[
+            ("id: ockto-mortgage", "id: ockto-fast"),
+            ("run: ockto-session", "run: ockto-session-fast"),
+            ("timeout: 45m", "timeout: 30s"),
+        ],
+    );
+    let child = derive(
+        template,
+        &[
+            ("id: ockto-session", "id: ockto-session-fast"),
+            ("timeout: 10m", "timeout: 3s"),
+            ("timeout: 30m", "timeout: 3s"),
+            ("timeout: 60s", "timeout: 8s"),
+            ("timeout: 30s", "timeout: 8s"),
+            ("every: 2s", "every: 100ms"),
+            ("max_every: 10s", "max_every: 200ms"),
+        ],
+    );
+    (parent, child)
 }
 
 pub struct Harness {
@@ -250,6 +266,7 @@ impl Harness {
         std::fs::create_dir_all(&wf_dir).unwrap();
         for src in [
             repo_root().join("workflows"),
+            repo_root().join("workflows/templates"),
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workflows"),
         ] {
             for entry in std::fs::read_dir(src).unwrap() {
@@ -261,7 +278,12 @@ impl Harness {
         }
         let shipped =
             std::fs::read_to_string(repo_root().join("workflows/ockto-mortgage.yaml")).unwrap();
-        std::fs::write(wf_dir.join("ockto-fast.yaml"), ockto_fast(&shipped)).unwrap();
+        let template =
+            std::fs::read_to_string(repo_root().join("workflows/templates/ockto-session.yaml"))
+                .unwrap();
+        let (parent, child) = ockto_fast(&shipped, &template);
+        std::fs::write(wf_dir.join("ockto-fast.yaml"), parent).unwrap();
+        std::fs::write(wf_dir.join("ockto-session-fast.yaml"), child).unwrap();
         let schedule: Vec<String> = opts
             .retry_schedule
             .iter()

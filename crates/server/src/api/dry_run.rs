@@ -56,9 +56,14 @@ pub(super) async fn dry_run(
         )));
     }
     script::check(&body.events).map_err(Problem::validation)?;
-    if let Some(ev) = body.events.iter().find(|e| wf.step(&e.at).is_none()) {
+    let lookup = |id: &str| st.engine.workflows.latest(id);
+    if let Some(ev) = body
+        .events
+        .iter()
+        .find(|e| !crate::sandbox::step_known(&wf, &e.at, &lookup))
+    {
         return Err(Problem::validation(format!(
-            "an event waits for step `{}`, which `{id}` does not have",
+            "an event waits for step `{}`, which neither `{id}` nor a workflow it runs has",
             ev.at
         )));
     }

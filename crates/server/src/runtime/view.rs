@@ -20,11 +20,16 @@ pub fn time_json(ms: Option<i64>) -> Value {
 pub fn session_json(row: &SessionRow) -> Value {
     let s = &row.state;
     let waiting_on = s.wait.as_ref().map(|w| {
-        json!({
+        let mut on = json!({
             "events": w.events,
             "since": rfc3339(w.since_ms),
             "deadline": rfc3339(w.deadline_ms),
-        })
+        });
+        // A `run` step waits for its child session: say which.
+        if let Some(child) = &s.child {
+            on["session"] = json!(child);
+        }
+        on
     });
     json!({
         "id": row.id,

@@ -20,6 +20,39 @@ use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Whether `step` is a step of `root` or of a workflow it runs (children,
+/// their children, ...): a scripted event may name either, since the
+/// sandbox applies it where the session, or the child it waits for, waits.
+pub fn step_known(
+    root: &gangway_core::workflow::Workflow,
+    step: &str,
+    lookup: &dyn Fn(&str) -> Option<Arc<gangway_core::workflow::Workflow>>,
+) -> bool {
+    let mut seen: Vec<String> = vec![root.id.clone()];
+    let mut queue: Vec<Arc<gangway_core::workflow::Workflow>> = Vec::new();
+    let mut current: Option<&gangway_core::workflow::Workflow> = Some(root);
+    let mut owned;
+    // Bounded by the number of distinct workflows reachable.
+    while let Some(wf) = current {
+        if wf.step(step).is_some() {
+            return true;
+        }
+        for s in wf.steps.values() {
+            if let gangway_core::workflow::Step::Run(r) = s
+                && !seen.contains(&r.workflow)
+            {
+                seen.push(r.workflow.clone());
+                if let Some(child) = lookup(&r.workflow) {
+                    queue.push(child);
+                }
+            }
+        }
+        owned = queue.pop();
+        current = owned.as_deref();
+    }
+    false
+}
+
 /// How often the driver looks at the store; in-process, so cheap.
 const TICK: Duration = Duration::from_millis(20);
 
@@ -43,9 +76,11 @@ pub enum TraceItem {
         session_id: String,
     },
     /// A timeline entry; `at_ms` counts from the session's creation.
+    /// `child` names the child session (of a `run` step) it belongs to.
     Entry {
         at_ms: i64,
         entry: TimelineEntry,
+        child: Option<String>,
     },
     StateSet {
         key: String,
@@ -71,9 +106,19 @@ impl TraceItem {
             TraceItem::Started { session_id } => {
                 json!({"kind": "sandbox.started", "data": {"session_id": session_id}})
             }
-            TraceItem::Entry { at_ms, entry } => json!({
-                "at_ms": at_ms, "kind": entry.kind, "step": entry.step, "data": entry.data,
-            }),
+            TraceItem::Entry {
+                at_ms,
+                entry,
+                child,
+            } => {
+                let mut v = json!({
+                    "at_ms": at_ms, "kind": entry.kind, "step": entry.step, "data": entry.data,
+                });
+                if let Some(c) = child {
+                    v["session"] = json!(c);
+                }
+                v
+            }
             TraceItem::StateSet { key, value } => {
                 json!({"kind": "state.set", "data": {"key": key, "value": value}})
             }
@@ -215,6 +260,12 @@ impl Sandbox {
                 .session(&id)
                 .await?
                 .ok_or_else(|| Error::Event("the session disappeared".into()))?;
+            // Children's steps first (they happen before the parent hears
+            // of them), then the session's own.
+            for child in tracker.children.clone() {
+                let entries = self.engine.store.timeline(&child).await?;
+                tracker.observe_child(&child, &entries, &mut on);
+            }
             let entries = self.engine.store.timeline(&id).await?;
             tracker.observe(&entries, &row.state, &mut on);
             if row.state.status == SessionStatus::Ended {
@@ -359,6 +410,9 @@ impl Sandbox {
 struct Tracker {
     t0: Option<i64>,
     last_seq: i64,
+    /// Child sessions seen so far, and how far their timelines were read.
+    children: Vec<String>,
+    child_seq: std::collections::HashMap<String, i64>,
     vars: Map<String, Value>,
     present: Option<Value>,
     idle_in: Option<(String, u32)>,
@@ -375,9 +429,11 @@ impl Tracker {
         for e in entries.iter().filter(|e| e.seq > seen) {
             self.last_seq = e.seq;
             let t0 = *self.t0.get_or_insert(e.at);
+            self.note_child(e);
             on(&TraceItem::Entry {
                 at_ms: e.at - t0,
                 entry: e.clone(),
+                child: None,
             });
         }
         for (k, v) in &state.vars {
@@ -399,6 +455,34 @@ impl Tracker {
                 on(&TraceItem::Presented(p.clone()));
             }
             self.present = state.present.clone();
+        }
+    }
+
+    fn note_child(&mut self, e: &TimelineEntry) {
+        if e.kind == "child.started"
+            && let Some(c) = e.data.get("session_id").and_then(Value::as_str)
+            && !self.children.iter().any(|k| k == c)
+        {
+            self.children.push(c.to_string());
+        }
+    }
+
+    fn observe_child(
+        &mut self,
+        child: &str,
+        entries: &[TimelineEntry],
+        on: &mut impl FnMut(&TraceItem),
+    ) {
+        let seen = self.child_seq.get(child).copied().unwrap_or(0);
+        for e in entries.iter().filter(|e| e.seq > seen) {
+            self.child_seq.insert(child.to_string(), e.seq);
+            let t0 = *self.t0.get_or_insert(e.at);
+            self.note_child(e);
+            on(&TraceItem::Entry {
+                at_ms: e.at - t0,
+                entry: e.clone(),
+                child: Some(child.to_string()),
+            });
         }
     }
 
