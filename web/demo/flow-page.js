@@ -6,14 +6,48 @@ const log = document.getElementById("log");
 const result = document.getElementById("result");
 const problem = document.getElementById("problem");
 
+// What the page says at the end, per flow.
 const OUTCOMES = {
-  approved: ["Welcome to Kestrel", "Your identity is verified and your account is ready."],
-  declined: ["We could not verify you", "The identity check did not pass. You can try again."],
-  review: ["Almost there", "A specialist will review your documents; we will email you shortly."],
-  failed: ["Something went wrong", "The check could not be completed. Please start over."],
-  canceled: ["Verification stopped", "You left the identity check."],
-  expired: ["Time is up", "The check was not finished in time. Please start over."],
+  "incode-identity": {
+    approved: ["Welcome to Kestrel", "Your identity is verified and your account is ready."],
+    declined: ["We could not verify you", "The identity check did not pass. You can try again."],
+    review: ["Almost there", "A specialist will review your documents; we will email you shortly."],
+    failed: ["Something went wrong", "The check could not be completed. Please start over."],
+    canceled: ["Verification stopped", "You left the identity check."],
+    expired: ["Time is up", "The check was not finished in time. Please start over."],
+  },
+  "ockto-mortgage": {
+    approved: ["Your mortgage fits", "Based on the data you shared, we can offer this loan."],
+    declined: ["This loan does not fit", "Based on the data you shared, we cannot offer this loan."],
+    review: ["An advisor will call you", "The loan is close to a limit; an advisor will go through it with you."],
+    failed: ["Something went wrong", "The check could not be completed. Please start over."],
+    canceled: ["Sharing stopped", "You chose not to share your data."],
+    expired: ["Time is up", "The code was not scanned, or the data not shared, in time."],
+  },
 };
+
+// The rules that decided, as Kestrel's backend reads them from Gangway.
+async function showDecision(sessionId) {
+  const order = sessionStorage.getItem(`order:${element.dataset.flow}`);
+  if (!sessionId || !order) return;
+  const res = await fetch(`/demo/api/sessions/${encodeURIComponent(sessionId)}/decision?order=${encodeURIComponent(order)}`);
+  if (!res.ok) return;
+  const decision = await res.json();
+  if (!decision.rules.length) return;
+  document.getElementById("decision-reason").textContent = decision.reason || "";
+  const list = document.getElementById("decision-rules");
+  list.replaceChildren(
+    ...decision.rules.map((r) => {
+      const li = document.createElement("li");
+      const code = document.createElement("code");
+      code.textContent = r.when ?? `no rule matched: ${r.default}`;
+      li.dataset.result = String(r.result ?? "default");
+      li.append(code, ` → ${r.result ?? "default"}`);
+      return li;
+    }),
+  );
+  document.getElementById("decision").hidden = false;
+}
 
 function note(text) {
   const li = document.createElement("li");
@@ -34,13 +68,15 @@ element.addEventListener("gangway:step", (e) => {
   note(`event ${eventId}: ${view.status} in step “${step ? step.name : "?"}”${step && step.present ? ` (${step.present.kind})` : ""}`);
 });
 element.addEventListener("gangway:ended", (e) => {
-  const { outcome, reason, eventId } = e.detail;
+  const { outcome, reason, eventId, view } = e.detail;
   note(`event ${eventId}: ended, ${outcome}`);
-  const [title, text] = OUTCOMES[outcome] || ["Finished", reason || ""];
+  const texts = OUTCOMES[element.dataset.flow] || OUTCOMES["incode-identity"];
+  const [title, text] = texts[outcome] || ["Finished", reason || ""];
   document.getElementById("result-title").textContent = title;
   document.getElementById("result-text").textContent = text;
   result.dataset.outcome = outcome;
   result.hidden = false;
+  showDecision(view && view.id).catch(() => {});
 });
 element.addEventListener("gangway:error", (e) => {
   note(`error: ${e.detail.message}`);

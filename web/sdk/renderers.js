@@ -184,11 +184,18 @@ export function sanitizeSvg(markup, doc = document) {
   return doc.importNode(root, true);
 }
 
-// Ockto (providers.md 3.4): {kind: "qr", svg, link}.
+// Ockto (providers.md 3.4): {kind: "qr", svg, link, scanned}.
 registerRenderer("qr", (container, present) => {
   const box = h("figure", { class: "gw-qr" });
   const render = (p) => {
     box.replaceChildren();
+    box.dataset.scanned = String(p.scanned === true);
+    if (p.scanned === true) {
+      // The phone has the code: the page says where the user continues.
+      box.append(h("p", { class: "gw-title", text: "Scanned" }));
+      box.append(h("figcaption", { text: "Continue on your phone: share your data in the app. This page moves on by itself." }));
+      return;
+    }
     const svg = p.svg ? sanitizeSvg(p.svg) : null;
     if (svg) {
       svg.setAttribute("role", "img");

@@ -8,7 +8,7 @@
 use super::inbox::Inbox;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -22,16 +22,31 @@ use std::sync::Arc;
 struct DemoFlow {
     slug: &'static str,
     workflow: &'static str,
+    eyebrow: &'static str,
     title: &'static str,
     lead: &'static str,
+    /// The session input the demo backend sends (JSON).
+    input: &'static str,
 }
 
-const FLOWS: &[DemoFlow] = &[DemoFlow {
-    slug: "incode-identity",
-    workflow: "incode-identity",
-    title: "Verify your identity",
-    lead: "Photograph your ID and take a selfie. It takes about a minute, and your data goes straight to our verification partner.",
-}];
+const FLOWS: &[DemoFlow] = &[
+    DemoFlow {
+        slug: "incode-identity",
+        workflow: "incode-identity",
+        eyebrow: "Account opening · identity",
+        title: "Verify your identity",
+        lead: "Photograph your ID and take a selfie. It takes about a minute, and your data goes straight to our verification partner.",
+        input: "{}",
+    },
+    DemoFlow {
+        slug: "ockto-mortgage",
+        workflow: "ockto-mortgage",
+        eyebrow: "Mortgage · € 250,000 · income check",
+        title: "Check your mortgage",
+        lead: "Scan the code with your phone and share your income, fixed costs and debts from official sources. We decide in seconds.",
+        input: r#"{"loan_amount": 250000}"#,
+    },
+];
 
 const INDEX: &str = include_str!("../../../../web/demo/index.html");
 const FLOW_PAGE: &str = include_str!("../../../../web/demo/flow.html");
@@ -110,6 +125,7 @@ pub fn router(site: Site) -> Router {
         .route("/demo/webhooks", get(webhooks_page))
         .route("/demo/assets/{file}", get(asset))
         .route("/demo/api/sessions", axum::routing::post(create_session))
+        .route("/demo/api/sessions/{id}/decision", get(decision))
         .route(
             "/demo/api/webhooks",
             get(list_webhooks).post(receive_webhook),
@@ -146,6 +162,7 @@ async fn flow_page(State(shared): State<Shared>, Path(slug): Path<String>) -> Re
     // The values are constants of this file, and contain no markup.
     let html = FLOW_PAGE
         .replace("{{FLOW}}", flow.slug)
+        .replace("{{EYEBROW}}", flow.eyebrow)
         .replace("{{TITLE}}", flow.title)
         .replace("{{LEAD}}", flow.lead);
     page(&shared, html)
@@ -208,7 +225,7 @@ async fn create_session(State(shared): State<Shared>, body: Bytes) -> Result<Jso
         .json(&json!({
             "workflow": flow.workflow,
             "reference": format!("demo-order-{}", req.order),
-            "input": {},
+            "input": serde_json::from_str::<Value>(flow.input).unwrap_or_else(|_| json!({})),
         }))
         .send()
         .await
@@ -251,4 +268,74 @@ async fn receive_webhook(
 
 async fn list_webhooks(State(shared): State<Shared>) -> Json<Value> {
     Json(json!({ "data": shared.site.inbox.list() }))
+}
+
+/// `GET /demo/api/sessions/{id}/decision?order=`: the outcome and the rules
+/// that decided it, read from the session's timeline with the API key, as a
+/// customer backend would show its own staff. Only for the order's session.
+async fn decision(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, Problem> {
+    let order = query
+        .as_deref()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("order=")))
+        .filter(|o| !o.is_empty())
+        .ok_or_else(|| Problem::validation("`?order=` names the order the session belongs to"))?
+        .to_string();
+    let get = |path: String| {
+        shared
+            .http
+            .get(format!("{}{path}", shared.site.gangway_url))
+            .bearer_auth(&shared.site.api_key)
+            .send()
+    };
+    let unreachable = |e: reqwest::Error| {
+        tracing::warn!(error = %e, "demo backend: Gangway did not answer");
+        bad_gateway("Gangway did not answer; try again")
+    };
+    let valid_id = !id.is_empty()
+        && id.len() <= 64
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid_id {
+        return Err(Problem::not_found("no such session"));
+    }
+    let session: Value = get(format!("/v1/sessions/{id}"))
+        .await
+        .map_err(unreachable)?
+        .json()
+        .await
+        .unwrap_or(Value::Null);
+    if session["reference"].as_str() != Some(&format!("demo-order-{order}")) {
+        return Err(Problem::not_found("no such session for this order"));
+    }
+    let timeline: Value = get(format!("/v1/sessions/{id}/timeline"))
+        .await
+        .map_err(unreachable)?
+        .json()
+        .await
+        .unwrap_or(Value::Null);
+    // The rules of the last decide step: the ones that made the decision.
+    let evaluated: Vec<&Value> = timeline["entries"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter(|e| e["kind"] == "rule.evaluated" || e["kind"] == "rule.default")
+                .collect()
+        })
+        .unwrap_or_default();
+    let last_step = evaluated.last().map(|e| e["step"].clone());
+    let rules: Vec<Value> = evaluated
+        .iter()
+        .filter(|e| Some(&e["step"]) == last_step.as_ref())
+        .map(|e| json!({"step": e["step"], "when": e["data"]["when"], "result": e["data"]["result"], "default": e["data"]["next"]}))
+        .collect();
+    Ok(Json(json!({
+        "status": session["status"],
+        "outcome": session["outcome"],
+        "reason": session["reason"],
+        "rules": rules,
+    })))
 }
