@@ -415,6 +415,67 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Every example of docs/workflows.md "Functions and operators".
+    #[test]
+    fn documented_functions_work() {
+        let state = json!({
+            "score": {"body": {"value": 3}},
+            "event": {"data": {"status": "ONBOARDING_FINISHED"}},
+            "a": {"value": 4},
+            "result": {"summary": {"persons": [1, 2]}},
+            "sources": {"sources": [{"code": "UWV", "available": true}, {"code": "PSD2", "available": false}]},
+        });
+        let input =
+            json!({"iban": "NL91ABNA0417164300", "postcode": "3511AB", "loan_amount": 250000});
+        let scope = Scope {
+            input: Some(&input),
+            state: Some(&state),
+            ..Default::default()
+        };
+        for (expr, want) in [
+            ("has(state.score.body.value)", json!(true)),
+            ("has(state.score.body.missing)", json!(false)),
+            ("size(state.result.summary.persons)", json!(2)),
+            ("size('abc')", json!(3)),
+            ("state.event.data.status.contains('FINISH')", json!(true)),
+            ("input.iban.startsWith('NL')", json!(true)),
+            ("input.iban.endsWith('00')", json!(true)),
+            ("input.postcode.matches('^[0-9]{4}[A-Z]{2}$')", json!(true)),
+            ("int(2.9)", json!(2)),
+            ("double(input.loan_amount) * 0.5", json!(125000.0)),
+            ("string(12)", json!("12")),
+            ("max(state.a.value, 10)", json!(10)),
+            ("min(state.a.value, 10)", json!(4)),
+            (
+                "(timestamp('2026-12-01T00:00:00Z') + duration('24h')).getDayOfMonth()",
+                json!(1),
+            ),
+            (
+                "timestamp('2026-12-01T00:00:00Z').getFullYear()",
+                json!(2026),
+            ),
+            ("state.sources.sources.all(s, s.available)", json!(false)),
+            ("state.sources.sources.exists(s, s.available)", json!(true)),
+            (
+                "state.sources.sources.exists_one(s, s.available)",
+                json!(true),
+            ),
+            (
+                "state.sources.sources.filter(s, !s.available).map(s, s.code)",
+                json!(["PSD2"]),
+            ),
+            ("'UWV' in state.sources.sources.map(s, s.code)", json!(true)),
+            ("input.loan_amount > 100000 ? 'big' : 'small'", json!("big")),
+        ] {
+            let e = Expr::compile(expr).unwrap_or_else(|m| panic!("{expr}: {m}"));
+            assert_eq!(
+                e.eval(&scope).unwrap_or_else(|err| panic!("{expr}: {err}")),
+                want,
+                "{expr}"
+            );
+        }
+    }
+
     #[test]
     fn read_paths_lists_what_a_rule_reads() {
         let e = Expr::compile(

@@ -482,7 +482,7 @@ impl Run<'_> {
                             Ok(hit) => {
                                 self.record(
                                     "rule.evaluated",
-                                    json!({"rule": i, "when": rule.when.source(), "inputs": inputs, "result": hit}),
+                                    json!({"rule": i, "when": rule.when.source(), "inputs": inputs, "result": hit, "next": hit.then_some(&rule.next)}),
                                 );
                                 if hit {
                                     chosen = Some(rule.next.clone());
