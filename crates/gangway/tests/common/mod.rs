@@ -1,9 +1,11 @@
 //! Test kit: starts the real `gangway` binary and the provider simulators as
-//! processes on free ports with a fresh SQLite file, and a customer webhook
-//! receiver in the test process. Tests talk HTTP only, and wait on conditions
-//! with deadlines, never on sleeps.
+//! processes on free ports with a fresh database (a SQLite file, or a
+//! PostgreSQL database of its own with `GANGWAY_TEST_BACKEND=postgres`), and
+//! a customer webhook receiver in the test process. Tests talk HTTP only,
+//! and wait on conditions with deadlines, never on sleeps.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod pg;
 pub mod receiver;
 
 use serde_json::{Value, json};
@@ -96,6 +98,8 @@ pub fn spawn(args: &[&str], env: &[(&str, &str)], log: &Path, marker: &str) -> (
 pub struct Options {
     pub retry_schedule: Vec<&'static str>,
     pub client_secret_ttl: Option<&'static str>,
+    /// Run on this database instead of the one `GANGWAY_TEST_BACKEND` picks.
+    pub postgres: bool,
 }
 
 impl Default for Options {
@@ -103,6 +107,7 @@ impl Default for Options {
         Options {
             retry_schedule: vec!["200ms", "400ms", "800ms", "1s", "1s", "1s"],
             client_secret_ttl: None,
+            postgres: false,
         }
     }
 }
@@ -118,6 +123,12 @@ pub struct Harness {
     sim: Option<Proc>,
     server: Option<Proc>,
     config: PathBuf,
+    /// The config with `{PORT}` for the listen port, for more nodes.
+    template: String,
+    /// Further nodes on the same database: `(port, config, process)`.
+    pub nodes: Vec<(u16, PathBuf, Option<Proc>)>,
+    /// Last, so that it is dropped after the processes using it.
+    pub db: pg::TestDb,
 }
 
 impl Harness {
@@ -127,6 +138,11 @@ impl Harness {
 
     pub async fn start_with(opts: Options) -> Harness {
         let dir = tempfile::tempdir().unwrap();
+        let db = if opts.postgres {
+            pg::TestDb::postgres().await
+        } else {
+            pg::TestDb::for_env(dir.path()).await
+        };
         let receiver = receiver::Receiver::start(RECEIVER_SECRET).await;
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
@@ -172,9 +188,9 @@ impl Harness {
             .map(|s| format!("\"{s}\""))
             .collect();
         let config = dir.path().join("gangway.toml");
-        let text = format!(
-            r#"listen = "127.0.0.1:{port}"
-database_url = "sqlite://{db}"
+        let template = format!(
+            r#"listen = "127.0.0.1:{{PORT}}"
+database_url = "{db}"
 workflows_dir = "{wf}"
 encryption_key = "{ENCRYPTION_KEY}"
 
@@ -209,13 +225,13 @@ timestamp_header = "X-Score-Timestamp"
 reference_field = "id"
 event_field = "status"
 "#,
-            db = dir.path().join("gangway.db").display(),
+            db = db.url(),
             wf = wf_dir.display(),
             schedule = schedule.join(", "),
             ttl = opts.client_secret_ttl.unwrap_or("1h"),
             recv = receiver.url(),
         );
-        std::fs::write(&config, text).unwrap();
+        std::fs::write(&config, template.replace("{PORT}", &port.to_string())).unwrap();
         let out = Command::new(BIN)
             .args([
                 "keys",
@@ -244,6 +260,9 @@ event_field = "status"
             sim: Some(sim),
             server: None,
             config,
+            template,
+            nodes: Vec::new(),
+            db,
         };
         h.start_server();
         h
@@ -262,6 +281,45 @@ event_field = "status"
         );
         assert_eq!(url, self.base);
         self.server = Some(proc);
+    }
+
+    /// Starts one more node on the same database; returns its index in `nodes`.
+    pub fn add_node(&mut self) -> usize {
+        let port = free_port();
+        let n = self.nodes.len();
+        let config = self.dir.path().join(format!("node{n}.toml"));
+        std::fs::write(&config, self.template.replace("{PORT}", &port.to_string())).unwrap();
+        self.nodes.push((port, config, None));
+        self.start_node(n);
+        n
+    }
+
+    pub fn node_url(&self, n: usize, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.nodes[n].0)
+    }
+
+    pub fn node_log(&self, n: usize) -> PathBuf {
+        self.dir.path().join(format!("node{n}.log"))
+    }
+
+    pub fn start_node(&mut self, n: usize) {
+        let (port, config, _) = &self.nodes[n];
+        let (proc, url) = spawn(
+            &["serve", "--config", config.to_str().unwrap()],
+            &[],
+            &self.node_log(n),
+            "gangway listening on",
+        );
+        assert_eq!(url, format!("http://127.0.0.1:{port}"));
+        self.nodes[n].2 = Some(proc);
+    }
+
+    /// `kill -9` of an extra node.
+    pub fn kill9_node(&mut self, n: usize) {
+        if let Some(mut p) = self.nodes[n].2.take() {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
     }
 
     /// `kill -9`: no chance to clean up.

@@ -60,6 +60,12 @@ enum Answer {
     Recorded,
 }
 
+/// Attempts of one command whose transaction met a retryable failure (a
+/// deadlock with another node, a lost connection).
+const ATTEMPTS: usize = 3;
+/// Times a job result is offered again while the database is away.
+const REQUEUE_ATTEMPTS: usize = 60;
+
 pub(super) async fn run(engine: Arc<Engine>, mut rx: mpsc::Receiver<Command>) {
     let max = engine.config.engine.batch_size;
     let mut batch = Vec::with_capacity(max);
@@ -74,15 +80,22 @@ async fn commit_batch(engine: &Arc<Engine>, cmds: Vec<Command>) {
         cmds.into_iter().map(|c| (c.work, c.reply)).unzip();
     match try_batch(engine, &works).await {
         Ok((answers, after)) => finish(engine, after, replies.into_iter().zip(answers).collect()),
-        Err(e) if works.len() == 1 => {
+        Err(e) if (works.len() == 1 && !e.is_retryable()) || e.is_unavailable() => {
+            // Alone, or the database is away: the callers get a 503 now
+            // rather than a wait; jobs keep their rows and run again.
             tracing::error!(error = %e, "transition failed");
-            replies.into_iter().for_each(|r| fail(r, &e));
+            for (work, reply) in works.into_iter().zip(replies) {
+                match reply {
+                    Reply::Apply(None) if e.is_unavailable() => requeue(engine, work),
+                    reply => fail(reply, &e),
+                }
+            }
         }
         Err(e) => {
             // One bad command must not fail the others: retry each alone.
             tracing::warn!(error = %e, "batch failed; retrying its commands one by one");
             for (work, reply) in works.into_iter().zip(replies) {
-                match try_batch(engine, std::slice::from_ref(&work)).await {
+                match try_alone(engine, &work).await {
                     Ok((answers, after)) => finish(
                         engine,
                         after,
@@ -94,6 +107,44 @@ async fn commit_batch(engine: &Arc<Engine>, cmds: Vec<Command>) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// A job's result that could not be committed because the database was
+/// away: offered again every second for a while, so that its job need not
+/// wait for the lease to end (if all attempts fail, it still runs again then).
+fn requeue(engine: &Arc<Engine>, work: Work) {
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        for _ in 0..REQUEUE_ATTEMPTS {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            let cmd = Command {
+                work: work.clone(),
+                reply: Reply::Done(reply),
+            };
+            if engine.send(cmd).await.is_err() || rx.await.unwrap_or(false) {
+                return;
+            }
+        }
+    });
+}
+
+/// One command in a transaction of its own, again if it failed for a
+/// reason another attempt may not meet.
+async fn try_alone(
+    engine: &Arc<Engine>,
+    work: &Work,
+) -> Result<(Vec<Answer>, AfterCommit), crate::store::Error> {
+    let mut attempt = 1;
+    loop {
+        match try_batch(engine, std::slice::from_ref(work)).await {
+            Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
+                tracing::info!(error = %e, attempt, "transaction failed; retrying");
+                attempt += 1;
+            }
+            other => return other,
         }
     }
 }
@@ -110,6 +161,12 @@ fn fail(reply: Reply, e: &crate::store::Error) {
         Reply::Apply(None) => {}
         Reply::Ingest(r) => {
             let _ = r.send(Err(err()));
+        }
+        Reply::Barrier(r) => {
+            let _ = r.send(());
+        }
+        Reply::Done(r) => {
+            let _ = r.send(false);
         }
     }
 }
@@ -162,6 +219,7 @@ async fn try_batch(
                 }
                 Answer::Recorded
             }
+            Work::Barrier => Answer::Recorded,
         };
         answers.push(answer);
     }
@@ -184,6 +242,12 @@ fn finish(engine: &Arc<Engine>, after: AfterCommit, replies: Vec<(Reply, Answer)
             }
             (Reply::Ingest(r), Answer::Ingest(a)) => {
                 let _ = r.send(Ok(a));
+            }
+            (Reply::Barrier(r), _) => {
+                let _ = r.send(());
+            }
+            (Reply::Done(r), _) => {
+                let _ = r.send(true);
             }
             _ => {}
         }

@@ -88,7 +88,13 @@ async fn run_call(engine: &Arc<Engine>, job: Job) {
                 let now = ids::now_ms();
                 let wait = retry_after.unwrap_or_else(|| backoff(attempt));
                 let next = now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
-                if transient && next < deadline && !engine.is_stopping() {
+                if transient && engine.is_stopping() {
+                    // Shutting down: the job keeps its row, its lease is
+                    // freed at shutdown and another node retries it.
+                    tracing::info!(session = %job.session_id, %action, "shutting down; leaving the call to another node");
+                    return;
+                }
+                if transient && next < deadline {
                     tracing::info!(session = %job.session_id, %action, attempt, error = %message, "provider call failed; retrying");
                     tokio::time::sleep(wait).await;
                     continue;

@@ -6,6 +6,7 @@
 //! the database for the scheduler, so nothing is held in memory per waiting
 //! session and a restart loses nothing.
 
+mod cluster;
 mod committer;
 mod delivery;
 mod executor;
@@ -57,6 +58,8 @@ pub(crate) enum Work {
     Ingest(Arc<NewEvent>),
     /// The outcome of one customer webhook delivery attempt.
     Delivered(Arc<DeliveryOutcome>),
+    /// Answered once every command sent before it is committed.
+    Barrier,
 }
 
 pub(crate) struct DeliveryOutcome {
@@ -72,6 +75,9 @@ pub(crate) enum Reply {
     Create(oneshot::Sender<Result<Created, Error>>),
     Apply(Option<oneshot::Sender<Result<Option<SessionRow>, Error>>>),
     Ingest(oneshot::Sender<Result<Ingested, Error>>),
+    Barrier(oneshot::Sender<()>),
+    /// Whether the command was committed.
+    Done(oneshot::Sender<bool>),
 }
 
 pub(crate) struct Command {
@@ -103,7 +109,14 @@ impl Engine {
         store: Arc<dyn Store>,
         workflows: workflows::Registry,
     ) -> Result<Arc<Engine>, Error> {
-        store.release_all_leases().await?;
+        let freed = store.release_leases_at_start().await?;
+        if freed > 0 {
+            tracing::info!(
+                jobs = freed,
+                "freed the leases an earlier run of this node held"
+            );
+        }
+        let signals = store.signals().await?;
         let sealer = match &config.encryption_key {
             Some(k) => crate::crypto::Sealer::from_base64(k)
                 .map_err(|e| Error::Store(crate::store::Error::Corrupt(e.to_string())))?,
@@ -152,6 +165,9 @@ impl Engine {
             tokio::spawn(committer::run(engine.clone(), rx));
         }
         tokio::spawn(scheduler::run(engine.clone()));
+        if let Some(signals) = signals {
+            tokio::spawn(cluster::run(engine.clone(), signals));
+        }
         Ok(engine)
     }
 
@@ -237,10 +253,45 @@ impl Engine {
         self.stopping.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Stops taking new work: the scheduler claims nothing more, retries
+    /// end early (leaving their job to run again), open streams are told to
+    /// reconnect elsewhere.
     pub fn stop(&self) {
         self.stopping
             .store(true, std::sync::atomic::Ordering::Relaxed);
         self.shutdown.send_replace(true);
         self.wake.notify_one();
+    }
+
+    /// After `stop`: waits (up to `grace`) for running jobs to hand in their
+    /// results and for the committer to commit them, then frees the leases
+    /// this node still holds so that another node runs those jobs at once.
+    pub async fn drain(&self, grace: std::time::Duration) {
+        let permits = u32::try_from(self.config.engine.max_inflight).unwrap_or(u32::MAX);
+        let finished = tokio::time::timeout(grace, async {
+            // Every job holds a permit while it runs.
+            let _all = self.inflight.acquire_many(permits).await;
+            let (reply, rx) = oneshot::channel();
+            if self
+                .send(Command {
+                    work: Work::Barrier,
+                    reply: Reply::Barrier(reply),
+                })
+                .await
+                .is_ok()
+            {
+                let _ = rx.await;
+            }
+        })
+        .await;
+        if finished.is_err() {
+            tracing::warn!(
+                "shutdown: jobs still running after the grace period; their leases are freed"
+            );
+        }
+        match self.store.release_node_leases().await {
+            Ok(n) => tracing::info!(jobs = n, "shutdown: freed this node's job leases"),
+            Err(e) => tracing::warn!(error = %e, "shutdown: cannot free job leases; they expire"),
+        }
     }
 }

@@ -1,0 +1,287 @@
+//! Three `gangway serve` nodes on one PostgreSQL database: 500 sessions
+//! (http-score and incode-identity mixed) created on all three nodes, one
+//! node killed with kill -9 at a random moment while the sessions complete,
+//! then started again. Every session ends exactly once with the right
+//! outcome, each provider saw one start per session, every customer webhook
+//! is delivered (repeats only under the same webhook-id), and a browser
+//! stream on one node sees the ending of a session another node processed.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Harness, Options, eventually};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+const SESSIONS: usize = 500;
+/// Requests in flight at once from the test.
+const PARALLEL: usize = 24;
+
+/// Session `i`: its workflow and the outcome its provider result must give.
+fn plan(i: usize) -> (&'static str, &'static str, &'static str) {
+    match i % 4 {
+        0 => ("http-score", "80", "approved"),
+        1 => ("incode-identity", "pass", "approved"),
+        2 => ("http-score", "20", "declined"),
+        _ => ("incode-identity", "fail", "declined"),
+    }
+}
+
+async fn get(h: &Harness, base: &str, path: &str) -> (u16, Value) {
+    let r = h
+        .http
+        .get(format!("{base}{path}"))
+        .bearer_auth(&h.api_key)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Sends session `i`'s provider result (score webhook or Incode finish).
+async fn complete(h: &Harness, i: usize, provider: &str) {
+    let (wf, result, _) = plan(i);
+    let (status, body) = if wf == "http-score" {
+        h.sim_post(
+            &format!("/control/{provider}/complete"),
+            json!({"score": result.parse::<u64>().unwrap()}),
+        )
+        .await
+    } else {
+        h.incode_post(
+            &format!("/control/{provider}/finish"),
+            json!({"result": result}),
+        )
+        .await
+    };
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_of_three_survives_kill_9() {
+    let mut h = Harness::start_with(Options {
+        postgres: true,
+        ..Options::default()
+    })
+    .await;
+    h.add_node();
+    h.add_node();
+    let bases = vec![h.base.clone(), h.node_url(0, ""), h.node_url(1, "")];
+
+    // Create on every node in turn.
+    let h = Arc::new(h);
+    let created: Vec<(usize, String, String)> = futures::stream::iter(0..SESSIONS)
+        .map(|i| {
+            let h = h.clone();
+            let base = bases[i % 3].clone();
+            async move {
+                let (wf, _, _) = plan(i);
+                let r = h
+                    .http
+                    .post(format!("{base}/v1/sessions"))
+                    .bearer_auth(&h.api_key)
+                    .header("Idempotency-Key", format!("create-{i}"))
+                    .json(&json!({"workflow": wf, "reference": format!("c{i}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 201);
+                let body: Value = r.json().await.unwrap();
+                (
+                    i,
+                    body["id"].as_str().unwrap().to_string(),
+                    body["client_secret"].as_str().unwrap().to_string(),
+                )
+            }
+        })
+        .buffer_unordered(PARALLEL)
+        .collect()
+        .await;
+    let mut created = created;
+    created.sort();
+
+    // Every session waits for its provider, whichever node reads it.
+    let providers: Vec<String> = futures::stream::iter(created.clone())
+        .map(|(i, id, _)| {
+            let h = h.clone();
+            let base = bases[(i + 1) % 3].clone();
+            async move {
+                eventually(&format!("session {id} waiting"), 120, || async {
+                    let (_, s) = get(&h, &base, &format!("/v1/sessions/{id}")).await;
+                    (s["status"] == "waiting")
+                        .then(|| {
+                            s["providers"][0]["provider_session_id"]
+                                .as_str()
+                                .map(String::from)
+                        })
+                        .flatten()
+                })
+                .await
+            }
+        })
+        .buffered(PARALLEL)
+        .collect()
+        .await;
+
+    // A browser on node 2 follows a session whose provider webhook goes to
+    // node 0 (the simulators call the first node), where it ends.
+    let (watch_i, watch_id, watch_secret) = created[1].clone();
+    let stream = h
+        .http
+        .get(format!("{}/v1/client/sessions/{watch_id}/events", bases[2]))
+        .bearer_auth(&watch_secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status().as_u16(), 200);
+    let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut body = stream.bytes_stream();
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if text.contains("event: ended") {
+                let _ = seen_tx.send(text);
+                return;
+            }
+        }
+    });
+
+    // Complete every session; kill -9 node 1 at a random moment meanwhile.
+    // (The kill comes after the provider starts: Incode's start has no
+    // idempotency key, so a start cut off by a crash is made again.)
+    let chunks = SESSIONS.div_ceil(PARALLEL);
+    let kill_at = rand::random::<u64>() as usize % chunks;
+    let mut h = Arc::into_inner(h).unwrap();
+    let mut killed = false;
+    // Watched session first, so that its stream is checked under the same load.
+    complete(&h, watch_i, &providers[watch_i]).await;
+    let mut order: Vec<usize> = (0..SESSIONS).filter(|&i| i != watch_i).collect();
+    order.sort_by_key(|_| rand::random::<u32>());
+    for (n, chunk) in order.chunks(PARALLEL).enumerate() {
+        if n == kill_at {
+            h.kill9_node(0);
+            killed = true;
+        }
+        futures::future::join_all(chunk.iter().map(|&i| complete(&h, i, &providers[i]))).await;
+    }
+    if !killed {
+        h.kill9_node(0);
+    }
+    h.start_node(0);
+
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(60), seen_rx)
+        .await
+        .expect("the stream on node 2 saw the ending")
+        .unwrap();
+    assert!(seen.contains(plan(watch_i).2), "{seen}");
+
+    // Every session ended once, with the outcome its result calls for.
+    let bases = vec![h.base.clone(), h.node_url(0, ""), h.node_url(1, "")];
+    let hr = &h;
+    futures::stream::iter(created.clone())
+        .map(|(i, id, _)| {
+            let base = bases[i % 3].clone();
+            async move {
+                let s = eventually(&format!("session {id} ended"), 180, || async {
+                    let (_, s) = get(hr, &base, &format!("/v1/sessions/{id}")).await;
+                    (s["status"] == "ended").then_some(s)
+                })
+                .await;
+                assert_eq!(s["outcome"], plan(i).2, "{s}");
+                let (_, t) = get(hr, &base, &format!("/v1/sessions/{id}/timeline")).await;
+                let ends = t["entries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|e| e["kind"] == "session.ended")
+                    .count();
+                assert_eq!(ends, 1, "{t}");
+            }
+        })
+        .buffer_unordered(PARALLEL)
+        .collect::<Vec<()>>()
+        .await;
+
+    // The providers saw one start per session.
+    let score: Vec<Value> = h
+        .http
+        .get(h.sim("/control/sessions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut per_ref: HashMap<String, usize> = HashMap::new();
+    for s in &score {
+        *per_ref
+            .entry(s["reference"].as_str().unwrap_or_default().to_string())
+            .or_default() += 1;
+    }
+    let incode: Vec<Value> = h
+        .http
+        .get(h.incode("/control/sessions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut per_session: HashMap<String, u64> = HashMap::new();
+    for iv in &incode {
+        *per_session
+            .entry(
+                iv["external_customer_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+            .or_default() += iv["starts"].as_u64().unwrap_or(1);
+    }
+    for (i, id, _) in &created {
+        if plan(*i).0 == "http-score" {
+            assert_eq!(
+                per_ref.get(&format!("c{i}")),
+                Some(&1),
+                "score starts of c{i}"
+            );
+        } else {
+            assert_eq!(per_session.get(id), Some(&1), "Incode starts of {id}");
+        }
+    }
+    assert_eq!(score.len() + incode.len(), SESSIONS);
+
+    // Every ending delivered; repeats carry the same webhook-id.
+    let ids: HashSet<&str> = created.iter().map(|(_, id, _)| id.as_str()).collect();
+    eventually("every session.ended delivered", 120, || async {
+        let got = h.receiver.all();
+        let delivered: HashSet<String> = got
+            .iter()
+            .filter(|r| r.accepted && r.body["type"] == "session.ended")
+            .filter_map(|r| r.body["data"]["id"].as_str().map(String::from))
+            .collect();
+        ids.iter().all(|id| delivered.contains(*id)).then_some(())
+    })
+    .await;
+    let mut webhook_ids: HashMap<String, HashSet<String>> = HashMap::new();
+    for r in h.receiver.all() {
+        assert!(r.verified, "unsigned delivery {:?}", r.body);
+        if r.body["type"] == "session.ended" {
+            webhook_ids
+                .entry(r.body["data"]["id"].as_str().unwrap().to_string())
+                .or_default()
+                .insert(r.webhook_id.clone());
+        }
+    }
+    for (session, wids) in &webhook_ids {
+        assert_eq!(
+            wids.len(),
+            1,
+            "{session} ended under several webhook-ids: {wids:?}"
+        );
+    }
+}
