@@ -251,6 +251,9 @@ impl Config {
             if rest.starts_with("DEMO_") || rest.is_empty() {
                 continue; // read by `gangway demo` itself
             }
+            if rest.starts_with("TEST_") {
+                continue; // read by the test suites (GANGWAY_TEST_BACKEND)
+            }
             let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
             let parsed = parse_env_value(value);
             set_path(&mut root, &path, parsed).map_err(|m| key_err(path.join("."), m))?;
