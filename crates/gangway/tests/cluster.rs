@@ -5,6 +5,8 @@
 //! outcome, each provider saw one start per session, every customer webhook
 //! is delivered (repeats only under the same webhook-id), and a browser
 //! stream on one node sees the ending of a session another node processed.
+//! Provider webhooks reach the nodes through a round-robin load balancer,
+//! so the killed node is in the middle of work when it dies.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -64,6 +66,7 @@ async fn complete(h: &Harness, i: usize, provider: &str) {
 async fn cluster_of_three_survives_kill_9() {
     let mut h = Harness::start_with(Options {
         postgres: true,
+        load_balancer: true,
         ..Options::default()
     })
     .await;
@@ -126,8 +129,8 @@ async fn cluster_of_three_survives_kill_9() {
         .collect()
         .await;
 
-    // A browser on node 2 follows a session whose provider webhook goes to
-    // node 0 (the simulators call the first node), where it ends.
+    // A browser on node 2 follows a session whose provider webhook the load
+    // balancer sends to node 0, where it ends.
     let (watch_i, watch_id, watch_secret) = created[1].clone();
     let stream = h
         .http
@@ -157,10 +160,19 @@ async fn cluster_of_three_survives_kill_9() {
     let kill_at = rand::random::<u64>() as usize % chunks;
     let mut h = Arc::into_inner(h).unwrap();
     let mut killed = false;
-    // Watched session first, so that its stream is checked under the same load.
+    h.lb.as_ref().unwrap().pin(Some(0));
     complete(&h, watch_i, &providers[watch_i]).await;
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(60), seen_rx)
+        .await
+        .expect("the stream on node 2 saw the ending")
+        .unwrap();
+    assert!(seen.contains(plan(watch_i).2), "{seen}");
+    let (_, t) = get(&h, &h.base, &format!("/v1/sessions/{watch_id}/timeline")).await;
+    assert!(t.to_string().contains("session.ended"), "{t}");
+    // From here provider webhooks are spread over the three nodes.
+    h.lb.as_ref().unwrap().pin(None);
     let mut order: Vec<usize> = (0..SESSIONS).filter(|&i| i != watch_i).collect();
-    order.sort_by_key(|_| rand::random::<u32>());
+    order.sort_by_cached_key(|_| rand::random::<u32>());
     for (n, chunk) in order.chunks(PARALLEL).enumerate() {
         if n == kill_at {
             h.kill9_node(0);
@@ -173,14 +185,14 @@ async fn cluster_of_three_survives_kill_9() {
     }
     h.start_node(0);
 
-    let seen = tokio::time::timeout(std::time::Duration::from_secs(60), seen_rx)
-        .await
-        .expect("the stream on node 2 saw the ending")
-        .unwrap();
-    assert!(seen.contains(plan(watch_i).2), "{seen}");
-
     // Every session ended once, with the outcome its result calls for.
     let bases = vec![h.base.clone(), h.node_url(0, ""), h.node_url(1, "")];
+    for b in &bases {
+        assert!(
+            h.lb.as_ref().unwrap().served(b) > 0,
+            "no webhook reached {b}"
+        );
+    }
     let hr = &h;
     futures::stream::iter(created.clone())
         .map(|(i, id, _)| {

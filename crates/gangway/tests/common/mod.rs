@@ -5,6 +5,7 @@
 //! and wait on conditions with deadlines, never on sleeps.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod lb;
 pub mod pg;
 pub mod receiver;
 
@@ -98,8 +99,10 @@ pub fn spawn(args: &[&str], env: &[(&str, &str)], log: &Path, marker: &str) -> (
 pub struct Options {
     pub retry_schedule: Vec<&'static str>,
     pub client_secret_ttl: Option<&'static str>,
-    /// Run on this database instead of the one `GANGWAY_TEST_BACKEND` picks.
+    /// Run on PostgreSQL whatever `GANGWAY_TEST_BACKEND` says.
     pub postgres: bool,
+    /// Providers reach the nodes through a load balancer (`Harness::lb`).
+    pub load_balancer: bool,
 }
 
 impl Default for Options {
@@ -108,6 +111,7 @@ impl Default for Options {
             retry_schedule: vec!["200ms", "400ms", "800ms", "1s", "1s", "1s"],
             client_secret_ttl: None,
             postgres: false,
+            load_balancer: false,
         }
     }
 }
@@ -125,6 +129,8 @@ pub struct Harness {
     config: PathBuf,
     /// The config with `{PORT}` for the listen port, for more nodes.
     template: String,
+    /// In front of every node when `Options::load_balancer`.
+    pub lb: Option<lb::Lb>,
     /// Further nodes on the same database: `(port, config, process)`.
     pub nodes: Vec<(u16, PathBuf, Option<Proc>)>,
     /// Last, so that it is dropped after the processes using it.
@@ -146,13 +152,21 @@ impl Harness {
         let receiver = receiver::Receiver::start(RECEIVER_SECRET).await;
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
+        let lb = if opts.load_balancer {
+            let lb = lb::Lb::start().await;
+            lb.set_nodes(vec![base.clone()]);
+            Some(lb)
+        } else {
+            None
+        };
+        let gangway_url = lb.as_ref().map_or(base.clone(), |l| l.url.clone());
         let (sim, sim_url) = spawn(
             &[
                 "sim",
                 "--listen",
                 "127.0.0.1:0",
                 "--gangway-url",
-                &base,
+                &gangway_url,
                 "--score-api-key",
                 SIM_API_KEY,
                 "--score-webhook-secret",
@@ -261,6 +275,7 @@ event_field = "status"
             server: None,
             config,
             template,
+            lb,
             nodes: Vec::new(),
             db,
         };
@@ -291,6 +306,15 @@ event_field = "status"
         std::fs::write(&config, self.template.replace("{PORT}", &port.to_string())).unwrap();
         self.nodes.push((port, config, None));
         self.start_node(n);
+        if let Some(lb) = &self.lb {
+            let mut all = vec![self.base.clone()];
+            all.extend(
+                self.nodes
+                    .iter()
+                    .map(|(p, _, _)| format!("http://127.0.0.1:{p}")),
+            );
+            lb.set_nodes(all);
+        }
         n
     }
 
