@@ -1,7 +1,7 @@
-//! PostgreSQL restarted under load: the nodes reconnect on their own, every
-//! session accepted before, during or after the restart runs to its end,
-//! and requests that meet the outage get a 503 problem with Retry-After
-//! quickly instead of hanging. It restarts the shared server, so it is
+//! PostgreSQL restarted under load, then stopped for a while and started
+//! again: the nodes reconnect on their own, every session accepted before,
+//! during or after runs to its end, and requests that meet the outage get a
+//! 503 problem with Retry-After quickly instead of hanging. It restarts the shared server, so it is
 //! ignored by default and `scripts/test` runs it alone.
 #![allow(clippy::unwrap_used)]
 
@@ -45,7 +45,7 @@ async fn create(h: &Harness, base: &str, n: usize) -> Result<String, u16> {
     Err(status)
 }
 
-fn restart_postgres() {
+fn pg_ctl(action: &str) {
     let version = std::fs::read_dir("/etc/postgresql")
         .expect("a PostgreSQL cluster in /etc/postgresql")
         .filter_map(|e| e.ok())
@@ -53,14 +53,30 @@ fn restart_postgres() {
         .next()
         .unwrap();
     let out = std::process::Command::new("pg_ctlcluster")
-        .args(["--skip-systemctl-redirect", &version, "main", "restart"])
+        .args(["--skip-systemctl-redirect", &version, "main", action])
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "pg_ctlcluster restart: {}",
+        "pg_ctlcluster {action}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Starts PostgreSQL again when dropped, even if the test fails meanwhile.
+struct Stopped;
+
+impl Stopped {
+    fn stop() -> Stopped {
+        pg_ctl("stop");
+        Stopped
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        pg_ctl("start");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -84,7 +100,7 @@ async fn database_restart_under_load() {
         n += 1;
     }
     // The restart runs on a thread while requests keep coming.
-    let restart = std::thread::spawn(restart_postgres);
+    let restart = std::thread::spawn(|| pg_ctl("restart"));
     while !restart.is_finished() {
         match create(&h, &bases[n % 2], n).await {
             Ok(id) => accepted.push((n, id)),
@@ -93,6 +109,18 @@ async fn database_restart_under_load() {
         n += 1;
     }
     restart.join().unwrap();
+
+    // Down for longer than a request may wait: clear 503s, quickly.
+    let stopped = Stopped::stop();
+    for _ in 0..4 {
+        assert_eq!(create(&h, &bases[n % 2], n).await, Err(503));
+        n += 1;
+        refused += 1;
+    }
+    let ready = h.http.get(h.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+    drop(stopped);
+
     // After it: both nodes take requests again by themselves.
     let mut after = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
