@@ -346,6 +346,27 @@ event_field = "status"
         }
     }
 
+    /// SIGTERM, then waits (up to `secs`) for the server to exit by itself.
+    pub fn sigterm_server(&mut self, secs: u64) -> std::process::ExitStatus {
+        let mut p = self.server.take().expect("a running server");
+        let out = Command::new("kill")
+            .args(["-TERM", &p.child.id().to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(status) = p.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop within {secs}s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// `kill -9`: no chance to clean up.
     pub fn kill9_server(&mut self) {
         if let Some(mut p) = self.server.take() {
