@@ -72,7 +72,7 @@ async fn cluster_of_three_survives_kill_9() {
     .await;
     h.add_node();
     h.add_node();
-    let bases = vec![h.base.clone(), h.node_url(0, ""), h.node_url(1, "")];
+    let bases = [h.base.clone(), h.node_url(0, ""), h.node_url(1, "")];
 
     // Create on every node in turn.
     let h = Arc::new(h);
@@ -186,7 +186,7 @@ async fn cluster_of_three_survives_kill_9() {
     h.start_node(0);
 
     // Every session ended once, with the outcome its result calls for.
-    let bases = vec![h.base.clone(), h.node_url(0, ""), h.node_url(1, "")];
+    let bases = [h.base.clone(), h.node_url(0, ""), h.node_url(1, "")];
     for b in &bases {
         assert!(
             h.lb.as_ref().unwrap().served(b) > 0,

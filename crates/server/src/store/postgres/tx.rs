@@ -386,7 +386,7 @@ impl Tx for PgTx {
     }
 
     async fn reschedule_job(&mut self, id: i64, due_at: i64, attempts: i64) -> Result<()> {
-        super::reschedule(&mut *self.tx, id, due_at, attempts).await?;
+        super::reschedule(&mut self.tx, id, due_at, attempts).await?;
         self.note_free_job(due_at);
         Ok(())
     }
