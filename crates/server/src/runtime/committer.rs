@@ -177,6 +177,16 @@ async fn try_batch(
     works: &[Work],
 ) -> Result<(Vec<Answer>, AfterCommit), crate::store::Error> {
     let mut tx = engine.store.begin().await?;
+    let mut ids: Vec<&str> = works
+        .iter()
+        .filter_map(|w| match w {
+            Work::Apply { session_id, .. } => Some(session_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    tx.lock_sessions(&ids).await?;
     let mut after = AfterCommit::default();
     let mut answers = Vec::with_capacity(works.len());
     let now = ids::now_ms();

@@ -284,6 +284,8 @@ impl Engine {
             }
         })
         .await;
+        // Jobs that would start now stay with their rows for another node.
+        self.inflight.close();
         if finished.is_err() {
             tracing::warn!(
                 "shutdown: jobs still running after the grace period; their leases are freed"

@@ -249,6 +249,12 @@ pub struct SessionFilter {
 pub trait Tx: Send {
     /// The session, locked against concurrent writers until commit.
     async fn lock_session(&mut self, id: &str) -> Result<Option<SessionRow>>;
+    /// Locks these sessions up front, in one global order, so that two
+    /// nodes' batches touching the same sessions cannot deadlock. A no-op
+    /// where one writer holds the whole database.
+    async fn lock_sessions(&mut self, _ids: &[&str]) -> Result<()> {
+        Ok(())
+    }
     async fn insert_session(&mut self, row: &SessionRow) -> Result<()>;
     async fn update_session(&mut self, row: &SessionRow) -> Result<()>;
     async fn set_client_secret(&mut self, id: &str, hash: &str, expires_at: i64) -> Result<()>;

@@ -49,6 +49,16 @@ impl Tx for PgTx {
         row.as_ref().map(rows::session).transpose()
     }
 
+    async fn lock_sessions(&mut self, ids: &[&str]) -> Result<()> {
+        if ids.len() > 1 {
+            sqlx::query("SELECT 1 FROM sessions WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(ids)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn insert_session(&mut self, r: &SessionRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO sessions (id, workflow_id, version, status, outcome, reason, reference, input, state,
