@@ -20,6 +20,8 @@ use std::sync::Arc;
 const SESSIONS: usize = 500;
 /// Requests in flight at once from the test.
 const PARALLEL: usize = 24;
+/// Sessions of `score-fast` left to expire (2 s wait, polled every 300 ms).
+const EXPIRING: usize = 30;
 
 /// Session `i`: its workflow and the outcome its provider result must give.
 fn plan(i: usize) -> (&'static str, &'static str, &'static str) {
@@ -153,6 +155,25 @@ async fn cluster_of_three_survives_kill_9() {
         }
     });
 
+    // Sessions nobody completes: their polls and their timer run on
+    // whichever node claims them, and each expires exactly once.
+    let mut expiring = Vec::new();
+    for i in 0..EXPIRING {
+        let (status, s) = {
+            let r = h
+                .http
+                .post(format!("{}/v1/sessions", bases[i % 3]))
+                .bearer_auth(&h.api_key)
+                .json(&json!({"workflow": "score-fast", "reference": format!("x{i}")}))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        };
+        assert_eq!(status, 201, "{s}");
+        expiring.push(s["id"].as_str().unwrap().to_string());
+    }
+
     // Complete every session; kill -9 node 1 at a random moment meanwhile.
     // (The kill comes after the provider starts: Incode's start has no
     // idempotency key, so a start cut off by a crash is made again.)
@@ -218,6 +239,27 @@ async fn cluster_of_three_survives_kill_9() {
         .collect::<Vec<()>>()
         .await;
 
+    for id in &expiring {
+        let s = eventually(&format!("{id} expired"), 60, || async {
+            let (_, s) = get(&h, &h.base, &format!("/v1/sessions/{id}")).await;
+            (s["status"] == "ended").then_some(s)
+        })
+        .await;
+        assert_eq!(s["outcome"], "expired", "{s}");
+        let (_, t) = get(&h, &h.base, &format!("/v1/sessions/{id}/timeline")).await;
+        let count = |kind: &str| {
+            t["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["kind"] == kind)
+                .count()
+        };
+        assert_eq!(count("session.ended"), 1, "{t}");
+        // Every 300 ms to 600 ms within 2 s: a poll run twice would show.
+        assert!(count("provider.poll") <= 10, "{t}");
+    }
+
     // The providers saw one start per session.
     let score: Vec<Value> = h
         .http
@@ -265,12 +307,20 @@ async fn cluster_of_three_survives_kill_9() {
             assert_eq!(per_session.get(id), Some(&1), "Incode starts of {id}");
         }
     }
-    assert_eq!(score.len() + incode.len(), SESSIONS);
+    for i in 0..EXPIRING {
+        assert_eq!(
+            per_ref.get(&format!("x{i}")),
+            Some(&1),
+            "score starts of x{i}"
+        );
+    }
+    assert_eq!(score.len() + incode.len(), SESSIONS + EXPIRING);
 
     // Every delivery the nodes recorded is delivered, and the receiver got
     // each one; a repeat carries the same webhook-id and the same body.
     let mut delivery_ids: HashSet<String> = HashSet::new();
-    for (_, id, _) in &created {
+    let all_ids = created.iter().map(|(_, id, _)| id).chain(&expiring);
+    for id in all_ids {
         let list = eventually(&format!("deliveries of {id} delivered"), 120, || async {
             let (_, d) = get(&h, &h.base, &format!("/v1/sessions/{id}/deliveries")).await;
             let list = d["data"].as_array().cloned().unwrap_or_default();
