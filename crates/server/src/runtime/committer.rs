@@ -50,6 +50,9 @@ struct AfterCommit {
     timeline: Vec<(String, TimelineEntry)>,
     client_events: Vec<(String, ClientEvent)>,
     transitions: u64,
+    /// References to check again for early events once committed (shared
+    /// databases only).
+    adopt: Vec<(String, String)>,
 }
 
 /// The answer to one command, sent once the batch is committed.
@@ -171,26 +174,124 @@ fn fail(reply: Reply, e: &crate::store::Error) {
     }
 }
 
+/// What a batch looked up before locking: the sessions it will lock,
+/// sorted, and per command the session its event or adoption is for (`None`
+/// where nothing was looked up).
+struct Lookups {
+    sessions: Vec<String>,
+    per_work: Vec<Option<Option<String>>>,
+}
+
+/// The sessions a batch will lock, locked up front in sorted order so that
+/// two batches (of this node or another) cannot deadlock on them. On a
+/// shared database this includes the sessions its events are for; what it
+/// finds is what the batch uses, so no lock is taken later in another order
+/// (an event whose reference is committed meanwhile is adopted afterwards).
+async fn lookups(
+    engine: &Arc<Engine>,
+    tx: &mut dyn Tx,
+    works: &[Work],
+) -> Result<Lookups, crate::store::Error> {
+    let shared = engine.store.is_shared();
+    let mut sessions = Vec::new();
+    let mut per_work = Vec::with_capacity(works.len());
+    for work in works {
+        let found = match work {
+            Work::Apply { session_id, .. } => {
+                sessions.push(session_id.clone());
+                None
+            }
+            Work::Ingest(ev) if shared && ev.namespace != "session" => {
+                Some(tx.correlation(&ev.namespace, &ev.reference).await?)
+            }
+            Work::Ingest(ev) if shared => Some(Some(ev.reference.clone())),
+            Work::Adopt {
+                namespace,
+                reference,
+            } => Some(tx.correlation(namespace, reference).await?),
+            _ => None,
+        };
+        if let Some(Some(sid)) = &found {
+            sessions.push(sid.clone());
+        }
+        per_work.push(found);
+    }
+    sessions.sort_unstable();
+    sessions.dedup();
+    Ok(Lookups { sessions, per_work })
+}
+
+/// Gives a reference's stored-but-unadopted events to its session and, if
+/// the session waits for one of them, applies it.
+async fn adopt(
+    engine: &Arc<Engine>,
+    tx: &mut dyn Tx,
+    (namespace, reference): (&str, &str),
+    known: Option<Option<String>>,
+    now: i64,
+    after: &mut AfterCommit,
+) -> Result<(), crate::store::Error> {
+    let sid = match known {
+        Some(found) => found,
+        None => tx.correlation(namespace, reference).await?,
+    };
+    // Not correlated yet: the writer that correlates it checks afterwards.
+    let Some(sid) = sid else {
+        return Ok(());
+    };
+    if tx.adopt_events(namespace, reference, &sid).await? == 0 {
+        return Ok(());
+    }
+    let Some(mut row) = tx.lock_session(&sid).await? else {
+        return Ok(());
+    };
+    // Not waiting: the events stay for the wait that wants them.
+    let Some(wait) = row.state.wait.clone() else {
+        return Ok(());
+    };
+    let Some(ev) = tx
+        .pending_events(&sid, &wait.events)
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return Ok(());
+    };
+    tx.consume_event(ev.id, now).await?;
+    let step = row.state.step.clone();
+    push_timeline(
+        after,
+        &mut row,
+        now,
+        "event.replayed",
+        step,
+        json!({"event": ev.name, "source": ev.source}),
+    );
+    let name = ev.name.clone();
+    let input = Input::Event {
+        name: ev.name,
+        source: ev.source,
+        data: ev.data,
+    };
+    if transition(engine, tx, &mut row, input, now, after).await? {
+        tx.consume_events_named(&sid, &name, now).await?;
+    }
+    Ok(())
+}
+
 /// Processes every command in one transaction and commits it.
 async fn try_batch(
     engine: &Arc<Engine>,
     works: &[Work],
 ) -> Result<(Vec<Answer>, AfterCommit), crate::store::Error> {
     let mut tx = engine.store.begin().await?;
-    let mut ids: Vec<&str> = works
-        .iter()
-        .filter_map(|w| match w {
-            Work::Apply { session_id, .. } => Some(session_id.as_str()),
-            _ => None,
-        })
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
+    let Lookups { sessions, per_work } = lookups(engine, tx.as_mut(), works).await?;
+    let ids: Vec<&str> = sessions.iter().map(String::as_str).collect();
     tx.lock_sessions(&ids).await?;
     let mut after = AfterCommit::default();
     let mut answers = Vec::with_capacity(works.len());
     let now = ids::now_ms();
-    for work in works {
+    for (work, known) in works.iter().zip(per_work) {
         let answer = match work {
             Work::Create(req) => {
                 Answer::Create(create(engine, tx.as_mut(), req, now, &mut after).await?)
@@ -214,7 +315,7 @@ async fn try_batch(
                 .await?,
             ),
             Work::Ingest(ev) => {
-                Answer::Ingest(ingest(engine, tx.as_mut(), ev, now, &mut after).await?)
+                Answer::Ingest(ingest(engine, tx.as_mut(), ev, known, now, &mut after).await?)
             }
             Work::Delivered(d) => {
                 tx.record_delivery_attempt(&d.delivery_id, &d.attempt, d.status, d.next_attempt_at)
@@ -230,6 +331,14 @@ async fn try_batch(
                 Answer::Recorded
             }
             Work::Barrier => Answer::Recorded,
+            Work::Adopt {
+                namespace,
+                reference,
+            } => {
+                let key = (namespace.as_str(), reference.as_str());
+                adopt(engine, tx.as_mut(), key, known, now, &mut after).await?;
+                Answer::Recorded
+            }
         };
         answers.push(answer);
     }
@@ -267,6 +376,9 @@ fn finish(engine: &Arc<Engine>, after: AfterCommit, replies: Vec<(Reply, Answer)
     }
     for job in after.run_now {
         super::executor::spawn(engine.clone(), job);
+    }
+    for (namespace, reference) in after.adopt {
+        engine.adopt_later(namespace, reference);
     }
     if let Some(at) = after.earliest_timer
         && at < engine.next_wake.load(Ordering::Relaxed)
@@ -371,13 +483,17 @@ async fn ingest(
     engine: &Arc<Engine>,
     tx: &mut dyn Tx,
     ev: &NewEvent,
+    known: Option<Option<String>>,
     now: i64,
     after: &mut AfterCommit,
 ) -> Result<Ingested, crate::store::Error> {
     // Browser signals name their session directly; provider events name a
-    // provider reference that a call step correlated.
+    // provider reference that a call step correlated (looked up before the
+    // batch took its locks, on a shared database).
     let session_id = if ev.namespace == "session" {
         Some(ev.reference.clone())
+    } else if let Some(found) = known {
+        found
     } else {
         tx.correlation(&ev.namespace, &ev.reference).await?
     };
@@ -391,6 +507,11 @@ async fn ingest(
     };
     let Some(sid) = session_id else {
         // Arrived before the provider reference was committed: kept until then.
+        if engine.store.is_shared() {
+            after
+                .adopt
+                .push((ev.namespace.clone(), ev.reference.clone()));
+        }
         metrics::counter!("gangway_inbound_events_total", "result" => "buffered").increment(1);
         return Ok(Ingested {
             duplicate: false,
@@ -636,6 +757,9 @@ async fn apply_effect(
         } => {
             let ns = engine.connectors.namespace(&action, &args);
             tx.insert_correlation(&ns, &reference, &row.id).await?;
+            if engine.store.is_shared() {
+                after.adopt.push((ns, reference));
+            }
         }
         Effect::Notify { event } => {
             let event_type = event.event_type();

@@ -60,6 +60,12 @@ pub(crate) enum Work {
     Delivered(Arc<DeliveryOutcome>),
     /// Answered once every command sent before it is committed.
     Barrier,
+    /// Gives a reference's early events to its session, if they were stored
+    /// while another writer committed the reference (shared databases).
+    Adopt {
+        namespace: String,
+        reference: String,
+    },
 }
 
 pub(crate) struct DeliveryOutcome {
@@ -164,6 +170,12 @@ impl Engine {
         } else {
             tokio::spawn(committer::run(engine.clone(), rx));
         }
+        if engine.store.is_shared() {
+            // Adoption checks a crashed writer did not get to run.
+            for (namespace, reference) in engine.store.unadopted_references().await? {
+                engine.adopt_later(namespace, reference);
+            }
+        }
         tokio::spawn(scheduler::run(engine.clone()));
         if let Some(signals) = signals {
             tokio::spawn(cluster::run(engine.clone(), signals));
@@ -237,6 +249,22 @@ impl Engine {
                 reply: Reply::Apply(None),
             })
             .await;
+    }
+
+    /// Queues an adoption check for a reference (see `Work::Adopt`).
+    pub(crate) fn adopt_later(self: &Arc<Self>, namespace: String, reference: String) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let _ = engine
+                .send(Command {
+                    work: Work::Adopt {
+                        namespace,
+                        reference,
+                    },
+                    reply: Reply::Apply(None),
+                })
+                .await;
+        });
     }
 
     /// Records a delivery attempt with the next group commit.

@@ -286,6 +286,19 @@ pub trait Tx: Send {
         reference: &str,
         session_id: &str,
     ) -> Result<()>;
+    /// Gives the events stored for a reference before it was correlated to
+    /// their session; returns how many. `insert_correlation` does this too,
+    /// but on a database shared by several writers an event may commit just
+    /// after it looked: both sides call this again once they committed.
+    /// Backends with one writer never leave such events (the default).
+    async fn adopt_events(
+        &mut self,
+        _namespace: &str,
+        _reference: &str,
+        _session_id: &str,
+    ) -> Result<u64> {
+        Ok(0)
+    }
     /// Unconsumed events of the session with one of these names, oldest first.
     async fn pending_events(&mut self, session_id: &str, names: &[String])
     -> Result<Vec<EventRow>>;
@@ -313,6 +326,20 @@ pub trait Store: Send + Sync + 'static {
     /// its own. False for network databases driven asynchronously.
     fn inline_transactions(&self) -> bool {
         false
+    }
+
+    /// True when several writers (committers of several nodes) may share
+    /// the database, so that what one transaction looked up may change
+    /// before it commits.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// `(namespace, reference)` of stored events whose reference is
+    /// correlated but which were never given to their session (a writer
+    /// died between its commit and its adoption check).
+    async fn unadopted_references(&self) -> Result<Vec<(String, String)>> {
+        Ok(Vec::new())
     }
 
     async fn migrate(&self) -> Result<()>;

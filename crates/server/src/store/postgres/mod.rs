@@ -72,6 +72,20 @@ async fn reschedule(
 
 #[async_trait]
 impl Store for PgStore {
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    async fn unadopted_references(&self) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT DISTINCT e.namespace, e.reference FROM inbound_events e
+             JOIN correlations c ON c.namespace = e.namespace AND c.reference = e.reference
+             WHERE e.session_id IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn migrate(&self) -> Result<()> {
         migrate::run(&self.pool).await
     }

@@ -1,9 +1,10 @@
 //! The committer's transaction on PostgreSQL. Sessions are locked with
 //! `SELECT ... FOR UPDATE`, so that changes to one session from several
-//! nodes serialize; a provider reference is guarded by a transaction-scoped
-//! advisory lock, so that an event arriving on one node while another
-//! commits the reference is never left unadopted. Cluster notifications
-//! are queued and sent with the commit.
+//! nodes serialize. An event stored for a reference at the moment another
+//! node commits that reference is caught by `adopt_events`, which both
+//! sides run again after their commit (no lock is held across the batch,
+//! so batches of several nodes cannot deadlock on references). Cluster
+//! notifications are queued and sent with the commit.
 
 use super::super::*;
 use super::{notify, rows};
@@ -22,16 +23,6 @@ pub(super) struct PgTx {
 impl PgTx {
     fn note_free_job(&mut self, due_at: i64) {
         self.free_job_due = Some(self.free_job_due.map_or(due_at, |t| t.min(due_at)));
-    }
-
-    /// Serializes everything that touches one provider reference.
-    async fn lock_reference(&mut self, namespace: &str, reference: &str) -> Result<()> {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))")
-            .bind(namespace)
-            .bind(reference)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
     }
 }
 
@@ -258,10 +249,6 @@ impl Tx for PgTx {
     }
 
     async fn correlation(&mut self, namespace: &str, reference: &str) -> Result<Option<String>> {
-        // Held until commit: the event this lookup is for gets stored under
-        // the same lock, so `insert_correlation` on another node either
-        // commits first (and is seen here) or waits and then adopts it.
-        self.lock_reference(namespace, reference).await?;
         let row: Option<(String,)> = sqlx::query_as(
             "SELECT session_id FROM correlations WHERE namespace = $1 AND reference = $2",
         )
@@ -278,7 +265,6 @@ impl Tx for PgTx {
         reference: &str,
         session_id: &str,
     ) -> Result<()> {
-        self.lock_reference(namespace, reference).await?;
         sqlx::query(
             "INSERT INTO correlations (namespace, reference, session_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
@@ -296,6 +282,23 @@ impl Tx for PgTx {
         .execute(&mut *self.tx)
         .await?;
         Ok(())
+    }
+
+    async fn adopt_events(
+        &mut self,
+        namespace: &str,
+        reference: &str,
+        session_id: &str,
+    ) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE inbound_events SET session_id = $1 WHERE namespace = $2 AND reference = $3 AND session_id IS NULL",
+        )
+        .bind(session_id)
+        .bind(namespace)
+        .bind(reference)
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected())
     }
 
     async fn pending_events(
