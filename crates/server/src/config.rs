@@ -65,6 +65,8 @@ pub struct PostgresConfig {
     /// How long a request waits for a connection before it fails with 503.
     #[serde(with = "humantime_serde")]
     pub acquire_timeout: Duration,
+    /// Group-commit transactions this node runs at once.
+    pub committers: usize,
 }
 
 /// The Incode Omni connector.
@@ -306,6 +308,14 @@ impl Config {
         }
         if self.postgres.pool_size < 2 {
             return Err(key_err("postgres.pool_size", "must be at least 2"));
+        }
+        if self.postgres.committers == 0
+            || self.postgres.committers >= self.postgres.pool_size as usize
+        {
+            return Err(key_err(
+                "postgres.committers",
+                "must be at least 1 and less than postgres.pool_size",
+            ));
         }
         if self.engine.max_inflight == 0 {
             return Err(key_err("engine.max_inflight", "must be at least 1"));

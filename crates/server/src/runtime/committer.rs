@@ -239,12 +239,13 @@ async fn adopt(
     let Some(sid) = sid else {
         return Ok(());
     };
-    if tx.adopt_events(namespace, reference, &sid).await? == 0 {
-        return Ok(());
-    }
+    // The session first, as everywhere: locks are taken in one order.
     let Some(mut row) = tx.lock_session(&sid).await? else {
         return Ok(());
     };
+    if tx.adopt_events(namespace, reference, &sid).await? == 0 {
+        return Ok(());
+    }
     // Not waiting: the events stay for the wait that wants them.
     let Some(wait) = row.state.wait.clone() else {
         return Ok(());

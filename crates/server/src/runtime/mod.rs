@@ -11,6 +11,7 @@ mod committer;
 mod delivery;
 mod executor;
 pub mod hub;
+mod route;
 mod scheduler;
 pub mod view;
 pub mod workflows;
@@ -97,7 +98,8 @@ pub struct Engine {
     pub workflows: workflows::Registry,
     pub connectors: Connectors,
     pub hub: hub::Hub,
-    commands: mpsc::Sender<Command>,
+    /// One queue per committer (route.rs picks one per command).
+    commands: Vec<mpsc::Sender<Command>>,
     /// Wakes the scheduler when a job is due before its planned wake-up.
     wake: Notify,
     next_wake: AtomicI64,
@@ -133,7 +135,13 @@ impl Engine {
                 crate::crypto::Sealer::ephemeral()
             }
         };
-        let (tx, rx) = mpsc::channel(8192);
+        // One writer for an embedded database; several on PostgreSQL.
+        let committers = if store.inline_transactions() {
+            1
+        } else {
+            config.postgres.committers.max(1)
+        };
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..committers).map(|_| mpsc::channel(8192)).unzip();
         let delivery_client = reqwest::Client::builder()
             .timeout(config.webhooks.timeout)
             .build()
@@ -145,7 +153,7 @@ impl Engine {
             config,
             workflows,
             hub: hub::Hub::default(),
-            commands: tx,
+            commands: txs,
             wake: Notify::new(),
             next_wake: AtomicI64::new(0),
             delivery_client,
@@ -156,19 +164,21 @@ impl Engine {
         // transaction runs inline (no hop to a database thread per
         // statement), which would block a runtime worker; `Handle::block_on`
         // still drives async I/O and spawns onto the runtime.
-        if engine.store.inline_transactions() {
-            let handle = tokio::runtime::Handle::current();
-            let committer_engine = engine.clone();
-            std::thread::Builder::new()
-                .name("gangway-committer".into())
-                .spawn(move || handle.block_on(committer::run(committer_engine, rx)))
-                .map_err(|e| {
-                    Error::Store(crate::store::Error::Corrupt(format!(
-                        "cannot start the committer thread: {e}"
-                    )))
-                })?;
-        } else {
-            tokio::spawn(committer::run(engine.clone(), rx));
+        for rx in rxs {
+            if engine.store.inline_transactions() {
+                let handle = tokio::runtime::Handle::current();
+                let committer_engine = engine.clone();
+                std::thread::Builder::new()
+                    .name("gangway-committer".into())
+                    .spawn(move || handle.block_on(committer::run(committer_engine, rx)))
+                    .map_err(|e| {
+                        Error::Store(crate::store::Error::Corrupt(format!(
+                            "cannot start the committer thread: {e}"
+                        )))
+                    })?;
+            } else {
+                tokio::spawn(committer::run(engine.clone(), rx));
+            }
         }
         if engine.store.is_shared() {
             // Adoption checks a crashed writer did not get to run.
@@ -184,7 +194,8 @@ impl Engine {
     }
 
     async fn send(&self, cmd: Command) -> Result<(), Error> {
-        self.commands
+        let n = route::committer_for(&cmd.work, self.commands.len());
+        self.commands[n]
             .send(cmd)
             .await
             .map_err(|_| Error::ShuttingDown)
@@ -299,16 +310,16 @@ impl Engine {
         let finished = tokio::time::timeout(grace, async {
             // Every job holds a permit while it runs.
             let _all = self.inflight.acquire_many(permits).await;
-            let (reply, rx) = oneshot::channel();
-            if self
-                .send(Command {
+            // Every committer has committed what it was given.
+            for committer in &self.commands {
+                let (reply, rx) = oneshot::channel();
+                let barrier = Command {
                     work: Work::Barrier,
                     reply: Reply::Barrier(reply),
-                })
-                .await
-                .is_ok()
-            {
-                let _ = rx.await;
+                };
+                if committer.send(barrier).await.is_ok() {
+                    let _ = rx.await;
+                }
             }
         })
         .await;

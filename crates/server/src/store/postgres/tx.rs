@@ -41,7 +41,7 @@ impl Tx for PgTx {
     }
 
     async fn lock_sessions(&mut self, ids: &[&str]) -> Result<()> {
-        if ids.len() > 1 {
+        if !ids.is_empty() {
             sqlx::query("SELECT 1 FROM sessions WHERE id = ANY($1) ORDER BY id FOR UPDATE")
                 .bind(ids)
                 .execute(&mut *self.tx)
