@@ -404,9 +404,32 @@ async fn postgres_session_locks_serialize_nodes() {
         locked_tx.send(row.timeline_seq).unwrap();
         tb.commit().await.unwrap();
     });
-    // The other node is blocked while this transaction holds the row.
-    let waited = tokio::time::timeout(Duration::from_millis(300), locked_rx.recv()).await;
-    assert!(waited.is_err(), "the second lock must wait");
+    // The other node waits for this transaction's row lock (seen in
+    // pg_locks), and has not got the row meanwhile.
+    let mut watch = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (waiting,): (i64,) = sqlx::query_as("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            .fetch_one(&mut watch)
+            .await
+            .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            locked_rx.try_recv().is_err(),
+            "the second lock did not wait"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second lock never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        locked_rx.try_recv().is_err(),
+        "the second lock did not wait"
+    );
     row.timeline_seq = 42;
     ta.update_session(&row).await.unwrap();
     ta.commit().await.unwrap();
