@@ -272,7 +272,12 @@ async fn round_trip(s: &dyn Store) {
     s.reschedule_job(timer, 200, 3).await.unwrap();
     let jobs = s.claim_due_jobs(250, 10, 500).await.unwrap();
     assert_eq!((jobs[0].due_at, jobs[0].attempts), (200, 3));
+    // A running job's lease is kept longer, never shortened.
+    assert!(s.extend_lease(timer, 800).await.unwrap());
+    assert!(s.extend_lease(timer, 600).await.unwrap());
+    assert_eq!(s.next_due(250).await.unwrap(), Some(800));
     s.finish_job(timer).await.unwrap();
+    assert!(!s.extend_lease(timer, 900).await.unwrap());
     assert_eq!(s.next_due(150).await.unwrap(), None);
 
     // Many concurrent readers.
@@ -372,6 +377,9 @@ async fn postgres_nodes_share_jobs() {
     assert_eq!(b.release_leases_at_start().await.unwrap(), 0);
     assert_eq!(a.release_leases_at_start().await.unwrap(), ga.len() as u64);
     assert_eq!(a.release_node_leases().await.unwrap(), 0);
+    // A node cannot renew a lease it does not hold.
+    assert!(!b.extend_lease(ga[0], 50_000).await.unwrap());
+    assert!(b.extend_lease(gb[0], 10_000).await.unwrap());
     // b's leases still hold until they expire.
     assert_eq!(
         a.claim_due_jobs(100, 1000, 20_000).await.unwrap().len(),

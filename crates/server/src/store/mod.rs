@@ -392,6 +392,9 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
     async fn reschedule_job(&self, id: i64, due_at: i64, attempts: i64) -> Result<()>;
+    /// Keeps a running job's lease until at least `lease_until`, if this
+    /// node still holds it; false when it does not (or the job is gone).
+    async fn extend_lease(&self, id: i64, lease_until: i64) -> Result<bool>;
     async fn finish_job(&self, id: i64) -> Result<()>;
 
     async fn delivery_payload(&self, id: &str) -> Result<Option<(String, String, Value, i64)>>;

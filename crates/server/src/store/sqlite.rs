@@ -979,6 +979,18 @@ impl Store for SqliteStore {
         self.run(move |c| reschedule(c, id, due_at, attempts)).await
     }
 
+    async fn extend_lease(&self, id: i64, lease_until: i64) -> Result<bool> {
+        self.run(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE jobs SET lease_until = MAX(lease_until, ?) WHERE id = ? AND lease_until > 0",
+                )?
+                .execute([lease_until, id])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
     async fn finish_job(&self, id: i64) -> Result<()> {
         self.run(move |c| {
             c.prepare_cached("DELETE FROM jobs WHERE id = ?")?

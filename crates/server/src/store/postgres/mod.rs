@@ -361,6 +361,20 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn extend_lease(&self, id: i64, lease_until: i64) -> Result<bool> {
+        // Never shortened, and never taken back from a node that took over.
+        let n = sqlx::query(
+            "UPDATE jobs SET lease_until = GREATEST(lease_until, $2) WHERE id = $1 AND lease_owner = $3",
+        )
+        .bind(id)
+        .bind(lease_until)
+        .bind(&*self.node)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
     async fn finish_job(&self, id: i64) -> Result<()> {
         sqlx::query("DELETE FROM jobs WHERE id = $1")
             .bind(id)
