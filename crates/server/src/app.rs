@@ -23,7 +23,14 @@ pub enum StartError {
 /// Opens the store, applies migrations, loads workflows and starts the engine.
 pub async fn start(config: Config) -> Result<Arc<Engine>, StartError> {
     let url = crate::config::redact_url(&config.database_url);
-    let store = store::open(&config.database_url)
+    let (node_id, stable_node_id) = config.node_id();
+    let options = store::OpenOptions {
+        node_id: node_id.clone(),
+        stable_node_id,
+        pool_size: config.postgres.pool_size,
+        acquire_timeout: config.postgres.acquire_timeout,
+    };
+    let store = store::open_with(&config.database_url, &options)
         .await
         .map_err(|source| StartError::Store {
             url: url.clone(),
@@ -37,7 +44,7 @@ pub async fn start(config: Config) -> Result<Arc<Engine>, StartError> {
     for (id, version, _, versions) in workflows.list() {
         tracing::info!(workflow = %id, version, stored_versions = versions.len(), "workflow loaded");
     }
-    tracing::info!(database = %url, "engine starting");
+    tracing::info!(database = %url, node = %node_id, "engine starting");
     Ok(Engine::start(config, store, workflows).await?)
 }
 
@@ -67,6 +74,9 @@ pub async fn serve(
             stopping.stop();
         })
         .await?;
+    // No new requests now; hand in or hand back the jobs still held.
+    engine.drain(engine.config.engine.shutdown_grace).await;
+    tracing::info!("stopped");
     Ok(())
 }
 

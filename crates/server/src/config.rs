@@ -55,6 +55,20 @@ pub struct Config {
     pub incode: Option<IncodeConfig>,
     #[serde(default)]
     pub ockto: Option<OcktoConfig>,
+    pub postgres: PostgresConfig,
+}
+
+/// Connection pool of the PostgreSQL store (ignored with SQLite).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Most connections this node opens (one more listens for notifications).
+    pub pool_size: u32,
+    /// How long a request waits for a connection before it fails with 503.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    /// Group-commit transactions this node runs at once.
+    pub committers: usize,
 }
 
 /// The Ockto connector (providers.md 3): Basic credentials, provider code and
@@ -207,6 +221,14 @@ pub struct EngineConfig {
     /// Timeout of one outbound HTTP request.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Names this node on the jobs it leases. Empty: `<hostname>:<port>`
+    /// from `listen`, or a random id when the port is 0.
+    #[serde(default)]
+    pub node_id: String,
+    /// How long a stopping node waits for its running jobs before it frees
+    /// their leases.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -338,6 +360,9 @@ impl Config {
             if rest.starts_with("DEMO_") || rest.is_empty() {
                 continue; // read by `gangway demo` itself
             }
+            if rest.starts_with("TEST_") {
+                continue; // read by the test suites (GANGWAY_TEST_BACKEND)
+            }
             let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
             let parsed = parse_env_value(value);
             set_path(&mut root, &path, parsed).map_err(|m| key_err(path.join("."), m))?;
@@ -355,6 +380,23 @@ impl Config {
         Ok(config)
     }
 
+    /// This node's id and whether it stays the same across restarts.
+    pub fn node_id(&self) -> (String, bool) {
+        if !self.engine.node_id.trim().is_empty() {
+            return (self.engine.node_id.trim().to_string(), true);
+        }
+        if self.listen.port() == 0 {
+            return (crate::ids::new_id("node"), false);
+        }
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        (format!("{host}:{}", self.listen.port()), true)
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
         if !(self.database_url.starts_with("sqlite:")
             || self.database_url.starts_with("postgres:")
@@ -370,6 +412,17 @@ impl Config {
         }
         if self.engine.batch_size == 0 {
             return Err(key_err("engine.batch_size", "must be at least 1"));
+        }
+        if self.postgres.pool_size < 2 {
+            return Err(key_err("postgres.pool_size", "must be at least 2"));
+        }
+        if self.postgres.committers == 0
+            || self.postgres.committers >= self.postgres.pool_size as usize
+        {
+            return Err(key_err(
+                "postgres.committers",
+                "must be at least 1 and less than postgres.pool_size",
+            ));
         }
         if self.engine.max_inflight == 0 {
             return Err(key_err("engine.max_inflight", "must be at least 1"));

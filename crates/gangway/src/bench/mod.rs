@@ -86,7 +86,7 @@ pub(crate) async fn setup(
             .await?
         }
     };
-    *shared.gangway.lock().map_err(|_| anyhow::anyhow!("lock"))? = servers.urls[0].clone();
+    *shared.gangway.lock().map_err(|_| anyhow::anyhow!("lock"))? = servers.urls.clone();
     Ok(Setup {
         client,
         shared,

@@ -30,7 +30,10 @@ pub struct Shared {
     pub starts: AtomicU64,
     pub bad_signatures: AtomicU64,
     pub latency: Duration,
-    pub gangway: Mutex<String>,
+    /// The nodes under test: webhooks go to each in turn, as through a
+    /// round-robin load balancer.
+    pub gangway: Mutex<Vec<String>>,
+    pub next_node: AtomicU64,
     /// When false the provider sends no webhook by itself (idle and stream benches).
     pub auto_webhook: std::sync::atomic::AtomicBool,
     /// When true the score stays `pending` (sessions keep waiting).
@@ -77,7 +80,16 @@ pub fn router(shared: Arc<Shared>, client: reqwest::Client) -> gangway_server::R
                         tokio::time::sleep(shared.latency).await;
                     }
                     let id = format!("b_{reference}");
-                    let webhook_to = shared.gangway.lock().map(|g| g.clone()).unwrap_or_default();
+                    let turn = shared.next_node.fetch_add(1, Ordering::Relaxed);
+                    let webhook_to = shared
+                        .gangway
+                        .lock()
+                        .ok()
+                        .and_then(|g| {
+                            let n = usize::try_from(turn).unwrap_or(0) % g.len().max(1);
+                            g.get(n).cloned()
+                        })
+                        .unwrap_or_default();
                     let hook_id = id.clone();
                     let auto = shared.auto_webhook.load(Ordering::Relaxed);
                     tokio::spawn(async move {

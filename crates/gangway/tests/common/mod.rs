@@ -1,10 +1,13 @@
 //! Test kit: starts the real `gangway` binary and the provider simulators as
-//! processes on free ports with a fresh SQLite file, and a customer webhook
-//! receiver in the test process. Tests talk HTTP only, and wait on conditions
-//! with deadlines, never on sleeps.
+//! processes on free ports with a fresh database (a SQLite file, or a
+//! PostgreSQL database of its own with `GANGWAY_TEST_BACKEND=postgres`), and
+//! a customer webhook receiver in the test process. Tests talk HTTP only,
+//! and wait on conditions with deadlines, never on sleeps.
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod certs;
+pub mod lb;
+pub mod pg;
 pub mod receiver;
 
 use serde_json::{Value, json};
@@ -116,6 +119,10 @@ pub struct Options {
     /// `client.allowed_origins` (CORS on `/v1/client/*`).
     pub allowed_origins: Vec<&'static str>,
     pub ockto_tls: OcktoTls,
+    /// Run on PostgreSQL whatever `GANGWAY_TEST_BACKEND` says.
+    pub postgres: bool,
+    /// Providers reach the nodes through a load balancer (`Harness::lb`).
+    pub load_balancer: bool,
 }
 
 impl Default for Options {
@@ -125,6 +132,8 @@ impl Default for Options {
             client_secret_ttl: None,
             allowed_origins: Vec::new(),
             ockto_tls: OcktoTls::Off,
+            postgres: false,
+            load_balancer: false,
         }
     }
 }
@@ -175,6 +184,14 @@ pub struct Harness {
     sim: Option<Proc>,
     server: Option<Proc>,
     config: PathBuf,
+    /// The config with `{PORT}` for the listen port, for more nodes.
+    template: String,
+    /// In front of every node when `Options::load_balancer`.
+    pub lb: Option<lb::Lb>,
+    /// Further nodes on the same database: `(port, config, process)`.
+    pub nodes: Vec<(u16, PathBuf, Option<Proc>)>,
+    /// Last, so that it is dropped after the processes using it.
+    pub db: pg::TestDb,
 }
 
 impl Harness {
@@ -184,15 +201,28 @@ impl Harness {
 
     pub async fn start_with(opts: Options) -> Harness {
         let dir = tempfile::tempdir().unwrap();
+        let db = if opts.postgres {
+            pg::TestDb::postgres().await
+        } else {
+            pg::TestDb::for_env(dir.path()).await
+        };
         let receiver = receiver::Receiver::start(RECEIVER_SECRET).await;
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
+        let lb = if opts.load_balancer {
+            let lb = lb::Lb::start().await;
+            lb.set_nodes(vec![base.clone()]);
+            Some(lb)
+        } else {
+            None
+        };
+        let gangway_url = lb.as_ref().map_or(base.clone(), |l| l.url.clone());
         let mut sim_args: Vec<String> = [
             "sim",
             "--listen",
             "127.0.0.1:0",
             "--gangway-url",
-            &base,
+            &gangway_url,
             "--score-api-key",
             SIM_API_KEY,
             "--score-webhook-secret",
@@ -290,9 +320,9 @@ impl Harness {
             .map(|s| format!("\"{s}\""))
             .collect();
         let config = dir.path().join("gangway.toml");
-        let text = format!(
-            r#"listen = "127.0.0.1:{port}"
-database_url = "sqlite://{db}"
+        let template = format!(
+            r#"listen = "127.0.0.1:{{PORT}}"
+database_url = "{db}"
 workflows_dir = "{wf}"
 encryption_key = "{ENCRYPTION_KEY}"
 
@@ -334,7 +364,7 @@ timestamp_header = "X-Score-Timestamp"
 reference_field = "id"
 event_field = "status"
 "#,
-            db = dir.path().join("gangway.db").display(),
+            db = db.url(),
             wf = wf_dir.display(),
             schedule = schedule.join(", "),
             ttl = opts.client_secret_ttl.unwrap_or("1h"),
@@ -346,7 +376,7 @@ event_field = "status"
                 .join(", "),
             recv = receiver.url(),
         );
-        std::fs::write(&config, text).unwrap();
+        std::fs::write(&config, template.replace("{PORT}", &port.to_string())).unwrap();
         let out = Command::new(BIN)
             .args([
                 "keys",
@@ -375,6 +405,10 @@ event_field = "status"
             sim: Some(sim),
             server: None,
             config,
+            template,
+            lb,
+            nodes: Vec::new(),
+            db,
         };
         h.start_server();
         h
@@ -393,6 +427,75 @@ event_field = "status"
         );
         assert_eq!(url, self.base);
         self.server = Some(proc);
+    }
+
+    /// Starts one more node on the same database; returns its index in `nodes`.
+    pub fn add_node(&mut self) -> usize {
+        let port = free_port();
+        let n = self.nodes.len();
+        let config = self.dir.path().join(format!("node{n}.toml"));
+        std::fs::write(&config, self.template.replace("{PORT}", &port.to_string())).unwrap();
+        self.nodes.push((port, config, None));
+        self.start_node(n);
+        if let Some(lb) = &self.lb {
+            let mut all = vec![self.base.clone()];
+            all.extend(
+                self.nodes
+                    .iter()
+                    .map(|(p, _, _)| format!("http://127.0.0.1:{p}")),
+            );
+            lb.set_nodes(all);
+        }
+        n
+    }
+
+    pub fn node_url(&self, n: usize, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.nodes[n].0)
+    }
+
+    pub fn node_log(&self, n: usize) -> PathBuf {
+        self.dir.path().join(format!("node{n}.log"))
+    }
+
+    pub fn start_node(&mut self, n: usize) {
+        let (port, config, _) = &self.nodes[n];
+        let (proc, url) = spawn(
+            &["serve", "--config", config.to_str().unwrap()],
+            &[],
+            &self.node_log(n),
+            "gangway listening on",
+        );
+        assert_eq!(url, format!("http://127.0.0.1:{port}"));
+        self.nodes[n].2 = Some(proc);
+    }
+
+    /// `kill -9` of an extra node.
+    pub fn kill9_node(&mut self, n: usize) {
+        if let Some(mut p) = self.nodes[n].2.take() {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits (up to `secs`) for the server to exit by itself.
+    pub fn sigterm_server(&mut self, secs: u64) -> std::process::ExitStatus {
+        let mut p = self.server.take().expect("a running server");
+        let out = Command::new("kill")
+            .args(["-TERM", &p.child.id().to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(status) = p.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop within {secs}s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// `kill -9`: no chance to clean up.

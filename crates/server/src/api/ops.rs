@@ -42,8 +42,8 @@ async fn ready(State(st): State<AppState>) -> impl IntoResponse {
             Json(json!({"status": "stopping"})),
         );
     }
-    match st.engine.store.count_by_status().await {
-        Ok(_) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+    match st.engine.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "database unavailable"})),

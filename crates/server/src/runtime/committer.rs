@@ -52,6 +52,9 @@ struct AfterCommit {
     timeline: Vec<(String, TimelineEntry)>,
     client_events: Vec<(String, ClientEvent)>,
     transitions: u64,
+    /// References to check again for early events once committed (shared
+    /// databases only).
+    adopt: Vec<(String, String)>,
 }
 
 /// The answer to one command, sent once the batch is committed.
@@ -61,6 +64,12 @@ enum Answer {
     Ingest(Ingested),
     Recorded,
 }
+
+/// Attempts of one command whose transaction met a retryable failure (a
+/// deadlock with another node, a lost connection).
+const ATTEMPTS: usize = 3;
+/// Times a job result is offered again while the database is away.
+const REQUEUE_ATTEMPTS: usize = 60;
 
 pub(super) async fn run(engine: Arc<Engine>, mut rx: mpsc::Receiver<Command>) {
     let max = engine.config.engine.batch_size;
@@ -76,15 +85,22 @@ async fn commit_batch(engine: &Arc<Engine>, cmds: Vec<Command>) {
         cmds.into_iter().map(|c| (c.work, c.reply)).unzip();
     match try_batch(engine, &works).await {
         Ok((answers, after)) => finish(engine, after, replies.into_iter().zip(answers).collect()),
-        Err(e) if works.len() == 1 => {
+        Err(e) if (works.len() == 1 && !e.is_retryable()) || e.is_unavailable() => {
+            // Alone, or the database is away: the callers get a 503 now
+            // rather than a wait; jobs keep their rows and run again.
             tracing::error!(error = %e, "transition failed");
-            replies.into_iter().for_each(|r| fail(r, &e));
+            for (work, reply) in works.into_iter().zip(replies) {
+                match reply {
+                    Reply::Apply(None) if e.is_unavailable() => requeue(engine, work),
+                    reply => fail(reply, &e),
+                }
+            }
         }
         Err(e) => {
             // One bad command must not fail the others: retry each alone.
             tracing::warn!(error = %e, "batch failed; retrying its commands one by one");
             for (work, reply) in works.into_iter().zip(replies) {
-                match try_batch(engine, std::slice::from_ref(&work)).await {
+                match try_alone(engine, &work).await {
                     Ok((answers, after)) => finish(
                         engine,
                         after,
@@ -96,6 +112,44 @@ async fn commit_batch(engine: &Arc<Engine>, cmds: Vec<Command>) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// A job's result that could not be committed because the database was
+/// away: offered again every second for a while, so that its job need not
+/// wait for the lease to end (if all attempts fail, it still runs again then).
+fn requeue(engine: &Arc<Engine>, work: Work) {
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        for _ in 0..REQUEUE_ATTEMPTS {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            let cmd = Command {
+                work: work.clone(),
+                reply: Reply::Done(reply),
+            };
+            if engine.send(cmd).await.is_err() || rx.await.unwrap_or(false) {
+                return;
+            }
+        }
+    });
+}
+
+/// One command in a transaction of its own, again if it failed for a
+/// reason another attempt may not meet.
+async fn try_alone(
+    engine: &Arc<Engine>,
+    work: &Work,
+) -> Result<(Vec<Answer>, AfterCommit), crate::store::Error> {
+    let mut attempt = 1;
+    loop {
+        match try_batch(engine, std::slice::from_ref(work)).await {
+            Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
+                tracing::info!(error = %e, attempt, "transaction failed; retrying");
+                attempt += 1;
+            }
+            other => return other,
         }
     }
 }
@@ -113,7 +167,138 @@ fn fail(reply: Reply, e: &crate::store::Error) {
         Reply::Ingest(r) => {
             let _ = r.send(Err(err()));
         }
+        Reply::Barrier(r) => {
+            let _ = r.send(());
+        }
+        Reply::Done(r) => {
+            let _ = r.send(false);
+        }
     }
+}
+
+/// What a batch looked up before locking: the sessions it will lock,
+/// sorted, and per command the session its event or adoption is for (`None`
+/// where nothing was looked up).
+struct Lookups {
+    sessions: Vec<String>,
+    per_work: Vec<Option<Option<String>>>,
+}
+
+/// The sessions a batch will lock, locked up front in sorted order so that
+/// two batches (of this node or another) cannot deadlock on them. On a
+/// shared database this includes the sessions its events are for; what it
+/// finds is what the batch uses, so no lock is taken later in another order
+/// (an event whose reference is committed meanwhile is adopted afterwards).
+async fn lookups(
+    engine: &Arc<Engine>,
+    tx: &mut dyn Tx,
+    works: &[Work],
+) -> Result<Lookups, crate::store::Error> {
+    let shared = engine.store.is_shared();
+    let mut sessions = Vec::new();
+    let mut per_work = Vec::with_capacity(works.len());
+    for work in works {
+        let found = match work {
+            Work::Apply { session_id, .. } => {
+                sessions.push(session_id.clone());
+                None
+            }
+            Work::Ingest(ev) if shared && ev.namespace != "session" => {
+                Some(tx.correlation(&ev.namespace, &ev.reference).await?)
+            }
+            Work::Ingest(ev) if shared => Some(Some(ev.reference.clone())),
+            Work::Adopt {
+                namespace,
+                reference,
+            } => Some(tx.correlation(namespace, reference).await?),
+            _ => None,
+        };
+        if let Some(Some(sid)) = &found {
+            sessions.push(sid.clone());
+        }
+        per_work.push(found);
+    }
+    // A child's transition may hand its ending or its view to its parent:
+    // lock the ancestors too. A parent's id is a prefix of its child's, so
+    // it sorts (and is locked) first, as everywhere.
+    for work in works {
+        if let Work::Create(req) = work
+            && let Some(id) = &req.session_id
+        {
+            sessions.push(id.clone());
+        }
+    }
+    let mut ancestors = Vec::new();
+    for id in &sessions {
+        let mut at = id.as_str();
+        while let Some(parent) = engine::parent_of(at) {
+            ancestors.push(parent.to_string());
+            at = parent;
+        }
+    }
+    sessions.extend(ancestors);
+    sessions.sort_unstable();
+    sessions.dedup();
+    Ok(Lookups { sessions, per_work })
+}
+
+/// Gives a reference's stored-but-unadopted events to its session and, if
+/// the session waits for one of them, applies it.
+async fn adopt(
+    engine: &Arc<Engine>,
+    tx: &mut dyn Tx,
+    (namespace, reference): (&str, &str),
+    known: Option<Option<String>>,
+    now: i64,
+    after: &mut AfterCommit,
+) -> Result<(), crate::store::Error> {
+    let sid = match known {
+        Some(found) => found,
+        None => tx.correlation(namespace, reference).await?,
+    };
+    // Not correlated yet: the writer that correlates it checks afterwards.
+    let Some(sid) = sid else {
+        return Ok(());
+    };
+    // The session first, as everywhere: locks are taken in one order.
+    let Some(mut row) = tx.lock_session(&sid).await? else {
+        return Ok(());
+    };
+    if tx.adopt_events(namespace, reference, &sid).await? == 0 {
+        return Ok(());
+    }
+    // Not waiting: the events stay for the wait that wants them.
+    let Some(wait) = row.state.wait.clone() else {
+        return Ok(());
+    };
+    let Some(ev) = tx
+        .pending_events(&sid, &wait.events)
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return Ok(());
+    };
+    tx.consume_event(ev.id, now).await?;
+    let step = row.state.step.clone();
+    push_timeline(
+        after,
+        &mut row,
+        now,
+        "event.replayed",
+        step,
+        json!({"event": ev.name, "source": ev.source}),
+    );
+    let name = ev.name.clone();
+    let input = Input::Event {
+        name: ev.name,
+        source: ev.source,
+        data: ev.data,
+    };
+    if transition(engine, tx, &mut row, input, now, after).await? {
+        tx.consume_events_named(&sid, &name, now).await?;
+    }
+    Ok(())
 }
 
 /// Processes every command in one transaction and commits it.
@@ -122,10 +307,13 @@ async fn try_batch(
     works: &[Work],
 ) -> Result<(Vec<Answer>, AfterCommit), crate::store::Error> {
     let mut tx = engine.store.begin().await?;
+    let Lookups { sessions, per_work } = lookups(engine, tx.as_mut(), works).await?;
+    let ids: Vec<&str> = sessions.iter().map(String::as_str).collect();
+    tx.lock_sessions(&ids).await?;
     let mut after = AfterCommit::default();
     let mut answers = Vec::with_capacity(works.len());
     let now = ids::now_ms();
-    for work in works {
+    for (work, known) in works.iter().zip(per_work) {
         let answer = match work {
             Work::Create(req) => {
                 Answer::Create(create(engine, tx.as_mut(), req, now, &mut after).await?)
@@ -149,7 +337,7 @@ async fn try_batch(
                 .await?,
             ),
             Work::Ingest(ev) => {
-                Answer::Ingest(ingest(engine, tx.as_mut(), ev, now, &mut after).await?)
+                Answer::Ingest(ingest(engine, tx.as_mut(), ev, known, now, &mut after).await?)
             }
             Work::Delivered(d) => {
                 tx.record_delivery_attempt(&d.delivery_id, &d.attempt, d.status, d.next_attempt_at)
@@ -162,6 +350,15 @@ async fn try_batch(
                     }
                     None => tx.delete_job(d.job).await?,
                 }
+                Answer::Recorded
+            }
+            Work::Barrier => Answer::Recorded,
+            Work::Adopt {
+                namespace,
+                reference,
+            } => {
+                let key = (namespace.as_str(), reference.as_str());
+                adopt(engine, tx.as_mut(), key, known, now, &mut after).await?;
                 Answer::Recorded
             }
         };
@@ -187,6 +384,12 @@ fn finish(engine: &Arc<Engine>, after: AfterCommit, replies: Vec<(Reply, Answer)
             (Reply::Ingest(r), Answer::Ingest(a)) => {
                 let _ = r.send(Ok(a));
             }
+            (Reply::Barrier(r), _) => {
+                let _ = r.send(());
+            }
+            (Reply::Done(r), _) => {
+                let _ = r.send(true);
+            }
             _ => {}
         }
     }
@@ -195,6 +398,9 @@ fn finish(engine: &Arc<Engine>, after: AfterCommit, replies: Vec<(Reply, Answer)
     }
     for job in after.run_now {
         super::executor::spawn(engine.clone(), job);
+    }
+    for (namespace, reference) in after.adopt {
+        engine.adopt_later(namespace, reference);
     }
     if let Some(at) = after.earliest_timer
         && at < engine.next_wake.load(Ordering::Relaxed)
@@ -305,13 +511,17 @@ async fn ingest(
     engine: &Arc<Engine>,
     tx: &mut dyn Tx,
     ev: &NewEvent,
+    known: Option<Option<String>>,
     now: i64,
     after: &mut AfterCommit,
 ) -> Result<Ingested, crate::store::Error> {
     // Browser signals name their session directly; provider events name a
-    // provider reference that a call step correlated.
+    // provider reference that a call step correlated (looked up before the
+    // batch took its locks, on a shared database).
     let session_id = if ev.namespace == "session" {
         Some(ev.reference.clone())
+    } else if let Some(found) = known {
+        found
     } else {
         tx.correlation(&ev.namespace, &ev.reference).await?
     };
@@ -325,6 +535,11 @@ async fn ingest(
     };
     let Some(sid) = session_id else {
         // Arrived before the provider reference was committed: kept until then.
+        if engine.store.is_shared() {
+            after
+                .adopt
+                .push((ev.namespace.clone(), ev.reference.clone()));
+        }
         metrics::counter!("gangway_inbound_events_total", "result" => "buffered").increment(1);
         return Ok(Ingested {
             duplicate: false,
@@ -538,7 +753,7 @@ async fn child_ended(
         }),
         received_at: now,
     };
-    ingest(engine, tx, &ev, now, after).await?;
+    ingest(engine, tx, &ev, None, now, after).await?;
     Ok(())
 }
 
@@ -643,6 +858,9 @@ async fn apply_effect(
         } => {
             let ns = engine.connectors.namespace(&action, &args);
             tx.insert_correlation(&ns, &reference, &row.id).await?;
+            if engine.store.is_shared() {
+                after.adopt.push((ns, reference));
+            }
         }
         Effect::StartChild {
             visit,

@@ -17,13 +17,40 @@ pub(super) fn spawn(engine: Arc<Engine>, job: Job) {
         let Ok(_permit) = engine.inflight.acquire().await else {
             return;
         };
-        match job.kind {
-            JobKind::Call => run_call(&engine, job).await,
-            JobKind::Poll => run_poll(&engine, job).await,
-            JobKind::Timer => run_timer(&engine, job).await,
-            JobKind::Deliver => super::delivery::run(&engine, job).await,
-        }
+        let id = job.id;
+        let run = async {
+            match job.kind {
+                JobKind::Call => run_call(&engine, job).await,
+                JobKind::Poll => run_poll(&engine, job).await,
+                JobKind::Timer => run_timer(&engine, job).await,
+                JobKind::Deliver => super::delivery::run(&engine, job).await,
+            }
+        };
+        hold_lease(&engine, id, run).await;
     });
+}
+
+/// Runs a job, renewing its lease while it runs longer than half a lease
+/// (a call retried until its deadline), so that no other node takes it
+/// over meanwhile. Jobs that finish sooner cost no write.
+async fn hold_lease(engine: &Engine, id: i64, run: impl std::future::Future<Output = ()>) {
+    let lease = engine.config.engine.lease;
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(30_000);
+    let every = (lease / 2).max(Duration::from_millis(100));
+    let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tokio::pin!(run);
+    loop {
+        tokio::select! {
+            () = &mut run => return,
+            _ = renew.tick() => {
+                match engine.store.extend_lease(id, ids::now_ms() + lease_ms).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(job = id, "lost the lease of a running job"),
+                    Err(e) => tracing::warn!(job = id, error = %e, "cannot renew a job lease"),
+                }
+            }
+        }
+    }
 }
 
 fn visit_of(job: &Job) -> u32 {
@@ -91,7 +118,13 @@ async fn run_call(engine: &Arc<Engine>, job: Job) {
                 let now = ids::now_ms();
                 let wait = retry_after.unwrap_or_else(|| backoff(attempt));
                 let next = now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
-                if transient && next < deadline && !engine.is_stopping() {
+                if transient && engine.is_stopping() {
+                    // Shutting down: the job keeps its row, its lease is
+                    // freed at shutdown and another node retries it.
+                    tracing::info!(session = %job.session_id, %action, "shutting down; leaving the call to another node");
+                    return;
+                }
+                if transient && next < deadline {
                     tracing::info!(session = %job.session_id, %action, attempt, error = %message, "provider call failed; retrying");
                     tokio::time::sleep(wait).await;
                     continue;

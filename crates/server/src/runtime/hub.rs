@@ -1,5 +1,7 @@
 //! The event hub: live client events fan out to the browser streams of one
-//! session. Only sessions with a connected stream have a channel.
+//! session. Only sessions with a connected stream have a channel. Events
+//! committed on other nodes reach it through cluster.rs; streams drop
+//! events they have already seen (by `seq`), so a repeat is harmless.
 
 use crate::store::ClientEvent;
 use std::collections::HashMap;
@@ -28,6 +30,21 @@ impl Hub {
                 let _ = tx.send(ev);
             }
         }
+    }
+
+    /// True when a stream on this node follows the session.
+    pub fn is_followed(&self, session_id: &str) -> bool {
+        let map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(session_id).is_some_and(|t| t.receiver_count() > 0)
+    }
+
+    /// The sessions followed by a stream on this node.
+    pub fn followed(&self) -> Vec<String> {
+        let map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .filter(|(_, t)| t.receiver_count() > 0)
+            .map(|(s, _)| s.clone())
+            .collect()
     }
 
     /// Number of sessions with at least one live stream (for metrics).

@@ -7,11 +7,13 @@
 //! session and a restart loses nothing.
 
 mod children;
+mod cluster;
 mod committer;
 mod delivery;
 mod executor;
 pub mod hub;
 pub mod qr;
+mod route;
 mod scheduler;
 pub mod view;
 pub mod workflows;
@@ -59,6 +61,14 @@ pub(crate) enum Work {
     Ingest(Arc<NewEvent>),
     /// The outcome of one customer webhook delivery attempt.
     Delivered(Arc<DeliveryOutcome>),
+    /// Answered once every command sent before it is committed.
+    Barrier,
+    /// Gives a reference's early events to its session, if they were stored
+    /// while another writer committed the reference (shared databases).
+    Adopt {
+        namespace: String,
+        reference: String,
+    },
 }
 
 pub(crate) struct DeliveryOutcome {
@@ -74,6 +84,9 @@ pub(crate) enum Reply {
     Create(oneshot::Sender<Result<Created, Error>>),
     Apply(Option<oneshot::Sender<Result<Option<SessionRow>, Error>>>),
     Ingest(oneshot::Sender<Result<Ingested, Error>>),
+    Barrier(oneshot::Sender<()>),
+    /// Whether the command was committed.
+    Done(oneshot::Sender<bool>),
 }
 
 pub(crate) struct Command {
@@ -87,7 +100,8 @@ pub struct Engine {
     pub workflows: workflows::Registry,
     pub connectors: Connectors,
     pub hub: hub::Hub,
-    commands: mpsc::Sender<Command>,
+    /// One queue per committer (route.rs picks one per command).
+    commands: Vec<mpsc::Sender<Command>>,
     /// Wakes the scheduler when a job is due before its planned wake-up.
     wake: Notify,
     next_wake: AtomicI64,
@@ -105,7 +119,14 @@ impl Engine {
         store: Arc<dyn Store>,
         workflows: workflows::Registry,
     ) -> Result<Arc<Engine>, Error> {
-        store.release_all_leases().await?;
+        let freed = store.release_leases_at_start().await?;
+        if freed > 0 {
+            tracing::info!(
+                jobs = freed,
+                "freed the leases an earlier run of this node held"
+            );
+        }
+        let signals = store.signals().await?;
         let sealer = match &config.encryption_key {
             Some(k) => crate::crypto::Sealer::from_base64(k)
                 .map_err(|e| Error::Store(crate::store::Error::Corrupt(e.to_string())))?,
@@ -116,7 +137,13 @@ impl Engine {
                 crate::crypto::Sealer::ephemeral()
             }
         };
-        let (tx, rx) = mpsc::channel(8192);
+        // One writer for an embedded database; several on PostgreSQL.
+        let committers = if store.inline_transactions() {
+            1
+        } else {
+            config.postgres.committers.max(1)
+        };
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..committers).map(|_| mpsc::channel(8192)).unzip();
         let delivery_client = reqwest::Client::builder()
             .timeout(config.webhooks.timeout)
             .build()
@@ -128,7 +155,7 @@ impl Engine {
             config,
             workflows,
             hub: hub::Hub::default(),
-            commands: tx,
+            commands: txs,
             wake: Notify::new(),
             next_wake: AtomicI64::new(0),
             delivery_client,
@@ -139,26 +166,38 @@ impl Engine {
         // transaction runs inline (no hop to a database thread per
         // statement), which would block a runtime worker; `Handle::block_on`
         // still drives async I/O and spawns onto the runtime.
-        if engine.store.inline_transactions() {
-            let handle = tokio::runtime::Handle::current();
-            let committer_engine = engine.clone();
-            std::thread::Builder::new()
-                .name("gangway-committer".into())
-                .spawn(move || handle.block_on(committer::run(committer_engine, rx)))
-                .map_err(|e| {
-                    Error::Store(crate::store::Error::Corrupt(format!(
-                        "cannot start the committer thread: {e}"
-                    )))
-                })?;
-        } else {
-            tokio::spawn(committer::run(engine.clone(), rx));
+        for rx in rxs {
+            if engine.store.inline_transactions() {
+                let handle = tokio::runtime::Handle::current();
+                let committer_engine = engine.clone();
+                std::thread::Builder::new()
+                    .name("gangway-committer".into())
+                    .spawn(move || handle.block_on(committer::run(committer_engine, rx)))
+                    .map_err(|e| {
+                        Error::Store(crate::store::Error::Corrupt(format!(
+                            "cannot start the committer thread: {e}"
+                        )))
+                    })?;
+            } else {
+                tokio::spawn(committer::run(engine.clone(), rx));
+            }
+        }
+        if engine.store.is_shared() {
+            // Adoption checks a crashed writer did not get to run.
+            for (namespace, reference) in engine.store.unadopted_references().await? {
+                engine.adopt_later(namespace, reference);
+            }
         }
         tokio::spawn(scheduler::run(engine.clone()));
+        if let Some(signals) = signals {
+            tokio::spawn(cluster::run(engine.clone(), signals));
+        }
         Ok(engine)
     }
 
     async fn send(&self, cmd: Command) -> Result<(), Error> {
-        self.commands
+        let n = route::committer_for(&cmd.work, self.commands.len());
+        self.commands[n]
             .send(cmd)
             .await
             .map_err(|_| Error::ShuttingDown)
@@ -225,6 +264,22 @@ impl Engine {
             .await;
     }
 
+    /// Queues an adoption check for a reference (see `Work::Adopt`).
+    pub(crate) fn adopt_later(self: &Arc<Self>, namespace: String, reference: String) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let _ = engine
+                .send(Command {
+                    work: Work::Adopt {
+                        namespace,
+                        reference,
+                    },
+                    reply: Reply::Apply(None),
+                })
+                .await;
+        });
+    }
+
     /// Records a delivery attempt with the next group commit.
     pub(crate) async fn delivery_result(&self, outcome: DeliveryOutcome) {
         let _ = self
@@ -239,10 +294,47 @@ impl Engine {
         self.stopping.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Stops taking new work: the scheduler claims nothing more, retries
+    /// end early (leaving their job to run again), open streams are told to
+    /// reconnect elsewhere.
     pub fn stop(&self) {
         self.stopping
             .store(true, std::sync::atomic::Ordering::Relaxed);
         self.shutdown.send_replace(true);
         self.wake.notify_one();
+    }
+
+    /// After `stop`: waits (up to `grace`) for running jobs to hand in their
+    /// results and for the committer to commit them, then frees the leases
+    /// this node still holds so that another node runs those jobs at once.
+    pub async fn drain(&self, grace: std::time::Duration) {
+        let permits = u32::try_from(self.config.engine.max_inflight).unwrap_or(u32::MAX);
+        let finished = tokio::time::timeout(grace, async {
+            // Every job holds a permit while it runs.
+            let _all = self.inflight.acquire_many(permits).await;
+            // Every committer has committed what it was given.
+            for committer in &self.commands {
+                let (reply, rx) = oneshot::channel();
+                let barrier = Command {
+                    work: Work::Barrier,
+                    reply: Reply::Barrier(reply),
+                };
+                if committer.send(barrier).await.is_ok() {
+                    let _ = rx.await;
+                }
+            }
+        })
+        .await;
+        // Jobs that would start now stay with their rows for another node.
+        self.inflight.close();
+        if finished.is_err() {
+            tracing::warn!(
+                "shutdown: jobs still running after the grace period; their leases are freed"
+            );
+        }
+        match self.store.release_node_leases().await {
+            Ok(n) => tracing::info!(jobs = n, "shutdown: freed this node's job leases"),
+            Err(e) => tracing::warn!(error = %e, "shutdown: cannot free job leases; they expire"),
+        }
     }
 }

@@ -11,6 +11,8 @@ use std::time::Duration;
 const CLAIM_BATCH: i64 = 512;
 /// Longest sleep: bounds the delay before taking over another node's expired lease.
 const MAX_SLEEP_MS: i64 = 30_000;
+/// Pause before looking again at ready jobs that were locked by others.
+const BUSY_RETRY_MS: i64 = 20;
 
 pub(super) async fn run(engine: Arc<Engine>) {
     let lease_ms = i64::try_from(engine.config.engine.lease.as_millis()).unwrap_or(30_000);
@@ -35,6 +37,7 @@ pub(super) async fn run(engine: Arc<Engine>) {
             }
         };
         let full = claimed.len() as i64 == CLAIM_BATCH;
+        let none = claimed.is_empty();
         for job in claimed {
             super::executor::spawn(engine.clone(), job);
         }
@@ -48,6 +51,13 @@ pub(super) async fn run(engine: Arc<Engine>) {
                 tracing::error!(error = %e, "cannot read next due job");
                 now + 1_000
             }
+        };
+        // A ready job that could not be claimed is locked by a transaction
+        // (another node's claim, or a commit deleting it): do not spin on it.
+        let next = if none && next <= now {
+            now + BUSY_RETRY_MS
+        } else {
+            next
         };
         engine.next_wake.store(next, Ordering::Relaxed);
         let sleep_ms = u64::try_from((next - ids::now_ms()).max(0)).unwrap_or(0);

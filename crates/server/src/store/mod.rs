@@ -1,9 +1,12 @@
 //! Durable storage behind domain verbs. The engine sees only these traits;
-//! each backend (SQLite now, PostgreSQL next) has its own module and
-//! migrations. A transaction (`Tx`) carries one group commit.
+//! each backend (SQLite for one node, PostgreSQL for one or several nodes)
+//! has its own module and migrations. A transaction (`Tx`) carries one group
+//! commit.
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -21,6 +24,75 @@ pub enum Error {
     Corrupt(String),
     #[error("unsupported database URL `{0}`")]
     Unsupported(String),
+}
+
+impl Error {
+    /// True for a conflict with a concurrent transaction (a deadlock or a
+    /// serialization failure between nodes) that a fresh attempt may not meet.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Db(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("40P01" | "40001"))
+            }
+            _ => false,
+        }
+    }
+
+    /// True when the database cannot be reached (down, restarting, no free
+    /// connection in time): every statement fails alike for now.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Error::Db(
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            Error::Db(sqlx::Error::Database(e)) => e
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            _ => false,
+        }
+    }
+}
+
+/// Cluster signals that other nodes sent through the database (PostgreSQL
+/// `LISTEN/NOTIFY`); a node's own signals are not echoed back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// A job that no node holds becomes due at this time (Unix ms).
+    JobsDue(i64),
+    /// Client events were committed: `(session_id, seq)`.
+    ClientEvents(Vec<(String, i64)>),
+    /// The channel was interrupted: signals may have been missed.
+    Lost,
+}
+
+/// How this process uses the store.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Names this node on the job leases it takes.
+    pub node_id: String,
+    /// True when `node_id` is the same after a restart of this node, so that
+    /// a restart may free the leases its previous run left behind.
+    pub stable_node_id: bool,
+    /// Most connections open at once (network databases).
+    pub pool_size: u32,
+    /// How long a caller waits for a connection before failing.
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            node_id: crate::ids::new_id("node"),
+            stable_node_id: false,
+            pool_size: 10,
+            acquire_timeout: std::time::Duration::from_secs(3),
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -177,6 +249,12 @@ pub struct SessionFilter {
 pub trait Tx: Send {
     /// The session, locked against concurrent writers until commit.
     async fn lock_session(&mut self, id: &str) -> Result<Option<SessionRow>>;
+    /// Locks these sessions up front, in one global order, so that two
+    /// nodes' batches touching the same sessions cannot deadlock. A no-op
+    /// where one writer holds the whole database.
+    async fn lock_sessions(&mut self, _ids: &[&str]) -> Result<()> {
+        Ok(())
+    }
     async fn insert_session(&mut self, row: &SessionRow) -> Result<()>;
     async fn update_session(&mut self, row: &SessionRow) -> Result<()>;
     async fn set_client_secret(&mut self, id: &str, hash: &str, expires_at: i64) -> Result<()>;
@@ -208,6 +286,19 @@ pub trait Tx: Send {
         reference: &str,
         session_id: &str,
     ) -> Result<()>;
+    /// Gives the events stored for a reference before it was correlated to
+    /// their session; returns how many. `insert_correlation` does this too,
+    /// but on a database shared by several writers an event may commit just
+    /// after it looked: both sides call this again once they committed.
+    /// Backends with one writer never leave such events (the default).
+    async fn adopt_events(
+        &mut self,
+        _namespace: &str,
+        _reference: &str,
+        _session_id: &str,
+    ) -> Result<u64> {
+        Ok(0)
+    }
     /// Unconsumed events of the session with one of these names, oldest first.
     async fn pending_events(&mut self, session_id: &str, names: &[String])
     -> Result<Vec<EventRow>>;
@@ -237,6 +328,20 @@ pub trait Store: Send + Sync + 'static {
         false
     }
 
+    /// True when several writers (committers of several nodes) may share
+    /// the database, so that what one transaction looked up may change
+    /// before it commits.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// `(namespace, reference)` of stored events whose reference is
+    /// correlated but which were never given to their session (a writer
+    /// died between its commit and its adoption check).
+    async fn unadopted_references(&self) -> Result<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
+
     async fn migrate(&self) -> Result<()>;
     async fn begin(&self) -> Result<Box<dyn Tx>>;
 
@@ -261,23 +366,51 @@ pub trait Store: Send + Sync + 'static {
     async fn client_events_after(&self, session_id: &str, seq: i64) -> Result<Vec<ClientEvent>>;
     async fn deliveries(&self, session_id: &str) -> Result<Vec<Delivery>>;
     async fn count_by_status(&self) -> Result<Vec<(String, i64)>>;
+    /// Succeeds when the database answers (readiness checks).
+    async fn ping(&self) -> Result<()> {
+        self.count_by_status().await.map(|_| ())
+    }
 
-    /// Claims up to `limit` due, unleased jobs until `lease_until`.
+    /// Claims up to `limit` due, unleased jobs until `lease_until`. Two
+    /// nodes never claim the same job while its lease runs.
     async fn claim_due_jobs(&self, now: i64, limit: i64, lease_until: i64) -> Result<Vec<Job>>;
     /// The earliest due time of any job not leased at `now`.
     async fn next_due(&self, now: i64) -> Result<Option<i64>>;
-    /// Frees every lease (single-node backends, at start).
-    async fn release_all_leases(&self) -> Result<()>;
+    /// Frees the leases this node holds, at start (left by a crashed run)
+    /// and at shutdown, so that they run again at once. A single-node
+    /// backend frees every lease; a shared one only this node's, and at
+    /// start only when the node's id is stable across restarts. Leases of
+    /// other nodes are never touched: they expire.
+    async fn release_node_leases(&self) -> Result<u64>;
+    /// At start: frees the leases a crashed earlier run of this node left.
+    async fn release_leases_at_start(&self) -> Result<u64> {
+        self.release_node_leases().await
+    }
+    /// Signals from other nodes sharing the database; `None` when the
+    /// backend serves a single node. Call once.
+    async fn signals(&self) -> Result<Option<tokio::sync::mpsc::UnboundedReceiver<Signal>>> {
+        Ok(None)
+    }
     async fn reschedule_job(&self, id: i64, due_at: i64, attempts: i64) -> Result<()>;
+    /// Keeps a running job's lease until at least `lease_until`, if this
+    /// node still holds it; false when it does not (or the job is gone).
+    async fn extend_lease(&self, id: i64, lease_until: i64) -> Result<bool>;
     async fn finish_job(&self, id: i64) -> Result<()>;
 
     async fn delivery_payload(&self, id: &str) -> Result<Option<(String, String, Value, i64)>>;
 }
 
-/// Opens the store named by the URL's scheme.
+/// Opens the store named by the URL's scheme, for a one-off command.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    open_with(url, &OpenOptions::default()).await
+}
+
+/// Opens the store named by the URL's scheme.
+pub async fn open_with(url: &str, options: &OpenOptions) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(PgStore::open(url, options).await?))
     } else {
         Err(Error::Unsupported(crate::config::redact_url(url)))
     }

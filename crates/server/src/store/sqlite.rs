@@ -964,17 +964,31 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn release_all_leases(&self) -> Result<()> {
+    async fn release_node_leases(&self) -> Result<u64> {
+        // One process serves the file: every lease is this node's.
         self.run(|c| {
-            c.prepare_cached("UPDATE jobs SET lease_until = 0 WHERE lease_until > 0")?
+            let n = c
+                .prepare_cached("UPDATE jobs SET lease_until = 0 WHERE lease_until > 0")?
                 .execute([])?;
-            Ok(())
+            Ok(u64::try_from(n).unwrap_or(0))
         })
         .await
     }
 
     async fn reschedule_job(&self, id: i64, due_at: i64, attempts: i64) -> Result<()> {
         self.run(move |c| reschedule(c, id, due_at, attempts)).await
+    }
+
+    async fn extend_lease(&self, id: i64, lease_until: i64) -> Result<bool> {
+        self.run(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE jobs SET lease_until = MAX(lease_until, ?) WHERE id = ? AND lease_until > 0",
+                )?
+                .execute([lease_until, id])?;
+            Ok(n == 1)
+        })
+        .await
     }
 
     async fn finish_job(&self, id: i64) -> Result<()> {
@@ -1189,7 +1203,7 @@ mod tests {
         assert!(s.claim_due_jobs(150, 10, 500).await.unwrap().is_empty());
         assert_eq!(s.next_due(150).await.unwrap(), Some(500));
         assert_eq!(s.next_due(900).await.unwrap(), Some(900));
-        s.release_all_leases().await.unwrap();
+        s.release_node_leases().await.unwrap();
         assert_eq!(s.next_due(150).await.unwrap(), Some(150));
         s.finish_job(job).await.unwrap();
         assert_eq!(s.next_due(150).await.unwrap(), None);

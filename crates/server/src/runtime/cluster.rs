@@ -1,0 +1,51 @@
+//! Signals from the other nodes on a shared database: a free job became due
+//! (wake the scheduler if it sleeps past it) and client events were
+//! committed (read them and feed the streams on this node that follow those
+//! sessions). After the channel was interrupted, every followed session is
+//! read again and the scheduler wakes, so nothing missed is lost.
+
+use super::Engine;
+use crate::store::Signal;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::mpsc;
+
+pub(super) async fn run(engine: Arc<Engine>, mut signals: mpsc::UnboundedReceiver<Signal>) {
+    while let Some(signal) = signals.recv().await {
+        if engine.is_stopping() {
+            return;
+        }
+        match signal {
+            Signal::JobsDue(at) => {
+                if at < engine.next_wake.load(Ordering::Relaxed) {
+                    engine.wake.notify_one();
+                }
+            }
+            Signal::ClientEvents(events) => {
+                for (session_id, seq) in events {
+                    if engine.hub.is_followed(&session_id) {
+                        forward(&engine, &session_id, seq - 1).await;
+                    }
+                }
+            }
+            Signal::Lost => {
+                engine.wake.notify_one();
+                for session_id in engine.hub.followed() {
+                    forward(&engine, &session_id, 0).await;
+                }
+            }
+        }
+    }
+}
+
+/// Publishes the session's client events after `seq` to this node's streams.
+async fn forward(engine: &Engine, session_id: &str, seq: i64) {
+    match engine.store.client_events_after(session_id, seq).await {
+        Ok(events) => {
+            for ev in events {
+                engine.hub.publish(session_id, ev);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, session = %session_id, "cannot read client events"),
+    }
+}

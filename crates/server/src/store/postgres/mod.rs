@@ -1,0 +1,403 @@
+//! The PostgreSQL backend, for one node or several nodes on one database.
+//! It runs on sqlx's async pool: the committer's transaction awaits each
+//! statement on the runtime, batches of rows go in one `UNNEST` insert, and
+//! due jobs are claimed with `FOR UPDATE SKIP LOCKED` under a lease that
+//! names the node holding it. Other nodes hear about new free jobs and new
+//! client events through `LISTEN/NOTIFY` (notify.rs).
+
+mod migrate;
+mod notify;
+mod rows;
+mod tx;
+
+use super::*;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Row};
+use std::str::FromStr;
+
+pub struct PgStore {
+    pool: PgPool,
+    node: Arc<str>,
+    stable_node: bool,
+}
+
+impl PgStore {
+    /// Connects lazily: the pool opens connections on demand, so a database
+    /// that is down at start fails the first statement (migrations), with
+    /// the URL's password never shown.
+    pub async fn open(url: &str, options: &OpenOptions) -> Result<PgStore> {
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|_| Error::Unsupported(crate::config::redact_url(url)))?
+            .application_name("gangway");
+        let pool = PgPoolOptions::new()
+            .max_connections(options.pool_size.max(2))
+            .min_connections(0)
+            .acquire_timeout(options.acquire_timeout)
+            .idle_timeout(std::time::Duration::from_secs(300))
+            .test_before_acquire(true)
+            .connect_lazy_with(connect);
+        Ok(PgStore {
+            pool,
+            node: Arc::from(options.node_id.as_str()),
+            stable_node: options.stable_node_id,
+        })
+    }
+
+    /// This node's id, as written on the leases it holds.
+    pub fn node_id(&self) -> &str {
+        &self.node
+    }
+}
+
+fn state_json(state: &SessionState) -> String {
+    serde_json::to_string(state).unwrap_or_else(|_| "{}".into())
+}
+
+async fn reschedule(
+    conn: &mut sqlx::PgConnection,
+    id: i64,
+    due_at: i64,
+    attempts: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET due_at = $1, attempts = $2, lease_until = 0, lease_owner = NULL WHERE id = $3",
+    )
+    .bind(due_at)
+    .bind(attempts)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    async fn unadopted_references(&self) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT DISTINCT e.namespace, e.reference FROM inbound_events e
+             JOIN correlations c ON c.namespace = e.namespace AND c.reference = e.reference
+             WHERE e.session_id IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        migrate::run(&self.pool).await
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Tx>> {
+        Ok(Box::new(tx::PgTx {
+            tx: self.pool.begin().await?,
+            node: self.node.clone(),
+            free_job_due: None,
+            client_events: Vec::new(),
+        }))
+    }
+
+    async fn insert_api_key(&self, id: &str, name: &str, key_hash: &str, at: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, key_hash, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (key_hash) DO NOTHING",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(key_hash)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT id FROM api_keys WHERE key_hash = $1")
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(id,)| id))
+    }
+
+    async fn upsert_workflow_version(
+        &self,
+        id: &str,
+        version: u32,
+        source: &str,
+        hash: &str,
+        at: i64,
+    ) -> Result<Option<String>> {
+        // Insert first: of two nodes loading the same version, one inserts
+        // and the other reads what it stored.
+        let inserted = sqlx::query(
+            "INSERT INTO workflow_versions (workflow_id, version, source, source_hash, loaded_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(i64::from(version))
+        .bind(source)
+        .bind(hash)
+        .bind(at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(None);
+        }
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT source_hash FROM workflow_versions WHERE workflow_id = $1 AND version = $2",
+        )
+        .bind(id)
+        .bind(i64::from(version))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(h,)| h))
+    }
+
+    async fn workflow_versions(&self) -> Result<Vec<(String, u32, String)>> {
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT workflow_id, version, source FROM workflow_versions ORDER BY workflow_id, version",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, v, s)| (id, u32::try_from(v).unwrap_or_default(), s))
+            .collect())
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<SessionRow>> {
+        let sql = format!(
+            "SELECT {} FROM sessions WHERE id = $1",
+            rows::SESSION_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(rows::session).transpose()
+    }
+
+    async fn sessions(&self, f: &SessionFilter) -> Result<Vec<SessionRow>> {
+        let mut sql = format!("SELECT {} FROM sessions WHERE 1 = 1", rows::SESSION_COLUMNS);
+        let mut args = Vec::with_capacity(4);
+        let filters = [
+            ("status", &f.status),
+            ("workflow_id", &f.workflow),
+            ("reference", &f.reference),
+        ];
+        for (col, value) in filters {
+            if let Some(v) = value {
+                args.push(v.clone());
+                sql.push_str(&format!(" AND {col} = ${}", args.len()));
+            }
+        }
+        if let Some(before) = &f.before {
+            args.push(before.clone());
+            sql.push_str(&format!(" AND id < ${}", args.len()));
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", args.len() + 1));
+        let mut q = sqlx::query(&sql);
+        for a in args {
+            q = q.bind(a);
+        }
+        q.bind(f.limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(rows::session)
+            .collect()
+    }
+
+    async fn timeline(&self, session_id: &str) -> Result<Vec<TimelineEntry>> {
+        sqlx::query(
+            "SELECT seq, at, kind, step, data FROM timeline WHERE session_id = $1 ORDER BY seq",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(rows::timeline)
+        .collect()
+    }
+
+    async fn client_events_after(&self, session_id: &str, seq: i64) -> Result<Vec<ClientEvent>> {
+        sqlx::query(
+            "SELECT seq, at, event, data FROM client_events WHERE session_id = $1 AND seq > $2 ORDER BY seq",
+        )
+        .bind(session_id)
+        .bind(seq)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(rows::client_event)
+        .collect()
+    }
+
+    async fn deliveries(&self, session_id: &str) -> Result<Vec<Delivery>> {
+        let rows = sqlx::query(
+            "SELECT id, session_id, endpoint, event_type, status, attempts, created_at,
+               next_attempt_at, delivered_at
+             FROM deliveries WHERE session_id = $1 ORDER BY created_at, id",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: String = r.try_get("id")?;
+            let attempt_log = sqlx::query_as::<_, (i64, i64, Option<i64>, Option<String>, i64)>(
+                "SELECT attempt, at, status_code, error, duration_ms FROM delivery_attempts
+                 WHERE delivery_id = $1 ORDER BY attempt",
+            )
+            .bind(&id)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(
+                |(attempt, at, status_code, error, duration_ms)| DeliveryAttempt {
+                    attempt,
+                    at,
+                    status_code,
+                    error,
+                    duration_ms,
+                },
+            )
+            .collect();
+            out.push(Delivery {
+                id,
+                session_id: r.try_get("session_id")?,
+                endpoint: r.try_get("endpoint")?,
+                event_type: r.try_get("event_type")?,
+                status: r.try_get("status")?,
+                attempts: r.try_get("attempts")?,
+                created_at: r.try_get("created_at")?,
+                next_attempt_at: r.try_get("next_attempt_at")?,
+                delivered_at: r.try_get("delivered_at")?,
+                attempt_log,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn count_by_status(&self) -> Result<Vec<(String, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT status, COUNT(*) AS n FROM sessions GROUP BY status")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn claim_due_jobs(&self, now: i64, limit: i64, lease_until: i64) -> Result<Vec<Job>> {
+        // Rows another node is claiming right now are skipped, not waited for.
+        sqlx::query(
+            "UPDATE jobs SET lease_until = $3, lease_owner = $4 WHERE id IN (
+               SELECT id FROM jobs WHERE GREATEST(due_at, lease_until) <= $1
+               ORDER BY GREATEST(due_at, lease_until) LIMIT $2 FOR UPDATE SKIP LOCKED)
+             RETURNING id, session_id, kind, payload, due_at, attempts",
+        )
+        .bind(now)
+        .bind(limit)
+        .bind(lease_until)
+        .bind(&*self.node)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(rows::job)
+        .collect()
+    }
+
+    async fn next_due(&self, now: i64) -> Result<Option<i64>> {
+        // A leased job comes back at its lease's end at the earliest.
+        let (t,): (Option<i64>,) =
+            sqlx::query_as("SELECT MIN(GREATEST(due_at, lease_until)) FROM jobs")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(t.map(|t| t.max(now)))
+    }
+
+    async fn release_node_leases(&self) -> Result<u64> {
+        let n = sqlx::query(
+            "UPDATE jobs SET lease_until = 0, lease_owner = NULL WHERE lease_owner = $1",
+        )
+        .bind(&*self.node)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
+    async fn release_leases_at_start(&self) -> Result<u64> {
+        // Leases with another owner may belong to live nodes: they expire.
+        if self.stable_node {
+            self.release_node_leases().await
+        } else {
+            Ok(0)
+        }
+    }
+
+    async fn signals(&self) -> Result<Option<tokio::sync::mpsc::UnboundedReceiver<Signal>>> {
+        Ok(Some(
+            notify::listen(self.pool.clone(), self.node.to_string()).await?,
+        ))
+    }
+
+    async fn reschedule_job(&self, id: i64, due_at: i64, attempts: i64) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        reschedule(&mut conn, id, due_at, attempts).await?;
+        // Whichever node is awake soonest may take it.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(notify::JOBS)
+            .bind(notify::jobs_payload(&self.node, due_at))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn extend_lease(&self, id: i64, lease_until: i64) -> Result<bool> {
+        // Never shortened, and never taken back from a node that took over.
+        let n = sqlx::query(
+            "UPDATE jobs SET lease_until = GREATEST(lease_until, $2) WHERE id = $1 AND lease_owner = $3",
+        )
+        .bind(id)
+        .bind(lease_until)
+        .bind(&*self.node)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn finish_job(&self, id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM jobs WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delivery_payload(&self, id: &str) -> Result<Option<(String, String, Value, i64)>> {
+        let row = sqlx::query(
+            "SELECT endpoint, event_type, payload, attempts FROM deliveries WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => Ok(Some((
+                r.try_get("endpoint")?,
+                r.try_get("event_type")?,
+                rows::json(&r, "payload")?,
+                r.try_get("attempts")?,
+            ))),
+            None => Ok(None),
+        }
+    }
+}

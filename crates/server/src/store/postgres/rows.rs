@@ -1,0 +1,71 @@
+//! Rows to domain values: one place that knows the column order.
+
+use super::super::{ClientEvent, Error, Job, JobKind, Result, SessionRow, TimelineEntry};
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+/// The session columns in the order `session` reads them.
+pub(super) const SESSION_COLUMNS: &str =
+    "id, workflow_id, version, reference, input, state, created_at, updated_at,
+   client_secret_hash, client_secret_expires_at, api_key_id, idempotency_key, request_hash,
+   timeline_seq, client_seq";
+
+pub(super) fn json(row: &PgRow, col: &str) -> Result<Value> {
+    let text: String = row.try_get(col)?;
+    serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("{col}: {e}")))
+}
+
+pub(super) fn session(row: &PgRow) -> Result<SessionRow> {
+    let state: String = row.try_get("state")?;
+    let version: i64 = row.try_get("version")?;
+    Ok(SessionRow {
+        id: row.try_get("id")?,
+        workflow_id: row.try_get("workflow_id")?,
+        version: u32::try_from(version).map_err(|_| Error::Corrupt("version".into()))?,
+        reference: row.try_get("reference")?,
+        input: json(row, "input")?,
+        state: serde_json::from_str(&state)
+            .map_err(|e| Error::Corrupt(format!("session state: {e}")))?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        client_secret_hash: row.try_get("client_secret_hash")?,
+        client_secret_expires_at: row.try_get("client_secret_expires_at")?,
+        api_key_id: row.try_get("api_key_id")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        request_hash: row.try_get("request_hash")?,
+        timeline_seq: row.try_get("timeline_seq")?,
+        client_seq: row.try_get("client_seq")?,
+    })
+}
+
+pub(super) fn job(row: &PgRow) -> Result<Job> {
+    let kind: String = row.try_get("kind")?;
+    Ok(Job {
+        id: row.try_get("id")?,
+        session_id: row.try_get("session_id")?,
+        kind: JobKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("job kind `{kind}`")))?,
+        payload: json(row, "payload")?,
+        due_at: row.try_get("due_at")?,
+        attempts: row.try_get("attempts")?,
+    })
+}
+
+pub(super) fn timeline(row: &PgRow) -> Result<TimelineEntry> {
+    Ok(TimelineEntry {
+        seq: row.try_get("seq")?,
+        at: row.try_get("at")?,
+        kind: row.try_get("kind")?,
+        step: row.try_get("step")?,
+        data: json(row, "data")?,
+    })
+}
+
+pub(super) fn client_event(row: &PgRow) -> Result<ClientEvent> {
+    Ok(ClientEvent {
+        seq: row.try_get("seq")?,
+        at: row.try_get("at")?,
+        event: row.try_get("event")?,
+        data: json(row, "data")?,
+    })
+}

@@ -1,0 +1,566 @@
+//! One conformance suite for the store, run against both backends: the same
+//! checks on SQLite (a temporary file) and on PostgreSQL (a fresh database
+//! of its own on 127.0.0.1:5432, created through the `test` database and
+//! dropped afterwards). PostgreSQL must be reachable: these tests fail, never
+//! skip, when it is not.
+#![allow(clippy::unwrap_used)]
+
+use gangway_core::engine::SessionState;
+use gangway_server::store::{
+    self, ClientEvent, JobKind, NewEvent, NewJob, OpenOptions, SessionFilter, SessionRow, Signal,
+    Store, TimelineEntry,
+};
+use serde_json::json;
+use sqlx::Connection;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn admin_url() -> String {
+    std::env::var("GANGWAY_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh PostgreSQL database, dropped with the value.
+struct PgDb {
+    url: String,
+    name: String,
+}
+
+impl PgDb {
+    async fn create() -> PgDb {
+        let admin = admin_url();
+        let name = format!("gw_test_{:016x}", rand::random::<u64>());
+        let mut c = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required and not reachable: {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').unwrap().0;
+        PgDb {
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+
+    async fn node(&self, id: &str, stable: bool) -> Arc<dyn Store> {
+        let opts = OpenOptions {
+            node_id: id.into(),
+            stable_node_id: stable,
+            pool_size: 4,
+            acquire_timeout: Duration::from_secs(5),
+        };
+        let s = store::open_with(&self.url, &opts).await.unwrap();
+        s.migrate().await.unwrap();
+        s
+    }
+
+    async fn drop_now(self) {
+        let mut c = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+}
+
+async fn sqlite(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let s = store::open(&url).await.unwrap();
+    s.migrate().await.unwrap();
+    s
+}
+
+fn session(id: &str) -> SessionRow {
+    SessionRow {
+        id: id.into(),
+        workflow_id: "wf".into(),
+        version: 1,
+        reference: Some("ref".into()),
+        input: json!({"b": 1, "a": [true, null]}),
+        state: SessionState::default(),
+        created_at: 1,
+        updated_at: 1,
+        client_secret_hash: "h".into(),
+        client_secret_expires_at: 2,
+        api_key_id: "k".into(),
+        idempotency_key: Some(format!("idem-{id}")),
+        request_hash: None,
+        timeline_seq: 0,
+        client_seq: 0,
+    }
+}
+
+fn event(key: &str) -> NewEvent {
+    NewEvent {
+        source: "src".into(),
+        event_key: key.into(),
+        namespace: "ns".into(),
+        reference: "r1".into(),
+        name: "done".into(),
+        data: json!({"ok": true}),
+        received_at: 5,
+    }
+}
+
+fn job(session: &str, kind: JobKind, due_at: i64, lease_until: i64) -> NewJob {
+    NewJob {
+        session_id: session.into(),
+        kind,
+        payload: json!({"visit": 1}),
+        due_at,
+        lease_until,
+    }
+}
+
+/// Sessions, events, correlations, timeline, client events and jobs.
+async fn round_trip(s: &dyn Store) {
+    s.migrate().await.unwrap(); // idempotent
+
+    let mut tx = s.begin().await.unwrap();
+    let first = tx.insert_event(&event("e1"), None).await.unwrap();
+    assert!(first.is_some());
+    assert_eq!(tx.insert_event(&event("e1"), None).await.unwrap(), None);
+    tx.insert_session(&session("s1")).await.unwrap();
+    tx.insert_correlation("ns", "r1", "s1").await.unwrap();
+    tx.insert_correlation("ns", "r1", "other").await.unwrap();
+    assert_eq!(
+        tx.correlation("ns", "r1").await.unwrap().as_deref(),
+        Some("s1")
+    );
+    let pending = tx.pending_events("s1", &["done".into()]).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(Some(pending[0].id), first);
+    assert!(
+        tx.pending_events("s1", &["other".into()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        tx.find_idempotent("k", "idem-s1").await.unwrap(),
+        Some(("s1".into(), None))
+    );
+    let entries: Vec<(String, TimelineEntry)> = (1..=2)
+        .map(|i| {
+            (
+                "s1".to_string(),
+                TimelineEntry {
+                    seq: i,
+                    at: i,
+                    kind: format!("k{i}"),
+                    step: (i == 2).then(|| "x".to_string()),
+                    data: json!({"z": i, "a": 0}),
+                },
+            )
+        })
+        .collect();
+    tx.insert_timeline(&entries).await.unwrap();
+    tx.insert_client_events(&[(
+        "s1".to_string(),
+        ClientEvent {
+            seq: 1,
+            at: 3,
+            event: "step".into(),
+            data: json!({"y": 1, "b": 2}),
+        },
+    )])
+    .await
+    .unwrap();
+    let timer = tx
+        .insert_job(&job("s1", JobKind::Timer, 100, 0))
+        .await
+        .unwrap();
+    let poll = tx
+        .insert_job(&job("s1", JobKind::Poll, 100, 0))
+        .await
+        .unwrap();
+    tx.delete_session_jobs("s1", &[JobKind::Poll])
+        .await
+        .unwrap();
+    let mut row = tx.lock_session("s1").await.unwrap().unwrap();
+    row.timeline_seq = 2;
+    row.client_seq = 1;
+    row.updated_at = 9;
+    tx.update_session(&row).await.unwrap();
+    tx.consume_event(first.unwrap(), 7).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_ne!(timer, poll);
+
+    // Dropped without commit: rolled back.
+    let mut tx = s.begin().await.unwrap();
+    let mut s2 = session("s2");
+    s2.idempotency_key = None;
+    tx.insert_session(&s2).await.unwrap();
+    drop(tx);
+    assert!(s.session("s2").await.unwrap().is_none());
+
+    let row = s.session("s1").await.unwrap().unwrap();
+    // JSON comes back exactly as written, key order included.
+    assert_eq!(row.input.to_string(), r#"{"b":1,"a":[true,null]}"#);
+    assert_eq!(
+        (row.timeline_seq, row.client_seq, row.updated_at),
+        (2, 1, 9)
+    );
+    let timeline = s.timeline("s1").await.unwrap();
+    assert_eq!(timeline.len(), 2);
+    assert_eq!(timeline[1].step.as_deref(), Some("x"));
+    assert_eq!(timeline[1].data.to_string(), r#"{"z":2,"a":0}"#);
+    let events = s.client_events_after("s1", 0).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].data.to_string(), r#"{"y":1,"b":2}"#);
+    assert!(s.client_events_after("s1", 1).await.unwrap().is_empty());
+    assert_eq!(s.count_by_status().await.unwrap().len(), 1);
+
+    // Pages: newest id first, `before` excludes.
+    let mut tx = s.begin().await.unwrap();
+    let mut s3 = session("s3");
+    s3.reference = Some("other".into());
+    tx.insert_session(&s3).await.unwrap();
+    tx.commit().await.unwrap();
+    let page = |f: SessionFilter| async move {
+        s.sessions(&f)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        page(SessionFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await,
+        ["s3", "s1"]
+    );
+    assert_eq!(
+        page(SessionFilter {
+            before: Some("s3".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await,
+        ["s1"]
+    );
+    assert_eq!(
+        page(SessionFilter {
+            reference: Some("other".into()),
+            workflow: Some("wf".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await,
+        ["s3"]
+    );
+
+    // Jobs: due, claimed once, leased, released, finished.
+    assert_eq!(s.next_due(50).await.unwrap(), Some(100));
+    assert!(s.claim_due_jobs(50, 10, 500).await.unwrap().is_empty());
+    let jobs = s.claim_due_jobs(150, 10, 500).await.unwrap();
+    assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), [timer]);
+    assert_eq!(jobs[0].kind, JobKind::Timer);
+    assert!(s.claim_due_jobs(150, 10, 500).await.unwrap().is_empty());
+    assert_eq!(s.next_due(150).await.unwrap(), Some(500));
+    assert_eq!(s.next_due(900).await.unwrap(), Some(900));
+    assert_eq!(s.release_node_leases().await.unwrap(), 1);
+    assert_eq!(s.next_due(150).await.unwrap(), Some(150));
+    s.reschedule_job(timer, 200, 3).await.unwrap();
+    let jobs = s.claim_due_jobs(250, 10, 500).await.unwrap();
+    assert_eq!((jobs[0].due_at, jobs[0].attempts), (200, 3));
+    // A running job's lease is kept longer, never shortened.
+    assert!(s.extend_lease(timer, 800).await.unwrap());
+    assert!(s.extend_lease(timer, 600).await.unwrap());
+    assert_eq!(s.next_due(250).await.unwrap(), Some(800));
+    s.finish_job(timer).await.unwrap();
+    assert!(!s.extend_lease(timer, 900).await.unwrap());
+    assert_eq!(s.next_due(150).await.unwrap(), None);
+
+    // Many concurrent readers.
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let s = s.session("s1");
+        tasks.push(s);
+    }
+    for t in futures::future::join_all(tasks).await {
+        assert!(t.unwrap().is_some());
+    }
+}
+
+/// Workflow versions: the first stored hash wins.
+async fn workflow_versions(s: &dyn Store) {
+    assert_eq!(
+        s.upsert_workflow_version("wf", 1, "src", "h1", 1)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.upsert_workflow_version("wf", 1, "src2", "h2", 2)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("h1")
+    );
+    assert_eq!(
+        s.workflow_versions().await.unwrap(),
+        [("wf".to_string(), 1, "src".to_string())]
+    );
+    s.insert_api_key("key_1", "n", "hash", 1).await.unwrap();
+    s.insert_api_key("key_2", "n", "hash", 1).await.unwrap();
+    assert_eq!(
+        s.api_key_by_hash("hash").await.unwrap().as_deref(),
+        Some("key_1")
+    );
+    assert_eq!(s.api_key_by_hash("nope").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sqlite(&dir).await;
+    round_trip(s.as_ref()).await;
+    workflow_versions(s.as_ref()).await;
+    assert!(s.signals().await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_conforms() {
+    let db = PgDb::create().await;
+    let s = db.node("node-a", true).await;
+    round_trip(s.as_ref()).await;
+    workflow_versions(s.as_ref()).await;
+    drop(s);
+    db.drop_now().await;
+}
+
+/// Two nodes claiming at once never get the same job; a node frees only
+/// its own leases, and at start only with a stable id.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_nodes_share_jobs() {
+    let db = PgDb::create().await;
+    let a = db.node("node-a", true).await;
+    let b = db.node("node-b", false).await;
+    let mut tx = a.begin().await.unwrap();
+    for i in 0..400 {
+        tx.insert_job(&job(&format!("s{i}"), JobKind::Timer, 10, 0))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let claim = |s: Arc<dyn Store>| async move {
+        let mut got = Vec::new();
+        loop {
+            let jobs = s.claim_due_jobs(100, 7, 10_000).await.unwrap();
+            if jobs.is_empty() {
+                return got;
+            }
+            got.extend(jobs.into_iter().map(|j| j.id));
+        }
+    };
+    let (ga, gb) = tokio::join!(
+        tokio::spawn(claim(a.clone())),
+        tokio::spawn(claim(b.clone()))
+    );
+    let (ga, gb) = (ga.unwrap(), gb.unwrap());
+    let mut all: Vec<i64> = ga.iter().chain(&gb).copied().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 400, "every job claimed exactly once");
+    assert_eq!(ga.len() + gb.len(), 400);
+
+    // b's id is not stable: at start it frees nothing; a frees only its own.
+    assert_eq!(b.release_leases_at_start().await.unwrap(), 0);
+    assert_eq!(a.release_leases_at_start().await.unwrap(), ga.len() as u64);
+    assert_eq!(a.release_node_leases().await.unwrap(), 0);
+    // A node cannot renew a lease it does not hold.
+    assert!(!b.extend_lease(ga[0], 50_000).await.unwrap());
+    assert!(b.extend_lease(gb[0], 10_000).await.unwrap());
+    // b's leases still hold until they expire.
+    assert_eq!(
+        a.claim_due_jobs(100, 1000, 20_000).await.unwrap().len(),
+        ga.len()
+    );
+    assert_eq!(
+        a.claim_due_jobs(10_001, 1000, 30_000).await.unwrap().len(),
+        gb.len()
+    );
+    drop((a, b));
+    db.drop_now().await;
+}
+
+/// A session locked by one node's transaction waits for it on another.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_session_locks_serialize_nodes() {
+    let db = PgDb::create().await;
+    let a = db.node("node-a", true).await;
+    let b = db.node("node-b", true).await;
+    let mut tx = a.begin().await.unwrap();
+    tx.insert_session(&session("s1")).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut ta = a.begin().await.unwrap();
+    let mut row = ta.lock_session("s1").await.unwrap().unwrap();
+    let (locked_tx, mut locked_rx) = tokio::sync::mpsc::unbounded_channel();
+    let other = tokio::spawn(async move {
+        let mut tb = b.begin().await.unwrap();
+        let row = tb.lock_session("s1").await.unwrap().unwrap();
+        locked_tx.send(row.timeline_seq).unwrap();
+        tb.commit().await.unwrap();
+    });
+    // The other node waits for this transaction's row lock (seen in
+    // pg_locks), and has not got the row meanwhile.
+    let mut watch = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (waiting,): (i64,) = sqlx::query_as("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            .fetch_one(&mut watch)
+            .await
+            .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            locked_rx.try_recv().is_err(),
+            "the second lock did not wait"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second lock never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        locked_rx.try_recv().is_err(),
+        "the second lock did not wait"
+    );
+    row.timeline_seq = 42;
+    ta.update_session(&row).await.unwrap();
+    ta.commit().await.unwrap();
+    // And then sees the committed change.
+    assert_eq!(locked_rx.recv().await, Some(42));
+    other.await.unwrap();
+    drop(a);
+    db.drop_now().await;
+}
+
+/// An event stored for an unknown reference while another node commits that
+/// reference: neither transaction sees the other's row, and neither waits
+/// (no lock spans the batch); the adoption check either side runs after its
+/// commit gives the event to the session.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_early_event_is_adopted_across_nodes() {
+    let db = PgDb::create().await;
+    let a = db.node("node-a", true).await;
+    let b = db.node("node-b", true).await;
+    let mut ta = a.begin().await.unwrap();
+    assert_eq!(ta.correlation("ns", "r1").await.unwrap(), None);
+    let ev = ta.insert_event(&event("e1"), None).await.unwrap().unwrap();
+    let mut tb = b.begin().await.unwrap();
+    tb.insert_session(&session("s1")).await.unwrap();
+    tb.insert_correlation("ns", "r1", "s1").await.unwrap();
+    assert!(
+        tb.pending_events("s1", &["done".into()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tb.commit().await.unwrap();
+    ta.commit().await.unwrap();
+
+    let mut tx = a.begin().await.unwrap();
+    assert_eq!(tx.adopt_events("ns", "r1", "s1").await.unwrap(), 1);
+    let pending = tx.pending_events("s1", &["done".into()]).await.unwrap();
+    assert_eq!(pending.iter().map(|e| e.id).collect::<Vec<_>>(), [ev]);
+    tx.commit().await.unwrap();
+    assert!(a.unadopted_references().await.unwrap().is_empty());
+    drop((a, b));
+    db.drop_now().await;
+}
+
+/// A writer that died between its commit and its adoption check leaves a
+/// correlated reference with unadopted events: listed for the next start.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_lists_unadopted_references() {
+    let db = PgDb::create().await;
+    let a = db.node("node-a", true).await;
+    let mut tx = a.begin().await.unwrap();
+    tx.insert_correlation("ns", "r1", "s1").await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = a.begin().await.unwrap();
+    tx.insert_event(&event("e1"), None).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        a.unadopted_references().await.unwrap(),
+        [("ns".to_string(), "r1".to_string())]
+    );
+    drop(a);
+    db.drop_now().await;
+}
+
+/// Commits announce free jobs and client events to the other nodes, not to
+/// the committing one.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_signals_reach_other_nodes() {
+    let db = PgDb::create().await;
+    let a = db.node("node-a", true).await;
+    let b = db.node("node-b", true).await;
+    let mut from_a = a.signals().await.unwrap().unwrap();
+    let mut from_b = b.signals().await.unwrap().unwrap();
+    let mut tx = a.begin().await.unwrap();
+    tx.insert_job(&job("s1", JobKind::Timer, 1234, 0))
+        .await
+        .unwrap();
+    tx.insert_job(&job("s1", JobKind::Call, 1, 99_999))
+        .await
+        .unwrap();
+    tx.insert_client_events(&[(
+        "s1".to_string(),
+        ClientEvent {
+            seq: 3,
+            at: 1,
+            event: "step".into(),
+            data: json!({}),
+        },
+    )])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        got.push(
+            tokio::time::timeout(Duration::from_secs(10), from_b.recv())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    assert!(got.contains(&Signal::JobsDue(1234)), "{got:?}");
+    assert!(
+        got.contains(&Signal::ClientEvents(vec![("s1".into(), 3)])),
+        "{got:?}"
+    );
+    // A rolled-back transaction announces nothing; a's own signals are not echoed.
+    let mut tx = a.begin().await.unwrap();
+    tx.insert_job(&job("s1", JobKind::Timer, 5, 0))
+        .await
+        .unwrap();
+    drop(tx);
+    let mut tx = b.begin().await.unwrap();
+    tx.insert_job(&job("s2", JobKind::Poll, 77, 0))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), from_a.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, Signal::JobsDue(77));
+    assert!(from_b.try_recv().is_err());
+    drop((a, b));
+    db.drop_now().await;
+}
