@@ -269,6 +269,15 @@ pub trait Store: Send + Sync + 'static {
     /// Frees every lease (single-node backends, at start).
     async fn release_all_leases(&self) -> Result<()>;
     async fn reschedule_job(&self, id: i64, due_at: i64, attempts: i64) -> Result<()>;
+    /// Moves a session's unleased jobs of `kind` due later than `due_at` to
+    /// `due_at`; returns how many moved.
+    async fn expedite_jobs(&self, session_id: &str, kind: JobKind, due_at: i64) -> Result<u64>;
+    /// The session a provider reference belongs to, outside a transaction.
+    async fn session_for_reference(
+        &self,
+        namespace: &str,
+        reference: &str,
+    ) -> Result<Option<String>>;
     async fn finish_job(&self, id: i64) -> Result<()>;
 
     async fn delivery_payload(&self, id: &str) -> Result<Option<(String, String, Value, i64)>>;
