@@ -2,8 +2,11 @@
 //! listener, the shipped workflows and a demo API key.
 
 use anyhow::Context;
-use gangway_server::config::{Config, HttpService, HttpWebhook, IncodeConfig};
+use gangway_server::config::{
+    Config, Dialog360Config, Dialog360Hub, Dialog360Payment, HttpService, HttpWebhook, IncodeConfig,
+};
 use gangway_server::ids;
+use gangway_server::sim::dialog360::{Dialog360Sim, Dialog360SimConfig, SimPartner};
 use gangway_server::sim::incode::{IncodeSim, IncodeSimConfig, IncodeWebhookAuth};
 use gangway_server::sim::score::{ScoreSim, ScoreSimConfig};
 use std::path::PathBuf;
@@ -16,7 +19,16 @@ pub struct SimCredentials {
     pub incode_api_key: String,
     pub incode_client_id: String,
     pub incode_client_secret: String,
+    /// Partner API keys of the simulated Partner-Payment and Direct-Payment hubs.
+    pub dialog360_api_key: String,
+    pub dialog360_direct_api_key: String,
+    /// The token in the partner webhook URL.
+    pub dialog360_webhook_token: String,
 }
+
+/// Partner ids of the simulated 360dialog hubs.
+pub const DIALOG360_PARTNER: &str = "gangway-partner";
+pub const DIALOG360_DIRECT_PARTNER: &str = "gangway-direct";
 
 impl SimCredentials {
     pub fn random() -> SimCredentials {
@@ -26,6 +38,9 @@ impl SimCredentials {
             incode_api_key: ids::new_secret("incodekey"),
             incode_client_id: "incode-webhooks".into(),
             incode_client_secret: ids::new_secret("incodewh"),
+            dialog360_api_key: ids::new_secret("d360key"),
+            dialog360_direct_api_key: ids::new_secret("d360direct"),
+            dialog360_webhook_token: ids::new_secret("d360wh"),
         }
     }
 }
@@ -55,9 +70,64 @@ pub fn simulators(
         public_url: format!("{}/sim/incode", sim_url.trim_end_matches('/')),
         frame_ancestors,
     });
+    let webhook_url = format!(
+        "{gangway_url}/v1/webhooks/360dialog?token={}",
+        creds.dialog360_webhook_token
+    );
+    let partner = |partner_id: &str, api_key: &str, direct: bool| SimPartner {
+        partner_id: partner_id.into(),
+        api_key: api_key.into(),
+        direct,
+        webhook_url: Some(webhook_url.clone()),
+        redirect_prefix: format!("{gangway_url}/v1/redirect/360dialog/"),
+    };
+    let dialog360 = Dialog360Sim::new(Dialog360SimConfig {
+        partners: vec![
+            partner(DIALOG360_PARTNER, &creds.dialog360_api_key, false),
+            partner(
+                DIALOG360_DIRECT_PARTNER,
+                &creds.dialog360_direct_api_key,
+                true,
+            ),
+        ],
+        advance_ms: 200,
+    });
     gangway_server::Router::new()
         .nest("/sim/score", score.router())
         .nest("/sim/incode", incode.router())
+        .nest("/sim/360dialog", dialog360.router())
+}
+
+/// Points the `dialog360` connector at the simulator on `base`: hub `main`
+/// (Partner Payment, the default) and hub `direct` (Direct Payment).
+pub fn configure_dialog360(config: &mut Config, base: &str, creds: &SimCredentials) {
+    let hubs = [
+        (
+            "main".to_string(),
+            Dialog360Hub {
+                partner_id: DIALOG360_PARTNER.into(),
+                api_key: creds.dialog360_api_key.clone(),
+                payment: Dialog360Payment::Partner,
+            },
+        ),
+        (
+            "direct".to_string(),
+            Dialog360Hub {
+                partner_id: DIALOG360_DIRECT_PARTNER.into(),
+                api_key: creds.dialog360_direct_api_key.clone(),
+                payment: Dialog360Payment::Direct,
+            },
+        ),
+    ]
+    .into_iter()
+    .collect();
+    config.dialog360 = Some(Dialog360Config {
+        base_url: format!("{base}/sim/360dialog/api/v2"),
+        hub_url: format!("{base}/sim/360dialog"),
+        webhook_token: creds.dialog360_webhook_token.clone(),
+        default_hub: Some("main".into()),
+        hubs,
+    });
 }
 
 /// Points the `incode` connector at the simulator on `base`.
@@ -131,6 +201,9 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
     if config.incode.is_none() {
         configure_incode(&mut config, &base, &creds);
     }
+    if config.dialog360.is_none() {
+        configure_dialog360(&mut config, &base, &creds);
+    }
     let api_key = std::env::var("GANGWAY_DEMO_API_KEY")
         .ok()
         .filter(|k| !k.is_empty());
@@ -159,7 +232,7 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
     } else {
         println!("  API key:    from GANGWAY_DEMO_API_KEY");
     }
-    println!("  Simulators: {base}/sim/score/  {base}/sim/incode/");
+    println!("  Simulators: {base}/sim/score/  {base}/sim/incode/  {base}/sim/360dialog/");
     println!();
     gangway_server::app::serve(
         listener,

@@ -78,6 +78,15 @@ enum Command {
         incode_client_id: String,
         #[arg(long, env = "SIM_INCODE_CLIENT_SECRET")]
         incode_client_secret: String,
+        /// Partner API key of the simulated 360dialog Partner-Payment hub (`gangway-partner`).
+        #[arg(long, env = "SIM_DIALOG360_API_KEY", default_value = "")]
+        dialog360_api_key: String,
+        /// Partner API key of the simulated Direct-Payment hub (`gangway-direct`).
+        #[arg(long, env = "SIM_DIALOG360_DIRECT_API_KEY", default_value = "")]
+        dialog360_direct_api_key: String,
+        /// Token the 360dialog simulator puts in Gangway's webhook URL.
+        #[arg(long, env = "SIM_DIALOG360_WEBHOOK_TOKEN", default_value = "")]
+        dialog360_webhook_token: String,
     },
 }
 
@@ -194,6 +203,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             incode_api_key,
             incode_client_id,
             incode_client_secret,
+            dialog360_api_key,
+            dialog360_direct_api_key,
+            dialog360_webhook_token,
         } => {
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
@@ -205,6 +217,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 incode_api_key,
                 incode_client_id,
                 incode_client_secret,
+                dialog360_api_key,
+                dialog360_direct_api_key,
+                dialog360_webhook_token,
             };
             let router =
                 demo::simulators(&gangway_url, &format!("http://{addr}"), &creds, Vec::new());
