@@ -19,6 +19,11 @@ pub const INCODE_API_KEY: &str = "incode-api-key-for-tests-000001";
 pub const INCODE_CLIENT_SECRET: &str = "incode-client-secret-for-tests-01";
 /// 32 bytes, base64: seals provider session tokens at rest.
 pub const ENCRYPTION_KEY: &str = "dGVzdHMtb25seS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=";
+pub const D360_API_KEY: &str = "d360-partner-api-key-for-tests-01";
+pub const D360_DIRECT_API_KEY: &str = "d360-direct-api-key-for-tests-001";
+pub const D360_WEBHOOK_TOKEN: &str = "d360-webhook-token-for-tests-0000000001";
+/// The customer page origin the redirect page posts to.
+pub const SHOP_ORIGIN: &str = "https://shop.example";
 pub const RECEIVER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 pub fn repo_root() -> PathBuf {
@@ -147,6 +152,12 @@ impl Harness {
                 "incode-tests",
                 "--incode-client-secret",
                 INCODE_CLIENT_SECRET,
+                "--dialog360-api-key",
+                D360_API_KEY,
+                "--dialog360-direct-api-key",
+                D360_DIRECT_API_KEY,
+                "--dialog360-webhook-token",
+                D360_WEBHOOK_TOKEN,
             ],
             &[],
             &dir.path().join("sim.log"),
@@ -180,6 +191,7 @@ encryption_key = "{ENCRYPTION_KEY}"
 
 [client]
 secret_ttl = "{ttl}"
+allowed_origins = ["{SHOP_ORIGIN}"]
 
 [webhooks]
 retry_schedule = [{schedule}]
@@ -199,6 +211,22 @@ api_key = "{INCODE_API_KEY}"
 configuration_id = "flow-tests"
 webhook_client_id = "incode-tests"
 webhook_client_secret = "{INCODE_CLIENT_SECRET}"
+
+[dialog360]
+base_url = "{sim_url}/sim/360dialog/api/v2"
+hub_url = "{sim_url}/sim/360dialog"
+webhook_token = "{D360_WEBHOOK_TOKEN}"
+default_hub = "main"
+
+[dialog360.hubs.main]
+partner_id = "gangway-partner"
+api_key = "{D360_API_KEY}"
+payment = "partner"
+
+[dialog360.hubs.direct]
+partner_id = "gangway-direct"
+api_key = "{D360_DIRECT_API_KEY}"
+payment = "direct"
 
 [http.webhooks.score]
 service = "score"
@@ -285,6 +313,33 @@ event_field = "status"
 
     pub fn sim(&self, path: &str) -> String {
         format!("{}/sim/score{}", self.sim_url, path)
+    }
+
+    pub fn d360(&self, path: &str) -> String {
+        format!("{}/sim/360dialog{path}", self.sim_url)
+    }
+
+    pub async fn d360_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.d360(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn d360_get(&self, path: &str) -> Value {
+        self.http
+            .get(self.d360(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub fn incode(&self, path: &str) -> String {

@@ -369,10 +369,10 @@ pub async fn secrets(
         .record(
             &id,
             "secrets.accessed",
-            json!({"api_key_id": key, "secrets": described}),
+            json!({"by_key": key, "opened": described}),
         )
         .await?;
-    tracing::info!(session = %id, api_key_id = %key, count = secrets.len(), "session secrets read");
+    tracing::info!(session = %id, by_key = %key, count = secrets.len(), "session secrets read");
     Ok(
         Json(json!({"session_id": id, "ready": !secrets.is_empty(), "secrets": secrets}))
             .into_response(),

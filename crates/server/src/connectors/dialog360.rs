@@ -384,7 +384,6 @@ impl Dialog360Connector {
         if let Some(unknown) = hint
             .channels
             .iter()
-            .chain(&hint.revoked)
             .find(|id| !channels.iter().any(|c| c.get("id") == Some(&json!(id))))
         {
             return rejected(
