@@ -154,6 +154,9 @@ pub fn d360_error_body(status: StatusCode, message: &str) -> Value {
     json!({"meta": {"success": false, "http_code": status.as_u16(), "developer_message": message, "details": [], "error_data": {}}})
 }
 
+/// A Partner API error before it becomes a response (kept small).
+type ApiError = (StatusCode, &'static str);
+
 fn d360_error(status: StatusCode, message: &str) -> Response {
     (status, Json(d360_error_body(status, message))).into_response()
 }
@@ -436,7 +439,7 @@ impl Dialog360Sim {
     }
 
     /// Checks `X-API-Key` for `pid`: 401 for a wrong key, 403 for another partner's id.
-    fn auth(&self, headers: &HeaderMap, pid: &str) -> Result<SimPartner, Response> {
+    fn auth(&self, headers: &HeaderMap, pid: &str) -> Result<SimPartner, ApiError> {
         let key = headers
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
@@ -448,13 +451,10 @@ impl Dialog360Sim {
             .iter()
             .find(|p| crate::ids::secure_eq(p.api_key.as_bytes(), key.as_bytes()))
         else {
-            return Err(d360_error(
-                StatusCode::UNAUTHORIZED,
-                "missing or invalid X-API-Key",
-            ));
+            return Err((StatusCode::UNAUTHORIZED, "missing or invalid X-API-Key"));
         };
         if owner.partner_id != pid {
-            return Err(d360_error(
+            return Err((
                 StatusCode::FORBIDDEN,
                 "the API key does not belong to this partner",
             ));
@@ -470,15 +470,12 @@ struct ListQuery {
     offset: Option<usize>,
 }
 
-fn filters(q: &ListQuery) -> Result<serde_json::Map<String, Value>, Response> {
+fn filters(q: &ListQuery) -> Result<serde_json::Map<String, Value>, ApiError> {
     match &q.filters {
         None => Ok(serde_json::Map::new()),
         Some(f) => match serde_json::from_str::<Value>(f) {
             Ok(Value::Object(m)) => Ok(m),
-            _ => Err(d360_error(
-                StatusCode::BAD_REQUEST,
-                "filters must be a JSON object",
-            )),
+            _ => Err((StatusCode::BAD_REQUEST, "filters must be a JSON object")),
         },
     }
 }
@@ -489,12 +486,12 @@ async fn api_clients(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = sim.auth(&headers, &pid) {
-        return r;
+    if let Err((status, message)) = sim.auth(&headers, &pid) {
+        return d360_error(status, message);
     }
     let f = match filters(&q) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err((status, message)) => return d360_error(status, message),
     };
     let inner = lock(&sim.shared.inner);
     let clients: Vec<Value> = inner
@@ -513,12 +510,12 @@ async fn api_channels(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = sim.auth(&headers, &pid) {
-        return r;
+    if let Err((status, message)) = sim.auth(&headers, &pid) {
+        return d360_error(status, message);
     }
     let f = match filters(&q) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err((status, message)) => return d360_error(status, message),
     };
     let inner = lock(&sim.shared.inner);
     let all: Vec<Value> = inner
@@ -537,13 +534,13 @@ async fn api_channels(
 }
 
 /// The channel of partner `pid`, or the error response.
-fn partner_channel(sim: &Dialog360Sim, pid: &str, cid: &str) -> Result<SimChannel, Response> {
+fn partner_channel(sim: &Dialog360Sim, pid: &str, cid: &str) -> Result<SimChannel, ApiError> {
     lock(&sim.shared.inner)
         .channels
         .get(cid)
         .filter(|c| c.partner_id == pid && !c.revoked)
         .cloned()
-        .ok_or_else(|| d360_error(StatusCode::NOT_FOUND, "channel not found"))
+        .ok_or((StatusCode::NOT_FOUND, "channel not found"))
 }
 
 fn key_allowed(sim: &Dialog360Sim, partner: &SimPartner, ch: &SimChannel) -> bool {
@@ -561,11 +558,11 @@ async fn api_create_key(
 ) -> Response {
     let partner = match sim.auth(&headers, &pid) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err((status, message)) => return d360_error(status, message),
     };
     let ch = match partner_channel(&sim, &pid, &cid) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err((status, message)) => return d360_error(status, message),
     };
     if ch.status != "running" {
         return d360_error(
@@ -602,11 +599,11 @@ async fn api_list_keys(
 ) -> Response {
     let partner = match sim.auth(&headers, &pid) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err((status, message)) => return d360_error(status, message),
     };
     let ch = match partner_channel(&sim, &pid, &cid) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err((status, message)) => return d360_error(status, message),
     };
     if !key_allowed(&sim, &partner, &ch) {
         return d360_error(
