@@ -243,6 +243,12 @@ async fn happy_path_stores_the_key_sealed_and_hands_it_out_only_through_secrets(
         "the channel API key is in the database files in plaintext"
     );
     assert!(!h.server_log().contains(&key), "the key is in a log line");
+    for secret in [common::D360_API_KEY, D360_WEBHOOK_TOKEN] {
+        assert!(
+            !h.server_log().contains(secret),
+            "a partner secret is in a log line"
+        );
+    }
     assert!(!t.to_string().contains(&key));
     assert!(!h.session(&s.id).await.to_string().contains(&key));
     let view = client_view(&h, &s.id, &s.secret).await;
@@ -410,6 +416,8 @@ async fn redirect_page_posts_to_the_customer_origin_only() {
 async fn forged_and_replayed_redirects_are_rejected_and_recorded() {
     let h = Harness::start().await;
     let s = start(&h, "whatsapp-fast", json!({"email": "eve@shop.example"})).await;
+    let deadline = h.session(&s.id).await["waiting_on"]["deadline"].clone();
+    assert!(deadline.is_string());
 
     // A channel that belongs to another partner's client.
     let (status, other) = h
@@ -452,6 +460,10 @@ async fn forged_and_replayed_redirects_are_rejected_and_recorded() {
         })
         .await;
     assert_eq!(s_now["status"], "waiting");
+    assert_eq!(
+        s_now["waiting_on"]["deadline"], deadline,
+        "a rejected redirect does not move the deadline"
+    );
 
     // A client of another partner, with its own channel.
     let foreign_loc = location

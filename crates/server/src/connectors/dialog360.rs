@@ -326,6 +326,7 @@ impl Dialog360Connector {
                 "partner_id": hub.partner_id,
                 "origin": origin,
                 "redirect_url": redirect_url,
+                "created_ms": ids::now_ms(),
             }),
             record: json!({"call": "permissions URL", "hub": hub_name, "payment": hub.payment.as_str(), "origin": origin}),
         })
