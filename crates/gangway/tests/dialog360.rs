@@ -636,6 +636,21 @@ async fn revoke_cancel_and_channel_error() {
     land(&h, &loc).await;
     assert_eq!(h.wait_ended(&first.id).await["outcome"], "approved");
 
+    // The same client adds a second number in a new session: its partner
+    // webhooks reach the new session (through partner_payload), not the
+    // ended first one that confirmed the client.
+    let again = start(&h, "whatsapp-fast", json!({"email": "rev@shop.example"})).await;
+    let loc2 = grant(&again, "rev@shop.example", "+4915100000015", &[], false).await;
+    land(&h, &loc2).await;
+    assert_eq!(h.wait_ended(&again.id).await["outcome"], "approved");
+    let t = h.timeline(&again.id).await;
+    assert!(
+        entries(&t, "event.received")
+            .iter()
+            .any(|e| e["data"]["event"] == "dialog360.channel_running"),
+        "{t:#}"
+    );
+
     // Reopening the hub only to remove that permission: canceled.
     let s = start(&h, "whatsapp-fast", json!({"email": "rev@shop.example"})).await;
     let page = browser()

@@ -100,13 +100,14 @@ pub async fn webhook(
         Some(id) => id.chars().take(128).collect(),
         None => format!("{event}:{}", channel.unwrap_or(client)),
     };
+    let (namespace, reference) = route(&st, client, data).await?;
     let ingested = st
         .engine
         .ingest(NewEvent {
             source: "dialog360".into(),
             event_key,
-            namespace: NAMESPACE.into(),
-            reference: client.to_string(),
+            namespace,
+            reference,
             name: event_name(event),
             data: json!({"event": event, "channel_id": channel, "client_id": client, "status": data.get("status")}),
             received_at: ids::now_ms(),
@@ -121,6 +122,42 @@ pub async fn webhook(
     Ok(Json(
         json!({"received": true, "duplicate": ingested.duplicate}),
     ))
+}
+
+/// Where a partner event goes: the session that confirmed the client (its
+/// provider reference), unless that session has ended and the client's
+/// `partner_payload` (our session id, set by the permissions URL's `partner`)
+/// names another session: a client that onboards a second number in a new
+/// session. Routing only wakes a session; its own status read decides.
+async fn route(st: &AppState, client: &str, data: &Value) -> Result<(String, String), Problem> {
+    let by_client = NAMESPACE.to_string();
+    let confirmed = st
+        .engine
+        .store
+        .session_for_reference(NAMESPACE, client)
+        .await?;
+    let payload = data
+        .pointer("/client/partner_payload")
+        .and_then(Value::as_str)
+        .filter(|p| p.starts_with("ses_") && p.len() <= 64 && Some(*p) != confirmed.as_deref());
+    if let (Some(sid), Some(payload)) = (&confirmed, payload) {
+        let ended = st
+            .engine
+            .store
+            .session(sid)
+            .await?
+            .is_none_or(|row| row.state.outcome.is_some());
+        let target_knows_client = st.engine.store.session(payload).await?.is_some_and(|row| {
+            row.state
+                .providers
+                .iter()
+                .any(|p| p.connector == NAMESPACE && p.provider_session_id == client)
+        });
+        if ended && target_knows_client {
+            return Ok(("session".into(), payload.to_string()));
+        }
+    }
+    Ok((by_client, client.to_string()))
 }
 
 /// The customer page's origin the session's permission request named (the
