@@ -140,6 +140,7 @@ impl Sandbox {
             &creds.score_webhook_secret,
         );
         demo::configure_incode(&mut config, &base, &creds);
+        demo::configure_dialog360(&mut config, &base, &creds);
         let engine = gangway_server::app::start(config).await?;
         let api_key = ids::new_secret("gw_sandbox");
         engine
