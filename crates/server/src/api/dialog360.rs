@@ -353,7 +353,7 @@ pub async fn redirect_post(
     Ok(Json(json!({"received": true})))
 }
 
-/// The secrets endpoint's view of one sealed secret.
+/// Every sealed secret in a session's state (`state.<step>.secrets[]`), opened.
 pub fn open_secrets(engine: &crate::runtime::Engine, state: &Value) -> Vec<Value> {
     let mut out = Vec::new();
     let Some(vars) = state.as_object() else {
@@ -364,7 +364,13 @@ pub fn open_secrets(engine: &crate::runtime::Engine, state: &Value) -> Vec<Value
             continue;
         };
         for item in items {
-            let Some(sealed) = item.get("value").and_then(Value::as_str) else {
+            // Only values a connector sealed are secrets; anything else in a
+            // `secrets` list (e.g. a provider's own field) is not shown.
+            let Some(sealed) = item
+                .get("value")
+                .and_then(Value::as_str)
+                .filter(|v| v.starts_with("sealed:"))
+            else {
                 continue;
             };
             let mut shown = item.clone();
