@@ -624,6 +624,36 @@ async fn stuck_channel_expires_lost_webhooks_are_polled_duplicates_ignored() {
         .await
         .unwrap();
     assert_eq!(r["duplicate"], true);
+
+    // Webhooks with a wrong token are refused (401, nothing stored); polling
+    // still finds `running`.
+    knobs(&h, json!({"duplicate": 0, "bad_auth": true})).await;
+    let s = start(&h, "whatsapp-fast", json!({})).await;
+    let location = grant(&s, "badauth@shop.example", "+4915100000013", &[], false).await;
+    let channel = channel_of(&location);
+    land(&h, &location).await;
+    let ended = h.wait_ended(&s.id).await;
+    assert_eq!(ended["outcome"], "approved", "{ended}");
+    let t = h.timeline(&s.id).await;
+    assert!(
+        !entries(&t, "event.received")
+            .iter()
+            .any(|e| e["data"]["source"] == "dialog360"),
+        "{t:#}"
+    );
+    let refused = eventually("the refused webhooks", 10, || async {
+        let w = h.d360_get("/control/webhooks").await;
+        let statuses: Vec<u64> = w["webhooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["channel_id"] == channel.as_str())
+            .map(|x| x["status"].as_u64().unwrap())
+            .collect();
+        (statuses.len() >= 4).then_some(statuses)
+    })
+    .await;
+    assert!(refused.iter().all(|s| *s == 401), "{refused:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -855,4 +885,20 @@ async fn partner_api_5xx_and_429_are_retried() {
         3,
         "{confirm}"
     );
+
+    // A Partner API that keeps failing past the step's deadline: failed.
+    h.d360_post(
+        "/control/faults",
+        json!({"rules": [{"match": {"method": "GET", "path": "/api/v2/partners/*/clients"}, "times": 1000, "fault": {"status": 502}}]}),
+    )
+    .await;
+    let s = start(&h, "whatsapp-fast", json!({})).await;
+    let loc = grant(&s, "down@shop.example", "+4915100000012", &[], false).await;
+    land(&h, &loc).await;
+    let ended = h.wait_ended(&s.id).await;
+    assert_eq!(ended["outcome"], "failed", "{ended}");
+    let t = h.timeline(&s.id).await;
+    let failed = entries(&t, "call.failed");
+    assert_eq!(failed.len(), 1, "{t:#}");
+    assert!(failed[0].to_string().contains("HTTP 502"), "{}", failed[0]);
 }
