@@ -88,12 +88,19 @@ async fn grant(s: &Started, email: &str, number: &str, revoke: &[&str], keys: bo
     for r in revoke {
         form.push(("revoke".into(), r.to_string()));
     }
-    if keys {
-        form.push(("key_permission".into(), "on".into()));
-    }
     let mut post_url = page_url.clone();
     post_url.set_query(None);
-    let r = b.post(post_url).form(&form).send().await.unwrap();
+    let mut r = b.post(post_url.clone()).form(&form).send().await.unwrap();
+    if r.status() == 200 {
+        // Direct Payment: the price and payment page, then the real Accept.
+        let html = r.text().await.unwrap();
+        assert!(html.contains("Price and payment"), "{html}");
+        form.push(("payment_confirmed".into(), "on".into()));
+        if keys {
+            form.push(("key_permission".into(), "on".into()));
+        }
+        r = b.post(post_url).form(&form).send().await.unwrap();
+    }
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
     r.headers()["location"].to_str().unwrap().to_string()
 }
@@ -785,8 +792,8 @@ async fn direct_payment_needs_the_clients_key_permission() {
         .await
         .unwrap();
     assert!(
-        page.contains("Price and payment"),
-        "the price page comes first"
+        page.contains("Direct Payment") && !page.contains("key_permission"),
+        "the price page (and the key permission) come after the account step"
     );
     let loc = grant(&s, "dp1@shop.example", "+4915100000008", &[], true).await;
     land(&h, &loc).await;

@@ -453,8 +453,26 @@ async fn auth_controls_knobs_faults_and_direct_payment() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("Price and payment") && page.contains("key_permission"));
-    let (_, loc) = h.accept("pd", &[("number", "+493")]).await;
+    assert!(page.contains("Direct Payment") && !page.contains("key_permission"));
+    // Accept shows the price and payment page first; no channel yet.
+    let r = h
+        .http
+        .post(h.url("/dashboard/app/pd/permissions"))
+        .form(&[("action", "accept"), ("number", "+493"), ("state", "st1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Price and payment") && html.contains("name=\"key_permission\""));
+    assert!(
+        html.contains("name=\"number\" value=\"+493\""),
+        "the first form is carried over"
+    );
+    // "Pay and continue" without the permission box.
+    let (_, loc) = h
+        .accept("pd", &[("number", "+493"), ("payment_confirmed", "on")])
+        .await;
     let (client, chs) = parse_location(&loc);
     h.wait_status("pd", DIRECT_KEY, &chs[0], "running").await;
     let (s, v) = h.create_key(DIRECT_KEY, "pd", &chs[0]).await;

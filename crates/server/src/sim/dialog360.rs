@@ -3,9 +3,10 @@
 //!
 //! Hub pages (never faulted or logged):
 //! - `GET /dashboard/app/{partnerId}/permissions?redirect_url=&state=&partner=&email=&number=…`:
-//!   sign-up (e-mail), for a Direct Payment partner a price and payment
-//!   section and the "allow API keys" permission, the number to add, the
-//!   client's earlier channels with "remove permission" boxes, Accept, Cancel.
+//!   sign-up (e-mail), the number to add, the client's earlier channels with
+//!   "remove permission" boxes, Accept, Cancel. For a Direct Payment partner
+//!   Accept first shows the price and payment page (with the "allow API
+//!   keys" permission), whose "Pay and continue" completes the Accept.
 //! - `POST` on the same path (the form): Accept creates the client (if new)
 //!   and one channel (`created`), sends `client_created`/`channel_created`,
 //!   and answers 303 to `redirect_url` + `client=…&channels=[…]&revoked=[…]&state=…`
@@ -693,7 +694,7 @@ async fn permissions_page(
         })
         .collect();
     let payment = if partner.direct {
-        "<section id=\"payment\"><h2>Price and payment</h2><p>WhatsApp Business API: 49 EUR per number and month, billed by 360dialog.</p><label>Card <input name=\"card\" value=\"4242 4242 4242 4242\"></label><br><label><input type=\"checkbox\" name=\"key_permission\" value=\"on\" checked> allow the partner to generate API keys</label></section>"
+        "<p id=\"next\">Direct Payment: price and payment details follow after you continue.</p>"
     } else {
         ""
     };
@@ -744,6 +745,11 @@ async fn permissions_submit(
             e
         }
     };
+    // Direct Payment: the price and payment page comes between account
+    // creation and the number signup, and asks for the API key permission.
+    if partner.direct && param(&f, "payment_confirmed") != "on" {
+        return payment_page(&f);
+    }
     let payload = Some(param(&f, "partner")).filter(|p| !p.is_empty());
     let allow_keys = param(&f, "key_permission") == "on";
     let (client_id, is_new) = {
@@ -825,6 +831,32 @@ async fn permissions_submit(
         r.headers_mut().insert(header::LOCATION, v);
     }
     r
+}
+
+/// The Direct Payment step: carries the first form over, shows the price,
+/// takes payment details and the API key permission.
+fn payment_page(f: &[(String, String)]) -> Response {
+    let carried: String = f
+        .iter()
+        .filter(|(k, _)| k != "action" && k != "key_permission" && k != "payment_confirmed")
+        .map(|(k, v)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                html_escape(k),
+                html_escape(v)
+            )
+        })
+        .collect();
+    page(format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>360dialog — price and payment</title></head>
+<body><h1>Price and payment</h1>
+<p>WhatsApp Business API: 49 EUR per number and month, billed by 360dialog (Direct Payment).</p>
+<form method="post">{carried}<input type="hidden" name="payment_confirmed" value="on">
+<label>Card <input name="card" value="4242 4242 4242 4242"></label><br>
+<label><input type="checkbox" name="key_permission" value="on" checked> allow the partner to generate API keys for my numbers</label><br>
+<button name="action" value="accept">Pay and continue</button> <button name="action" value="cancel">Cancel</button>
+</form></body></html>"#
+    ))
 }
 
 async fn client_hub(State(sim): State<Dialog360Sim>, Path(client): Path<String>) -> Response {
