@@ -486,6 +486,35 @@ async fn auth_controls_knobs_faults_and_direct_payment() {
     assert_eq!(r.status(), 200);
     assert_eq!(h.create_key(DIRECT_KEY, "pd", &chs[0]).await.0, 201);
 
+    // Reorder: channel_ready is held back and sent after channel_running.
+    h.control("/knobs", json!({"reorder": true})).await;
+    let (_, loc) = h.accept("p1", &[("number", "+494")]).await;
+    let (_, chs) = parse_location(&loc);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let order = loop {
+        let got = h.hooks.got.lock().unwrap().clone();
+        let order: Vec<String> = got
+            .iter()
+            .filter(|(_, v)| v["data"]["id"] == chs[0].as_str())
+            .map(|(_, v)| v["event"].as_str().unwrap().to_string())
+            .collect();
+        if order.len() == 5 {
+            break order;
+        }
+        assert!(Instant::now() < deadline, "{order:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(
+        order,
+        vec![
+            "channel_created",
+            "channel_submitted",
+            "channel_running",
+            "channel_ready",
+            "channel_live"
+        ]
+    );
+
     // Reset forgets everything.
     h.control("/reset", json!({})).await;
     let (_, v) = h.api(KEY, "/partners/p1/channels").await;

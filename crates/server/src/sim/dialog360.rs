@@ -24,7 +24,8 @@
 //!
 //! Channels advance `created → unverified → verified → ready → running`
 //! every `advance_ms`, sending `channel_submitted`, `channel_ready`,
-//! `channel_running`, `channel_live`; knob `hold_at` stops them at a status.
+//! `channel_running`, `channel_live`; knob `hold_at` stops them at a status,
+//! `reorder` sends `channel_ready` after `channel_running`.
 //!
 //! Control (below `control/`): `POST /{channelId}/{status}` forces a status
 //! and sends its event; `POST /{channelId}/event/{event}` sends any event;
@@ -87,6 +88,8 @@ pub struct Dialog360Knobs {
     pub bad_auth: bool,
     /// Delay before each webhook.
     pub delay_ms: u64,
+    /// Hold `channel_ready` back and send it after `channel_running`.
+    pub reorder: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -138,6 +141,17 @@ struct Shared {
     inner: Mutex<Inner>,
     faults: Faults,
     http: reqwest::Client,
+    /// The queue of the task that sends webhooks, started on first use.
+    outbox: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Outgoing>>>,
+}
+
+/// A partner webhook waiting to be sent.
+struct Outgoing {
+    url: String,
+    envelope: Value,
+    copies: u32,
+    delay_ms: u64,
+    record: SentWebhook,
 }
 
 /// The 360dialog simulator; cheap to clone.
@@ -226,6 +240,7 @@ impl Dialog360Sim {
             shared: Arc::new(Shared {
                 config,
                 inner: Mutex::default(),
+                outbox: Mutex::default(),
                 faults,
                 http: reqwest::Client::builder()
                     .timeout(Duration::from_secs(10))
@@ -342,28 +357,57 @@ impl Dialog360Sim {
         };
         let envelope =
             json!({"id": format!("evt_{}", random_id(16)), "event": event, "data": data});
-        let this = self.clone();
-        let event = event.to_string();
-        let channel_id = channel_id.map(str::to_string);
-        let client_id = client_id.to_string();
+        let out = Outgoing {
+            url,
+            envelope,
+            copies: knobs.duplicate + 1,
+            delay_ms: knobs.delay_ms,
+            record: SentWebhook {
+                at: String::new(),
+                event: event.to_string(),
+                channel_id: channel_id.map(str::to_string),
+                client_id: client_id.to_string(),
+                status: 0,
+            },
+        };
+        let mut outbox = self
+            .shared
+            .outbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tx = outbox.get_or_insert_with(|| self.start_sender());
+        if let Err(e) = tx.send(out) {
+            // The sender task is gone (runtime shutting down): start anew.
+            let tx = outbox.insert(self.start_sender());
+            let _ = tx.send(e.0);
+        }
+    }
+
+    /// One task sends every webhook in order (the hub's order is what tests
+    /// and `reorder` rely on).
+    fn start_sender(&self) -> tokio::sync::mpsc::UnboundedSender<Outgoing> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Outgoing>();
+        let weak: Weak<Shared> = Arc::downgrade(&self.shared);
         tokio::spawn(async move {
-            if knobs.delay_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(knobs.delay_ms)).await;
-            }
-            for _ in 0..=knobs.duplicate {
-                let status = match this.shared.http.post(&url).json(&envelope).send().await {
-                    Ok(r) => r.status().as_u16(),
-                    Err(_) => 0,
-                };
-                lock(&this.shared.inner).webhooks.push(SentWebhook {
-                    at: now_rfc3339(),
-                    event: event.clone(),
-                    channel_id: channel_id.clone(),
-                    client_id: client_id.clone(),
-                    status,
-                });
+            while let Some(out) = rx.recv().await {
+                let Some(shared) = weak.upgrade() else { return };
+                if out.delay_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(out.delay_ms)).await;
+                }
+                for _ in 0..out.copies {
+                    let status = match shared.http.post(&out.url).json(&out.envelope).send().await {
+                        Ok(r) => r.status().as_u16(),
+                        Err(_) => 0,
+                    };
+                    lock(&shared.inner).webhooks.push(SentWebhook {
+                        at: now_rfc3339(),
+                        status,
+                        ..out.record.clone()
+                    });
+                }
             }
         });
+        tx
     }
 
     /// Moves a channel to `status` and sends its event.
@@ -384,6 +428,14 @@ impl Dialog360Sim {
             self.send_event("channel_live", Some(channel_id), &client);
         }
         Some(client)
+    }
+
+    /// Moves a channel to `status` without sending anything.
+    fn set_status_quietly(&self, channel_id: &str, status: &str) -> Option<String> {
+        let mut inner = lock(&self.shared.inner);
+        let ch = inner.channels.get_mut(channel_id)?;
+        ch.status = status.to_string();
+        Some(ch.client_id.clone())
     }
 
     /// Advances a channel along [`PROGRESSION`] until it runs or is held.
@@ -415,7 +467,24 @@ impl Dialog360Sim {
                     }
                 };
                 if let Some(next) = next {
-                    sim.set_status(&channel_id, next);
+                    let reorder = lock(&sim.shared.inner).knobs.reorder;
+                    match (reorder, next) {
+                        // The ready event is held back ...
+                        (true, "ready") => {
+                            sim.set_status_quietly(&channel_id, next);
+                        }
+                        // ... and sent after the running one.
+                        (true, "running") => {
+                            if let Some(client) = sim.set_status_quietly(&channel_id, next) {
+                                sim.send_event("channel_running", Some(&channel_id), &client);
+                                sim.send_event("channel_ready", Some(&channel_id), &client);
+                                sim.send_event("channel_live", Some(&channel_id), &client);
+                            }
+                        }
+                        _ => {
+                            sim.set_status(&channel_id, next);
+                        }
+                    }
                 }
             }
         });
