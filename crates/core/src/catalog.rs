@@ -78,6 +78,44 @@ pub const ACTIONS: &[ActionSpec] = &[
         optional: &[],
         summary: "Reads the shared data (ODM); result is {odm, summary}.",
     },
+    ActionSpec {
+        name: "dialog360.start",
+        required: &["session_id"],
+        optional: &[
+            "hub",
+            "origin",
+            "number",
+            "email",
+            "name",
+            "next",
+            "client_id",
+        ],
+        summary: "Builds the 360dialog permissions URL with a one-time state; result is {state, url, hub, payment, origin}.",
+    },
+    ActionSpec {
+        name: "dialog360.confirm",
+        required: &["hub", "state", "redirect"],
+        optional: &[],
+        summary: "Confirms a redirect's client and channels with the Partner API; result is {confirmed, reason, client, channels, revoked}.",
+    },
+    ActionSpec {
+        name: "dialog360.channels",
+        required: &["hub", "client", "channels"],
+        optional: &[],
+        summary: "Reads the channels' statuses; result is {statuses, all_running, any_error, all_gone, pending}.",
+    },
+    ActionSpec {
+        name: "dialog360.create_keys",
+        required: &["hub", "channels"],
+        optional: &[],
+        summary: "Creates one API key per running channel, sealed; result is {created, permission_missing, reason, secrets}.",
+    },
+    ActionSpec {
+        name: "dialog360.key_permission",
+        required: &["hub", "channels"],
+        optional: &[],
+        summary: "Whether the client allows API key creation (Direct Payment); result is {allowed}.",
+    },
 ];
 
 pub fn action(name: &str) -> Option<&'static ActionSpec> {

@@ -97,6 +97,15 @@ enum Command {
         ockto_provider_code: String,
         #[command(flatten)]
         ockto_tls: OcktoTls,
+        /// Partner API key of the simulated 360dialog Partner-Payment hub (`gangway-partner`).
+        #[arg(long, env = "SIM_DIALOG360_API_KEY", default_value = "")]
+        dialog360_api_key: String,
+        /// Partner API key of the simulated Direct-Payment hub (`gangway-direct`).
+        #[arg(long, env = "SIM_DIALOG360_DIRECT_API_KEY", default_value = "")]
+        dialog360_direct_api_key: String,
+        /// Token the 360dialog simulator puts in Gangway's webhook URL.
+        #[arg(long, env = "SIM_DIALOG360_WEBHOOK_TOKEN", default_value = "")]
+        dialog360_webhook_token: String,
     },
 }
 
@@ -235,6 +244,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             ockto_password,
             ockto_provider_code,
             ockto_tls,
+            dialog360_api_key,
+            dialog360_direct_api_key,
+            dialog360_webhook_token,
         } => {
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
@@ -249,6 +261,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 ockto_username,
                 ockto_password,
                 ockto_provider_code,
+                dialog360_api_key,
+                dialog360_direct_api_key,
+                dialog360_webhook_token,
             };
             let sim_url = format!("http://{addr}");
             let ockto = setup::ockto_sim(&sim_url, &creds);

@@ -432,8 +432,23 @@ impl Run<'_> {
                             return;
                         }
                     };
-                    let deadline_ms =
+                    let mut deadline_ms =
                         self.now_ms + i64::try_from(wait.timeout_ms).unwrap_or(i64::MAX);
+                    if let Some(until) = &wait.until {
+                        match until.eval(&scope) {
+                            Ok(v) => match v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)) {
+                                // A time already past ends the wait at once.
+                                Some(t) => deadline_ms = deadline_ms.min(t.max(self.now_ms)),
+                                None => self.record(
+                                    "wait.until_error",
+                                    json!({"error": format!("expected a time in Unix milliseconds, got {v}")}),
+                                ),
+                            },
+                            Err(e) => {
+                                self.record("wait.until_error", json!({"error": e.to_string()}))
+                            }
+                        }
+                    }
                     self.state.status = SessionStatus::Waiting;
                     self.state.present = present;
                     self.state.wait = Some(Waiting {

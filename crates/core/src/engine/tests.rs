@@ -979,3 +979,68 @@ fn poll_save_as_refreshes_the_presentation() {
     let t = s.send(polled(s.visit(), json!({"done": true, "code": "qr-2"})));
     assert_ended(&t, Outcome::Approved);
 }
+
+#[test]
+fn until_caps_a_wait_deadline_across_reentries() {
+    let wf = parse(
+        r#"
+id: until-test
+version: 1
+steps:
+  start:
+    call: http.request
+    with: {service: s, path: /x}
+    save_as: started
+    next: w
+  w:
+    wait:
+      a.b: check
+    timeout: 30m
+    until: state.started.at + 600000
+    on_timeout: late
+  check:
+    decide:
+      - when: "true"
+        next: w
+    default: late
+  late:
+    end: expired
+    reason: late
+"#,
+    )
+    .expect("parses");
+    let (input, session) = (json!({}), json!({"id": "s", "reference": null}));
+    let ctx = Context {
+        input: &input,
+        session: &session,
+    };
+    let t = apply(&wf, ctx, &SessionState::default(), &Input::Start, T0);
+    let visit = t.state.visit;
+    let t = apply(
+        &wf,
+        ctx,
+        &t.state,
+        &succeeded(visit, json!({"at": T0})),
+        T0 + SECOND,
+    );
+    assert_eq!(t.state.wait.as_ref().unwrap().deadline_ms, T0 + 10 * MINUTE);
+    // Re-entering the wait keeps the absolute deadline.
+    let t = apply(&wf, ctx, &t.state, &event("a.b"), T0 + 5 * MINUTE);
+    assert_eq!(t.state.step.as_deref(), Some("w"));
+    assert_eq!(t.state.wait.as_ref().unwrap().deadline_ms, T0 + 10 * MINUTE);
+    // Past it, the wait ends at once (a timer due now).
+    let t = apply(&wf, ctx, &t.state, &event("a.b"), T0 + 11 * MINUTE);
+    assert_eq!(t.state.wait.as_ref().unwrap().deadline_ms, T0 + 11 * MINUTE);
+    // Without `until` (a bad value), the timeout rules and the timeline says why.
+    let t = apply(&wf, ctx, &SessionState::default(), &Input::Start, T0);
+    let visit = t.state.visit;
+    let t = apply(
+        &wf,
+        ctx,
+        &t.state,
+        &succeeded(visit, json!({"at": "soon"})),
+        T0,
+    );
+    assert_eq!(t.state.wait.as_ref().unwrap().deadline_ms, T0 + 30 * MINUTE);
+    assert!(t.records.iter().any(|r| r.kind == "wait.until_error"));
+}

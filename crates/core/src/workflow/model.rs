@@ -85,6 +85,10 @@ pub struct CallStep {
 pub struct WaitStep {
     pub on: IndexMap<String, String>,
     pub timeout_ms: u64,
+    /// Optional absolute deadline (Unix ms, over `input`, `state`,
+    /// `session`): the wait ends at the earlier of it and entry + timeout,
+    /// so that re-entering a wait does not restart its deadline.
+    pub until: Option<Expr>,
     pub on_timeout: String,
     pub poll: Option<PollSpec>,
     /// What the browser shows while the session waits here.

@@ -378,7 +378,7 @@ impl Parser {
     ) -> Option<WaitStep> {
         self.unknown_keys(
             map,
-            &["wait", "timeout", "on_timeout", "poll", "present"],
+            &["wait", "timeout", "until", "on_timeout", "poll", "present"],
             "wait step",
         );
         let wait_node = get(map, "wait")?;
@@ -422,6 +422,8 @@ impl Parser {
                 None
             }
         };
+        let until =
+            get(map, "until").and_then(|n| self.expr_node(n, &["input", "state", "session"]));
         let poll = match get(map, "poll") {
             None => None,
             Some(p) => Some(self.poll(p, &on)?),
@@ -441,6 +443,7 @@ impl Parser {
         Some(WaitStep {
             on,
             timeout_ms: timeout_ms?,
+            until,
             on_timeout: on_timeout?,
             poll,
             present,

@@ -77,6 +77,7 @@ pub fn json_schema() -> Value {
                     "wait": {"type": "object", "minProperties": 1, "additionalProperties": step_name,
                              "description": "event name -> step"},
                     "timeout": duration,
+                    "until": cel,
                     "on_timeout": step_name,
                     "poll": {
                         "type": "object",

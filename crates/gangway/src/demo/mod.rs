@@ -10,7 +10,8 @@ use gangway_server::config::{Config, EndpointConfig};
 use gangway_server::ids;
 use gangway_server::sim::incode::IncodeKnobs;
 use gangway_server::sim::setup::{
-    SimCredentials, SimOptions, configure_incode, configure_ockto, configure_score, simulators,
+    SimCredentials, SimOptions, configure_dialog360, configure_incode, configure_ockto,
+    configure_score, simulators,
 };
 use std::path::PathBuf;
 
@@ -36,6 +37,9 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
     }
     if config.ockto.is_none() {
         configure_ockto(&mut config, &base, &creds);
+    }
+    if config.dialog360.is_none() {
+        configure_dialog360(&mut config, &base, &creds);
     }
     let api_key = std::env::var("GANGWAY_DEMO_API_KEY")
         .ok()
@@ -122,7 +126,9 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
     } else {
         println!("  API key:    from GANGWAY_DEMO_API_KEY");
     }
-    println!("  Simulators: {base}/sim/score/  {base}/sim/incode/  {base}/sim/ockto/");
+    println!(
+        "  Simulators: {base}/sim/score/  {base}/sim/incode/  {base}/sim/ockto/  {base}/sim/360dialog/"
+    );
     println!();
     gangway_server::app::serve(
         listener,

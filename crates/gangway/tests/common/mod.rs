@@ -26,6 +26,11 @@ pub const OCKTO_PASSWORD: &str = "ockto-password-for-tests-000001";
 pub const OCKTO_PROVIDER_CODE: &str = "OCKTO-PROVIDER-CODE-TESTS-01";
 /// 32 bytes, base64: seals provider session tokens at rest.
 pub const ENCRYPTION_KEY: &str = "dGVzdHMtb25seS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=";
+pub const D360_API_KEY: &str = "d360-partner-api-key-for-tests-01";
+pub const D360_DIRECT_API_KEY: &str = "d360-direct-api-key-for-tests-001";
+pub const D360_WEBHOOK_TOKEN: &str = "d360-webhook-token-for-tests-0000000001";
+/// The customer page origin the redirect page posts to.
+pub const SHOP_ORIGIN: &str = "https://shop.example";
 pub const RECEIVER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 pub fn repo_root() -> PathBuf {
@@ -239,6 +244,12 @@ impl Harness {
             OCKTO_PASSWORD,
             "--ockto-provider-code",
             OCKTO_PROVIDER_CODE,
+            "--dialog360-api-key",
+            D360_API_KEY,
+            "--dialog360-direct-api-key",
+            D360_DIRECT_API_KEY,
+            "--dialog360-webhook-token",
+            D360_WEBHOOK_TOKEN,
         ]
         .iter()
         .map(|s| s.to_string())
@@ -355,6 +366,22 @@ username = "{OCKTO_USERNAME}"
 password = "${{file:{ockto_password}}}"
 provider_code = "{OCKTO_PROVIDER_CODE}"
 {ockto_pem}
+[dialog360]
+base_url = "{sim_url}/sim/360dialog/api/v2"
+hub_url = "{sim_url}/sim/360dialog"
+webhook_token = "{D360_WEBHOOK_TOKEN}"
+default_hub = "main"
+
+[dialog360.hubs.main]
+partner_id = "gangway-partner"
+api_key = "{D360_API_KEY}"
+payment = "partner"
+
+[dialog360.hubs.direct]
+partner_id = "gangway-direct"
+api_key = "{D360_DIRECT_API_KEY}"
+payment = "direct"
+
 [http.webhooks.score]
 service = "score"
 secret = "{SIM_WEBHOOK_SECRET}"
@@ -368,9 +395,9 @@ event_field = "status"
             wf = wf_dir.display(),
             schedule = schedule.join(", "),
             ttl = opts.client_secret_ttl.unwrap_or("1h"),
-            origins = opts
-                .allowed_origins
-                .iter()
+            // The 360dialog tests' customer page is always allowed.
+            origins = std::iter::once(&SHOP_ORIGIN)
+                .chain(opts.allowed_origins.iter())
                 .map(|o| format!("\"{o}\""))
                 .collect::<Vec<_>>()
                 .join(", "),
@@ -519,6 +546,33 @@ event_field = "status"
 
     pub fn sim(&self, path: &str) -> String {
         format!("{}/sim/score{}", self.sim_url, path)
+    }
+
+    pub fn d360(&self, path: &str) -> String {
+        format!("{}/sim/360dialog{path}", self.sim_url)
+    }
+
+    pub async fn d360_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.d360(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn d360_get(&self, path: &str) -> Value {
+        self.http
+            .get(self.d360(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub fn incode(&self, path: &str) -> String {

@@ -4,6 +4,7 @@
 //! none of them talks SQL.
 
 mod client;
+mod dialog360;
 mod dry_run;
 pub mod error;
 mod extract;
@@ -58,6 +59,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(sessions::routes())
         .merge(client)
         .merge(webhooks::routes())
+        .route(
+            "/v1/redirect/360dialog/{state}",
+            axum::routing::get(dialog360::redirect_page).post(dialog360::redirect_post),
+        )
         .merge(ops::routes())
         .merge(openapi::routes())
         .merge(crate::web::routes())

@@ -106,6 +106,26 @@ pub fn document() -> Value {
             "at": {"type": "string"}, "sim": {"type": "string"}, "action": {"type": "string"}, "body": {},
             "signal": {"type": "string"}, "data": {}}}},
         "timeout_s": {"type": "integer", "minimum": 1, "maximum": 60, "default": 10}}}}}});
+    let state_param = json!([{"name": "state", "in": "path", "required": true, "schema": {"type": "string"},
+        "description": "The one-time state of the session's permission request (`d360st_…`)."}]);
+    let mut redirect_post = op(
+        "Record a 360dialog redirect for the workflow to confirm (posted by the redirect page)",
+        "",
+        json!({"200": {"description": "Recorded; the session waits for it"}}),
+        &["400", "404", "409", "415", "422"],
+    );
+    redirect_post["parameters"] = state_param.clone();
+    redirect_post["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["query"], "additionalProperties": false,
+        "properties": {"query": {"type": "string", "maxLength": 4096, "description": "`window.location.search` of the redirect page"}}}}}});
+    let redirect_page = json!({"summary": "360dialog redirect page: hands the query to the opener with an explicit target origin and closes, or finishes with a link back",
+        "parameters": state_param,
+        "responses": {"200": {"description": "text/html", "content": {"text/html": {}}}, "404": {"description": "text/html: unknown state", "content": {"text/html": {}}}}});
+    let d360_webhook = json!({"post": {"summary": "360dialog partner webhook (channel_created, channel_running, cancellation_request, ...)",
+        "parameters": [{"name": "token", "in": "query", "required": true, "schema": {"type": "string"}, "description": "`dialog360.webhook_token`, registered with the webhook URL"}],
+        "requestBody": {"required": true, "content": {"application/json": {}}},
+        "responses": {"200": {"description": "Stored (or a duplicate)"}, "400": {"$ref": "#/components/responses/Problem"},
+            "401": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"}}}});
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Gangway API", "version": env!("CARGO_PKG_VERSION"),
@@ -116,6 +136,9 @@ pub fn document() -> Value {
             "/v1/sessions/{id}/cancel": {"post": with_id(op("Cancel a session (ends `canceled`)", "apiKey", ok("Session"), &["400", "401", "404", "409"]))},
             "/v1/sessions/{id}/timeline": {"get": with_id(op("Everything that happened, with timings; secrets redacted", "apiKey", ok("Timeline"), &["401", "404"]))},
             "/v1/sessions/{id}/deliveries": {"get": with_id(op("Customer webhook deliveries and every attempt", "apiKey", ok("Deliveries"), &["401", "404"]))},
+            "/v1/sessions/{id}/secrets": {"get": with_id(op("The session's provider secrets (360dialog channel API keys), opened; every read is recorded in the timeline (`secrets.accessed`)", "apiKey", ok("Secrets"), &["401", "404"]))},
+            "/v1/redirect/360dialog/{state}": {"get": redirect_page, "post": redirect_post},
+            "/v1/webhooks/360dialog": d360_webhook,
             "/v1/workflows": {"get": op("Loaded workflows and their versions", "apiKey", ok("Workflows"), &["401"])},
             "/v1/workflows/{id}/dry-run": {"post": dry_run},
             "/v1/client/sessions/{id}": {"get": with_id(op("What the browser presents now", "clientSecret", ok("ClientSession"), &["401"]))},
@@ -158,6 +181,10 @@ pub fn document() -> Value {
                 "Timeline": {"type": "object", "properties": {"session": {"$ref": "#/components/schemas/Session"}, "entries": {"type": "array", "items": {"type": "object", "properties": {
                     "seq": {"type": "integer"}, "at": {"type": "string"}, "elapsed_ms": {"type": "integer"}, "since_previous_ms": {"type": "integer"},
                     "kind": {"type": "string"}, "step": {"type": ["string", "null"]}, "data": {}}}}}},
+                "Secrets": {"type": "object", "properties": {"session_id": {"type": "string"}, "ready": {"type": "boolean"},
+                    "secrets": {"type": "array", "items": {"type": "object", "properties": {
+                        "name": {"type": "string", "description": "`channel_api_key`"}, "channel_id": {"type": "string"}, "key_id": {},
+                        "address": {}, "app_id": {}, "value": {"type": ["string", "null"]}, "step": {"type": "string"}}}}}},
                 "Deliveries": {"type": "object", "properties": {"data": {"type": "array", "items": {"type": "object"}}}},
                 "DryRun": {"type": "object", "properties": {"workflow": {"type": "string"}, "version": {"type": "integer"},
                     "ended": {"type": "boolean"}, "session": {"$ref": "#/components/schemas/Session"},

@@ -23,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/sessions/{id}/cancel", post(cancel))
         .route("/v1/sessions/{id}/timeline", get(timeline))
         .route("/v1/sessions/{id}/deliveries", get(deliveries))
+        .route("/v1/sessions/{id}/secrets", get(super::dialog360::secrets))
         .route("/v1/workflows", get(workflows))
         .route("/v1/workflows/{id}/dry-run", post(super::dry_run::dry_run))
 }

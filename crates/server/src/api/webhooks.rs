@@ -21,6 +21,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/webhooks/http/{name}", post(http_webhook))
         .route("/v1/webhooks/incode", post(super::incode::webhook))
         .route("/v1/webhooks/incode/token", post(super::incode::token))
+        .route("/v1/webhooks/360dialog", post(super::dialog360::webhook))
         .route("/v1/webhooks/{connector}", post(connector_webhook))
 }
 

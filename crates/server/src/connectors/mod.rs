@@ -2,6 +2,7 @@
 //! arguments into provider calls, classifying failures as transient (retried
 //! until the step's deadline) or permanent.
 
+pub mod dialog360;
 pub mod http;
 pub mod incode;
 pub mod ockto;
@@ -36,6 +37,8 @@ pub struct Connectors {
     pub http: http::HttpConnector,
     pub incode: incode::IncodeConnector,
     pub ockto: ockto::OcktoConnector,
+    pub dialog360: dialog360::Dialog360Connector,
+    sealer: crate::crypto::Sealer,
 }
 
 impl Connectors {
@@ -45,10 +48,23 @@ impl Connectors {
             incode: incode::IncodeConnector::new(
                 config.incode.clone(),
                 config.engine.request_timeout,
-                sealer,
+                sealer.clone(),
             ),
             ockto: ockto::OcktoConnector::new(config.ockto.clone(), config.engine.request_timeout),
+            dialog360: dialog360::Dialog360Connector::new(
+                config.dialog360.clone(),
+                config.engine.request_timeout,
+                sealer.clone(),
+                config.base_url(),
+                config.client.allowed_origins.clone(),
+            ),
+            sealer,
         }
+    }
+
+    /// Opens a value a connector sealed (for the audited secrets endpoint).
+    pub fn open_sealed(&self, sealed: &str) -> Result<String, crate::crypto::Error> {
+        self.sealer.open(sealed)
     }
 
     /// Runs `action`; `idempotency_key` is stable across retries of one step visit.
@@ -71,6 +87,11 @@ impl Connectors {
             "ockto.start" => self.ockto.start(args, idempotency_key).await,
             "ockto.status" => self.ockto.status(args).await,
             "ockto.result" => self.ockto.result(args).await,
+            "dialog360.start" => self.dialog360.start(args),
+            "dialog360.confirm" => self.dialog360.confirm(args).await,
+            "dialog360.channels" => self.dialog360.channels(args).await,
+            "dialog360.create_keys" => self.dialog360.create_keys(args).await,
+            "dialog360.key_permission" => self.dialog360.key_permission(args).await,
             other => Err(CallError {
                 transient: false,
                 retry_after: None,
@@ -105,6 +126,11 @@ impl Connectors {
                 | "ockto.start"
                 | "ockto.status"
                 | "ockto.result"
+                | "dialog360.start"
+                | "dialog360.confirm"
+                | "dialog360.channels"
+                | "dialog360.create_keys"
+                | "dialog360.key_permission"
         )
     }
 }

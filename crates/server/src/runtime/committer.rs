@@ -199,7 +199,7 @@ async fn lookups(
     let mut per_work = Vec::with_capacity(works.len());
     for work in works {
         let found = match work {
-            Work::Apply { session_id, .. } => {
+            Work::Apply { session_id, .. } | Work::Record { session_id, .. } => {
                 sessions.push(session_id.clone());
                 None
             }
@@ -339,6 +339,16 @@ async fn try_batch(
             Work::Ingest(ev) => {
                 Answer::Ingest(ingest(engine, tx.as_mut(), ev, known, now, &mut after).await?)
             }
+            Work::Record { session_id, entry } => match tx.lock_session(session_id).await? {
+                Some(mut row) => {
+                    let step = row.state.step.clone();
+                    push_timeline(&mut after, &mut row, now, &entry.0, step, entry.1.clone());
+                    row.updated_at = now;
+                    tx.update_session(&row).await?;
+                    Answer::Apply(Some(row))
+                }
+                None => Answer::Apply(None),
+            },
             Work::Delivered(d) => {
                 tx.record_delivery_attempt(&d.delivery_id, &d.attempt, d.status, d.next_attempt_at)
                     .await?;

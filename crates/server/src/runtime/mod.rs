@@ -59,6 +59,11 @@ pub(crate) enum Work {
         record: Option<Arc<(String, Value)>>,
     },
     Ingest(Arc<NewEvent>),
+    /// A timeline entry that changes nothing else (e.g. an audited read).
+    Record {
+        session_id: String,
+        entry: Arc<(String, Value)>,
+    },
     /// The outcome of one customer webhook delivery attempt.
     Delivered(Arc<DeliveryOutcome>),
     /// Answered once every command sent before it is committed.
@@ -241,6 +246,41 @@ impl Engine {
         })
         .await?;
         rx.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Adds a timeline entry to a session without changing its state (an
+    /// audit record); answers once it is committed.
+    pub async fn record(&self, session_id: &str, kind: &str, data: Value) -> Result<(), Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command {
+            work: Work::Record {
+                session_id: session_id.to_string(),
+                entry: Arc::new((kind.to_string(), data)),
+            },
+            reply: Reply::Apply(Some(reply)),
+        })
+        .await?;
+        rx.await
+            .map_err(|_| Error::ShuttingDown)??
+            .map(|_| ())
+            .ok_or(Error::NotFound)
+    }
+
+    /// Makes the session's pending poll due now: a provider webhook that is
+    /// only a hint triggers a server-side read instead of deciding anything.
+    pub async fn expedite_poll(&self, session_id: &str) -> Result<(), Error> {
+        let now = crate::ids::now_ms();
+        if self
+            .store
+            .expedite_jobs(session_id, crate::store::JobKind::Poll, now)
+            .await?
+            > 0
+        {
+            self.next_wake
+                .store(now, std::sync::atomic::Ordering::Relaxed);
+            self.wake.notify_one();
+        }
+        Ok(())
     }
 
     /// Result of a job, fed back without waiting for the commit.

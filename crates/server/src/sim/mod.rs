@@ -5,6 +5,7 @@
 //! layer in [`faults`] is shared by all simulators: it holds the fault rules and
 //! the request log and wraps a simulator's provider router.
 
+pub mod dialog360;
 pub mod faults;
 pub mod incode;
 pub mod ockto;

@@ -2,8 +2,12 @@
 //! simulators' router, and the config that points Gangway's connectors at
 //! them. Used by `gangway demo`, `gangway sim`, the sandbox and dry runs.
 
-use crate::config::{Config, HttpService, HttpWebhook, IncodeConfig, OcktoConfig};
+use crate::config::{
+    Config, Dialog360Config, Dialog360Hub, Dialog360Payment, HttpService, HttpWebhook,
+    IncodeConfig, OcktoConfig,
+};
 use crate::ids;
+use crate::sim::dialog360::{Dialog360Sim, Dialog360SimConfig, SimPartner};
 use crate::sim::incode::{IncodeKnobs, IncodeSim, IncodeSimConfig, IncodeWebhookAuth};
 use crate::sim::ockto::{OcktoSim, OcktoSimConfig};
 use crate::sim::score::{ScoreSim, ScoreSimConfig};
@@ -20,7 +24,16 @@ pub struct SimCredentials {
     pub ockto_username: String,
     pub ockto_password: String,
     pub ockto_provider_code: String,
+    /// Partner API keys of the simulated Partner-Payment and Direct-Payment hubs.
+    pub dialog360_api_key: String,
+    pub dialog360_direct_api_key: String,
+    /// The token in the partner webhook URL.
+    pub dialog360_webhook_token: String,
 }
+
+/// Partner ids of the simulated 360dialog hubs.
+pub const DIALOG360_PARTNER: &str = "gangway-partner";
+pub const DIALOG360_DIRECT_PARTNER: &str = "gangway-direct";
 
 impl SimCredentials {
     pub fn random() -> SimCredentials {
@@ -33,6 +46,9 @@ impl SimCredentials {
             ockto_username: "gangway-demo".into(),
             ockto_password: ids::new_secret("ocktopw"),
             ockto_provider_code: "GANGWAY-DEMO".into(),
+            dialog360_api_key: ids::new_secret("d360key"),
+            dialog360_direct_api_key: ids::new_secret("d360direct"),
+            dialog360_webhook_token: ids::new_secret("d360wh"),
         }
     }
 }
@@ -89,10 +105,33 @@ pub fn simulators(
     let ockto = opts
         .ockto
         .unwrap_or_else(|| ockto_sim(sim_url, creds).router());
+    let webhook_url = format!(
+        "{gangway_url}/v1/webhooks/360dialog?token={}",
+        creds.dialog360_webhook_token
+    );
+    let partner = |partner_id: &str, api_key: &str, direct: bool| SimPartner {
+        partner_id: partner_id.into(),
+        api_key: api_key.into(),
+        direct,
+        webhook_url: Some(webhook_url.clone()),
+        redirect_prefix: format!("{gangway_url}/v1/redirect/360dialog/"),
+    };
+    let dialog360 = Dialog360Sim::new(Dialog360SimConfig {
+        partners: vec![
+            partner(DIALOG360_PARTNER, &creds.dialog360_api_key, false),
+            partner(
+                DIALOG360_DIRECT_PARTNER,
+                &creds.dialog360_direct_api_key,
+                true,
+            ),
+        ],
+        advance_ms: 200,
+    });
     Router::new()
         .nest("/sim/score", score.router())
         .nest("/sim/incode", incode.router())
         .nest("/sim/ockto", ockto)
+        .nest("/sim/360dialog", dialog360.router())
 }
 
 /// Points every connector that has a simulator at the simulators on `base`.
@@ -100,6 +139,39 @@ pub fn configure_all(config: &mut Config, base: &str, creds: &SimCredentials) {
     configure_score(config, base, creds);
     configure_incode(config, base, creds);
     configure_ockto(config, base, creds);
+    configure_dialog360(config, base, creds);
+}
+
+/// Points the `dialog360` connector at the simulator on `base`: hub `main`
+/// (Partner Payment, the default) and hub `direct` (Direct Payment).
+pub fn configure_dialog360(config: &mut Config, base: &str, creds: &SimCredentials) {
+    let hubs = [
+        (
+            "main".to_string(),
+            Dialog360Hub {
+                partner_id: DIALOG360_PARTNER.into(),
+                api_key: creds.dialog360_api_key.clone(),
+                payment: Dialog360Payment::Partner,
+            },
+        ),
+        (
+            "direct".to_string(),
+            Dialog360Hub {
+                partner_id: DIALOG360_DIRECT_PARTNER.into(),
+                api_key: creds.dialog360_direct_api_key.clone(),
+                payment: Dialog360Payment::Direct,
+            },
+        ),
+    ]
+    .into_iter()
+    .collect();
+    config.dialog360 = Some(Dialog360Config {
+        base_url: format!("{base}/sim/360dialog/api/v2"),
+        hub_url: format!("{base}/sim/360dialog"),
+        webhook_token: creds.dialog360_webhook_token.clone(),
+        default_hub: Some("main".into()),
+        hubs,
+    });
 }
 
 /// Points the `ockto` connector at the simulator on `base` (plain HTTP).

@@ -395,6 +395,15 @@ pub trait Store: Send + Sync + 'static {
     /// Keeps a running job's lease until at least `lease_until`, if this
     /// node still holds it; false when it does not (or the job is gone).
     async fn extend_lease(&self, id: i64, lease_until: i64) -> Result<bool>;
+    /// Moves a session's unleased jobs of `kind` due later than `due_at` to
+    /// `due_at`; returns how many moved.
+    async fn expedite_jobs(&self, session_id: &str, kind: JobKind, due_at: i64) -> Result<u64>;
+    /// The session a provider reference belongs to, outside a transaction.
+    async fn session_for_reference(
+        &self,
+        namespace: &str,
+        reference: &str,
+    ) -> Result<Option<String>>;
     async fn finish_job(&self, id: i64) -> Result<()>;
 
     async fn delivery_payload(&self, id: &str) -> Result<Option<(String, String, Value, i64)>>;

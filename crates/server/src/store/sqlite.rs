@@ -991,6 +991,35 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn expedite_jobs(&self, session_id: &str, kind: JobKind, due_at: i64) -> Result<u64> {
+        let session_id = session_id.to_owned();
+        self.run(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE jobs SET due_at = ?1 WHERE session_id = ?2 AND kind = ?3 AND due_at > ?1 AND lease_until < ?1",
+                )?
+                .execute(rusqlite::params![due_at, session_id, kind.as_str()])?;
+            Ok(u64::try_from(n).unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn session_for_reference(
+        &self,
+        namespace: &str,
+        reference: &str,
+    ) -> Result<Option<String>> {
+        let (namespace, reference) = (namespace.to_owned(), reference.to_owned());
+        self.run(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT session_id FROM correlations WHERE namespace = ? AND reference = ?",
+            )?
+            .query_row([namespace, reference], |r| r.get(0))
+            .optional()?)
+        })
+        .await
+    }
+
     async fn finish_job(&self, id: i64) -> Result<()> {
         self.run(move |c| {
             c.prepare_cached("DELETE FROM jobs WHERE id = ?")?

@@ -375,6 +375,43 @@ impl Store for PgStore {
         Ok(n == 1)
     }
 
+    async fn expedite_jobs(&self, session_id: &str, kind: JobKind, due_at: i64) -> Result<u64> {
+        // Only jobs no node holds: a leased one is running already.
+        let n = sqlx::query(
+            "UPDATE jobs SET due_at = $1 WHERE session_id = $2 AND kind = $3 AND due_at > $1 AND lease_until < $1",
+        )
+        .bind(due_at)
+        .bind(session_id)
+        .bind(kind.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            // Whichever node is awake soonest may take them.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(notify::JOBS)
+                .bind(notify::jobs_payload(&self.node, due_at))
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(n)
+    }
+
+    async fn session_for_reference(
+        &self,
+        namespace: &str,
+        reference: &str,
+    ) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT session_id FROM correlations WHERE namespace = $1 AND reference = $2",
+        )
+        .bind(namespace)
+        .bind(reference)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(s,)| s))
+    }
+
     async fn finish_job(&self, id: i64) -> Result<()> {
         sqlx::query("DELETE FROM jobs WHERE id = $1")
             .bind(id)
