@@ -76,7 +76,6 @@ impl Drop for Stopped {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "restarts the shared PostgreSQL server; scripts/test runs it alone"]
 async fn database_restart_under_load() {
     let mut h = Harness::start_with(Options {
         postgres: true,
