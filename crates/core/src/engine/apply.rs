@@ -585,7 +585,18 @@ impl Run<'_> {
                         Ok(other) => other.to_string(),
                         Err(e) => format!("(reason could not be rendered: {e})"),
                     };
-                    self.end(end.outcome, reason);
+                    match end.output.as_ref().map(|o| o.render(&scope)) {
+                        Some(Err(e)) => {
+                            self.end(
+                                Outcome::Failed,
+                                format!("the output of step `{next}` could not be rendered: {e}"),
+                            );
+                        }
+                        rendered => {
+                            self.state.output = rendered.and_then(Result::ok);
+                            self.end(end.outcome, reason);
+                        }
+                    }
                     return;
                 }
             }

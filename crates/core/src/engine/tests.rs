@@ -1044,3 +1044,42 @@ steps:
     assert_eq!(t.state.wait.as_ref().unwrap().deadline_ms, T0 + 30 * MINUTE);
     assert!(t.records.iter().any(|r| r.kind == "wait.until_error"));
 }
+
+// ---------------------------------------------------------------------------
+// `output` on end steps
+// ---------------------------------------------------------------------------
+
+fn run_to_end(src: &str, input: Value) -> SessionState {
+    let wf = parse(src).expect("workflow parses");
+    let session = json!({"id": "ses_1", "reference": null});
+    let ctx = Context {
+        input: &input,
+        session: &session,
+    };
+    apply(&wf, ctx, &SessionState::default(), &Input::Start, T0).state
+}
+
+#[test]
+fn an_end_step_hands_back_its_rendered_output() {
+    let state = run_to_end(
+        "id: out\nversion: 1\nsteps:\n  done:\n    end: approved\n    reason: ok\n    output:\n      name: ${input.name}\n      n: ${input.n + 1}\n",
+        json!({"name": "Ada", "n": 41}),
+    );
+    assert_eq!(state.outcome, Some(Outcome::Approved));
+    assert_eq!(state.output, Some(json!({"name": "Ada", "n": 42})));
+}
+
+#[test]
+fn an_output_that_cannot_be_rendered_fails_the_session_with_the_reason() {
+    let state = run_to_end(
+        "id: out\nversion: 1\nsteps:\n  done:\n    end: approved\n    reason: ok\n    output:\n      name: ${input.missing.field}\n",
+        json!({}),
+    );
+    assert_eq!(state.outcome, Some(Outcome::Failed));
+    assert!(
+        state.reason.as_deref().unwrap_or_default().contains("output of step `done`"),
+        "{:?}",
+        state.reason
+    );
+    assert_eq!(state.output, None);
+}

@@ -30,6 +30,9 @@ pub struct SessionState {
     /// The child session a `run` step waits for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub child: Option<String>,
+    /// What an `end` step with `output` handed back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
 }
 
 impl Default for SessionState {
@@ -48,6 +51,7 @@ impl Default for SessionState {
             call_args: None,
             poll_args: None,
             child: None,
+            output: None,
         }
     }
 }

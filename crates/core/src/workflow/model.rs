@@ -152,6 +152,10 @@ pub struct Rule {
 pub struct EndStep {
     pub outcome: Outcome,
     pub reason: Template,
+    /// What the session hands back (a JSON value over `input`, `state`,
+    /// `session`): in the session's API view and webhooks, and shown as a
+    /// chat command's result.
+    pub output: Option<Template>,
 }
 
 impl Workflow {

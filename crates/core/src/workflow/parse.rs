@@ -690,7 +690,7 @@ impl Parser {
     }
 
     fn end(&mut self, map: &MarkedMappingNode) -> Option<EndStep> {
-        self.unknown_keys(map, &["end", "reason"], "end step");
+        self.unknown_keys(map, &["end", "reason", "output"], "end step");
         let node = get(map, "end")?;
         let text = node.as_scalar().map(|s| s.as_str()).unwrap_or_default();
         let outcome = match text.parse::<Outcome>() {
@@ -707,9 +707,14 @@ impl Parser {
                 None
             }
         };
+        let output = match get(map, "output") {
+            Some(o) => Some(self.template(o, &["input", "state", "session"])?),
+            None => None,
+        };
         Some(EndStep {
             outcome: outcome?,
             reason: reason?,
+            output,
         })
     }
 

@@ -118,7 +118,8 @@ pub fn json_schema() -> Value {
                 "additionalProperties": false,
                 "properties": {
                     "end": {"enum": ["approved", "declined", "review", "failed", "canceled", "expired"]},
-                    "reason": {"type": "string"}
+                    "reason": {"type": "string"},
+                    "output": {}
                 }
             }
         }

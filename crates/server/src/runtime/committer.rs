@@ -759,6 +759,7 @@ async fn child_ended(
             "session_id": child.id,
             "outcome": child.state.outcome,
             "reason": child.state.reason,
+            "output": child.state.output,
             "state": child.state.vars,
         }),
         received_at: now,

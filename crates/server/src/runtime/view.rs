@@ -39,6 +39,7 @@ pub fn session_json(row: &SessionRow) -> Value {
         "step": s.step,
         "outcome": s.outcome.map(|o| o.as_str()),
         "reason": s.reason,
+        "output": s.output,
         "reference": row.reference,
         "input": row.input,
         "created_at": rfc3339(row.created_at),
