@@ -116,6 +116,12 @@ pub const ACTIONS: &[ActionSpec] = &[
         optional: &[],
         summary: "Whether the client allows API key creation (Direct Payment); result is {allowed}.",
     },
+    ActionSpec {
+        name: "oih.trigger",
+        required: &["flow"],
+        optional: &["input", "session_id"],
+        summary: "Triggers an Open Integration Hub flow (POST /hook/{flow}, HMAC-signed) with a per-run callback URL; result is {request_id, flow, sent_ms}. The flow answers with oih.progress, oih.result and oih.error events.",
+    },
 ];
 
 pub fn action(name: &str) -> Option<&'static ActionSpec> {

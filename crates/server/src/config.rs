@@ -57,6 +57,8 @@ pub struct Config {
     pub ockto: Option<OcktoConfig>,
     #[serde(default)]
     pub dialog360: Option<Dialog360Config>,
+    #[serde(default)]
+    pub oih: Option<OihConfig>,
     pub postgres: PostgresConfig,
 }
 
@@ -175,6 +177,42 @@ impl OcktoConfig {
                     .map_err(|_| key_err("ockto.ca_cert", "is not a PEM certificate"))
             })
             .transpose()
+    }
+}
+
+/// The Open Integration Hub connector (providers.md 5): flows are triggered
+/// through the hub's Webhooks service with an HMAC over the body.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OihConfig {
+    /// The Webhooks service base: flows are triggered at `{base_url}/hook/{flowId}`.
+    pub base_url: String,
+    /// The HMAC key of flows that have no key of their own (the `key` of the
+    /// hub's API_KEY secret that `hmacAuthSecret` names).
+    #[serde(default)]
+    pub hmac_key: Option<String>,
+    /// Per flow id: its own key, header and algorithm.
+    #[serde(default)]
+    pub flows: IndexMap<String, OihFlowConfig>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OihFlowConfig {
+    pub hmac_key: Option<String>,
+    /// `hmacHeaderKey` of the flow; `x-hmac` by default.
+    pub hmac_header: Option<String>,
+    /// `hmacAlgorithm` of the flow: `sha256` (default) or `sha512`.
+    pub hmac_algorithm: Option<String>,
+}
+
+impl std::fmt::Debug for OihConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OihConfig")
+            .field("base_url", &self.base_url)
+            .field("hmac_key", &self.hmac_key.as_ref().map(|_| "<redacted>"))
+            .field("flows", &self.flows.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -657,6 +695,35 @@ impl Config {
                     return Err(key_err(
                         format!("dialog360.hubs.{name}.api_key"),
                         "must not be empty (use `${env:D360_PARTNER_API_KEY}`)",
+                    ));
+                }
+            }
+        }
+        if let Some(o) = &self.oih {
+            if !reqwest::Url::parse(&o.base_url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+            {
+                return Err(key_err("oih.base_url", "not a valid http(s) URL"));
+            }
+            if o.hmac_key.as_deref() == Some("") {
+                return Err(key_err(
+                    "oih.hmac_key",
+                    "must not be empty (use `${env:OIH_HMAC_KEY}`)",
+                ));
+            }
+            for (id, flow) in &o.flows {
+                if let Some(a) = &flow.hmac_algorithm
+                    && !matches!(a.as_str(), "sha256" | "sha512")
+                {
+                    return Err(key_err(
+                        format!("oih.flows.{id}.hmac_algorithm"),
+                        "must be `sha256` or `sha512`",
+                    ));
+                }
+                if flow.hmac_key.as_deref() == Some("") {
+                    return Err(key_err(
+                        format!("oih.flows.{id}.hmac_key"),
+                        "must not be empty",
                     ));
                 }
             }

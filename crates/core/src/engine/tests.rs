@@ -1077,7 +1077,11 @@ fn an_output_that_cannot_be_rendered_fails_the_session_with_the_reason() {
     );
     assert_eq!(state.outcome, Some(Outcome::Failed));
     assert!(
-        state.reason.as_deref().unwrap_or_default().contains("output of step `done`"),
+        state
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("output of step `done`"),
         "{:?}",
         state.reason
     );

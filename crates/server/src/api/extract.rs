@@ -102,6 +102,15 @@ pub async fn client_session(
             "send the session's client secret as `Authorization: Bearer <client_secret>`",
         ));
     };
+    check_client_secret(state, session_id, &secret).await
+}
+
+/// The session, if `secret` is its client secret and has not expired.
+pub async fn check_client_secret(
+    state: &AppState,
+    session_id: &str,
+    secret: &str,
+) -> Result<SessionRow, Problem> {
     let row = state.engine.store.session(session_id).await?;
     // The same answer for "no such session" and "wrong secret": a secret
     // must not reveal which sessions exist.
@@ -111,7 +120,7 @@ pub async fn client_session(
         ));
     };
     if !ids::secure_eq(
-        ids::hash_secret(&secret).as_bytes(),
+        ids::hash_secret(secret).as_bytes(),
         row.client_secret_hash.as_bytes(),
     ) {
         return Err(Problem::unauthorized(

@@ -3,12 +3,14 @@
 //! endpoints. Handlers parse input into domain types and call the engine;
 //! none of them talks SQL.
 
+mod chat;
 mod client;
 mod dialog360;
 mod dry_run;
 pub mod error;
 mod extract;
 mod incode;
+mod oih;
 mod openapi;
 mod ops;
 mod sessions;
@@ -59,6 +61,14 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(sessions::routes())
         .merge(client)
         .merge(webhooks::routes())
+        .route(
+            "/v1/client/sessions/{id}/chat",
+            axum::routing::get(chat::socket),
+        )
+        .route(
+            "/v1/callbacks/oih/{token}",
+            axum::routing::post(oih::callback),
+        )
         .route(
             "/v1/redirect/360dialog/{state}",
             axum::routing::get(dialog360::redirect_page).post(dialog360::redirect_post),

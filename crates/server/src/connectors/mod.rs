@@ -6,6 +6,7 @@ pub mod dialog360;
 pub mod http;
 pub mod incode;
 pub mod ockto;
+pub mod oih;
 mod redact;
 
 pub use redact::redact;
@@ -38,6 +39,7 @@ pub struct Connectors {
     pub incode: incode::IncodeConnector,
     pub ockto: ockto::OcktoConnector,
     pub dialog360: dialog360::Dialog360Connector,
+    pub oih: oih::OihConnector,
     sealer: crate::crypto::Sealer,
 }
 
@@ -58,8 +60,20 @@ impl Connectors {
                 config.base_url(),
                 config.client.allowed_origins.clone(),
             ),
+            oih: oih::OihConnector::new(
+                config.oih.clone(),
+                config.engine.request_timeout,
+                config.base_url(),
+            ),
             sealer,
         }
+    }
+
+    /// What must be chosen and committed before a call is sent: the OIH
+    /// request id and callback token, correlated to the session in the
+    /// transaction that records the call, so an early callback finds it.
+    pub fn prepare(&self, action: &str, args: &Value) -> Option<oih::Prepared> {
+        (action == "oih.trigger").then(|| oih::prepare(args))
     }
 
     /// Opens a value a connector sealed (for the audited secrets endpoint).
@@ -92,6 +106,9 @@ impl Connectors {
             "dialog360.channels" => self.dialog360.channels(args).await,
             "dialog360.create_keys" => self.dialog360.create_keys(args).await,
             "dialog360.key_permission" => self.dialog360.key_permission(args).await,
+            // The hub never deduplicates: a retried trigger may run the flow
+            // twice, with the same request id (flows should be idempotent on it).
+            "oih.trigger" => self.oih.trigger(args).await,
             other => Err(CallError {
                 transient: false,
                 retry_after: None,
@@ -131,6 +148,7 @@ impl Connectors {
                 | "dialog360.channels"
                 | "dialog360.create_keys"
                 | "dialog360.key_permission"
+                | "oih.trigger"
         )
     }
 }

@@ -45,7 +45,7 @@ pub struct Ingested {
 
 /// What to do once the batch is durable.
 #[derive(Default)]
-struct AfterCommit {
+pub(super) struct AfterCommit {
     run_now: Vec<Job>,
     earliest_timer: Option<i64>,
     publish: Vec<(String, ClientEvent)>,
@@ -60,6 +60,7 @@ struct AfterCommit {
 /// The answer to one command, sent once the batch is committed.
 enum Answer {
     Create(Result<Created, Error>),
+    Chat(super::chat::Said),
     Apply(Option<SessionRow>),
     Ingest(Ingested),
     Recorded,
@@ -170,6 +171,9 @@ fn fail(reply: Reply, e: &crate::store::Error) {
         Reply::Barrier(r) => {
             let _ = r.send(());
         }
+        Reply::Chat(r) => {
+            let _ = r.send(Err(err()));
+        }
         Reply::Done(r) => {
             let _ = r.send(false);
         }
@@ -201,6 +205,10 @@ async fn lookups(
         let found = match work {
             Work::Apply { session_id, .. } | Work::Record { session_id, .. } => {
                 sessions.push(session_id.clone());
+                None
+            }
+            Work::Chat(chat) => {
+                sessions.push(chat.session_id().to_string());
                 None
             }
             Work::Ingest(ev) if shared && ev.namespace != "session" => {
@@ -363,6 +371,9 @@ async fn try_batch(
                 Answer::Recorded
             }
             Work::Barrier => Answer::Recorded,
+            Work::Chat(chat) => Answer::Chat(
+                super::chat::apply(tx.as_mut(), chat, now, lease_ms(engine), &mut after).await?,
+            ),
             Work::Adopt {
                 namespace,
                 reference,
@@ -396,6 +407,9 @@ fn finish(engine: &Arc<Engine>, after: AfterCommit, replies: Vec<(Reply, Answer)
             }
             (Reply::Barrier(r), _) => {
                 let _ = r.send(());
+            }
+            (Reply::Chat(r), Answer::Chat(a)) => {
+                let _ = r.send(Ok(a));
             }
             (Reply::Done(r), _) => {
                 let _ = r.send(true);
@@ -609,7 +623,7 @@ async fn ingest(
 }
 
 /// Numbers a timeline entry; entries are written with the batch.
-fn push_timeline(
+pub(super) fn push_timeline(
     after: &mut AfterCommit,
     row: &mut SessionRow,
     now: i64,
@@ -700,15 +714,42 @@ async fn transition(
     }
     row.updated_at = now;
     let view_changed = push_client_view(after, row, client_before, now);
+    let ended_now = !was_ended && row.state.status == SessionStatus::Ended;
+    if ended_now && row.state.vars.contains_key("chat") {
+        super::chat::chat_ended(tx, row, now, lease_ms(engine), after).await?;
+    }
     tx.update_session(row).await?;
     if let Some(parent) = engine::parent_of(&row.id) {
-        if !was_ended && row.state.status == SessionStatus::Ended {
+        if ended_now {
             Box::pin(child_ended(engine, tx, row, parent, now, after)).await?;
+            super::chat::run_ended(tx, row, parent, now, after).await?;
         } else if view_changed {
             child_view_to_parent(tx, row, parent, now, after).await?;
+            super::chat::run_view(tx, row, parent, now, after).await?;
         }
     }
     Ok(first_applied.unwrap_or(false))
+}
+
+/// Numbers a client event (written with the batch, pushed to live streams
+/// after the commit); the caller writes the session row.
+pub(super) fn push_client_event(
+    after: &mut AfterCommit,
+    row: &mut SessionRow,
+    now: i64,
+    event: &str,
+    data: Value,
+) -> i64 {
+    row.client_seq += 1;
+    let ev = ClientEvent {
+        seq: row.client_seq,
+        at: now,
+        event: event.to_string(),
+        data,
+    };
+    after.client_events.push((row.id.clone(), ev.clone()));
+    after.publish.push((row.id.clone(), ev));
+    row.client_seq
 }
 
 /// Records a client event when what the browser sees changed.
@@ -722,20 +763,12 @@ fn push_client_view(
     if client_after == before {
         return false;
     }
-    row.client_seq += 1;
     let event = if row.state.status == SessionStatus::Ended {
         "ended"
     } else {
         "step"
     };
-    let ev = ClientEvent {
-        seq: row.client_seq,
-        at: now,
-        event: event.to_string(),
-        data: client_after,
-    };
-    after.client_events.push((row.id.clone(), ev.clone()));
-    after.publish.push((row.id.clone(), ev));
+    push_client_event(after, row, now, event, client_after);
     true
 }
 
@@ -810,6 +843,15 @@ async fn apply_effect(
             args,
             deadline_ms,
         } => {
+            let args = match engine.connectors.prepare(&action, &args) {
+                Some(prepared) => {
+                    for (ns, reference) in &prepared.correlations {
+                        tx.insert_correlation(ns, reference, &row.id).await?;
+                    }
+                    prepared.args
+                }
+                None => args,
+            };
             let payload = json!({"visit": visit, "step": step, "action": action, "args": args, "deadline_ms": deadline_ms});
             let lease_until = deadline_ms.max(now) + lease_ms;
             let job = NewJob {
@@ -945,8 +987,13 @@ async fn apply_effect(
     Ok(())
 }
 
+/// How long a job claimed for running now is leased.
+fn lease_ms(engine: &Engine) -> i64 {
+    i64::try_from(engine.config.engine.lease.as_millis()).unwrap_or(30_000)
+}
+
 /// A call job that the executor runs as soon as the batch commits.
-async fn run_now(
+pub(super) async fn run_now(
     tx: &mut dyn Tx,
     row: &SessionRow,
     after: &mut AfterCommit,

@@ -79,6 +79,9 @@ async fn run_call(engine: &Arc<Engine>, job: Job) {
     if action.starts_with("workflow.") {
         return super::children::run(engine, job, &action).await;
     }
+    if action == "chat.run" {
+        return super::chat::run_job(engine, job).await;
+    }
     let args = job.payload.get("args").cloned().unwrap_or(Value::Null);
     let deadline = job
         .payload

@@ -6,6 +6,7 @@
 //! the database for the scheduler, so nothing is held in memory per waiting
 //! session and a restart loses nothing.
 
+pub mod chat;
 mod children;
 mod cluster;
 mod committer;
@@ -68,6 +69,8 @@ pub(crate) enum Work {
     Delivered(Arc<DeliveryOutcome>),
     /// Answered once every command sent before it is committed.
     Barrier,
+    /// A line typed in a chat, or a chat run that could not start.
+    Chat(Arc<chat::ChatWork>),
     /// Gives a reference's early events to its session, if they were stored
     /// while another writer committed the reference (shared databases).
     Adopt {
@@ -90,6 +93,7 @@ pub(crate) enum Reply {
     Apply(Option<oneshot::Sender<Result<Option<SessionRow>, Error>>>),
     Ingest(oneshot::Sender<Result<Ingested, Error>>),
     Barrier(oneshot::Sender<()>),
+    Chat(oneshot::Sender<Result<chat::Said, Error>>),
     /// Whether the command was committed.
     Done(oneshot::Sender<bool>),
 }
@@ -243,6 +247,17 @@ impl Engine {
         self.send(Command {
             work: Work::Ingest(Arc::new(event)),
             reply: Reply::Ingest(reply),
+        })
+        .await?;
+        rx.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Takes a line typed in a chat (or a chat's own bookkeeping).
+    pub async fn chat(&self, work: chat::ChatWork) -> Result<chat::Said, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command {
+            work: Work::Chat(Arc::new(work)),
+            reply: Reply::Chat(reply),
         })
         .await?;
         rx.await.map_err(|_| Error::ShuttingDown)?
