@@ -59,6 +59,8 @@ export interface MountOptions {
   backoff?: { base?: number; max?: number };
   /** A fetch implementation (tests). */
   fetch?: typeof fetch;
+  /** A WebSocket implementation for chats (tests). */
+  WebSocket?: typeof WebSocket;
 }
 
 export declare class Flow {
@@ -80,7 +82,51 @@ export interface RendererContext {
   /** Gangway's origin (for postMessage checks). */
   origin: string;
   signal(name: string, data?: unknown, id?: string): Promise<unknown>;
+  /** Opens the session's chat socket (`kind: "chat"`); call `start()` on it. */
+  openChat(handlers: ChatHandlers): ChatSocket;
 }
+
+/** One frame of the chat: a message with its id (resume point). */
+export interface ChatFrame {
+  type: "message";
+  id: number;
+  at: string;
+  message:
+    | { role: "user"; text: string; client_id: string }
+    | { role: "assistant"; text: string; reply_to: number }
+    | {
+        role: "run";
+        run: string;
+        reply_to: number;
+        command: string;
+        state: "started" | "progress" | "ended";
+        present?: { kind: string; message?: string | null; url?: string | null; label?: string; features?: string };
+        outcome?: Outcome;
+        reason?: string;
+        output?: unknown;
+      };
+}
+
+export interface ChatHandlers {
+  onMessage?(frame: ChatFrame): void;
+  onState?(state: ConnectionState): void;
+  onAck?(ack: { client_id: string; id?: number; duplicate?: boolean }): void;
+  onError?(error: { message: string; clientId?: string; fatal: boolean }): void;
+  onEnded?(ended: { outcome: Outcome; reason: string }): void;
+}
+
+/** The chat WebSocket: hello with the secret, resume from the last id, resend unacknowledged lines. */
+export declare class ChatSocket {
+  constructor(options: ChatHandlers & { url: string; secret: string; WebSocketImpl?: typeof WebSocket; backoff?: { base?: number; max?: number } });
+  readonly lastId: number;
+  start(): void;
+  /** Sends a line; returns its client id (resent after a reconnect until acknowledged). */
+  say(text: string): string;
+  stop(): void;
+}
+
+/** A JSON value as readable DOM (labelled fields, lists). */
+export declare function renderValue(value: unknown): HTMLElement;
 
 export interface RendererHandle {
   /** Take a changed presentation of the same kind in place; return false to be replaced. */

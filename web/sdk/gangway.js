@@ -14,9 +14,11 @@
 import { EventStreamClient, problemDetail } from "./stream.js";
 import { h, registerRenderer, rendererFor, selectRenderer } from "./renderers.js";
 import { installStyles } from "./styles.js";
+import { ChatSocket } from "./chat.js";
 
 export { EventStreamParser, EventStreamClient, backoff } from "./stream.js";
 export { registerRenderer, selectRenderer, safeUrl, sanitizeSvg } from "./renderers.js";
+export { ChatSocket, renderValue } from "./chat.js";
 
 export const VERSION = "1.0.0";
 
@@ -68,6 +70,10 @@ export class Flow {
         credentials: "omit",
         referrerPolicy: "no-referrer",
       });
+    // A chat presentation talks over the session's WebSocket (chat.js).
+    const chatUrl = `${this.sessionUrl.replace(/^http/, "ws")}/chat`;
+    this.openChat = (handlers) =>
+      new ChatSocket({ url: chatUrl, secret, WebSocketImpl: options.WebSocket, backoff: options.backoff, ...handlers });
 
     installStyles(element.ownerDocument);
     element.classList.add("gw-root");
@@ -174,6 +180,7 @@ export class Flow {
       view,
       origin: this.origin,
       signal: (name, data, id) => this.signal(name, data, id),
+      openChat: this.openChat,
       ...extra,
     };
     let handle;

@@ -37,6 +37,22 @@ const CSS = `
 .gw-chat-log li { max-width: 80%; padding: 8px 12px; border-radius: 12px; background: #f2f4f7; white-space: pre-wrap; }
 .gw-chat-log .gw-chat-user { align-self: flex-end; background: var(--gw-accent); color: #fff; }
 .gw-chat-log .gw-pending { opacity: .6; }
+.gw-chat-title { margin: 0; padding: 10px 12px; font-weight: 600; border-bottom: 1px solid var(--gw-line); }
+.gw-chat-log .gw-chat-run { align-self: stretch; max-width: none; background: #fff; border: 1px solid var(--gw-line); }
+.gw-chat-log .gw-failed { background: #b42318; }
+.gw-chat-state { margin: 0; padding: 0 12px; font-size: .85em; color: #667085; }
+.gw-chat-state:empty { display: none; }
+.gw-run-head { margin: 0 0 4px; font-weight: 600; font-family: ui-monospace, monospace; }
+.gw-run-lines p { margin: 4px 0; }
+.gw-run-working { color: #667085; }
+.gw-run-outcome { font-weight: 600; }
+.gw-outcome-approved .gw-run-outcome { color: #067647; }
+.gw-outcome-failed .gw-run-outcome, .gw-outcome-declined .gw-run-outcome, .gw-outcome-expired .gw-run-outcome { color: #b42318; }
+.gw-fields { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; margin: 6px 0 0; }
+.gw-fields dt { color: #667085; }
+.gw-fields dd { margin: 0; overflow-wrap: anywhere; }
+.gw-value-list { margin: 0; padding-left: 18px; }
+.gw-empty { color: #98a2b3; }
 .gw-chat-form { display: flex; gap: 8px; padding: 10px; border-top: 1px solid var(--gw-line); }
 .gw-chat-input { flex: 1; font: inherit; padding: 8px 10px; border: 1px solid var(--gw-line); border-radius: 10px; }
 `;

@@ -31,6 +31,11 @@ pub const SDK_FILES: &[(&str, &str, &str)] = &[
         include_str!("../../../../web/sdk/renderers.js"),
     ),
     (
+        "chat.js",
+        JS,
+        include_str!("../../../../web/sdk/chat.js"),
+    ),
+    (
         "styles.js",
         JS,
         include_str!("../../../../web/sdk/styles.js"),

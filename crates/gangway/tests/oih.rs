@@ -1,0 +1,478 @@
+//! The Open Integration Hub assistant end to end: a chat session over the
+//! real WebSocket, commands run as child sessions, flows triggered on the
+//! OIH simulator (a real HTTP server) that calls Gangway back.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Harness, eventually};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A browser's side of the chat socket.
+struct Chat {
+    ws: Socket,
+    /// Every message frame received, in order.
+    frames: Vec<Value>,
+    last_id: i64,
+    n: u32,
+}
+
+impl Chat {
+    async fn open(h: &Harness, id: &str, secret: &str, last_id: i64) -> Chat {
+        let url = format!("ws://127.0.0.1:{}/v1/client/sessions/{id}/chat", h.port);
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let mut chat = Chat {
+            ws,
+            frames: Vec::new(),
+            last_id,
+            n: 0,
+        };
+        chat.send(json!({"type": "hello", "secret": secret, "last_id": last_id}))
+            .await;
+        chat.until("ready", |f| f["type"] == "ready").await;
+        chat
+    }
+
+    async fn send(&mut self, v: Value) {
+        self.ws.send(Message::text(v.to_string())).await.unwrap();
+    }
+
+    /// Sends a line and waits for its acknowledgement; returns its message id.
+    async fn say(&mut self, text: &str) -> i64 {
+        self.n += 1;
+        let client_id = format!("t{}", self.n);
+        self.send(json!({"type": "say", "text": text, "client_id": client_id}))
+            .await;
+        let ack = self
+            .until(&format!("ack of {text}"), |f| {
+                f["client_id"] == client_id.as_str()
+            })
+            .await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+        ack["id"].as_i64().unwrap()
+    }
+
+    /// Reads frames until one matches (within 20 s); message frames are kept.
+    async fn until(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(f) = self.frames.iter().find(|f| pred(f)) {
+            return f.clone();
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let next = tokio::time::timeout(left, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("no {what} within 20 s; got {:#?}", self.frames));
+            let Some(Ok(msg)) = next else {
+                panic!("socket closed while waiting for {what}; got {:#?}", self.frames)
+            };
+            let Message::Text(t) = msg else { continue };
+            let f: Value = serde_json::from_str(&t).unwrap();
+            if f["type"] == "message" {
+                let id = f["id"].as_i64().unwrap();
+                assert!(id > self.last_id, "message {id} after {} (a repeat)", self.last_id);
+                self.last_id = id;
+                self.frames.push(f.clone());
+            }
+            if pred(&f) {
+                return f;
+            }
+        }
+    }
+
+    /// The final message of the run answering message `id`.
+    async fn reply(&mut self, id: i64) -> Value {
+        self.until(&format!("the end of the run for message {id}"), |f| {
+            f["message"]["reply_to"] == id && f["message"]["state"] == "ended"
+        })
+        .await["message"]
+            .clone()
+    }
+
+    /// The assistant's immediate answer to message `id`.
+    async fn answer(&mut self, id: i64) -> String {
+        self.until(&format!("the answer to message {id}"), |f| {
+            f["message"]["reply_to"] == id && f["message"]["role"] == "assistant"
+        })
+        .await["message"]["text"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn about(&self, id: i64) -> Vec<Value> {
+        self.frames
+            .iter()
+            .filter(|f| f["message"]["reply_to"] == id)
+            .map(|f| f["message"].clone())
+            .collect()
+    }
+}
+
+async fn start_chat(h: &Harness) -> (String, String) {
+    let (status, body) = h
+        .post("/v1/sessions", json!({"workflow": "oih-assistant-fast"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    (
+        body["id"].as_str().unwrap().to_string(),
+        body["client_secret"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn oih_post(h: &Harness, path: &str, body: Value) -> u16 {
+    h.http
+        .post(format!("{}/sim/oih{path}", h.sim_url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn oih_get(h: &Harness, path: &str) -> Value {
+    h.http
+        .get(format!("{}/sim/oih{path}", h.sim_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn run_flow_replies_with_its_result_and_help_and_status_answer_at_once() {
+    let h = Harness::start().await;
+    let (id, secret) = start_chat(&h).await;
+    let mut chat = Chat::open(&h, &id, &secret, 0).await;
+
+    let help = chat.say("/help").await;
+    let text = chat.answer(help).await;
+    assert!(text.contains("/run-flow <flow-id> [json]"), "{text}");
+    assert!(text.contains("/status"), "{text}");
+
+    let m = chat
+        .say(r#"/run-flow lookup-customer {"customer_id": "c-42"}"#)
+        .await;
+    let reply = chat.reply(m).await;
+    assert_eq!(reply["outcome"], "approved", "{reply}");
+    assert_eq!(reply["command"], "run-flow");
+    let customer = &reply["output"]["customer"];
+    assert!(customer.is_object(), "the customer record comes back: {reply}");
+    // Acknowledged at once, before the result.
+    let started = chat.about(m)[0].clone();
+    assert_eq!(started["state"], "started", "{started}");
+
+    let status = chat.say("/status").await;
+    assert_eq!(chat.answer(status).await, "Nothing is running in this chat.");
+
+    // The hub was triggered with POST and an HMAC, never GET.
+    let log = oih_get(&h, "/control/requests").await;
+    let hooks: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap_or_default().starts_with("/hook/"))
+        .collect();
+    assert!(!hooks.is_empty(), "{log}");
+    assert!(hooks.iter().all(|r| r["method"] == "POST"), "{log}");
+}
+
+#[tokio::test]
+async fn progress_lines_arrive_before_the_result_in_order() {
+    let h = Harness::start().await;
+    let (id, secret) = start_chat(&h).await;
+    let mut chat = Chat::open(&h, &id, &secret, 0).await;
+    let m = chat.say("/run-flow slow-progress").await;
+    let reply = chat.reply(m).await;
+    assert_eq!(reply["outcome"], "approved", "{reply}");
+    let states: Vec<String> = chat
+        .about(m)
+        .iter()
+        .map(|x| x["state"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        states,
+        ["started", "progress", "progress", "progress", "ended"],
+        "{:#?}",
+        chat.about(m)
+    );
+    let lines: Vec<Value> = chat
+        .about(m)
+        .iter()
+        .filter(|x| x["state"] == "progress")
+        .map(|x| x["present"]["message"].clone())
+        .collect();
+    assert!(lines.iter().all(Value::is_string), "{lines:?}");
+    assert_eq!(
+        lines.len(),
+        lines
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        "three different lines: {lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn failures_timeouts_and_refusals_get_a_clear_reply() {
+    let h = Harness::start().await;
+    let (id, secret) = start_chat(&h).await;
+    let mut chat = Chat::open(&h, &id, &secret, 0).await;
+
+    let fail = chat.say("/run-flow always-fail").await;
+    let never = chat.say("/run-flow never-callback").await;
+    let not_listed = chat.say("/run-flow drop-all-tables").await;
+    let reply = chat.reply(fail).await;
+    assert_eq!(reply["outcome"], "failed", "{reply}");
+    assert!(reply["reason"].as_str().unwrap().contains("always-fail failed"), "{reply}");
+    let reply = chat.reply(never).await;
+    assert_eq!(reply["outcome"], "expired", "{reply}");
+    assert!(reply["reason"].as_str().unwrap().contains("did not answer in time"), "{reply}");
+    let reply = chat.reply(not_listed).await;
+    assert_eq!(reply["outcome"], "declined", "{reply}");
+    assert!(reply["reason"].as_str().unwrap().contains("allow-list"), "{reply}");
+
+    // A flow stopped at the hub: its delayed 404 is reported, not retried.
+    assert_eq!(oih_post(&h, "/control/flows/create-contact/stop", json!({})).await, 200);
+    let stopped = chat.say(r#"/run-flow create-contact {"name": "Ada"}"#).await;
+    let reply = chat.reply(stopped).await;
+    assert_eq!(reply["outcome"], "failed", "{reply}");
+    let timeline = h.timeline(&format!("{id}-{stopped}")).await;
+    let text = timeline.to_string();
+    assert!(text.contains("does not exist or is not started"), "{text}");
+
+    // Bad lines: a helpful answer, nothing started.
+    for (line, hint) in [
+        ("/frobnicate", "Unknown command /frobnicate"),
+        ("/run-flow lookup-customer {oops", "not valid JSON"),
+        ("/run-flow", "Usage: /run-flow <flow-id> [json]"),
+        ("hello there", "/help"),
+    ] {
+        let m = chat.say(line).await;
+        let text = chat.answer(m).await;
+        assert!(text.contains(hint), "{line}: {text}");
+    }
+    // A command whose workflow is not loaded fails its run with the reason.
+    let gone = chat.say("/gone").await;
+    let reply = chat.reply(gone).await;
+    assert_eq!(reply["outcome"], "failed", "{reply}");
+    assert!(reply["reason"].as_str().unwrap().contains("no-such-workflow"), "{reply}");
+}
+
+#[tokio::test]
+async fn two_flows_at_once_are_matched_to_their_commands() {
+    let h = Harness::start().await;
+    let (id, secret) = start_chat(&h).await;
+    let mut chat = Chat::open(&h, &id, &secret, 0).await;
+    let slow = chat.say("/run-flow slow-progress").await;
+    let quick = chat
+        .say(r#"/run-flow create-contact {"name": "Grace Hopper", "email": "grace@example.com"}"#)
+        .await;
+    let status = chat.say("/status").await;
+    let text = chat.answer(status).await;
+    assert!(text.contains("/run-flow slow-progress"), "{text}");
+    let quick_reply = chat.reply(quick).await;
+    let slow_reply = chat.reply(slow).await;
+    assert_eq!(quick_reply["outcome"], "approved", "{quick_reply}");
+    assert_eq!(slow_reply["outcome"], "approved", "{slow_reply}");
+    assert_eq!(quick_reply["run"], format!("{id}-{quick}"));
+    assert_eq!(slow_reply["run"], format!("{id}-{slow}"));
+    assert!(
+        quick_reply.to_string().contains("Grace Hopper"),
+        "the contact flow's result answers its own command: {quick_reply}"
+    );
+    assert!(!slow_reply.to_string().contains("Grace Hopper"), "{slow_reply}");
+}
+
+#[tokio::test]
+async fn duplicate_and_late_callbacks_give_one_reply_and_a_wrong_token_gets_401() {
+    let h = Harness::start().await;
+    let (id, secret) = start_chat(&h).await;
+    let mut chat = Chat::open(&h, &id, &secret, 0).await;
+    assert_eq!(
+        oih_post(&h, "/control/knobs", json!({"callback_twice": true})).await,
+        200
+    );
+    let m = chat.say("/run-flow slow-progress").await;
+    let reply = chat.reply(m).await;
+    assert_eq!(reply["outcome"], "approved");
+    // Every copy was answered; a marker line afterwards proves no late extra reply.
+    let sent = eventually("the simulator sent 8 callbacks", 10, || async {
+        let sent = oih_get(&h, "/control/callbacks").await;
+        let all: Vec<Value> = sent.as_array().cloned().unwrap_or_default();
+        (all.len() >= 8 && all.iter().all(|c| c["status"] != 0)).then_some(all)
+    })
+    .await;
+    let marker = chat.say("/status").await;
+    chat.answer(marker).await;
+    let states: Vec<Value> = chat.about(m).iter().map(|x| x["state"].clone()).collect();
+    assert_eq!(states.len(), 5, "one message per callback, not two: {states:?}");
+    let statuses: Vec<u64> = sent.iter().map(|c| c["status"].as_u64().unwrap()).collect();
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "{statuses:?}");
+    assert!(statuses.contains(&409), "the copy of the result is refused: {statuses:?}");
+
+    // A wrong token: 401 and nothing stored.
+    let before = h.timeline(&id).await.as_array().unwrap().len();
+    let resp = h
+        .http
+        .post(h.url("/v1/callbacks/oih/gwcb_not-a-real-token"))
+        .json(&json!({"requestId": "0123456789abcdef0123456789abcdef", "seq": 1, "type": "result", "data": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let problem: Value = resp.json().await.unwrap();
+    assert_eq!(problem["status"], 401, "{problem}");
+    assert_eq!(h.timeline(&id).await.as_array().unwrap().len(), before);
+
+    // The simulator's `bad_auth`: its callbacks are refused, the run times out.
+    assert_eq!(
+        oih_post(&h, "/control/knobs", json!({"bad_auth": true})).await,
+        200
+    );
+    let m = chat.say(r#"/run-flow lookup-customer {"customer_id": "c-1"}"#).await;
+    let reply = chat.reply(m).await;
+    assert_eq!(reply["outcome"], "expired", "{reply}");
+    let progress = chat.about(m).iter().filter(|x| x["state"] == "progress").count();
+    assert_eq!(progress, 0);
+}
+
+#[tokio::test]
+async fn early_and_reordered_callbacks_still_reach_the_run() {
+    let h = Harness::start().await;
+    let (id, secret) = start_chat(&h).await;
+    let mut chat = Chat::open(&h, &id, &secret, 0).await;
+    assert_eq!(
+        oih_post(&h, "/control/knobs", json!({"early": true})).await,
+        200
+    );
+    let m = chat.say(r#"/run-flow lookup-customer {"customer_id": "c-9"}"#).await;
+    assert_eq!(chat.reply(m).await["outcome"], "approved");
+    assert_eq!(
+        oih_post(&h, "/control/knobs", json!({"early": false, "reorder": true})).await,
+        200
+    );
+    let m = chat.say("/run-flow slow-progress").await;
+    let reply = chat.reply(m).await;
+    assert_eq!(reply["outcome"], "approved", "{reply}");
+    // The last progress line came after the result: dropped (409).
+    let sent = eventually("callbacks answered", 10, || async {
+        let all: Vec<Value> = oih_get(&h, "/control/callbacks")
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        (all.iter().filter(|c| c["flowId"] == "slow-progress").count() >= 4
+            && all.iter().all(|c| c["status"] != 0))
+        .then_some(all)
+    })
+    .await;
+    assert!(
+        sent.iter()
+            .any(|c| c["flowId"] == "slow-progress" && c["status"] == 409),
+        "{sent:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_socket_resumes_from_the_last_id_seen() {
+    let h = Harness::start().await;
+    let (id, secret) = start_chat(&h).await;
+    let mut chat = Chat::open(&h, &id, &secret, 0).await;
+    let m = chat.say("/run-flow slow-progress").await;
+    chat.until("the first progress line", |f| {
+        f["message"]["reply_to"] == m && f["message"]["state"] == "progress"
+    })
+    .await;
+    let seen = chat.last_id;
+    let before: Vec<Value> = chat.frames.clone();
+    drop(chat);
+    // Reconnect from the last id seen: the rest arrives once, nothing again.
+    let mut again = Chat::open(&h, &id, &secret, seen).await;
+    let reply = again.reply(m).await;
+    assert_eq!(reply["outcome"], "approved");
+    let mut ids: Vec<i64> = before
+        .iter()
+        .chain(again.frames.iter())
+        .map(|f| f["id"].as_i64().unwrap())
+        .collect();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "no message twice");
+    // A line resent with the same client id (its ack was lost) is taken once.
+    again
+        .send(json!({"type": "say", "text": "/status", "client_id": "same"}))
+        .await;
+    again.until("first ack", |f| f["type"] == "ack" && f["client_id"] == "same").await;
+    again
+        .send(json!({"type": "say", "text": "/status", "client_id": "same"}))
+        .await;
+    let dup = again
+        .until("second ack", |f| {
+            f["type"] == "ack" && f["client_id"] == "same" && f["duplicate"] == true
+        })
+        .await;
+    assert_eq!(dup["duplicate"], true);
+
+    // A wrong secret is refused before anything is sent.
+    let url = format!("ws://127.0.0.1:{}/v1/client/sessions/{id}/chat", h.port);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.send(Message::text(
+        json!({"type": "hello", "secret": "gwcs_wrong", "last_id": 0}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let mut saw_message = false;
+    let mut close_code = None;
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        match msg {
+            Message::Text(t) => saw_message |= t.contains("\"message\",\"id\""),
+            Message::Close(Some(c)) => {
+                close_code = Some(u16::from(c.code));
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(!saw_message);
+    assert_eq!(close_code, Some(4401));
+}
+
+#[tokio::test]
+async fn a_restart_while_a_flow_waits_for_its_callback_loses_nothing() {
+    let mut h = Harness::start().await;
+    let (id, secret) = start_chat(&h).await;
+    let mut chat = Chat::open(&h, &id, &secret, 0).await;
+    // The hub answers late: its callback arrives after the restart.
+    assert_eq!(
+        oih_post(&h, "/control/knobs", json!({"delay_ms": 3000})).await,
+        200
+    );
+    let m = chat.say(r#"/run-flow lookup-customer {"customer_id": "c-3"}"#).await;
+    let run = format!("{id}-{m}");
+    h.wait_session(&run, "waiting for the callback", |s| {
+        s["step"] == "running"
+    })
+    .await;
+    let seen = chat.last_id;
+    drop(chat);
+    h.kill9_server();
+    h.start_server();
+    let mut chat = Chat::open(&h, &id, &secret, seen).await;
+    let reply = chat.reply(m).await;
+    assert_eq!(reply["outcome"], "approved", "{reply}");
+    let sent = oih_get(&h, "/control/callbacks").await;
+    assert!(
+        sent.as_array().unwrap().iter().all(|c| c["status"] == 200),
+        "{sent}"
+    );
+}
