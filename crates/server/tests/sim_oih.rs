@@ -11,7 +11,9 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use gangway_server::sim::oih::{OihKnobs, OihSim, OihSimConfig, shipped_flows};
+use gangway_server::sim::oih::{
+    ACCESS_TOKEN_PREFIX, OihKnobs, OihSim, OihSimConfig, REFRESH_TOKEN_PREFIX, shipped_flows,
+};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -57,6 +59,7 @@ async fn receive(State(r): State<Receiver>, Path(token): Path<String>, raw: Stri
 
 struct Harness {
     base: String,
+    public_url: String,
     callback_url: String,
     recv: Receiver,
     http: reqwest::Client,
@@ -106,6 +109,7 @@ impl Harness {
         tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
         Harness {
             base: public_url.clone(),
+            public_url,
             callback_url: format!("{recv_base}/v1/callbacks/oih/{TOKEN}"),
             recv,
             http: reqwest::Client::builder()
@@ -570,7 +574,7 @@ async fn scripts_from_put_with_templating() {
     // The flow list never shows a key.
     let (_, flows) = h.control(reqwest::Method::GET, "/flows", Value::Null).await;
     assert!(!flows.to_string().contains(KEY));
-    assert!(flows["flows"].as_array().unwrap().len() >= 6);
+    assert!(flows["flows"].as_array().unwrap().len() >= 8);
 }
 
 #[tokio::test]
@@ -788,4 +792,349 @@ async fn reset_restores_the_configuration() {
     assert_eq!(knobs["reorder"], false);
     let (_, status, _) = h.trigger("extra", json!({})).await;
     assert_eq!(status, 404);
+}
+
+/// The login URL's query parameters.
+fn query_of(url: &str) -> Vec<(String, String)> {
+    reqwest::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn param(q: &[(String, String)], k: &str) -> String {
+    q.iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+/// The value of the hidden input `name` in a page.
+fn hidden_value(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap() + marker.len();
+    let len = html[start..].find('"').unwrap();
+    html[start..start + len].to_owned()
+}
+
+impl Harness {
+    /// Starts `/auth`'s flow; returns its request id and the login URL.
+    async fn start_login(&self) -> (String, String) {
+        let (id, status, _) = self.trigger("oauth-login", json!({})).await;
+        assert_eq!(status, 200);
+        let got = self.wait_callbacks(&id, 1).await;
+        let first = &got[0].body;
+        assert_eq!(first["seq"], 1);
+        assert_eq!(first["type"], "progress");
+        assert_eq!(first["message"], "Sign in to continue");
+        let url = first["data"]["login_url"].as_str().unwrap().to_owned();
+        (id, url)
+    }
+
+    /// GET authorize, POST the sign-in; returns the consent page.
+    async fn sign_in(&self, login_url: &str, email: &str) -> String {
+        let page = self.http.get(login_url).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let csp = page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(csp.contains("default-src 'none'"), "{csp}");
+        let html = page.text().await.unwrap();
+        for hook in [
+            "id=\"email\"",
+            "value=\"ada.lovelace@example.com\"",
+            "id=\"password\"",
+            "<button id=\"sign-in\"",
+        ] {
+            assert!(html.contains(hook), "{hook} missing");
+        }
+        assert!(!html.contains("src=") && !html.contains("<link"));
+        let q = query_of(login_url);
+        let mut form: Vec<(String, String)> = [
+            "response_type",
+            "client_id",
+            "redirect_uri",
+            "scope",
+            "state",
+        ]
+        .iter()
+        .map(|k| ((*k).to_owned(), hidden_value(&html, k)))
+        .collect();
+        assert_eq!(param(&form, "state"), param(&q, "state"));
+        form.extend([
+            ("step".to_owned(), "signin".to_owned()),
+            ("email".to_owned(), email.to_owned()),
+            ("password".to_owned(), "correct horse".to_owned()),
+        ]);
+        let r = self
+            .http
+            .post(self.url("/idp/authorize"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let consent = r.text().await.unwrap();
+        assert!(consent.contains("Gangway Assistant (via Open Integration Hub) wants to"));
+        assert!(consent.contains("read your profile"));
+        assert!(
+            consent.contains("<button id=\"allow\"") && consent.contains("<button id=\"deny\"")
+        );
+        consent
+    }
+
+    /// POSTs the consent decision; returns the redirect.
+    async fn decide(&self, consent_page: &str, decision: &str) -> String {
+        let r = self
+            .http
+            .post(self.url("/idp/authorize"))
+            .form(&[
+                ("step", "consent"),
+                ("consent", hidden_value(consent_page, "consent").as_str()),
+                ("decision", decision),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        r.headers()["location"].to_str().unwrap().to_owned()
+    }
+}
+
+#[tokio::test]
+async fn oauth_loop_then_graph_me() {
+    let h = Harness::start().await;
+    let (login_id, login_url) = h.start_login().await;
+    let q = query_of(&login_url);
+    assert!(login_url.starts_with(&format!("{}/idp/authorize?", h.public_url)));
+    assert_eq!(param(&q, "response_type"), "code");
+    assert_eq!(param(&q, "client_id"), "oih-secret-service");
+    assert_eq!(param(&q, "scope"), "User.Read");
+    assert_eq!(
+        param(&q, "redirect_uri"),
+        format!("{}/secrets/callback", h.public_url)
+    );
+
+    let consent = h.sign_in(&login_url, "ada.lovelace@example.com").await;
+    assert!(consent.contains("Ada Lovelace"));
+    let location = h.decide(&consent, "allow").await;
+    assert!(location.starts_with(&format!("{}/secrets/callback?", h.public_url)));
+    let lq = query_of(&location);
+    let code = param(&lq, "code");
+    assert!(!code.is_empty());
+    assert_eq!(param(&lq, "state"), param(&q, "state"));
+
+    // The hub's callback page; then the flow's final callback.
+    let r = h.http.get(&location).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("You are signed in. You can close this window."));
+    assert!(html.contains("window.close()"));
+    let got = h.wait_callbacks(&login_id, 2).await;
+    assert_eq!(seqs(&got), vec![1, 2]);
+    let done = &got[1].body;
+    assert_eq!(done["type"], "result");
+    assert_eq!(done["message"], "Signed in as Ada Lovelace");
+    assert_eq!(
+        done["data"]["user"],
+        json!({"name": "Ada Lovelace", "email": "ada.lovelace@example.com"})
+    );
+    let secret_id = done["data"]["secret_id"].as_str().unwrap().to_owned();
+    assert!(secret_id.len() == 24 && secret_id.chars().all(|c| c.is_ascii_hexdigit()));
+
+    // Replaying the redirect: an error page, no callback.
+    let r = h.http.get(&location).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    // The token endpoint over HTTP: the code is spent, and needs the client.
+    let token =
+        |form: Vec<(&'static str, String)>| h.http.post(h.url("/idp/token")).form(&form).send();
+    let base = |secret: &str, grant: &str| {
+        vec![
+            ("grant_type", grant.to_owned()),
+            ("code", code.clone()),
+            ("redirect_uri", param(&q, "redirect_uri")),
+            ("client_id", "oih-secret-service".to_owned()),
+            ("client_secret", secret.to_owned()),
+        ]
+    };
+    let r = token(base("wrong", "authorization_code")).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client");
+    let r = token(base("wrong", "password")).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "unsupported_grant_type"
+    );
+
+    // graph-me with the secret: the profile, read over HTTP with the token.
+    let (me, _, _) = h.trigger("graph-me", json!({"secret_id": secret_id})).await;
+    let got = h.wait_callbacks(&me, 1).await;
+    let body = &got[0].body;
+    assert_eq!(body["type"], "result", "{body}");
+    assert_eq!(body["message"], "Profile of Ada Lovelace");
+    let profile = body["data"]["profile"].as_object().unwrap();
+    let mut keys: Vec<&str> = profile.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        vec![
+            "displayName",
+            "givenName",
+            "id",
+            "jobTitle",
+            "mail",
+            "mobilePhone",
+            "officeLocation",
+            "preferredLanguage",
+            "surname"
+        ]
+    );
+    assert_eq!(profile["givenName"], "Ada");
+    assert_eq!(profile["surname"], "Lovelace");
+    assert_eq!(profile["mail"], "ada.lovelace@example.com");
+    // Deterministic: the same profile a second time.
+    let (me2, _, _) = h.trigger("graph-me", json!({"secret_id": secret_id})).await;
+    assert_eq!(
+        h.wait_callbacks(&me2, 1).await[0].body["data"],
+        body["data"]
+    );
+
+    // Graph without a valid token: 401 in Graph's shape.
+    let r = h.http.get(h.url("/graph/v1.0/me")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "InvalidAuthenticationToken");
+    let r = h
+        .http
+        .get(h.url("/graph/v1.0/me"))
+        .bearer_auth(format!("{ACCESS_TOKEN_PREFIX}forged"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // The login attempt sent nothing more after the replay.
+    assert_eq!(seqs(&h.callbacks(&login_id)), vec![1, 2]);
+
+    // No token or code in any callback, the request log or the control API.
+    let (_, secrets) = h
+        .control(reqwest::Method::GET, "/secrets", Value::Null)
+        .await;
+    assert_eq!(secrets["secrets"][0]["id"], secret_id.as_str());
+    assert_eq!(secrets["secrets"][0]["owner"], "ses_test");
+    let (_, sent) = h
+        .control(reqwest::Method::GET, "/callbacks", Value::Null)
+        .await;
+    let raw: Vec<String> = h
+        .recv
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|g| g.raw.clone())
+        .collect();
+    let log = serde_json::to_string(&h.requests().await).unwrap();
+    let everything = format!("{raw:?}{log}{secrets}{sent}");
+    for leak in [
+        ACCESS_TOKEN_PREFIX,
+        REFRESH_TOKEN_PREFIX,
+        code.as_str(),
+        KEY,
+    ] {
+        assert!(!everything.contains(leak), "{leak} leaked");
+    }
+}
+
+#[tokio::test]
+async fn oauth_deny_unknown_secret_and_bad_callbacks() {
+    let h = Harness::start().await;
+    let (login_id, login_url) = h.start_login().await;
+    let consent = h.sign_in(&login_url, "grace.hopper@example.com").await;
+    assert!(consent.contains("Grace Hopper"));
+    let location = h.decide(&consent, "deny").await;
+    let lq = query_of(&location);
+    assert_eq!(param(&lq, "error"), "access_denied");
+    assert!(param(&lq, "code").is_empty());
+    let r = h.http.get(&location).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let got = h.wait_callbacks(&login_id, 2).await;
+    assert_eq!(types(&got), vec!["progress", "error"]);
+    assert_eq!(got[1].body["message"], "The user declined the sign-in");
+
+    // The consent cannot be answered twice.
+    let r = h
+        .http
+        .post(h.url("/idp/authorize"))
+        .form(&[
+            ("step", "consent"),
+            ("consent", hidden_value(&consent, "consent").as_str()),
+            ("decision", "allow"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // An unknown state or a forged code: error pages, no callback.
+    let r = h
+        .http
+        .get(h.url("/secrets/callback?code=abc&state=nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let (login2, url2) = h.start_login().await;
+    let state = param(&query_of(&url2), "state");
+    let r = h
+        .http
+        .get(h.url(&format!("/secrets/callback?code=forged&state={state}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // Sign-in without a password shows the page again.
+    let q = query_of(&url2);
+    let mut form: Vec<(String, String)> = q.clone();
+    form.extend([
+        ("step".to_owned(), "signin".to_owned()),
+        ("email".to_owned(), "ada.lovelace@example.com".to_owned()),
+        ("password".to_owned(), String::new()),
+    ]);
+    let r = h
+        .http
+        .post(h.url("/idp/authorize"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("id=\"error\""));
+
+    // A foreign redirect_uri is refused with a page, not a redirect.
+    let mut bad = q.clone();
+    bad.retain(|(k, _)| k != "redirect_uri");
+    bad.push(("redirect_uri".into(), "https://evil.example/cb".into()));
+    let r = h
+        .http
+        .get(h.url("/idp/authorize"))
+        .query(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // graph-me with an unknown secret.
+    let (me, _, _) = h.trigger("graph-me", json!({"secret_id": "nope"})).await;
+    let got = h.wait_callbacks(&me, 1).await;
+    assert_eq!(got[0].body["type"], "error");
+    assert_eq!(
+        got[0].body["message"],
+        "No secret nope in the secret service: sign in with /auth first"
+    );
+    // By now the second login has sent only its login URL.
+    assert_eq!(seqs(&h.callbacks(&login2)), vec![1]);
 }

@@ -6,6 +6,7 @@
 //! - `POST /flows/{flowId}/start|stop`: flips its status (stopped: 404);
 //! - `GET|POST /knobs`: the global knobs (POST merges the given fields);
 //! - `GET /callbacks`: the callbacks sent (token masked);
+//! - `GET /secrets`: the Secret Service's secrets, without tokens;
 //! - `POST /reset`: back to the configured flows and knobs, everything else forgotten;
 //! - `POST|GET|DELETE /faults`, `GET /requests`: see [`crate::sim::faults`].
 
@@ -92,6 +93,10 @@ pub(super) async fn set_knobs(State(sim): State<OihSim>, body: Bytes) -> Respons
 
 pub(super) async fn list_callbacks(State(sim): State<OihSim>) -> Response {
     Json(json!({ "callbacks": sim.callbacks() })).into_response()
+}
+
+pub(super) async fn list_secrets(State(sim): State<OihSim>) -> Response {
+    Json(json!({ "secrets": sim.lock().hub.summaries() })).into_response()
 }
 
 pub(super) async fn reset(State(sim): State<OihSim>) -> Response {

@@ -198,6 +198,10 @@ pub enum Builtin {
     LookupCustomer,
     /// `result`: a contact with an id derived from the request id, echoing `input.name`/`input.email`.
     CreateContact,
+    /// `progress` with a login URL, then `result` (signed in) or `error` (declined).
+    OauthLogin,
+    /// `result` with the Graph profile read with the secret `input.secret_id`, or `error`.
+    GraphMe,
 }
 
 impl ScriptStep {

@@ -12,6 +12,14 @@
 //! [`OihKnobs`]. Each callback attempt is logged in the request log with
 //! Gangway's status, its URL's token masked.
 //!
+//! The OAuth loop runs offline: the `oauth-login` flow opens a login attempt
+//! in the simulated Secret Service ([`hub`]) and calls back with a login URL
+//! of a fake identity provider ([`idp`]: sign-in and consent pages, token
+//! endpoint, Graph-style `/graph/v1.0/me`); the hub's OAuth callback
+//! `/secrets/callback` stores the tokens as a secret and the flow calls back
+//! again with the secret id. `graph-me` reads the profile with that secret.
+//! Tokens and codes never leave the simulator in a callback or a log.
+//!
 //! Control API below `control/` ([`control`]; never faulted or logged).
 
 mod builtin;
@@ -19,6 +27,9 @@ mod control;
 mod data;
 mod flow;
 mod hook;
+mod hub;
+mod idp;
+mod pages;
 mod run;
 mod shipped;
 mod template;
@@ -34,20 +45,27 @@ use serde::Serialize;
 
 use super::faults::{Faults, FaultsConfig, default_error_body};
 
+pub use data::DEMO_USERS;
 pub use flow::{
     Builtin, FlowStatus, HMAC_ALGORITHMS, OihKnobs, ScriptStep, SimFlow, StepAction, StepMessage,
 };
 pub use hook::REQUEST_ID_HEADER;
+pub use hub::SecretSummary;
+pub use idp::{ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
 pub use shipped::shipped_flows;
 
-/// Timeout of the simulator's callbacks.
+/// The identity provider's client id of the Secret Service.
+pub const OAUTH_CLIENT_ID: &str = "oih-secret-service";
+/// Timeout of the simulator's own HTTP calls (callbacks, token exchange, Graph).
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the simulator starts (and what `control/reset` returns to).
 #[derive(Clone, Debug)]
 pub struct OihSimConfig {
     pub flows: Vec<SimFlow>,
-    /// Where browsers reach the simulator, e.g. `http://127.0.0.1:8080/sim/oih`.
+    /// Where browsers reach the simulator, e.g. `http://127.0.0.1:8080/sim/oih`
+    /// (login URLs are built on it; the simulator also calls its own token
+    /// and Graph endpoints there).
     pub public_url: String,
     /// OIH sends its 404 for unknown/stopped flows only after this delay (default 1000).
     pub not_found_delay_ms: u64,
@@ -93,6 +111,8 @@ struct Shared {
     config: OihSimConfig,
     faults: Faults,
     http: reqwest::Client,
+    /// The Secret Service's client secret at the identity provider.
+    client_secret: String,
     state: Mutex<SimState>,
 }
 
@@ -103,6 +123,8 @@ struct SimState {
     callbacks: Vec<SentCallback>,
     /// Bumped on reset: runs of an earlier epoch send nothing more.
     epoch: u64,
+    hub: hub::HubState,
+    idp: idp::IdpState,
 }
 
 impl std::fmt::Debug for OihSim {
@@ -129,6 +151,7 @@ impl OihSim {
                     .redirect(reqwest::redirect::Policy::none())
                     .build()
                     .unwrap_or_default(),
+                client_secret: hex::encode(rand::random::<[u8; 24]>()),
                 state: Mutex::default(),
                 config: cfg,
             }),
@@ -149,17 +172,28 @@ impl OihSim {
                 get(hook::get).head(hook::head).post(hook::post),
             )
             .with_state(self.clone());
+        let oauth = Router::new()
+            .route(
+                "/idp/authorize",
+                get(idp::authorize_page).post(idp::authorize_submit),
+            )
+            .route("/idp/token", post(idp::token))
+            .route("/graph/v1.0/me", get(idp::graph_me))
+            .route("/secrets/callback", get(hub::oauth_callback))
+            .with_state(self.clone());
         let control = Router::new()
             .route("/flows", get(control::list_flows))
             .route("/flows/{flow}", put(control::put_flow))
             .route("/flows/{flow}/{action}", post(control::flow_action))
             .route("/knobs", get(control::get_knobs).post(control::set_knobs))
             .route("/callbacks", get(control::list_callbacks))
+            .route("/secrets", get(control::list_secrets))
             .route("/reset", post(control::reset))
             .with_state(self.clone())
             .merge(self.shared.faults.control_router());
         Router::new()
             .nest("/control", control)
+            .merge(oauth)
             .merge(self.shared.faults.wrap(hooks))
     }
 
@@ -206,7 +240,7 @@ impl OihSim {
     }
 
     /// Back to the configured flows and knobs; forgets runs in progress,
-    /// fault rules and logs.
+    /// login attempts, secrets, tokens, fault rules and logs.
     pub fn reset(&self) {
         self.restore_config();
         self.shared.faults.reset();
@@ -235,6 +269,15 @@ impl OihSim {
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn public_url(&self) -> &str {
+        &self.shared.config.public_url
+    }
+
+    /// The hub's OAuth callback, the only redirect URI the identity provider accepts.
+    fn redirect_uri(&self) -> String {
+        format!("{}/secrets/callback", self.public_url())
     }
 }
 

@@ -90,6 +90,7 @@ pub(super) enum Start {
 
 /// A run in progress: what builtins work with.
 pub(super) struct Run {
+    pub sim: OihSim,
     pub trigger: Trigger,
     pub out: Outbox,
 }
@@ -101,7 +102,7 @@ pub(super) fn spawn(sim: OihSim, flow: SimFlow, trigger: Trigger, knobs: OihKnob
         Start::Early(tx) => (None, Some(tx)),
     };
     let out = Outbox::new(&sim, &trigger, knobs, early);
-    let mut run = Run { trigger, out };
+    let mut run = Run { sim, trigger, out };
     tokio::spawn(async move {
         if let Some(gate) = gate {
             // Normally a matter of microseconds; the bound covers a response

@@ -7,8 +7,8 @@ use super::flow::{Builtin, ScriptStep, SimFlow};
 /// Pause between the progress messages of `slow-progress`.
 const SLOW_STEP_MS: u64 = 300;
 
-/// `lookup-customer`, `create-contact`, `slow-progress`, `always-fail` and
-/// `never-callback`, active, each requiring a
+/// `lookup-customer`, `create-contact`, `slow-progress`, `always-fail`,
+/// `never-callback`, `oauth-login` and `graph-me`, active, each requiring a
 /// base64 HMAC-SHA256 in `x-hmac` keyed with `hmac_key`.
 pub fn shipped_flows(hmac_key: &str) -> Vec<SimFlow> {
     let flow = |id: &str, script: Vec<ScriptStep>| SimFlow {
@@ -56,5 +56,10 @@ pub fn shipped_flows(hmac_key: &str) -> Vec<SimFlow> {
             )],
         ),
         flow("never-callback", Vec::new()),
+        flow(
+            "oauth-login",
+            vec![ScriptStep::builtin(0, Builtin::OauthLogin)],
+        ),
+        flow("graph-me", vec![ScriptStep::builtin(0, Builtin::GraphMe)]),
     ]
 }
