@@ -9,6 +9,7 @@ pub mod dialog360;
 pub mod faults;
 pub mod incode;
 pub mod ockto;
+pub mod oih;
 pub mod score;
 pub mod setup;
 pub mod tls;
