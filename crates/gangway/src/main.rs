@@ -26,6 +26,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start: the size of the `sim` variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
@@ -106,6 +108,12 @@ enum Command {
         /// Token the 360dialog simulator puts in Gangway's webhook URL.
         #[arg(long, env = "SIM_DIALOG360_WEBHOOK_TOKEN", default_value = "")]
         dialog360_webhook_token: String,
+        /// HMAC key the simulated Open Integration Hub's flows require.
+        #[arg(long, env = "SIM_OIH_HMAC_KEY", default_value = "")]
+        oih_hmac_key: String,
+        /// Delay of the simulated hub's 404 for unknown or stopped flows.
+        #[arg(long, default_value_t = 1000)]
+        oih_not_found_delay_ms: u64,
     },
 }
 
@@ -247,6 +255,8 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             dialog360_api_key,
             dialog360_direct_api_key,
             dialog360_webhook_token,
+            oih_hmac_key,
+            oih_not_found_delay_ms,
         } => {
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
@@ -264,6 +274,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 dialog360_api_key,
                 dialog360_direct_api_key,
                 dialog360_webhook_token,
+                oih_hmac_key,
             };
             let sim_url = format!("http://{addr}");
             let ockto = setup::ockto_sim(&sim_url, &creds);
@@ -281,6 +292,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 &creds,
                 setup::SimOptions {
                     ockto: Some(ockto_router),
+                    oih_not_found_delay_ms: Some(oih_not_found_delay_ms),
                     ..Default::default()
                 },
             );

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A browser's side of the chat socket.
 struct Chat {
@@ -70,13 +71,26 @@ impl Chat {
                 .await
                 .unwrap_or_else(|_| panic!("no {what} within 20 s; got {:#?}", self.frames));
             let Some(Ok(msg)) = next else {
-                panic!("socket closed while waiting for {what}; got {:#?}", self.frames)
+                panic!(
+                    "socket closed while waiting for {what}; got {:#?}",
+                    self.frames
+                )
             };
+            if let Message::Close(c) = &msg {
+                panic!(
+                    "socket closed ({c:?}) while waiting for {what}; got {:#?}",
+                    self.frames
+                )
+            }
             let Message::Text(t) = msg else { continue };
             let f: Value = serde_json::from_str(&t).unwrap();
             if f["type"] == "message" {
                 let id = f["id"].as_i64().unwrap();
-                assert!(id > self.last_id, "message {id} after {} (a repeat)", self.last_id);
+                assert!(
+                    id > self.last_id,
+                    "message {id} after {} (a repeat)",
+                    self.last_id
+                );
                 self.last_id = id;
                 self.frames.push(f.clone());
             }
@@ -116,9 +130,11 @@ impl Chat {
 }
 
 async fn start_chat(h: &Harness) -> (String, String) {
-    let (status, body) = h
-        .post("/v1/sessions", json!({"workflow": "oih-assistant-fast"}))
-        .await;
+    start_chat_of(h, "oih-assistant-fast").await
+}
+
+async fn start_chat_of(h: &Harness, workflow: &str) -> (String, String) {
+    let (status, body) = h.post("/v1/sessions", json!({"workflow": workflow})).await;
     assert_eq!(status, 201, "{body}");
     (
         body["id"].as_str().unwrap().to_string(),
@@ -166,13 +182,19 @@ async fn run_flow_replies_with_its_result_and_help_and_status_answer_at_once() {
     assert_eq!(reply["outcome"], "approved", "{reply}");
     assert_eq!(reply["command"], "run-flow");
     let customer = &reply["output"]["customer"];
-    assert!(customer.is_object(), "the customer record comes back: {reply}");
+    assert!(
+        customer.is_object(),
+        "the customer record comes back: {reply}"
+    );
     // Acknowledged at once, before the result.
     let started = chat.about(m)[0].clone();
     assert_eq!(started["state"], "started", "{started}");
 
     let status = chat.say("/status").await;
-    assert_eq!(chat.answer(status).await, "Nothing is running in this chat.");
+    assert_eq!(
+        chat.answer(status).await,
+        "Nothing is running in this chat."
+    );
 
     // The hub was triggered with POST and an HMAC, never GET.
     let log = oih_get(&h, "/control/requests").await;
@@ -214,10 +236,7 @@ async fn progress_lines_arrive_before_the_result_in_order() {
     assert!(lines.iter().all(Value::is_string), "{lines:?}");
     assert_eq!(
         lines.len(),
-        lines
-            .iter()
-            .collect::<std::collections::HashSet<_>>()
-            .len(),
+        lines.iter().collect::<std::collections::HashSet<_>>().len(),
         "three different lines: {lines:?}"
     );
 }
@@ -233,17 +252,37 @@ async fn failures_timeouts_and_refusals_get_a_clear_reply() {
     let not_listed = chat.say("/run-flow drop-all-tables").await;
     let reply = chat.reply(fail).await;
     assert_eq!(reply["outcome"], "failed", "{reply}");
-    assert!(reply["reason"].as_str().unwrap().contains("always-fail failed"), "{reply}");
+    assert!(
+        reply["reason"]
+            .as_str()
+            .unwrap()
+            .contains("always-fail failed"),
+        "{reply}"
+    );
     let reply = chat.reply(never).await;
     assert_eq!(reply["outcome"], "expired", "{reply}");
-    assert!(reply["reason"].as_str().unwrap().contains("did not answer in time"), "{reply}");
+    assert!(
+        reply["reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer in time"),
+        "{reply}"
+    );
     let reply = chat.reply(not_listed).await;
     assert_eq!(reply["outcome"], "declined", "{reply}");
-    assert!(reply["reason"].as_str().unwrap().contains("allow-list"), "{reply}");
+    assert!(
+        reply["reason"].as_str().unwrap().contains("allow-list"),
+        "{reply}"
+    );
 
     // A flow stopped at the hub: its delayed 404 is reported, not retried.
-    assert_eq!(oih_post(&h, "/control/flows/create-contact/stop", json!({})).await, 200);
-    let stopped = chat.say(r#"/run-flow create-contact {"name": "Ada"}"#).await;
+    assert_eq!(
+        oih_post(&h, "/control/flows/create-contact/stop", json!({})).await,
+        200
+    );
+    let stopped = chat
+        .say(r#"/run-flow create-contact {"name": "Ada"}"#)
+        .await;
     let reply = chat.reply(stopped).await;
     assert_eq!(reply["outcome"], "failed", "{reply}");
     let timeline = h.timeline(&format!("{id}-{stopped}")).await;
@@ -265,7 +304,13 @@ async fn failures_timeouts_and_refusals_get_a_clear_reply() {
     let gone = chat.say("/gone").await;
     let reply = chat.reply(gone).await;
     assert_eq!(reply["outcome"], "failed", "{reply}");
-    assert!(reply["reason"].as_str().unwrap().contains("no-such-workflow"), "{reply}");
+    assert!(
+        reply["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-workflow"),
+        "{reply}"
+    );
 }
 
 #[tokio::test]
@@ -290,7 +335,10 @@ async fn two_flows_at_once_are_matched_to_their_commands() {
         quick_reply.to_string().contains("Grace Hopper"),
         "the contact flow's result answers its own command: {quick_reply}"
     );
-    assert!(!slow_reply.to_string().contains("Grace Hopper"), "{slow_reply}");
+    assert!(
+        !slow_reply.to_string().contains("Grace Hopper"),
+        "{slow_reply}"
+    );
 }
 
 #[tokio::test]
@@ -308,20 +356,30 @@ async fn duplicate_and_late_callbacks_give_one_reply_and_a_wrong_token_gets_401(
     // Every copy was answered; a marker line afterwards proves no late extra reply.
     let sent = eventually("the simulator sent 8 callbacks", 10, || async {
         let sent = oih_get(&h, "/control/callbacks").await;
-        let all: Vec<Value> = sent.as_array().cloned().unwrap_or_default();
+        let all: Vec<Value> = sent["callbacks"].as_array().cloned().unwrap_or_default();
         (all.len() >= 8 && all.iter().all(|c| c["status"] != 0)).then_some(all)
     })
     .await;
     let marker = chat.say("/status").await;
     chat.answer(marker).await;
     let states: Vec<Value> = chat.about(m).iter().map(|x| x["state"].clone()).collect();
-    assert_eq!(states.len(), 5, "one message per callback, not two: {states:?}");
+    assert_eq!(
+        states.len(),
+        5,
+        "one message per callback, not two: {states:?}"
+    );
     let statuses: Vec<u64> = sent.iter().map(|c| c["status"].as_u64().unwrap()).collect();
-    assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "{statuses:?}");
-    assert!(statuses.contains(&409), "the copy of the result is refused: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 409),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&409),
+        "the copy of the result is refused: {statuses:?}"
+    );
 
     // A wrong token: 401 and nothing stored.
-    let before = h.timeline(&id).await.as_array().unwrap().len();
+    let before = h.timeline(&id).await["entries"].as_array().unwrap().len();
     let resp = h
         .http
         .post(h.url("/v1/callbacks/oih/gwcb_not-a-real-token"))
@@ -332,17 +390,26 @@ async fn duplicate_and_late_callbacks_give_one_reply_and_a_wrong_token_gets_401(
     assert_eq!(resp.status(), 401);
     let problem: Value = resp.json().await.unwrap();
     assert_eq!(problem["status"], 401, "{problem}");
-    assert_eq!(h.timeline(&id).await.as_array().unwrap().len(), before);
+    assert_eq!(
+        h.timeline(&id).await["entries"].as_array().unwrap().len(),
+        before
+    );
 
     // The simulator's `bad_auth`: its callbacks are refused, the run times out.
     assert_eq!(
         oih_post(&h, "/control/knobs", json!({"bad_auth": true})).await,
         200
     );
-    let m = chat.say(r#"/run-flow lookup-customer {"customer_id": "c-1"}"#).await;
+    let m = chat
+        .say(r#"/run-flow lookup-customer {"customer_id": "c-1"}"#)
+        .await;
     let reply = chat.reply(m).await;
     assert_eq!(reply["outcome"], "expired", "{reply}");
-    let progress = chat.about(m).iter().filter(|x| x["state"] == "progress").count();
+    let progress = chat
+        .about(m)
+        .iter()
+        .filter(|x| x["state"] == "progress")
+        .count();
     assert_eq!(progress, 0);
 }
 
@@ -355,10 +422,17 @@ async fn early_and_reordered_callbacks_still_reach_the_run() {
         oih_post(&h, "/control/knobs", json!({"early": true})).await,
         200
     );
-    let m = chat.say(r#"/run-flow lookup-customer {"customer_id": "c-9"}"#).await;
+    let m = chat
+        .say(r#"/run-flow lookup-customer {"customer_id": "c-9"}"#)
+        .await;
     assert_eq!(chat.reply(m).await["outcome"], "approved");
     assert_eq!(
-        oih_post(&h, "/control/knobs", json!({"early": false, "reorder": true})).await,
+        oih_post(
+            &h,
+            "/control/knobs",
+            json!({"early": false, "reorder": true})
+        )
+        .await,
         200
     );
     let m = chat.say("/run-flow slow-progress").await;
@@ -366,12 +440,14 @@ async fn early_and_reordered_callbacks_still_reach_the_run() {
     assert_eq!(reply["outcome"], "approved", "{reply}");
     // The last progress line came after the result: dropped (409).
     let sent = eventually("callbacks answered", 10, || async {
-        let all: Vec<Value> = oih_get(&h, "/control/callbacks")
-            .await
+        let all: Vec<Value> = oih_get(&h, "/control/callbacks").await["callbacks"]
             .as_array()
             .cloned()
             .unwrap_or_default();
-        (all.iter().filter(|c| c["flowId"] == "slow-progress").count() >= 4
+        (all.iter()
+            .filter(|c| c["flowId"] == "slow-progress")
+            .count()
+            >= 4
             && all.iter().all(|c| c["status"] != 0))
         .then_some(all)
     })
@@ -412,7 +488,11 @@ async fn a_dropped_socket_resumes_from_the_last_id_seen() {
     again
         .send(json!({"type": "say", "text": "/status", "client_id": "same"}))
         .await;
-    again.until("first ack", |f| f["type"] == "ack" && f["client_id"] == "same").await;
+    again
+        .until("first ack", |f| {
+            f["type"] == "ack" && f["client_id"] == "same"
+        })
+        .await;
     again
         .send(json!({"type": "say", "text": "/status", "client_id": "same"}))
         .await;
@@ -450,17 +530,21 @@ async fn a_dropped_socket_resumes_from_the_last_id_seen() {
 #[tokio::test]
 async fn a_restart_while_a_flow_waits_for_its_callback_loses_nothing() {
     let mut h = Harness::start().await;
-    let (id, secret) = start_chat(&h).await;
+    // The shipped assistant: a deadline well beyond the restart.
+    let (id, secret) = start_chat_of(&h, "oih-assistant").await;
     let mut chat = Chat::open(&h, &id, &secret, 0).await;
     // The hub answers late: its callback arrives after the restart.
     assert_eq!(
         oih_post(&h, "/control/knobs", json!({"delay_ms": 3000})).await,
         200
     );
-    let m = chat.say(r#"/run-flow lookup-customer {"customer_id": "c-3"}"#).await;
+    let m = chat
+        .say(r#"/run-flow lookup-customer {"customer_id": "c-3"}"#)
+        .await;
     let run = format!("{id}-{m}");
-    h.wait_session(&run, "waiting for the callback", |s| {
-        s["step"] == "running"
+    eventually("the run waits for its callback", 20, || async {
+        let (status, s) = h.get(&format!("/v1/sessions/{run}")).await;
+        (status == 200 && s["step"] == "running").then_some(())
     })
     .await;
     let seen = chat.last_id;
@@ -472,7 +556,176 @@ async fn a_restart_while_a_flow_waits_for_its_callback_loses_nothing() {
     assert_eq!(reply["outcome"], "approved", "{reply}");
     let sent = oih_get(&h, "/control/callbacks").await;
     assert!(
-        sent.as_array().unwrap().iter().all(|c| c["status"] == 200),
+        sent["callbacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] == 200),
         "{sent}"
     );
+}
+
+/// The value of a hidden form field in the simulator's pages.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name} in {html}"))
+        + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end]
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// What a user does in the sign-in popup: sign in, allow, land on the hub's
+/// callback page.
+async fn sign_in(h: &Harness, login_url: &str) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http
+        .get(login_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut form: Vec<(String, String)> = [
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+    ]
+    .iter()
+    .map(|k| ((*k).to_string(), hidden(&page, k)))
+    .collect();
+    form.extend([
+        ("step".into(), "signin".into()),
+        ("email".into(), "ada.lovelace@example.com".into()),
+        ("password".into(), "correct horse".into()),
+    ]);
+    let authorize = format!("{}/sim/oih/idp/authorize", h.sim_url);
+    let consent = http
+        .post(&authorize)
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = http
+        .post(&authorize)
+        .form(&[
+            ("step", "consent"),
+            ("consent", hidden(&consent, "consent").as_str()),
+            ("decision", "allow"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let back = r.headers()["location"].to_str().unwrap().to_string();
+    let done = http.get(&back).send().await.unwrap();
+    assert_eq!(done.status(), 200, "{back}");
+}
+
+#[tokio::test]
+async fn auth_then_me_shows_who_signed_in_and_their_profile_and_no_secret_reaches_the_chat() {
+    let h = Harness::start().await;
+    let (id, secret) = start_chat(&h).await;
+    let mut chat = Chat::open(&h, &id, &secret, 0).await;
+
+    // /me before /auth: refused with a hint, and nothing is triggered.
+    let me = chat.say("/me").await;
+    let reply = chat.reply(me).await;
+    assert_eq!(reply["outcome"], "declined", "{reply}");
+    assert!(
+        reply["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Run /auth first"),
+        "{reply}"
+    );
+    let log = oih_get(&h, "/control/requests").await;
+    assert!(!log.to_string().contains("graph-me"), "{log}");
+
+    let auth = chat.say("/auth").await;
+    let link = chat
+        .until("the sign-in link", |f| {
+            f["message"]["reply_to"] == auth && f["message"]["present"]["url"].is_string()
+        })
+        .await;
+    let login_url = link["message"]["present"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        login_url.starts_with(&format!("{}/sim/oih/idp/authorize?", h.sim_url)),
+        "{login_url}"
+    );
+    assert_eq!(link["message"]["present"]["kind"], "popup");
+    sign_in(&h, &login_url).await;
+    let reply = chat.reply(auth).await;
+    assert_eq!(reply["outcome"], "approved", "{reply}");
+    assert_eq!(
+        reply["reason"],
+        "Signed in as Ada Lovelace (ada.lovelace@example.com)"
+    );
+    assert_eq!(
+        reply["output"],
+        json!({"name": "Ada Lovelace", "email": "ada.lovelace@example.com"}),
+        "the secret id stays on the server"
+    );
+
+    let me = chat.say("/me").await;
+    let reply = chat.reply(me).await;
+    assert_eq!(reply["outcome"], "approved", "{reply}");
+    let profile = &reply["output"]["profile"];
+    assert_eq!(profile["displayName"], "Ada Lovelace", "{reply}");
+    assert_eq!(profile["mail"], "ada.lovelace@example.com", "{reply}");
+
+    // Nothing secret reached the browser's socket, the customer's views or the log.
+    let secrets = oih_get(&h, "/control/secrets").await;
+    let secret_id = secrets["secrets"][0]["id"].as_str().unwrap().to_string();
+    let transcript = serde_json::to_string(&chat.frames).unwrap();
+    for leak in [
+        secret_id.as_str(),
+        "oihsim_at_",
+        "oihsim_rt_",
+        common::OIH_HMAC_KEY,
+        "gwcb_",
+    ] {
+        assert!(!transcript.contains(leak), "{leak} reached the chat");
+    }
+    let log = h.server_log();
+    for leak in ["oihsim_at_", "oihsim_rt_", common::OIH_HMAC_KEY, "gwcb_"] {
+        assert!(!log.contains(leak), "{leak} in the server log");
+    }
+    for run in [format!("{id}-{auth}"), format!("{id}-{me}"), id.clone()] {
+        let t = h.timeline(&run).await.to_string();
+        for leak in ["oihsim_at_", common::OIH_HMAC_KEY, "gwcb_"] {
+            assert!(!t.contains(leak), "{leak} in the timeline of {run}");
+        }
+    }
+    // The client view of the chat carries no memory.
+    let view: Value = h
+        .http
+        .get(h.url(&format!("/v1/client/sessions/{id}")))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!view.to_string().contains(&secret_id), "{view}");
 }

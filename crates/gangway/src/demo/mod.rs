@@ -106,6 +106,7 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
             frame_ancestors,
             incode_knobs: knobs,
             ockto: None,
+            oih_not_found_delay_ms: None,
         },
     );
     let site = site::router(site::Site {

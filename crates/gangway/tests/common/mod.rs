@@ -29,6 +29,7 @@ pub const ENCRYPTION_KEY: &str = "dGVzdHMtb25seS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=";
 pub const D360_API_KEY: &str = "d360-partner-api-key-for-tests-01";
 pub const D360_DIRECT_API_KEY: &str = "d360-direct-api-key-for-tests-001";
 pub const D360_WEBHOOK_TOKEN: &str = "d360-webhook-token-for-tests-0000000001";
+pub const OIH_HMAC_KEY: &str = "oih-hmac-key-for-tests-0000000001";
 /// The customer page origin the redirect page posts to.
 pub const SHOP_ORIGIN: &str = "https://shop.example";
 pub const RECEIVER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -250,6 +251,10 @@ impl Harness {
             D360_DIRECT_API_KEY,
             "--dialog360-webhook-token",
             D360_WEBHOOK_TOKEN,
+            "--oih-hmac-key",
+            OIH_HMAC_KEY,
+            "--oih-not-found-delay-ms",
+            "200",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -381,6 +386,10 @@ payment = "partner"
 partner_id = "gangway-direct"
 api_key = "{D360_DIRECT_API_KEY}"
 payment = "direct"
+
+[oih]
+base_url = "{sim_url}/sim/oih"
+hmac_key = "{OIH_HMAC_KEY}"
 
 [http.webhooks.score]
 service = "score"

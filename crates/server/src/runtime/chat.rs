@@ -68,7 +68,7 @@ pub enum ArgsKind {
 
 /// The commands of the chat a session presents, if it presents one.
 pub fn commands(row: &SessionRow) -> Option<Vec<CommandSpec>> {
-    if row.state.status != SessionStatus::Running {
+    if row.state.status == SessionStatus::Ended {
         return None;
     }
     let present = row.state.present.as_ref()?;

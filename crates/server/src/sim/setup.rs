@@ -4,12 +4,13 @@
 
 use crate::config::{
     Config, Dialog360Config, Dialog360Hub, Dialog360Payment, HttpService, HttpWebhook,
-    IncodeConfig, OcktoConfig,
+    IncodeConfig, OcktoConfig, OihConfig,
 };
 use crate::ids;
 use crate::sim::dialog360::{Dialog360Sim, Dialog360SimConfig, SimPartner};
 use crate::sim::incode::{IncodeKnobs, IncodeSim, IncodeSimConfig, IncodeWebhookAuth};
 use crate::sim::ockto::{OcktoSim, OcktoSimConfig};
+use crate::sim::oih::{OihSim, OihSimConfig};
 use crate::sim::score::{ScoreSim, ScoreSimConfig};
 use axum::Router;
 use std::time::Duration;
@@ -29,6 +30,8 @@ pub struct SimCredentials {
     pub dialog360_direct_api_key: String,
     /// The token in the partner webhook URL.
     pub dialog360_webhook_token: String,
+    /// The HMAC key of the simulated hub's flows (its API_KEY secret).
+    pub oih_hmac_key: String,
 }
 
 /// Partner ids of the simulated 360dialog hubs.
@@ -49,6 +52,7 @@ impl SimCredentials {
             dialog360_api_key: ids::new_secret("d360key"),
             dialog360_direct_api_key: ids::new_secret("d360direct"),
             dialog360_webhook_token: ids::new_secret("d360wh"),
+            oih_hmac_key: ids::new_secret("oihhmac"),
         }
     }
 }
@@ -62,6 +66,8 @@ pub struct SimOptions {
     /// The Ockto router to mount (its public part alone when its API sits
     /// behind a mutual-TLS listener); by default the whole simulator.
     pub ockto: Option<Router>,
+    /// How long the OIH simulator waits before its 404 (OIH: 1000 ms).
+    pub oih_not_found_delay_ms: Option<u64>,
 }
 
 /// The Ockto simulator; phones reach it (the QR code's URL) at `sim_url`.
@@ -127,8 +133,15 @@ pub fn simulators(
         ],
         advance_ms: 200,
     });
+    let oih = OihSim::new(OihSimConfig {
+        flows: crate::sim::oih::shipped_flows(&creds.oih_hmac_key),
+        public_url: format!("{}/sim/oih", sim_url.trim_end_matches('/')),
+        not_found_delay_ms: opts.oih_not_found_delay_ms.unwrap_or(1000),
+        knobs: Default::default(),
+    });
     Router::new()
         .nest("/sim/score", score.router())
+        .nest("/sim/oih", oih.router())
         .nest("/sim/incode", incode.router())
         .nest("/sim/ockto", ockto)
         .nest("/sim/360dialog", dialog360.router())
@@ -140,6 +153,17 @@ pub fn configure_all(config: &mut Config, base: &str, creds: &SimCredentials) {
     configure_incode(config, base, creds);
     configure_ockto(config, base, creds);
     configure_dialog360(config, base, creds);
+    configure_oih(config, base, creds);
+}
+
+/// Points the `oih` connector at the simulated hub on `base`; every shipped
+/// flow takes the same HMAC key.
+pub fn configure_oih(config: &mut Config, base: &str, creds: &SimCredentials) {
+    config.oih = Some(OihConfig {
+        base_url: format!("{base}/sim/oih"),
+        hmac_key: Some(creds.oih_hmac_key.clone()),
+        flows: Default::default(),
+    });
 }
 
 /// Points the `dialog360` connector at the simulator on `base`: hub `main`

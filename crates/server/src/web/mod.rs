@@ -30,11 +30,7 @@ pub const SDK_FILES: &[(&str, &str, &str)] = &[
         JS,
         include_str!("../../../../web/sdk/renderers.js"),
     ),
-    (
-        "chat.js",
-        JS,
-        include_str!("../../../../web/sdk/chat.js"),
-    ),
+    ("chat.js", JS, include_str!("../../../../web/sdk/chat.js")),
     (
         "styles.js",
         JS,
