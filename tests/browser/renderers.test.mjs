@@ -1,6 +1,6 @@
-// The SDK's renderers in real Chromium, fed by a scripted event stream (the
-// QR, popup and chat steps have no provider yet): what each shows, what the
-// user can do with it, and what it refuses.
+// The SDK's renderers in real Chromium, fed by a scripted event stream: what
+// each shows, what the user can do with it, and what it refuses, without a
+// provider (dialog360.test.mjs drives the popup with the real simulator).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
@@ -81,22 +81,86 @@ test("qr: the server's SVG is shown reduced to plain shapes, with the phone link
   await context.close();
 });
 
-test("popup: opened from a click; closing it without finishing sends popup_closed once", async () => {
+test("popup: opened from a click; only a message from that window, on Gangway's origin, of our type and with the step's state, becomes the signal", async () => {
   const { context, page, push } = await mounted();
   await page.evaluate(() => {
+    // The "popup" is a frame's window: a real Window, so it can be a message's source.
+    const frame = document.createElement("iframe");
+    document.body.append(frame);
     window.open = (url, name, features) => {
       window.__opened = { url, name, features };
-      return (window.__popup = { closed: false });
+      return (window.__popup = frame.contentWindow);
     };
+    window.__post = (data, { origin = location.origin, fromPopup = true } = {}) =>
+      window.dispatchEvent(new MessageEvent("message", { data, origin, source: fromPopup ? window.__popup : window }));
   });
-  await push({ kind: "popup", url: "https://hub.example/permissions?partner=p1", state: "st_1", features: "popup,width=600,height=900" });
-  const button = page.locator("#flow .gw-popup button");
-  await button.click();
+  await push({ kind: "popup", provider: "360dialog", label: "Connect WhatsApp", url: "https://hub.example/permissions?partner=p1", state: "st_1", features: "popup,width=600,height=900" });
+  await page.getByRole("button", { name: "Connect WhatsApp" }).click();
   assert.deepEqual(await page.evaluate(() => window.__opened), { url: "https://hub.example/permissions?partner=p1", name: "gangway_popup", features: "popup,width=600,height=900" });
-  await page.locator("#flow .gw-popup", { hasText: "Waiting for you" }).waitFor();
+  await page.locator('#flow .gw-popup[data-phase="open"]', { hasText: "Waiting for you" }).waitFor();
+  const good = { type: "gangway:360dialog", state: "st_1", query: "?client=c1&channels=[ch1]&state=st_1" };
+  for (const [data, opts] of [
+    [good, { origin: "https://evil.example" }],
+    [good, { fromPopup: false }],
+    [{ ...good, type: "other" }, {}],
+    [{ ...good, state: "st_2" }, {}],
+    [{ ...good, query: { client: "c1" } }, {}],
+    ["?client=c1&channels=[ch1]", {}],
+  ]) {
+    await page.evaluate(([d, o]) => window.__post(d, o), [data, opts]);
+  }
+  assert.deepEqual(await page.evaluate(() => window.__signals), [], "all ignored");
+  await page.evaluate((d) => window.__post(d), good);
+  await until("the redirect signal", () => page.evaluate(() => window.__signals.length === 1));
+  const [signal] = await page.evaluate(() => window.__signals);
+  assert.equal(signal.name, "dialog360_redirect");
+  assert.deepEqual(signal.data, { state: "st_1", query: good.query });
+  assert.match(signal.id, /^dialog360_redirect:[0-9a-f]{16}$/);
+  await page.locator('#flow .gw-popup[data-phase="finishing"]').waitFor();
+  // One answer per opening: a repeat is ignored.
+  await page.evaluate((d) => window.__post(d), good);
+  assert.equal(await page.evaluate(() => window.__signals.length), 1);
+  await context.close();
+});
+
+test("popup: closed without a message sends popup_closed once per opening and offers Try again and Cancel; a blocked popup falls back to a same-tab link", async () => {
+  const { context, page, push } = await mounted();
+  await page.evaluate(() => {
+    window.__opens = 0;
+    window.open = () => (window.__opens++, (window.__popup = { closed: false, focus() {} }));
+  });
+  await push({ kind: "popup", provider: "360dialog", url: "https://hub.example/permissions?partner=p1", state: "st_1" });
+  await page.getByRole("button", { name: "Continue" }).click();
   await page.evaluate(() => (window.__popup.closed = true));
+  await page.locator("#flow .gw-popup", { hasText: "The 360dialog window was closed." }).waitFor();
   await until("the popup_closed signal", () => page.evaluate(() => window.__signals.length === 1));
-  assert.deepEqual(await page.evaluate(() => window.__signals), [{ name: "popup_closed", data: {}, id: "popup_closed:st_1" }]);
+  await page.getByRole("button", { name: "Try again" }).click();
+  assert.equal(await page.evaluate(() => window.__opens), 2);
+  await page.locator('#flow .gw-popup[data-phase="open"]').waitFor();
+  await page.evaluate(() => (window.__popup.closed = true));
+  await until("the second popup_closed signal", () => page.evaluate(() => window.__signals.length === 2));
+  const closes = await page.evaluate(() => window.__signals);
+  for (const s of closes) {
+    assert.equal(s.name, "popup_closed");
+    assert.match(s.id, /^popup_closed:[0-9a-f]{16}$/);
+  }
+  assert.notEqual(closes[0].id, closes[1].id, "each opening is its own signal");
+  await page.getByRole("button", { name: "Cancel" }).click();
+  await until("the cancel signal", () => page.evaluate(() => window.__signals.length === 3));
+  assert.deepEqual((await page.evaluate(() => window.__signals))[2], { name: "cancel", data: {}, id: "cancel:st_1" });
+
+  // The workflow's popup_closed step (e.g. after a reload) shows the offer at once.
+  await push({ kind: "popup", provider: "360dialog", url: "https://hub.example/permissions?partner=p2", state: "st_2", closed: true });
+  await page.locator('#flow .gw-popup[data-phase="closed"]', { hasText: "The 360dialog window was closed." }).waitFor();
+
+  // Blocked: a link to the same URL, in this tab.
+  await page.evaluate(() => (window.open = () => null));
+  await page.getByRole("button", { name: "Try again" }).click();
+  const link = page.locator("#flow .gw-popup a[data-gangway-fallback]");
+  await link.waitFor();
+  assert.equal(await link.getAttribute("href"), "https://hub.example/permissions?partner=p2");
+  assert.equal(await link.getAttribute("target"), null);
+  assert.equal(await page.evaluate(() => window.__signals.length), 3, "a blocked popup signals nothing");
   await context.close();
 });
 

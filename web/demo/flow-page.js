@@ -24,7 +24,30 @@ const OUTCOMES = {
     canceled: ["Sharing stopped", "You chose not to share your data."],
     expired: ["Time is up", "The code was not scanned, or the data not shared, in time."],
   },
+  "whatsapp-360dialog": {
+    approved: ["WhatsApp is connected", "Your number is live, and Kestrel can now message your customers through it."],
+    declined: ["Not connected", "360dialog did not accept the number."],
+    review: ["Almost there", "Please allow Kestrel to create an API key for your number in 360dialog's Client Hub."],
+    failed: ["Something went wrong", "The number could not be set up. Please start over."],
+    canceled: ["Not connected", "You closed the 360dialog window without granting access."],
+    expired: ["Time is up", "Access was not granted, or the number did not go live, in time."],
+  },
 };
+
+// A connected WhatsApp number: Kestrel's backend holds the channel's API key
+// (read from Gangway's audited secrets endpoint); the page sees it masked.
+async function showChannelKey(sessionId) {
+  const order = sessionStorage.getItem(`order:${element.dataset.flow}`);
+  if (!sessionId || !order) return;
+  const res = await fetch(`/demo/api/sessions/${encodeURIComponent(sessionId)}/channel-key?order=${encodeURIComponent(order)}`);
+  if (!res.ok) return;
+  const { ready, keys } = await res.json();
+  if (!ready) return;
+  const line = document.getElementById("channel-key");
+  line.textContent = keys.map((k) => `Kestrel's backend holds the API key of channel ${k.channel_id} (${k.hint}); it never reached this page.`).join(" ");
+  line.dataset.ready = "true";
+  line.hidden = false;
+}
 
 // The rules that decided, as Kestrel's backend reads them from Gangway.
 async function showDecision(sessionId) {
@@ -77,6 +100,7 @@ element.addEventListener("gangway:ended", (e) => {
   result.dataset.outcome = outcome;
   result.hidden = false;
   showDecision(view && view.id).catch(() => {});
+  if (element.dataset.flow === "whatsapp-360dialog" && outcome === "approved") showChannelKey(view && view.id).catch(() => {});
 });
 element.addEventListener("gangway:error", (e) => {
   note(`error: ${e.detail.message}`);

@@ -17,6 +17,13 @@ export interface Presentation {
   features?: string;
   /** popup: the value the popup's `postMessage` must carry. */
   state?: string;
+  /** popup: the provider's name in the texts ("The 360dialog window was closed."). */
+  provider?: string;
+  /** popup: the button's label (default "Continue"); `title`: the heading. */
+  label?: string;
+  title?: string;
+  /** popup: the window was closed without an answer; offer "Try again" and "Cancel" (signal `cancel`). */
+  closed?: boolean;
   /** chat: the conversation so far. */
   messages?: { from: "user" | "bot"; text: string }[];
   [field: string]: unknown;

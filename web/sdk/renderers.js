@@ -211,51 +211,171 @@ registerRenderer("qr", (container, present) => {
   return { update: (next) => (render(next), true), destroy: () => removeNode(box) };
 });
 
-// 360dialog (providers.md 4.6): {kind: "popup", url, features, state}, opened from a click.
+// 360dialog (providers.md 4.6): {kind: "popup", url, features, state,
+// provider?, label?, title?, closed?}. A button opens the URL with
+// window.open from the click (a user gesture, so popup blockers let it
+// through); a blocked popup falls back to a link in this tab. Only a
+// message from that very window, on Gangway's origin, of the type
+// "gangway:360dialog" and with this step's state, is passed on (as the
+// signal `dialog360_redirect`); the server confirms it anyway. A window
+// closed without such a message sends `popup_closed` and offers to try
+// again or cancel; `closed: true` (the workflow's popup_closed step) shows
+// that offer from the start.
+const POPUP_MESSAGE_TYPE = "gangway:360dialog";
+/** How often, and for how long at most, the opened window is checked for being closed. */
+const POPUP_WATCH_EVERY_MS = 500;
+const POPUP_WATCH_MAX_MS = 2 * 60 * 60 * 1000;
+
+/** A short random id for one attempt (signal ids, so a resent signal applies once). */
+function attemptId() {
+  const bytes = new Uint8Array(8);
+  globalThis.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 registerRenderer("popup", (container, present, ctx) => {
   const url = safeUrl(present.url);
   if (!url) throw new Error("the popup step has no valid http(s) URL");
+  const state = typeof present.state === "string" ? present.state : "";
   const features = typeof present.features === "string" ? present.features : "popup,width=600,height=900";
-  let win = null;
-  let completed = false;
+  const provider = typeof present.provider === "string" && present.provider ? present.provider : "";
+  const label = typeof present.label === "string" && present.label ? present.label : "Continue";
+  const windowName = "gangway_popup";
+
+  let win = null; // the window this step opened, while it may still answer
+  let attempt = null; // the current opening (signal ids)
   let watch = null;
-  const status = h("p", { class: "gw-text", text: "The next step opens in a new window." });
-  const button = h("button", { class: "gw-button", type: "button", text: typeof present.label === "string" ? present.label : "Continue" });
-  const box = h("div", { class: "gw-message gw-popup" }, h("p", { class: "gw-title", text: "Continue in a new window" }), status, button);
-  const onMessage = (e) => {
-    // Only our popup, from Gangway's origin, with this step's state.
-    if (!win || e.source !== win || e.origin !== ctx.origin) return;
-    if (!e.data || e.data.state !== present.state) return;
-    completed = true;
-    status.textContent = "Thanks, finishing…";
+  let phase = null;
+  let ended = false;
+
+  const title = h("p", { class: "gw-title" });
+  const text = h("p", { class: "gw-text" });
+  const actions = h("div", { class: "gw-actions" });
+  const box = h("div", { class: "gw-message gw-popup" }, title, text, actions);
+
+  const button = (caption, onClick, secondary = false) => {
+    const b = h("button", { class: secondary ? "gw-button gw-secondary" : "gw-button", type: "button", text: caption });
+    b.addEventListener("click", onClick);
+    return b;
   };
-  window.addEventListener("message", onMessage);
-  button.addEventListener("click", () => {
-    win = window.open(url, "gangway_popup", features);
-    if (!win) {
-      status.textContent = "Your browser blocked the window. ";
-      status.append(h("a", { href: url, target: "_blank", rel: "noopener", text: "Open it here" }));
+
+  const stopWatch = () => {
+    if (watch !== null) clearInterval(watch);
+    watch = null;
+  };
+
+  /** Shows one phase of the step: ready, open, blocked, closed, finishing, canceling. */
+  const show = (next) => {
+    phase = next;
+    box.dataset.phase = next;
+    actions.replaceChildren();
+    const what = provider ? `the ${provider} window` : "the window";
+    switch (next) {
+      case "ready":
+        title.textContent = typeof present.title === "string" && present.title ? present.title : "Continue in a new window";
+        text.textContent = `${provider ? `${provider}'s page` : "The next step"} opens in a new window.`;
+        actions.append(button(label, open));
+        break;
+      case "open":
+        title.textContent = "Continue in the other window";
+        text.textContent = "Waiting for you to finish in the other window…";
+        actions.append(button(`Show ${what}`, () => win && !win.closed && win.focus(), true));
+        break;
+      case "blocked":
+        title.textContent = "Your browser blocked the new window";
+        text.textContent = "Continue in this tab instead; you will come back here when you are done.";
+        actions.append(
+          h("a", { class: "gw-button", href: url, rel: "noopener", "data-gangway-fallback": true, text: "Continue in this tab" }),
+          button("Try the window again", open, true),
+        );
+        break;
+      case "closed":
+        title.textContent = provider ? `The ${provider} window was closed.` : "The window was closed.";
+        text.textContent = "Nothing was shared. You can open it again, or cancel.";
+        actions.append(button("Try again", open), button("Cancel", cancel, true));
+        break;
+      case "finishing":
+        title.textContent = "Thanks, confirming…";
+        text.textContent = "This page moves on by itself.";
+        break;
+      case "canceling":
+        title.textContent = "Canceling…";
+        text.textContent = "";
+        break;
+    }
+  };
+
+  const closedByUser = () => {
+    stopWatch();
+    win = null;
+    if (ended || phase !== "open") return;
+    show("closed");
+    ctx.signal("popup_closed", {}, `popup_closed:${attempt}`).catch(() => {});
+  };
+
+  // Called from a click only: window.open needs the user's gesture.
+  function open() {
+    if (ended) return;
+    attempt = attemptId();
+    const opened = window.open(url, windowName, features);
+    if (!opened) {
+      show("blocked");
       return;
     }
-    button.textContent = "Reopen the window";
-    status.textContent = "Waiting for you to finish in the other window…";
-    if (watch === null) {
-      // A local check of our own window handle, not a network poll.
-      watch = setInterval(() => {
-        if (win && win.closed && !completed) {
-          clearInterval(watch);
-          watch = null;
-          status.textContent = "The window was closed.";
-          ctx.signal("popup_closed", {}, `popup_closed:${present.state || ""}`).catch(() => {});
-        }
-      }, 500);
+    win = opened;
+    show("open");
+    try {
+      win.focus();
+    } catch {
+      // some browsers refuse focus() on a new window; it has focus anyway
     }
-  });
+    stopWatch();
+    // A local check of our own window handle (no network), bounded by the
+    // step's deadline: there is no event for "the popup was closed".
+    const deadline = Date.parse((ctx.view && ctx.view.deadline) || "");
+    const limit = Math.min(Number.isFinite(deadline) ? deadline : Infinity, Date.now() + POPUP_WATCH_MAX_MS);
+    watch = setInterval(() => {
+      if (win && win.closed) closedByUser();
+      else if (Date.now() > limit) stopWatch();
+    }, POPUP_WATCH_EVERY_MS);
+  }
+
+  function cancel() {
+    if (ended) return;
+    show("canceling");
+    ctx.signal("cancel", {}, `cancel:${state}`).catch(() => show("closed"));
+  }
+
+  const onMessage = (e) => {
+    // Only the window we opened, from Gangway's origin, of our type, with this step's state.
+    if (!win || e.source !== win) return;
+    if (e.origin !== ctx.origin) return;
+    const d = e.data;
+    if (!d || typeof d !== "object" || d.type !== POPUP_MESSAGE_TYPE) return;
+    if (!state || d.state !== state) return;
+    if (typeof d.query !== "string" || d.query.length > 4096) return;
+    stopWatch();
+    win = null; // one answer per opening; the window closes itself
+    show("finishing");
+    // A hint only: the workflow confirms it with the provider.
+    ctx.signal("dialog360_redirect", { state: d.state, query: d.query }, `dialog360_redirect:${attempt}`).catch(() => {});
+  };
+  window.addEventListener("message", onMessage);
+
+  show(present.closed === true ? "closed" : "ready");
   container.append(box);
   return {
+    // The same window and state: stay as we are (e.g. `closed` arriving
+    // from the server after this page already shows the offer).
+    update: (next) => {
+      if (safeUrl(next.url) !== url || next.state !== present.state) return false;
+      if (next.closed === true && phase === "ready") show("closed");
+      return true;
+    },
     destroy: () => {
+      ended = true;
       window.removeEventListener("message", onMessage);
-      if (watch !== null) clearInterval(watch);
+      stopWatch();
       removeNode(box);
     },
   };

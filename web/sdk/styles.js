@@ -29,6 +29,7 @@ const CSS = `
 .gw-root[data-gangway-state="failed"] .gw-status::before { background: #f04438; }
 .gw-button { font: inherit; font-weight: 600; border: 0; border-radius: 10px; padding: 10px 16px; cursor: pointer; background: var(--gw-accent); color: #fff; text-decoration: none; }
 .gw-secondary { background: #f2f4f7; color: #344054; }
+.gw-actions { display: flex; flex-wrap: wrap; justify-content: center; gap: 8px; margin-top: 8px; }
 .gw-qr { margin: 0; display: flex; flex-direction: column; align-items: center; gap: 10px; padding: 20px; border: 1px solid var(--gw-line); border-radius: var(--gw-radius); background: #fff; }
 .gw-qr svg { width: min(260px, 70vw); height: auto; }
 .gw-qr figcaption { color: var(--gw-muted); }

@@ -84,13 +84,14 @@ pub const ACTIONS: &[ActionSpec] = &[
         optional: &[
             "hub",
             "origin",
+            "return_url",
             "number",
             "email",
             "name",
             "next",
             "client_id",
         ],
-        summary: "Builds the 360dialog permissions URL with a one-time state; result is {state, url, hub, payment, origin}.",
+        summary: "Builds the 360dialog permissions URL with a one-time state; result is {state, url, hub, payment, origin, return_url}.",
     },
     ActionSpec {
         name: "dialog360.confirm",

@@ -371,6 +371,26 @@ async fn redirect_page_posts_to_the_customer_origin_only() {
     let t = h.timeline(&s.id).await;
     assert!(entries(&t, "event.received").is_empty());
 
+    // With a return URL: the page links back to it, and posts to its origin.
+    let back = format!("{SHOP_ORIGIN}/onboarding/whatsapp?step=2&x=<b>");
+    let s3 = start(&h, "whatsapp-fast", json!({"return_url": back})).await;
+    let html = h
+        .http
+        .get(h.url(&format!("/v1/redirect/360dialog/{}", s3.state)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!(
+            "href=\"{SHOP_ORIGIN}/onboarding/whatsapp?step=2&amp;x=%3Cb%3E\""
+        )),
+        "{html}"
+    );
+    assert!(html.contains(&format!("var TARGET_ORIGIN = \"{SHOP_ORIGIN}\";")));
+
     // Without an origin in the input: the first allowed origin.
     let s2 = start(&h, "whatsapp-fast", json!({})).await;
     let html = h
@@ -394,23 +414,28 @@ async fn redirect_page_posts_to_the_customer_origin_only() {
     assert_eq!(r.status(), 404);
     assert!(!r.text().await.unwrap().contains("postMessage"));
 
-    // An origin the customer did not allow fails the session at start.
-    let (status, created) = h
-        .post(
-            "/v1/sessions",
-            json!({"workflow": "whatsapp-fast", "input": {"origin": "https://evil.example"}}),
-        )
-        .await;
-    assert_eq!(status, 201);
-    let ended = h.wait_ended(created["id"].as_str().unwrap()).await;
-    assert_eq!(ended["outcome"], "failed");
-    assert!(
-        ended["reason"]
-            .as_str()
-            .unwrap()
-            .contains("allowed_origins"),
-        "{ended}"
-    );
+    // An origin, or a page to return to, that the customer did not allow
+    // fails the session at start.
+    for input in [
+        json!({"origin": "https://evil.example"}),
+        json!({"return_url": "https://evil.example/phish"}),
+        json!({"return_url": "javascript:alert(1)"}),
+    ] {
+        let (status, created) = h
+            .post(
+                "/v1/sessions",
+                json!({"workflow": "whatsapp-fast", "input": input}),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let ended = h.wait_ended(created["id"].as_str().unwrap()).await;
+        assert_eq!(ended["outcome"], "failed");
+        let reason = ended["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("allowed_origins") || reason.contains("http(s)"),
+            "{input}: {ended}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -706,19 +731,6 @@ async fn revoke_cancel_and_channel_error() {
     assert_eq!(ended["outcome"], "canceled", "{ended}");
     assert!(ended["reason"].as_str().unwrap().contains(&old), "{ended}");
 
-    // The popup closed without a grant.
-    let s = start(&h, "whatsapp-fast", json!({})).await;
-    let r = h
-        .http
-        .post(h.url(&format!("/v1/client/sessions/{}/signal", s.id)))
-        .bearer_auth(&s.secret)
-        .json(&json!({"name": "popup_closed"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let ended = h.wait_ended(&s.id).await;
-    assert_eq!(ended["outcome"], "canceled");
     // Cancel pressed on the hub page: no redirect at all.
     let s = start(&h, "whatsapp-fast", json!({})).await;
     let mut u = reqwest::Url::parse(&s.url).unwrap();
@@ -769,6 +781,110 @@ async fn revoke_cancel_and_channel_error() {
     assert_eq!(status, 200);
     let ended = h.wait_ended(&s.id).await;
     assert_eq!(ended["outcome"], "failed", "{ended}");
+}
+
+/// What the SDK sends: a browser signal with an id (one per popup opening).
+async fn signal(h: &Harness, s: &Started, name: &str, id: &str) {
+    let r = h
+        .http
+        .post(h.url(&format!("/v1/client/sessions/{}/signal", s.id)))
+        .bearer_auth(&s.secret)
+        .json(&json!({"name": name, "data": {}, "id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["accepted"], true, "{name}: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_popup_can_be_opened_again_under_the_same_deadline_or_canceled() {
+    let h = Harness::start().await;
+    // Closed, closed again, then the grant: approved.
+    let s = start(&h, "whatsapp-fast", json!({})).await;
+    let deadline = h.session(&s.id).await["waiting_on"]["deadline"].clone();
+    signal(&h, &s, "popup_closed", "popup_closed:a1").await;
+    let closed = h
+        .wait_session(&s.id, "the popup_closed step", |x| {
+            x["step"] == "popup_closed" && x["status"] == "waiting"
+        })
+        .await;
+    assert_eq!(
+        closed["outcome"],
+        Value::Null,
+        "a closed popup ends nothing"
+    );
+    assert_eq!(
+        closed["waiting_on"]["deadline"], deadline,
+        "the same deadline as the permission step"
+    );
+    // The browser is offered the same popup again, flagged as closed.
+    let view = client_view(&h, &s.id, &s.secret).await;
+    let present = &view["step"]["present"];
+    assert_eq!(present["kind"], "popup", "{view}");
+    assert_eq!(present["closed"], true, "{view}");
+    assert_eq!(present["provider"], "360dialog");
+    assert_eq!(present["url"], s.url.as_str(), "the same permissions URL");
+    assert_eq!(present["state"], s.state.as_str(), "the same state");
+    // A second close (after Try again) is recorded too, and changes nothing else.
+    signal(&h, &s, "popup_closed", "popup_closed:a2").await;
+    let t = eventually("the second close", 20, || async {
+        let t = h.timeline(&s.id).await;
+        (accepted(&t).len() == 2).then_some(t)
+    })
+    .await;
+    assert_eq!(
+        accepted(&t),
+        vec!["signal.popup_closed", "signal.popup_closed"]
+    );
+    let again = h
+        .wait_session(&s.id, "still waiting", |x| {
+            x["step"] == "popup_closed" && x["status"] == "waiting"
+        })
+        .await;
+    assert_eq!(again["waiting_on"]["deadline"], deadline);
+    let location = grant(&s, "retry@shop.example", "+4915100000020", &[], false).await;
+    let (status, body) = land(&h, &location).await;
+    assert_eq!(status, 200, "{body}");
+    let ended = h.wait_ended(&s.id).await;
+    assert_eq!(ended["outcome"], "approved", "{ended}");
+    assert_eq!(secrets(&h, &s.id).await["ready"], true);
+
+    // Closed, then Cancel: canceled, with the reason.
+    let s = start(&h, "whatsapp-fast", json!({})).await;
+    signal(&h, &s, "popup_closed", "popup_closed:b1").await;
+    h.wait_session(&s.id, "the popup_closed step", |x| {
+        x["step"] == "popup_closed"
+    })
+    .await;
+    signal(&h, &s, "cancel", &format!("cancel:{}", s.state)).await;
+    let ended = h.wait_ended(&s.id).await;
+    assert_eq!(ended["outcome"], "canceled", "{ended}");
+    assert_eq!(
+        ended["reason"],
+        "the user closed the 360dialog window without granting access"
+    );
+    let t = h.timeline(&s.id).await;
+    assert_eq!(
+        accepted(&t),
+        vec!["signal.popup_closed", "signal.cancel"],
+        "{t:#}"
+    );
+    // The redirect that comes too late is only recorded.
+    let location = grant(&s, "late@shop.example", "+4915100000021", &[], false).await;
+    let (status, _) = land(&h, &location).await;
+    assert_eq!(status, 409);
+
+    // Closed and never reopened: expired at the permission deadline.
+    let s = start(&h, "whatsapp-fast", json!({"permission_ms": 3000})).await;
+    signal(&h, &s, "popup_closed", "popup_closed:c1").await;
+    let ended = h.wait_ended(&s.id).await;
+    assert_eq!(ended["outcome"], "expired", "{ended}");
+    let t = h.timeline(&s.id).await;
+    let timed_out = entries(&t, "wait.timed_out");
+    assert_eq!(timed_out.len(), 1, "{t:#}");
+    assert_eq!(timed_out[0]["step"], "popup_closed", "{t:#}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,7 +1,9 @@
 //! `gangway demo`: the server with the built-in simulators on the same
 //! listener, the shipped workflows, a demo API key, and the demo customer
-//! site at `/demo` (site.rs) with its webhook receiver (inbox.rs).
+//! site at `/demo` (site.rs), its customer backend (backend.rs) and the
+//! backend's webhook receiver (inbox.rs).
 
+mod backend;
 mod inbox;
 mod site;
 
@@ -114,6 +116,7 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
         api_key: api_key.clone(),
         inbox,
         frame_sources,
+        own_origins,
     });
     let router = gangway_server::app::router(engine.clone(), Some(sims.merge(site)));
     println!("gangway listening on {base}");

@@ -1,35 +1,34 @@
 //! The demo customer site at `/demo`: a landing page with one card per
 //! onboarding flow, a flow page that embeds the SDK exactly as docs/sdk.md
 //! shows, a page listing the signed webhooks the customer backend received,
-//! and that tiny customer backend (`/demo/api/...`). The backend holds the
-//! API key and creates sessions over HTTP as a real customer backend would;
-//! the browser only ever gets a session id and its client secret.
+//! and the routes of that tiny customer backend (backend.rs). The browser
+//! only ever gets a session id and its client secret.
 
+use super::backend;
 use super::inbox::Inbox;
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use gangway_server::Router;
 use gangway_server::api::error::Problem;
-use serde::Deserialize;
-use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// A flow the demo offers (one card on the landing page).
-struct DemoFlow {
-    slug: &'static str,
-    workflow: &'static str,
+pub(super) struct DemoFlow {
+    pub slug: &'static str,
+    pub workflow: &'static str,
     eyebrow: &'static str,
     title: &'static str,
     lead: &'static str,
     /// The session input the demo backend sends (JSON).
-    input: &'static str,
+    pub input: &'static str,
+    /// Whether the backend adds the page's `origin` and `return_url` to the
+    /// input (a popup flow: where the redirect page posts and links back).
+    pub return_to_page: bool,
 }
 
-const FLOWS: &[DemoFlow] = &[
+pub(super) const FLOWS: &[DemoFlow] = &[
     DemoFlow {
         slug: "incode-identity",
         workflow: "incode-identity",
@@ -37,6 +36,7 @@ const FLOWS: &[DemoFlow] = &[
         title: "Verify your identity",
         lead: "Photograph your ID and take a selfie. It takes about a minute, and your data goes straight to our verification partner.",
         input: "{}",
+        return_to_page: false,
     },
     DemoFlow {
         slug: "ockto-mortgage",
@@ -45,6 +45,16 @@ const FLOWS: &[DemoFlow] = &[
         title: "Check your mortgage",
         lead: "Scan the code with your phone and share your income, fixed costs and debts from official sources. We decide in seconds.",
         input: r#"{"loan_amount": 250000}"#,
+        return_to_page: false,
+    },
+    DemoFlow {
+        slug: "whatsapp-360dialog",
+        workflow: "whatsapp-onboarding",
+        eyebrow: "Business messaging · WhatsApp",
+        title: "Connect WhatsApp",
+        lead: "Connect your business number in a window from our messaging partner 360dialog. Kestrel's backend receives the number's API key; it never reaches this page.",
+        input: r#"{"number": "+31612345678", "name": "Kestrel Business Customer"}"#,
+        return_to_page: true,
     },
 ];
 
@@ -94,12 +104,14 @@ pub struct Site {
     pub inbox: Inbox,
     /// Origins the flow pages may frame (the providers' hosted pages).
     pub frame_sources: Vec<String>,
+    /// The origins this site is served on (the first is the canonical one).
+    pub own_origins: Vec<String>,
 }
 
 #[derive(Clone)]
-struct Shared {
-    site: Arc<Site>,
-    http: reqwest::Client,
+pub(super) struct Shared {
+    pub site: Arc<Site>,
+    pub http: reqwest::Client,
     csp: Arc<str>,
 }
 
@@ -124,11 +136,18 @@ pub fn router(site: Site) -> Router {
         .route("/demo/flows/{flow}", get(flow_page))
         .route("/demo/webhooks", get(webhooks_page))
         .route("/demo/assets/{file}", get(asset))
-        .route("/demo/api/sessions", axum::routing::post(create_session))
-        .route("/demo/api/sessions/{id}/decision", get(decision))
+        .route(
+            "/demo/api/sessions",
+            axum::routing::post(backend::create_session),
+        )
+        .route("/demo/api/sessions/{id}/decision", get(backend::decision))
+        .route(
+            "/demo/api/sessions/{id}/channel-key",
+            get(backend::channel_key),
+        )
         .route(
             "/demo/api/webhooks",
-            get(list_webhooks).post(receive_webhook),
+            get(backend::list_webhooks).post(backend::receive_webhook),
         )
         .with_state(shared)
 }
@@ -177,165 +196,4 @@ async fn asset(Path(file): Path<String>) -> Response {
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     resp
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StartRequest {
-    flow: String,
-    /// The shopper's order: the same order resumes the same session.
-    order: String,
-}
-
-/// `POST /demo/api/sessions {flow, order}`: what a customer backend does.
-/// It creates the session with its API key, using the order as the
-/// `Idempotency-Key`, so a reload gets the same session with a fresh client
-/// secret; the browser gets only `{id, client_secret, client_secret_expires_at}`.
-async fn create_session(State(shared): State<Shared>, body: Bytes) -> Result<Json<Value>, Problem> {
-    let req: StartRequest = serde_json::from_slice(&body).map_err(|e| {
-        if e.is_data() {
-            Problem::validation(format!("expected {{flow, order}}: {e}"))
-        } else {
-            Problem::bad_request(format!("malformed JSON: {e}"))
-        }
-    })?;
-    let flow = FLOWS
-        .iter()
-        .find(|f| f.slug == req.flow)
-        .ok_or_else(|| Problem::validation("unknown flow; see /demo"))?;
-    let order_ok = (8..=64).contains(&req.order.len())
-        && req
-            .order
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !order_ok {
-        return Err(Problem::validation(
-            "`order` must be 8 to 64 letters, digits, `-` or `_`",
-        ));
-    }
-    let url = format!("{}/v1/sessions", shared.site.gangway_url);
-    let answer = shared
-        .http
-        .post(&url)
-        .bearer_auth(&shared.site.api_key)
-        .header(
-            "Idempotency-Key",
-            format!("demo-{}-{}", flow.slug, req.order),
-        )
-        .json(&json!({
-            "workflow": flow.workflow,
-            "reference": format!("demo-order-{}", req.order),
-            "input": serde_json::from_str::<Value>(flow.input).unwrap_or_else(|_| json!({})),
-        }))
-        .send()
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "demo backend: Gangway did not answer");
-            bad_gateway("Gangway did not answer; try again")
-        })?;
-    let status = answer.status();
-    let session: Value = answer.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        tracing::warn!(%status, detail = %session["detail"], "demo backend: creating a session failed");
-        return Err(bad_gateway(format!(
-            "Gangway refused the session: {}",
-            session["detail"].as_str().unwrap_or("no detail")
-        )));
-    }
-    Ok(Json(json!({
-        "id": session["id"],
-        "client_secret": session["client_secret"],
-        "client_secret_expires_at": session["client_secret_expires_at"],
-    })))
-}
-
-fn bad_gateway(detail: impl Into<String>) -> Problem {
-    Problem::new(
-        StatusCode::BAD_GATEWAY,
-        "bad-gateway",
-        "Bad gateway",
-        detail,
-    )
-}
-
-async fn receive_webhook(
-    State(shared): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    shared.site.inbox.receive(&headers, &body)
-}
-
-async fn list_webhooks(State(shared): State<Shared>) -> Json<Value> {
-    Json(json!({ "data": shared.site.inbox.list() }))
-}
-
-/// `GET /demo/api/sessions/{id}/decision?order=`: the outcome and the rules
-/// that decided it, read from the session's timeline with the API key, as a
-/// customer backend would show its own staff. Only for the order's session.
-async fn decision(
-    State(shared): State<Shared>,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<Value>, Problem> {
-    let order = query
-        .as_deref()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("order=")))
-        .filter(|o| !o.is_empty())
-        .ok_or_else(|| Problem::validation("`?order=` names the order the session belongs to"))?
-        .to_string();
-    let get = |path: String| {
-        shared
-            .http
-            .get(format!("{}{path}", shared.site.gangway_url))
-            .bearer_auth(&shared.site.api_key)
-            .send()
-    };
-    let unreachable = |e: reqwest::Error| {
-        tracing::warn!(error = %e, "demo backend: Gangway did not answer");
-        bad_gateway("Gangway did not answer; try again")
-    };
-    let valid_id = !id.is_empty()
-        && id.len() <= 64
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid_id {
-        return Err(Problem::not_found("no such session"));
-    }
-    let session: Value = get(format!("/v1/sessions/{id}"))
-        .await
-        .map_err(unreachable)?
-        .json()
-        .await
-        .unwrap_or(Value::Null);
-    if session["reference"].as_str() != Some(&format!("demo-order-{order}")) {
-        return Err(Problem::not_found("no such session for this order"));
-    }
-    let timeline: Value = get(format!("/v1/sessions/{id}/timeline"))
-        .await
-        .map_err(unreachable)?
-        .json()
-        .await
-        .unwrap_or(Value::Null);
-    // The rules of the last decide step: the ones that made the decision.
-    let evaluated: Vec<&Value> = timeline["entries"]
-        .as_array()
-        .map(|entries| {
-            entries
-                .iter()
-                .filter(|e| e["kind"] == "rule.evaluated" || e["kind"] == "rule.default")
-                .collect()
-        })
-        .unwrap_or_default();
-    let last_step = evaluated.last().map(|e| e["step"].clone());
-    let rules: Vec<Value> = evaluated
-        .iter()
-        .filter(|e| Some(&e["step"]) == last_step.as_ref())
-        .map(|e| json!({"step": e["step"], "when": e["data"]["when"], "result": e["data"]["result"], "default": e["data"]["next"]}))
-        .collect();
-    Ok(Json(json!({
-        "status": session["status"],
-        "outcome": session["outcome"],
-        "reason": session["reason"],
-        "rules": rules,
-    })))
 }

@@ -160,12 +160,19 @@ async fn route(st: &AppState, client: &str, data: &Value) -> Result<(String, Str
     Ok((by_client, client.to_string()))
 }
 
-/// The customer page's origin the session's permission request named (the
-/// `dialog360.start` result holding this state), if the state is known.
-async fn session_and_origin(
+/// Where the redirect page hands over: the customer page's origin (the
+/// opener's, for postMessage) and the page to link back to without an
+/// opener, as the session's `dialog360.start` result named them.
+struct Customer {
+    origin: Option<String>,
+    return_url: Option<String>,
+}
+
+/// The session that issued `state`, and its [`Customer`], if the state is known.
+async fn session_and_customer(
     st: &AppState,
     state: &str,
-) -> Result<Option<(String, Option<String>)>, Problem> {
+) -> Result<Option<(String, Customer)>, Problem> {
     if !state.starts_with("d360st_") || state.len() > 128 {
         return Ok(None);
     }
@@ -180,14 +187,22 @@ async fn session_and_origin(
     let Some(row) = st.engine.store.session(&sid).await? else {
         return Ok(None);
     };
-    let origin = row
+    let started = row
         .state
         .vars
         .values()
-        .find(|v| v.get("state").and_then(Value::as_str) == Some(state))
-        .and_then(|v| v.get("origin").and_then(Value::as_str))
-        .map(str::to_string);
-    Ok(Some((sid, origin)))
+        .find(|v| v.get("state").and_then(Value::as_str) == Some(state));
+    let field = |name: &str| {
+        started
+            .and_then(|v| v.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let customer = Customer {
+        origin: field("origin"),
+        return_url: field("return_url"),
+    };
+    Ok(Some((sid, customer)))
 }
 
 fn html_escape(s: &str) -> String {
@@ -236,7 +251,8 @@ fn page(status: StatusCode, nonce: &str, body: String) -> Response {
 /// `GET /v1/redirect/360dialog/{state}`: the page the permissions popup
 /// lands on. It posts the query to the server (recorded, confirmed by the
 /// workflow), then hands it to the opener with an explicit target origin and
-/// closes; without an opener it shows a link back.
+/// closes; without an opener it shows a link back to the customer's page
+/// (`return_url` of `dialog360.start`, else its origin).
 pub async fn redirect_page(
     State(st): State<AppState>,
     Path(state): Path<String>,
@@ -246,7 +262,7 @@ pub async fn redirect_page(
         .chars()
         .take(32)
         .collect::<String>();
-    let Some((_, origin)) = session_and_origin(&st, &state).await? else {
+    let Some((_, customer)) = session_and_customer(&st, &state).await? else {
         return Ok(page(
             StatusCode::NOT_FOUND,
             &nonce,
@@ -255,14 +271,17 @@ pub async fn redirect_page(
             ),
         ));
     };
-    let origin = origin.unwrap_or_else(|| st.engine.config.base_url());
+    let origin = customer
+        .origin
+        .unwrap_or_else(|| st.engine.config.base_url());
+    let back = customer.return_url.unwrap_or_else(|| origin.clone());
     let post_url = format!("/v1/redirect/360dialog/{state}");
     let body = format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>WhatsApp number connected</title>
 <style nonce="{nonce}">body{{font-family:system-ui,sans-serif;margin:3em;color:#222}} #back{{display:none}}</style></head>
-<body><h1 id="msg">Finishing…</h1><p id="back">You can <a id="link" href="{origin_attr}">return to the page you came from</a>.</p>
+<body><h1 id="msg">Finishing…</h1><p id="back">You can <a id="link" href="{back_attr}">return to the page you came from</a>.</p>
 <script nonce="{nonce}">
 (function () {{
   var TARGET_ORIGIN = {origin_js};
@@ -287,7 +306,7 @@ pub async fn redirect_page(
   }}
 }})();
 </script></body></html>"#,
-        origin_attr = html_escape(&origin),
+        back_attr = html_escape(&back),
         origin_js = js_string(&origin),
         state_js = js_string(&state),
         post_js = js_string(&post_url),
@@ -312,7 +331,7 @@ pub async fn redirect_post(
     Path(state): Path<String>,
     JsonBody(body): JsonBody<RedirectBody>,
 ) -> Result<Json<Value>, Problem> {
-    let Some((sid, _)) = session_and_origin(&st, &state).await? else {
+    let Some((sid, _)) = session_and_customer(&st, &state).await? else {
         metrics::counter!("gangway_inbound_rejected_total", "source" => "dialog360:redirect")
             .increment(1);
         tracing::warn!("360dialog redirect with an unknown state rejected");

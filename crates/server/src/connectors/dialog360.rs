@@ -244,43 +244,84 @@ impl Dialog360Connector {
         })
     }
 
-    /// The origin the redirect page posts to: the `origin` argument (which
-    /// must be an allowed origin), else the first allowed origin, else
-    /// Gangway's own origin.
-    fn opener_origin(&self, requested: Option<&str>) -> Result<String, CallError> {
-        let allowed: Vec<String> = self
-            .allowed_origins
+    /// Whether a customer page on `origin` may receive the redirect: an
+    /// allowed origin, or Gangway's own.
+    fn origin_allowed(&self, origin: &str) -> bool {
+        self.allowed_origins
             .iter()
             .filter_map(|o| normalize_origin(o))
-            .collect();
-        match requested {
-            Some(r) => {
-                let o = normalize_origin(r).ok_or_else(|| {
-                    fail(
-                        false,
-                        format!(
-                            "argument `origin`: `{r}` is not an origin like https://shop.example"
-                        ),
-                        Value::Null,
-                    )
-                })?;
-                let own = normalize_origin(&self.base_url);
-                if allowed.contains(&o) || own.as_ref() == Some(&o) {
-                    Ok(o)
-                } else {
-                    Err(fail(
-                        false,
-                        format!("argument `origin`: `{o}` is not in client.allowed_origins"),
-                        Value::Null,
-                    ))
-                }
+            .chain(normalize_origin(&self.base_url))
+            .any(|o| o == origin)
+    }
+
+    /// The origin the redirect page posts to: the `origin` argument (which
+    /// must be an allowed origin), else the origin of `return_url`, else the
+    /// first allowed origin, else Gangway's own origin.
+    fn opener_origin(
+        &self,
+        requested: Option<&str>,
+        return_url: Option<&str>,
+    ) -> Result<String, CallError> {
+        if let Some(r) = requested {
+            let o = normalize_origin(r).ok_or_else(|| {
+                fail(
+                    false,
+                    format!("argument `origin`: `{r}` is not an origin like https://shop.example"),
+                    Value::Null,
+                )
+            })?;
+            if !self.origin_allowed(&o) {
+                return Err(fail(
+                    false,
+                    format!("argument `origin`: `{o}` is not in client.allowed_origins"),
+                    Value::Null,
+                ));
             }
-            None => allowed
-                .first()
-                .cloned()
-                .or_else(|| normalize_origin(&self.base_url))
-                .ok_or_else(|| fail(false, "no origin to send the redirect to", Value::Null)),
+            return Ok(o);
         }
+        if let Some(o) = return_url.and_then(normalize_origin) {
+            return Ok(o);
+        }
+        self.allowed_origins
+            .iter()
+            .find_map(|o| normalize_origin(o))
+            .or_else(|| normalize_origin(&self.base_url))
+            .ok_or_else(|| fail(false, "no origin to send the redirect to", Value::Null))
+    }
+
+    /// The customer page the redirect page links back to when it has no
+    /// opener (a blocked popup, the same-tab fallback): an absolute http(s)
+    /// URL on an allowed origin, without credentials.
+    fn return_url(&self, requested: Option<&str>) -> Result<Option<String>, CallError> {
+        let Some(r) = requested else {
+            return Ok(None);
+        };
+        let bad = |why: &str| {
+            fail(
+                false,
+                format!(
+                    "argument `return_url`: `{}` {why}",
+                    r.chars().take(200).collect::<String>()
+                ),
+                Value::Null,
+            )
+        };
+        if r.len() > 2048 {
+            return Err(bad("is longer than 2048 bytes"));
+        }
+        let url = reqwest::Url::parse(r.trim())
+            .map_err(|_| bad("is not an absolute URL like https://shop.example/onboarding"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad("is not an http(s) URL"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad("carries credentials"));
+        }
+        let origin = url.origin().ascii_serialization();
+        if !self.origin_allowed(&origin) {
+            return Err(bad("is not on an origin in client.allowed_origins"));
+        }
+        Ok(Some(url.to_string()))
     }
 
     fn api(&self, path: &str) -> Result<String, CallError> {
@@ -297,7 +338,8 @@ impl Dialog360Connector {
         let session_id = arg(args, "session_id")
             .ok_or_else(|| fail(false, "argument `session_id` is empty", Value::Null))?;
         let (hub_name, hub) = self.hub(arg(args, "hub"))?;
-        let origin = self.opener_origin(arg(args, "origin"))?;
+        let return_url = self.return_url(arg(args, "return_url"))?;
+        let origin = self.opener_origin(arg(args, "origin"), return_url.as_deref())?;
         let state = ids::new_secret("d360st");
         let redirect_url = format!("{}/v1/redirect/360dialog/{state}", self.base_url);
         let mut url = reqwest::Url::parse(&format!(
@@ -325,6 +367,7 @@ impl Dialog360Connector {
                 "payment": hub.payment.as_str(),
                 "partner_id": hub.partner_id,
                 "origin": origin,
+                "return_url": return_url,
                 "redirect_url": redirect_url,
                 "created_ms": ids::now_ms(),
             }),
@@ -712,5 +755,38 @@ mod tests {
                 .is_err()
         );
         assert!(c.start(&json!({"session_id": "s", "hub": "nope"})).is_err());
+        assert_eq!(out.result["return_url"], Value::Null);
+    }
+
+    #[test]
+    fn the_return_url_must_be_on_an_allowed_origin() {
+        let c = Dialog360Connector::new(
+            None,
+            Duration::from_secs(1),
+            Sealer::ephemeral(),
+            "https://gw.example".into(),
+            vec!["https://shop.example".into(), "https://b.example".into()],
+        );
+        assert_eq!(
+            c.return_url(Some("https://shop.example/onboard?step=2"))
+                .unwrap()
+                .as_deref(),
+            Some("https://shop.example/onboard?step=2")
+        );
+        // Without `origin`, the page's origin is where the opener is.
+        assert_eq!(
+            c.opener_origin(None, Some("https://b.example/x")).unwrap(),
+            "https://b.example"
+        );
+        assert_eq!(c.opener_origin(None, None).unwrap(), "https://shop.example");
+        for bad in [
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "/relative",
+            "https://user:pw@shop.example/",
+            "https://shop.example.evil.example/",
+        ] {
+            assert!(c.return_url(Some(bad)).is_err(), "{bad}");
+        }
     }
 }
