@@ -164,17 +164,97 @@ test("popup: closed without a message sends popup_closed once per opening and of
   await context.close();
 });
 
-test("chat: messages shown, what the user types becomes a signal, new messages replace the list", async () => {
-  const { context, page, push } = await mounted();
-  await push({ kind: "chat", messages: [{ from: "bot", text: "Hi! Type /me" }] });
-  await page.locator("#flow .gw-chat-log li", { hasText: "Hi! Type /me" }).waitFor();
-  await page.fill("#flow .gw-chat-input", "/me");
+test("chat: hello with the secret, messages rendered as text, results as fields, a link opens a popup, lines resent after a drop", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(10000);
+  await page.goto(`${demo.url}/demo`);
+  await page.evaluate(async () => {
+    const { Gangway } = await import("/sdk/gangway.js");
+    // A scripted socket: records what the SDK sends, lets the test answer.
+    window.__sockets = [];
+    class FakeSocket {
+      constructor(url) {
+        this.url = url;
+        this.sent = [];
+        window.__sockets.push(this);
+        setTimeout(() => this.onopen && this.onopen(), 0);
+      }
+      send(data) {
+        this.sent.push(JSON.parse(data));
+      }
+      close(code = 1000) {
+        this.onclose && this.onclose({ code, reason: "" });
+      }
+      frame(v) {
+        this.onmessage && this.onmessage({ data: JSON.stringify(v) });
+      }
+    }
+    let controller;
+    const enc = new TextEncoder();
+    const fetch = async (url, init) => {
+      const body = new ReadableStream({ start: (c) => (controller = c) });
+      return new Response(body, { status: 200 });
+    };
+    window.__opened = [];
+    window.open = (url, name, features) => (window.__opened.push({ url, name, features }), {});
+    const el = document.createElement("div");
+    el.id = "flow";
+    document.body.replaceChildren(el);
+    Gangway.mount(el, { sessionId: "ses_chat", clientSecret: "gwcs_chat", fetch, WebSocket: FakeSocket, backoff: { base: 1, max: 2 } });
+    window.__view = (present) =>
+      controller.enqueue(enc.encode(`id: 1\nevent: step\ndata: ${JSON.stringify({ id: "ses_chat", status: "waiting", step: { name: "chat", present } })}\n\n`));
+  });
+  await until("the stream", () => page.evaluate(() => typeof window.__view === "function"));
+  await page.evaluate(() => window.__view({ kind: "chat", title: "Assistant", greeting: "Hi! Type /help" }));
+  await until("the socket", () => page.evaluate(() => window.__sockets.length === 1 && window.__sockets[0].sent.length === 1));
+  const hello = await page.evaluate(() => window.__sockets[0].sent[0]);
+  assert.deepEqual(hello, { type: "hello", secret: "gwcs_chat", last_id: 0 });
+  assert.match(await page.evaluate(() => window.__sockets[0].url), /^ws:\/\/.+\/v1\/client\/sessions\/ses_chat\/chat$/);
+  assert.ok(!(await page.evaluate(() => window.__sockets[0].url)).includes("gwcs_chat"), "the secret is never in the URL");
+  await page.evaluate(() => window.__sockets[0].frame({ type: "ready", last_id: 0 }));
+  await page.locator('#flow .gw-chat[data-chat-state="live"]').waitFor();
+  await page.locator("#flow .gw-chat-log li", { hasText: "Hi! Type /help" }).waitFor();
+
+  await page.fill("#flow .gw-chat-input", "/run-flow lookup-customer");
   await page.press("#flow .gw-chat-input", "Enter");
-  await until("the chat signal", () => page.evaluate(() => window.__signals.length === 1));
-  assert.deepEqual((await page.evaluate(() => window.__signals))[0].data, { text: "/me" });
-  await push({ kind: "chat", messages: [{ from: "bot", text: "Hi! Type /me" }, { from: "user", text: "/me" }, { from: "bot", text: "<b>Ada</b>" }] });
-  await page.locator("#flow .gw-chat-log li.gw-chat-bot", { hasText: "<b>Ada</b>" }).waitFor();
+  const say = await page.evaluate(() => window.__sockets[0].sent[1]);
+  assert.equal(say.type, "say");
+  assert.equal(say.text, "/run-flow lookup-customer");
+  await page.evaluate((cid) => {
+    const s = window.__sockets[0];
+    s.frame({ type: "message", id: 1, message: { role: "user", text: "/run-flow lookup-customer", client_id: cid } });
+    s.frame({ type: "ack", client_id: cid, id: 1 });
+    s.frame({ type: "message", id: 2, message: { role: "run", run: "ses_chat-1", reply_to: 1, command: "run-flow", state: "started" } });
+    s.frame({ type: "message", id: 3, message: { role: "run", run: "ses_chat-1", reply_to: 1, command: "run-flow", state: "progress", present: { kind: "popup", message: "Sign in to continue", url: "https://idp.example/authorize?x=1", label: "Sign in" } } });
+    s.frame({ type: "message", id: 4, message: { role: "assistant", text: "<b>bold?</b>", reply_to: 1 } });
+    s.frame({ type: "message", id: 5, message: { role: "run", run: "ses_chat-1", reply_to: 1, command: "run-flow", state: "ended", outcome: "approved", reason: "Found customer Ada", output: { customer: { displayName: "Ada Lovelace", open_orders: 2 } } } });
+  }, say.client_id);
+  await page.locator('#flow li[data-run="ses_chat-1"][data-outcome="approved"]').waitFor();
+  assert.equal(await page.locator("#flow .gw-chat-log li[data-role=user]").count(), 1, "the line shows once");
   assert.equal(await page.locator("#flow .gw-chat-log b").count(), 0, "text, never markup");
+  const fields = await page.locator('#flow li[data-run="ses_chat-1"] dl dt').allTextContents();
+  assert.deepEqual(fields, ["Customer", "Display name", "Open orders"]);
+  await page.locator('#flow li[data-run="ses_chat-1"] button[data-open-url]').isDisabled();
+
+  // A link of a run still in progress opens in a popup from the click.
+  await page.evaluate(() => window.__sockets[0].frame({ type: "message", id: 6, message: { role: "run", run: "ses_chat-6", reply_to: 6, command: "auth", state: "progress", present: { kind: "popup", message: "Sign in", url: "https://idp.example/authorize?y=2", label: "Sign in" } } }));
+  await page.locator('#flow li[data-run="ses_chat-6"] button[data-open-url]').click();
+  assert.deepEqual((await page.evaluate(() => window.__opened)).map((o) => o.url), ["https://idp.example/authorize?y=2"]);
+
+  // The socket drops with a line unacknowledged: the SDK reconnects from id 6
+  // and sends the line again with the same client id.
+  await page.fill("#flow .gw-chat-input", "/status");
+  await page.press("#flow .gw-chat-input", "Enter");
+  const pending = await page.evaluate(() => window.__sockets[0].sent.at(-1));
+  await page.evaluate(() => window.__sockets[0].close(1006));
+  await until("a new socket", () => page.evaluate(() => window.__sockets.length === 2 && window.__sockets[1].sent.length === 1));
+  assert.deepEqual(await page.evaluate(() => window.__sockets[1].sent[0]), { type: "hello", secret: "gwcs_chat", last_id: 6 });
+  await page.evaluate(() => window.__sockets[1].frame({ type: "ready", last_id: 6 }));
+  await until("the resend", () => page.evaluate(() => window.__sockets[1].sent.length === 2));
+  const resent = await page.evaluate(() => window.__sockets[1].sent[1]);
+  assert.equal(resent.client_id, pending.client_id);
+  assert.equal(resent.text, "/status");
   await context.close();
 });
 

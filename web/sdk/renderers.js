@@ -381,30 +381,4 @@ registerRenderer("popup", (container, present, ctx) => {
   };
 });
 
-// A chat panel: {kind: "chat", messages: [{from: "user"|"bot", text}], placeholder}.
-// What the user types is sent as the signal `chat_message` {text}.
-registerRenderer("chat", (container, present, ctx) => {
-  const list = h("ol", { class: "gw-chat-log", "aria-live": "polite" });
-  const input = h("input", { class: "gw-chat-input", type: "text", "aria-label": "Message", maxlength: "2000", placeholder: present.placeholder || "Type a message" });
-  const form = h("form", { class: "gw-chat-form" }, input, h("button", { class: "gw-button", type: "submit", text: "Send" }));
-  const box = h("div", { class: "gw-chat" }, list, form);
-  const render = (p) => {
-    list.replaceChildren(
-      ...(Array.isArray(p.messages) ? p.messages : []).map((m) =>
-        h("li", { class: `gw-chat-${m && m.from === "user" ? "user" : "bot"}`, text: String((m && m.text) || "") }),
-      ),
-    );
-    list.scrollTop = list.scrollHeight;
-  };
-  form.addEventListener("submit", (e) => {
-    e.preventDefault();
-    const text = input.value.trim();
-    if (!text) return;
-    input.value = "";
-    list.append(h("li", { class: "gw-chat-user gw-pending", text }));
-    ctx.signal("chat_message", { text }).catch(() => {});
-  });
-  render(present);
-  container.append(box);
-  return { update: (next) => (render(next), true), destroy: () => removeNode(box) };
-});
+// The chat (`kind: "chat"`) lives in chat.js: it has a socket of its own.
