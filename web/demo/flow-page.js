@@ -32,6 +32,10 @@ const OUTCOMES = {
     canceled: ["Not connected", "You closed the 360dialog window without granting access."],
     expired: ["Time is up", "Access was not granted, or the number did not go live, in time."],
   },
+  "assistant-oih": {
+    canceled: ["Chat closed", "You closed the chat."],
+    expired: ["Chat closed", "This chat has closed. Start over for a new one."],
+  },
 };
 
 // A connected WhatsApp number: Kestrel's backend holds the channel's API key

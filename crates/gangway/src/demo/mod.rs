@@ -13,7 +13,7 @@ use gangway_server::ids;
 use gangway_server::sim::incode::IncodeKnobs;
 use gangway_server::sim::setup::{
     SimCredentials, SimOptions, configure_dialog360, configure_incode, configure_ockto,
-    configure_score, simulators,
+    configure_oih, configure_score, simulators,
 };
 use std::path::PathBuf;
 
@@ -42,6 +42,9 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
     }
     if config.dialog360.is_none() {
         configure_dialog360(&mut config, &base, &creds);
+    }
+    if config.oih.is_none() {
+        configure_oih(&mut config, &base, &creds);
     }
     let api_key = std::env::var("GANGWAY_DEMO_API_KEY")
         .ok()

@@ -56,6 +56,15 @@ pub(super) const FLOWS: &[DemoFlow] = &[
         input: r#"{"number": "+31612345678", "name": "Kestrel Business Customer"}"#,
         return_to_page: true,
     },
+    DemoFlow {
+        slug: "assistant-oih",
+        workflow: "oih-assistant",
+        eyebrow: "Support · Assistant",
+        title: "Ask the assistant",
+        lead: "Type /help. Sign in with /auth, see your profile with /me, or run an integration flow with /run-flow. Flows run on our Open Integration Hub; results arrive here live.",
+        input: "{}",
+        return_to_page: false,
+    },
 ];
 
 const INDEX: &str = include_str!("../../../../web/demo/index.html");
