@@ -126,6 +126,16 @@ pub fn document() -> Value {
         "requestBody": {"required": true, "content": {"application/json": {}}},
         "responses": {"200": {"description": "Stored (or a duplicate)"}, "400": {"$ref": "#/components/responses/Problem"},
             "401": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"}}}});
+    let oih_callback = json!({"post": {"summary": "Open Integration Hub flow callback (providers.md 5.2): progress, result or error of one run; deduplicated by (requestId, seq)",
+        "parameters": [{"name": "token", "in": "path", "required": true, "schema": {"type": "string"}, "description": "The run's callback token (sent in the trigger's callbackUrl); stored hashed"}],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["requestId", "seq", "type"], "properties": {
+            "requestId": {"type": "string", "maxLength": 64}, "seq": {"type": "integer", "minimum": 1},
+            "type": {"enum": ["progress", "result", "error"]}, "data": {"type": "object"}, "message": {"type": "string"}}}}}},
+        "responses": {"200": {"description": "Stored (`duplicate: true` for a repeat)"}, "400": {"$ref": "#/components/responses/Problem"},
+            "401": {"$ref": "#/components/responses/Problem"}, "409": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"}}}});
+    let chat = json!({"get": {"summary": "The chat of a session that presents `kind: chat`, as a WebSocket: first message {type: hello, secret, last_id}; then message frames with ids, say/ack (docs/api.md#chat)",
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": {"101": {"description": "Switching to the WebSocket protocol"}, "403": {"$ref": "#/components/responses/Problem"}}}});
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Gangway API", "version": env!("CARGO_PKG_VERSION"),
@@ -139,6 +149,8 @@ pub fn document() -> Value {
             "/v1/sessions/{id}/secrets": {"get": with_id(op("The session's provider secrets (360dialog channel API keys), opened; every read is recorded in the timeline (`secrets.accessed`)", "apiKey", ok("Secrets"), &["401", "404"]))},
             "/v1/redirect/360dialog/{state}": {"get": redirect_page, "post": redirect_post},
             "/v1/webhooks/360dialog": d360_webhook,
+            "/v1/callbacks/oih/{token}": oih_callback,
+            "/v1/client/sessions/{id}/chat": chat,
             "/v1/workflows": {"get": op("Loaded workflows and their versions", "apiKey", ok("Workflows"), &["401"])},
             "/v1/workflows/{id}/dry-run": {"post": dry_run},
             "/v1/client/sessions/{id}": {"get": with_id(op("What the browser presents now", "clientSecret", ok("ClientSession"), &["401"]))},
