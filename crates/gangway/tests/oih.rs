@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Harness, eventually};
+use common::{Harness, Options, eventually};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -26,7 +26,11 @@ struct Chat {
 
 impl Chat {
     async fn open(h: &Harness, id: &str, secret: &str, last_id: i64) -> Chat {
-        let url = format!("ws://127.0.0.1:{}/v1/client/sessions/{id}/chat", h.port);
+        Chat::open_at(h.port, id, secret, last_id).await
+    }
+
+    async fn open_at(port: u16, id: &str, secret: &str, last_id: i64) -> Chat {
+        let url = format!("ws://127.0.0.1:{port}/v1/client/sessions/{id}/chat");
         let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         let mut chat = Chat {
             ws,
@@ -728,4 +732,27 @@ async fn auth_then_me_shows_who_signed_in_and_their_profile_and_no_secret_reache
         .await
         .unwrap();
     assert!(!view.to_string().contains(&secret_id), "{view}");
+}
+
+/// Two nodes on PostgreSQL: a line typed on one node's socket, its run and
+/// its callbacks on that node; a socket on the other node sees every
+/// message, through the database's notifications.
+#[tokio::test]
+async fn cluster_chat_messages_reach_a_socket_on_another_node() {
+    let mut h = Harness::start_with(Options {
+        postgres: true,
+        ..Options::default()
+    })
+    .await;
+    let n = h.add_node();
+    let other_port = h.nodes[n].0;
+    let (id, secret) = start_chat(&h).await;
+    let mut watcher = Chat::open(&h, &id, &secret, 0).await;
+    let mut typist = Chat::open_at(other_port, &id, &secret, 0).await;
+    let m = typist.say("/run-flow slow-progress").await;
+    let on_other = watcher.reply(m).await;
+    assert_eq!(on_other["outcome"], "approved", "{on_other}");
+    let states: Vec<Value> = watcher.about(m).iter().map(|x| x["state"].clone()).collect();
+    assert_eq!(states.len(), 5, "every message once: {states:?}");
+    assert_eq!(typist.reply(m).await, on_other);
 }
