@@ -96,6 +96,7 @@ impl Store for PgStore {
             node: self.node.clone(),
             free_job_due: None,
             client_events: Vec::new(),
+            updated: std::collections::HashMap::new(),
         }))
     }
 

@@ -18,17 +18,66 @@ pub(super) struct PgTx {
     pub(super) free_job_due: Option<i64>,
     /// Client events written, announced to the other nodes at commit.
     pub(super) client_events: Vec<(String, i64)>,
+    /// Sessions changed in this transaction, written together at commit
+    /// (one statement instead of one per change; a session often changes
+    /// several times in one batch). Reads of a session see these first.
+    pub(super) updated: std::collections::HashMap<String, SessionRow>,
 }
 
 impl PgTx {
     fn note_free_job(&mut self, due_at: i64) {
         self.free_job_due = Some(self.free_job_due.map_or(due_at, |t| t.min(due_at)));
     }
+
+    /// Writes every session changed in this transaction in one statement.
+    async fn write_sessions(&mut self) -> Result<()> {
+        if self.updated.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<SessionRow> = std::mem::take(&mut self.updated).into_values().collect();
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let statuses: Vec<&str> = rows.iter().map(|r| r.state.status.as_str()).collect();
+        let outcomes: Vec<Option<&str>> = rows
+            .iter()
+            .map(|r| r.state.outcome.map(|o| o.as_str()))
+            .collect();
+        let reasons: Vec<Option<&str>> = rows.iter().map(|r| r.state.reason.as_deref()).collect();
+        let states: Vec<String> = rows.iter().map(|r| super::state_json(&r.state)).collect();
+        let updated_at: Vec<i64> = rows.iter().map(|r| r.updated_at).collect();
+        let ended_at: Vec<Option<i64>> = rows.iter().map(|r| r.state.ended_ms).collect();
+        let timeline_seq: Vec<i64> = rows.iter().map(|r| r.timeline_seq).collect();
+        let client_seq: Vec<i64> = rows.iter().map(|r| r.client_seq).collect();
+        sqlx::query(
+            "UPDATE sessions AS s SET status = u.status, outcome = u.outcome, reason = u.reason,
+               state = u.state, updated_at = u.updated_at, ended_at = u.ended_at,
+               timeline_seq = u.timeline_seq, client_seq = u.client_seq
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[],
+                         $7::int8[], $8::int8[], $9::int8[])
+               AS u(id, status, outcome, reason, state, updated_at, ended_at, timeline_seq, client_seq)
+             WHERE s.id = u.id",
+        )
+        .bind(ids)
+        .bind(statuses)
+        .bind(outcomes)
+        .bind(reasons)
+        .bind(states)
+        .bind(updated_at)
+        .bind(ended_at)
+        .bind(timeline_seq)
+        .bind(client_seq)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl Tx for PgTx {
     async fn lock_session(&mut self, id: &str) -> Result<Option<SessionRow>> {
+        // Changed earlier in this transaction, so already locked by it.
+        if let Some(row) = self.updated.get(id) {
+            return Ok(Some(row.clone()));
+        }
         let sql = format!(
             "SELECT {} FROM sessions WHERE id = $1 FOR UPDATE",
             rows::SESSION_COLUMNS
@@ -82,21 +131,7 @@ impl Tx for PgTx {
     }
 
     async fn update_session(&mut self, r: &SessionRow) -> Result<()> {
-        sqlx::query(
-            "UPDATE sessions SET status = $1, outcome = $2, reason = $3, state = $4, updated_at = $5,
-               ended_at = $6, timeline_seq = $7, client_seq = $8 WHERE id = $9",
-        )
-        .bind(r.state.status.as_str())
-        .bind(r.state.outcome.map(|o| o.as_str()))
-        .bind(&r.state.reason)
-        .bind(super::state_json(&r.state))
-        .bind(r.updated_at)
-        .bind(r.state.ended_ms)
-        .bind(r.timeline_seq)
-        .bind(r.client_seq)
-        .bind(&r.id)
-        .execute(&mut *self.tx)
-        .await?;
+        self.updated.insert(r.id.clone(), r.clone());
         Ok(())
     }
 
@@ -405,6 +440,7 @@ impl Tx for PgTx {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
+        self.write_sessions().await?;
         // Queued now, delivered by PostgreSQL only if the commit succeeds.
         if let Some(at) = self.free_job_due {
             let payload = notify::jobs_payload(&self.node, at);
