@@ -4,7 +4,7 @@ export declare const VERSION: string;
 
 /** What a step shows: `kind` picks the renderer; the other fields are the kind's own. */
 export interface Presentation {
-  kind: "iframe" | "qr" | "popup" | "chat" | string;
+  kind: "iframe" | "qr" | "popup" | "chat" | "progress" | string;
   /** iframe, popup: the provider's URL (http or https). */
   url?: string;
   /** iframe: the `allow` attribute (default `camera; microphone; geolocation`). */
@@ -24,8 +24,13 @@ export interface Presentation {
   title?: string;
   /** popup: the window was closed without an answer; offer "Try again" and "Cancel" (signal `cancel`). */
   closed?: boolean;
-  /** chat: the conversation so far. */
-  messages?: { from: "user" | "bot"; text: string }[];
+  /** chat: the greeting shown first, and the input's placeholder. */
+  greeting?: string;
+  placeholder?: string;
+  /** chat: the commands (`/name`), each running a workflow; the conversation comes over the chat socket. */
+  commands?: { name: string; run: string; usage?: string; help?: string; args?: "none" | "text" | "flow" }[];
+  /** progress: the line to show. */
+  message?: string | null;
   [field: string]: unknown;
 }
 

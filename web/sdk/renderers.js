@@ -115,6 +115,13 @@ registerRenderer("working", (container) => {
   return { destroy: () => removeNode(card) };
 });
 
+// A line of progress from the provider: {kind: "progress", message}.
+registerRenderer("progress", (container, present) => {
+  const text = present && typeof present.message === "string" && present.message ? present.message : "Working on it.";
+  const card = message(container, { icon: "spinner", title: "In progress…", text });
+  return { destroy: () => removeNode(card) };
+});
+
 registerRenderer("unsupported", (container, present) => {
   const card = message(container, {
     icon: "alert",

@@ -752,7 +752,68 @@ async fn cluster_chat_messages_reach_a_socket_on_another_node() {
     let m = typist.say("/run-flow slow-progress").await;
     let on_other = watcher.reply(m).await;
     assert_eq!(on_other["outcome"], "approved", "{on_other}");
-    let states: Vec<Value> = watcher.about(m).iter().map(|x| x["state"].clone()).collect();
+    let states: Vec<Value> = watcher
+        .about(m)
+        .iter()
+        .map(|x| x["state"].clone())
+        .collect();
     assert_eq!(states.len(), 5, "every message once: {states:?}");
     assert_eq!(typist.reply(m).await, on_other);
+}
+
+#[tokio::test]
+async fn ending_the_chat_cancels_its_runs_and_a_late_socket_gets_the_transcript_then_a_close() {
+    let h = Harness::start().await;
+    let (id, secret) = start_chat_of(&h, "oih-assistant").await;
+    let mut chat = Chat::open(&h, &id, &secret, 0).await;
+    let m = chat.say("/run-flow never-callback").await;
+    let run = format!("{id}-{m}");
+    eventually("the run waits for its callback", 20, || async {
+        let (status, s) = h.get(&format!("/v1/sessions/{run}")).await;
+        (status == 200 && s["step"] == "running").then_some(())
+    })
+    .await;
+    let (status, body) = h
+        .post(
+            &format!("/v1/sessions/{id}/cancel"),
+            json!({"reason": "closed by the shop"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    chat.until("the end of the chat", |f| f["type"] == "ended")
+        .await;
+    let ended = h.wait_ended(&run).await;
+    assert_eq!(ended["outcome"], "canceled", "{ended}");
+
+    // A socket opened now: the transcript, `ended`, then a normal close.
+    let url = format!("ws://127.0.0.1:{}/v1/client/sessions/{id}/chat", h.port);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.send(Message::text(
+        json!({"type": "hello", "secret": secret, "last_id": 0}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let mut types = Vec::new();
+    let mut close_code = None;
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        match msg {
+            Message::Text(t) => types.push(
+                serde_json::from_str::<Value>(&t).unwrap()["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            ),
+            Message::Close(Some(c)) => {
+                close_code = Some(u16::from(c.code));
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(close_code, Some(1000), "{types:?}");
+    assert!(
+        types.contains(&"message".to_string())
+            && types.ends_with(&["ended".to_string(), "ready".to_string()]),
+        "{types:?}"
+    );
 }

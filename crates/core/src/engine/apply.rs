@@ -334,6 +334,7 @@ impl Run<'_> {
                 "session_id": data.get("session_id"),
                 "outcome": outcome,
                 "reason": reason,
+                "output": data.get("output").cloned().unwrap_or(Value::Null),
                 "state": data.get("state").cloned().unwrap_or(Value::Null),
             }),
         );

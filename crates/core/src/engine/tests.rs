@@ -1087,3 +1087,17 @@ fn an_output_that_cannot_be_rendered_fails_the_session_with_the_reason() {
     );
     assert_eq!(state.output, None);
 }
+
+#[test]
+fn the_childs_output_is_saved_with_its_ending() {
+    let mut s = parent_session();
+    s.send(Input::Start);
+    let child = s.state.child.clone().unwrap();
+    s.send(Input::Event {
+        name: CHILD_ENDED.into(),
+        source: "workflow:child-flow".into(),
+        data: json!({"session_id": child, "outcome": "approved", "reason": "because",
+            "output": {"income": 4200}, "state": {"income": 4200}}),
+    });
+    assert_eq!(s.state.vars["bank"]["output"], json!({"income": 4200}));
+}

@@ -95,7 +95,8 @@ pub fn json_schema() -> Value {
                     "present": {
                         "type": "object",
                         "required": ["kind"],
-                        "properties": {"kind": {"enum": ["iframe", "qr", "popup", "chat"]}}
+                        "properties": {"kind": {"type": "string",
+                            "description": "built into the SDK: iframe, qr, popup, chat, progress; other kinds need a renderer registered in the page (Gangway.registerRenderer)"}}
                     }
                 }
             },

@@ -134,7 +134,7 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
         println!("  API key:    from GANGWAY_DEMO_API_KEY");
     }
     println!(
-        "  Simulators: {base}/sim/score/  {base}/sim/incode/  {base}/sim/ockto/  {base}/sim/360dialog/"
+        "  Simulators: {base}/sim/score/  {base}/sim/incode/  {base}/sim/ockto/  {base}/sim/360dialog/  {base}/sim/oih/"
     );
     println!();
     gangway_server::app::serve(

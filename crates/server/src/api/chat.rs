@@ -164,6 +164,10 @@ async fn serve(st: AppState, id: String, socket: WebSocket) {
     {
         return;
     }
+    if ended {
+        let _ = tx.send(close(1000, "the chat has ended")).await;
+        return;
+    }
     loop {
         tokio::select! {
             ev = live.recv() => match ev {
