@@ -4,7 +4,7 @@
 //! API keys. The partner API key goes only into `X-API-Key`; channel API keys
 //! are sealed before they leave this module.
 
-use super::{CallError, CallOutput, redact};
+use super::{CallError, CallOutput};
 use crate::config::{Dialog360Config, Dialog360Hub};
 use crate::crypto::Sealer;
 use crate::ids;
@@ -637,58 +637,16 @@ impl Dialog360Connector {
         hub: &Dialog360Hub,
         what: &str,
     ) -> Result<(Value, u16), CallError> {
-        let started = Instant::now();
-        let resp = req
+        let req = req
             .header("X-API-Key", &hub.api_key)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| {
-                let kind = if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "failed to connect"
-                };
-                fail(
-                    true,
-                    format!("{what} {kind}"),
-                    json!({"call": what, "error": kind}),
-                )
-            })?;
-        let status = resp.status().as_u16();
-        let retry_after = super::http::parse_retry_after(resp.headers());
-        let bytes = resp.bytes().await.unwrap_or_default();
-        metrics::histogram!("gangway_provider_call_seconds", "action" => "dialog360", "call" => what.to_string()).record(started.elapsed().as_secs_f64());
-        let body: Option<Value> = serde_json::from_slice(&bytes).ok();
-        if (200..300).contains(&status) {
-            return body.map(|b| (b, status)).ok_or_else(|| {
-                fail(
-                    true,
-                    format!("{what} answered {status} with a body that is not JSON"),
-                    json!({"call": what, "status": status}),
-                )
-            });
-        }
-        metrics::counter!("gangway_provider_call_errors_total", "action" => "dialog360", "status" => status.to_string()).increment(1);
-        let detail = body
-            .as_ref()
-            .and_then(|b| {
-                b.pointer("/meta/developer_message")
-                    .or_else(|| b.get("error"))
-            })
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .chars()
-            .take(200)
-            .collect::<String>();
-        Err(CallError {
-            transient: status >= 500 || status == 429 || status == 408,
-            retry_after,
-            message: format!("{what} answered HTTP {status} {detail}")
-                .trim_end()
-                .to_string(),
-            record: json!({"call": what, "status": status, "response": body.as_ref().map(redact)}),
-        })
+            .header("accept", "application/json");
+        super::send_json(
+            req,
+            "dialog360",
+            what,
+            &["/meta/developer_message", "/error"],
+        )
+        .await
     }
 }
 

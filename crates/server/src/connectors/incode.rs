@@ -2,7 +2,7 @@
 //! onboarding URL, read status and score (session token). The session token
 //! is sealed before it leaves this module, and renewed once on a 401.
 
-use super::{CallError, CallOutput, redact};
+use super::{CallError, CallOutput};
 use crate::config::IncodeConfig;
 use crate::crypto::Sealer;
 use serde_json::{Value, json};
@@ -257,55 +257,9 @@ impl IncodeConnector {
         req: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<(Value, u16), CallError> {
-        let started = Instant::now();
-        let resp = req
+        let req = req
             .header("api-version", "1.0")
-            .header("content-type", "application/json")
-            .send()
-            .await
-            .map_err(|e| {
-                let kind = if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "failed to connect"
-                };
-                fail(
-                    true,
-                    format!("{what} {kind}"),
-                    json!({"call": what, "error": kind}),
-                )
-            })?;
-        let status = resp.status().as_u16();
-        let retry_after = super::http::parse_retry_after(resp.headers());
-        let bytes = resp.bytes().await.unwrap_or_default();
-        metrics::histogram!("gangway_provider_call_seconds", "action" => "incode", "call" => what.to_string()).record(started.elapsed().as_secs_f64());
-        let body: Option<Value> = serde_json::from_slice(&bytes).ok();
-        if (200..300).contains(&status) {
-            return body.map(|b| (b, status)).ok_or_else(|| {
-                fail(
-                    true,
-                    format!("{what} answered {status} with a body that is not JSON"),
-                    json!({"call": what, "status": status}),
-                )
-            });
-        }
-        metrics::counter!("gangway_provider_call_errors_total", "action" => "incode", "status" => status.to_string()).increment(1);
-        let detail = body
-            .as_ref()
-            .and_then(|b| b.get("message").or_else(|| b.get("error")))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .chars()
-            .take(200)
-            .collect::<String>();
-        let transient = status >= 500 || status == 429;
-        Err(CallError {
-            transient,
-            retry_after,
-            message: format!("{what} answered HTTP {status} {detail}")
-                .trim_end()
-                .to_string(),
-            record: json!({"call": what, "status": status, "response": body.as_ref().map(redact)}),
-        })
+            .header("content-type", "application/json");
+        super::send_json(req, "incode", what, &["/message", "/error"]).await
     }
 }

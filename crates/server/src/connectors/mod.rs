@@ -34,6 +34,63 @@ pub struct CallError {
     pub record: Value,
 }
 
+/// Sends a provider request and classifies the answer (providers.md 1.4):
+/// a transport error, 408, 429 and 5xx are transient; a 2xx must carry JSON
+/// (else transient too). `detail` lists JSON pointers of an error body's
+/// message, quoted (200 characters at most) in the error.
+pub(crate) async fn send_json(
+    req: reqwest::RequestBuilder,
+    connector: &'static str,
+    what: &str,
+    detail: &[&str],
+) -> Result<(Value, u16), CallError> {
+    let started = std::time::Instant::now();
+    let resp = req.send().await.map_err(|e| {
+        let kind = if e.is_timeout() {
+            "timed out"
+        } else {
+            "failed to connect"
+        };
+        CallError {
+            transient: true,
+            retry_after: None,
+            message: format!("{what} {kind}"),
+            record: serde_json::json!({"call": what, "error": kind}),
+        }
+    })?;
+    let status = resp.status().as_u16();
+    let retry_after = http::parse_retry_after(resp.headers());
+    let bytes = resp.bytes().await.unwrap_or_default();
+    metrics::histogram!("gangway_provider_call_seconds", "action" => connector, "call" => what.to_string())
+        .record(started.elapsed().as_secs_f64());
+    let body: Option<Value> = serde_json::from_slice(&bytes).ok();
+    if (200..300).contains(&status) {
+        return body.map(|b| (b, status)).ok_or_else(|| CallError {
+            transient: true,
+            retry_after: None,
+            message: format!("{what} answered {status} with a body that is not JSON"),
+            record: serde_json::json!({"call": what, "status": status}),
+        });
+    }
+    metrics::counter!("gangway_provider_call_errors_total", "action" => connector, "status" => status.to_string()).increment(1);
+    let quoted: String = body
+        .as_ref()
+        .and_then(|b| detail.iter().find_map(|p| b.pointer(p)))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
+    Err(CallError {
+        transient: status >= 500 || status == 429 || status == 408,
+        retry_after,
+        message: format!("{what} answered HTTP {status} {quoted}")
+            .trim_end()
+            .to_string(),
+        record: serde_json::json!({"call": what, "status": status, "response": body.as_ref().map(redact)}),
+    })
+}
+
 pub struct Connectors {
     pub http: http::HttpConnector,
     pub incode: incode::IncodeConnector,
