@@ -111,7 +111,7 @@ pub async fn run(cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
             |item| printer.print(item),
         )
         .await;
-    sandbox.stop();
+    sandbox.stop().await;
     let finished = finished?;
     Ok(printer.finished(&finished, cmd.timeout))
 }

@@ -113,7 +113,8 @@ pub(super) async fn dry_run(
             |item| trace.push(item.to_json()),
         )
         .await;
-    sandbox.stop();
+    // The answer need not wait for the sandbox to drain.
+    tokio::spawn(sandbox.stop());
     match result {
         Ok(f) => Ok(Json(json!({
             "workflow": wf.id,

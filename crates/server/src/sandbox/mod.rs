@@ -148,6 +148,8 @@ pub struct Sandbox {
     base: String,
     api_key: String,
     http: reqwest::Client,
+    /// The sandbox's server, which drains the engine when it stops.
+    serving: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
 
@@ -171,6 +173,9 @@ impl Sandbox {
         config.webhooks.endpoints.clear();
         config.encryption_key = Some(crate::crypto::generate_key());
         config.public_url = None;
+        // A throwaway engine: a call still running at the end is not worth
+        // waiting long for.
+        config.engine.shutdown_grace = Duration::from_secs(1);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| start(&e))?;
@@ -201,7 +206,7 @@ impl Sandbox {
         );
         let router = crate::app::router(engine.clone(), Some(sims));
         let serving = engine.clone();
-        tokio::spawn(async move {
+        let serving = tokio::spawn(async move {
             let mut stopped = serving.shutdown.subscribe();
             let _ = crate::app::serve(listener, serving, router, async move {
                 let _ = stopped.wait_for(|s| *s).await;
@@ -213,6 +218,7 @@ impl Sandbox {
             base,
             api_key,
             http: reqwest::Client::new(),
+            serving,
             _dir: dir,
         })
     }
@@ -400,8 +406,11 @@ impl Sandbox {
         Ok(())
     }
 
-    pub fn stop(&self) {
+    /// Stops the engine and waits until its server has drained it, so that
+    /// nothing is still writing when the caller's runtime ends.
+    pub async fn stop(self) {
         self.engine.stop();
+        let _ = self.serving.await;
     }
 }
 
