@@ -7,8 +7,8 @@
 
 use gangway_core::engine::SessionState;
 use gangway_server::store::{
-    self, ClientEvent, JobKind, NewEvent, NewJob, OpenOptions, SessionFilter, SessionRow, Signal,
-    Store, TimelineEntry,
+    self, ClientEvent, DeliveryAttempt, JobKind, NewDelivery, NewEvent, NewJob, OpenOptions,
+    SessionFilter, SessionRow, Signal, Store, TimelineEntry,
 };
 use serde_json::json;
 use sqlx::Connection;
@@ -291,6 +291,114 @@ async fn round_trip(s: &dyn Store) {
     }
 }
 
+/// Writes a backend may keep until commit still behave, within the
+/// transaction and after it, as if each had run at once: reads see them,
+/// later calls change them, and the commit leaves the combined result.
+async fn writes_within_a_transaction(s: &dyn Store) {
+    let mut tx = s.begin().await.unwrap();
+    // A session created here is found by id and by idempotency key, and
+    // what later calls change is what gets stored.
+    tx.insert_session(&session("w1")).await.unwrap();
+    assert_eq!(
+        tx.find_idempotent("k", "idem-w1").await.unwrap(),
+        Some(("w1".into(), None))
+    );
+    let mut row = tx.lock_session("w1").await.unwrap().unwrap();
+    row.timeline_seq = 4;
+    row.updated_at = 40;
+    tx.update_session(&row).await.unwrap();
+    tx.set_client_secret("w1", "h2", 77).await.unwrap();
+    let again = tx.lock_session("w1").await.unwrap().unwrap();
+    assert_eq!(
+        (again.timeline_seq, again.client_secret_hash.as_str()),
+        (4, "h2")
+    );
+    // Jobs: one dropped by id, one by its session and kind before a new one
+    // of that kind, one moved before it was ever written.
+    let dropped = tx
+        .insert_job(&job("w1", JobKind::Call, 10, 0))
+        .await
+        .unwrap();
+    tx.delete_job(dropped).await.unwrap();
+    tx.insert_job(&job("w1", JobKind::Poll, 10, 0))
+        .await
+        .unwrap();
+    tx.delete_session_jobs("w1", &[JobKind::Poll])
+        .await
+        .unwrap();
+    let poll = tx
+        .insert_job(&job("w1", JobKind::Poll, 20, 0))
+        .await
+        .unwrap();
+    let moved = tx
+        .insert_job(&job("w1", JobKind::Timer, 10, 0))
+        .await
+        .unwrap();
+    tx.reschedule_job(moved, 30, 2).await.unwrap();
+    // A delivery created and attempted in one transaction.
+    tx.insert_delivery(&NewDelivery {
+        id: "msg_w1".into(),
+        session_id: "w1".into(),
+        endpoint: "http://127.0.0.1:9/hook".into(),
+        event_type: "session.ended".into(),
+        payload: json!({"b": 1, "a": 2}),
+        created_at: 5,
+    })
+    .await
+    .unwrap();
+    let attempt = DeliveryAttempt {
+        attempt: 1,
+        at: 6,
+        status_code: Some(200),
+        error: None,
+        duration_ms: 3,
+    };
+    tx.record_delivery_attempt("msg_w1", &attempt, "delivered", None)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let row = s.session("w1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            row.timeline_seq,
+            row.updated_at,
+            row.client_secret_hash.as_str()
+        ),
+        (4, 40, "h2")
+    );
+    assert_eq!(row.client_secret_expires_at, 77);
+    let jobs = s.claim_due_jobs(100, 10, 500).await.unwrap();
+    let mut got: Vec<(i64, JobKind, i64, i64)> = jobs
+        .iter()
+        .map(|j| (j.id, j.kind, j.due_at, j.attempts))
+        .collect();
+    got.sort_unstable_by_key(|j| j.0);
+    let mut want = vec![(poll, JobKind::Poll, 20, 0), (moved, JobKind::Timer, 30, 2)];
+    want.sort_unstable_by_key(|j| j.0);
+    assert_eq!(got, want);
+    for j in &jobs {
+        s.finish_job(j.id).await.unwrap();
+    }
+    let deliveries = s.deliveries("w1").await.unwrap();
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(
+        (deliveries[0].status.as_str(), deliveries[0].attempts),
+        ("delivered", 1)
+    );
+    assert_eq!(deliveries[0].attempt_log.len(), 1);
+
+    // Sessions locked up front are read once and still change as written.
+    let mut tx = s.begin().await.unwrap();
+    tx.lock_sessions(&["w1", "w-missing"]).await.unwrap();
+    assert!(tx.lock_session("w-missing").await.unwrap().is_none());
+    let mut row = tx.lock_session("w1").await.unwrap().unwrap();
+    row.client_seq = 9;
+    tx.update_session(&row).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(s.session("w1").await.unwrap().unwrap().client_seq, 9);
+}
+
 /// Workflow versions: the first stored hash wins.
 async fn workflow_versions(s: &dyn Store) {
     assert_eq!(
@@ -324,6 +432,7 @@ async fn sqlite_conforms() {
     let dir = tempfile::tempdir().unwrap();
     let s = sqlite(&dir).await;
     round_trip(s.as_ref()).await;
+    writes_within_a_transaction(s.as_ref()).await;
     workflow_versions(s.as_ref()).await;
     assert!(s.signals().await.unwrap().is_none());
 }
@@ -333,6 +442,7 @@ async fn postgres_conforms() {
     let db = PgDb::create().await;
     let s = db.node("node-a", true).await;
     round_trip(s.as_ref()).await;
+    writes_within_a_transaction(s.as_ref()).await;
     workflow_versions(s.as_ref()).await;
     drop(s);
     db.drop_now().await;
@@ -498,6 +608,22 @@ async fn postgres_lists_unadopted_references() {
         a.unadopted_references().await.unwrap(),
         [("ns".to_string(), "r1".to_string())]
     );
+    // The check after a commit: of the references asked about, only the
+    // correlated one with events left, with its session.
+    let asked = [
+        ("ns".to_string(), "r1".to_string()),
+        ("ns".to_string(), "unknown".to_string()),
+    ];
+    assert_eq!(
+        a.unadopted_among(&asked).await.unwrap(),
+        [("ns".to_string(), "r1".to_string(), "s1".to_string())]
+    );
+    // Adoption is for the correlated session only.
+    let mut tx = a.begin().await.unwrap();
+    assert_eq!(tx.adopt_events("ns", "r1", "intruder").await.unwrap(), 0);
+    assert_eq!(tx.adopt_events("ns", "r1", "s1").await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    assert!(a.unadopted_among(&asked).await.unwrap().is_empty());
     drop(a);
     db.drop_now().await;
 }

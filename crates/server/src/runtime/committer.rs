@@ -216,8 +216,13 @@ async fn lookups(
             }
             Work::Ingest(ev) if shared => Some(Some(ev.reference.clone())),
             Work::Adopt {
+                session_id: Some(sid),
+                ..
+            } => Some(Some(sid.clone())),
+            Work::Adopt {
                 namespace,
                 reference,
+                session_id: None,
             } => Some(tx.correlation(namespace, reference).await?),
             _ => None,
         };
@@ -377,6 +382,7 @@ async fn try_batch(
             Work::Adopt {
                 namespace,
                 reference,
+                ..
             } => {
                 let key = (namespace.as_str(), reference.as_str());
                 adopt(engine, tx.as_mut(), key, known, now, &mut after).await?;
@@ -423,8 +429,8 @@ fn finish(engine: &Arc<Engine>, after: AfterCommit, replies: Vec<(Reply, Answer)
     for job in after.run_now {
         super::executor::spawn(engine.clone(), job);
     }
-    for (namespace, reference) in after.adopt {
-        engine.adopt_later(namespace, reference);
+    if !after.adopt.is_empty() {
+        engine.adopt_later(after.adopt);
     }
     if let Some(at) = after.earliest_timer
         && at < engine.next_wake.load(Ordering::Relaxed)

@@ -76,6 +76,9 @@ pub(crate) enum Work {
     Adopt {
         namespace: String,
         reference: String,
+        /// The session the reference is correlated to, when already read
+        /// (saves a lookup in the transaction).
+        session_id: Option<String>,
     },
 }
 
@@ -193,9 +196,7 @@ impl Engine {
         }
         if engine.store.is_shared() {
             // Adoption checks a crashed writer did not get to run.
-            for (namespace, reference) in engine.store.unadopted_references().await? {
-                engine.adopt_later(namespace, reference);
-            }
+            engine.adopt_later(engine.store.unadopted_references().await?);
         }
         tokio::spawn(scheduler::run(engine.clone()));
         if let Some(signals) = signals {
@@ -319,19 +320,38 @@ impl Engine {
             .await;
     }
 
-    /// Queues an adoption check for a reference (see `Work::Adopt`).
-    pub(crate) fn adopt_later(self: &Arc<Self>, namespace: String, reference: String) {
+    /// Checks references for early events after a commit (see
+    /// `Work::Adopt`): one read finds the few that have any, and only those
+    /// go through the committer. Should the read fail, every reference does.
+    pub(crate) fn adopt_later(self: &Arc<Self>, refs: Vec<(String, String)>) {
         let engine = self.clone();
         tokio::spawn(async move {
-            let _ = engine
-                .send(Command {
-                    work: Work::Adopt {
-                        namespace,
-                        reference,
-                    },
-                    reply: Reply::Apply(None),
-                })
-                .await;
+            let found: Vec<(String, String, Option<String>)> = match engine
+                .store
+                .unadopted_among(&refs)
+                .await
+            {
+                Ok(found) => found
+                    .into_iter()
+                    .map(|(n, r, sid)| (n, r, Some(sid)))
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "adoption check failed; checking in the committer");
+                    refs.into_iter().map(|(n, r)| (n, r, None)).collect()
+                }
+            };
+            for (namespace, reference, session_id) in found {
+                let _ = engine
+                    .send(Command {
+                        work: Work::Adopt {
+                            namespace,
+                            reference,
+                            session_id,
+                        },
+                        reply: Reply::Apply(None),
+                    })
+                    .await;
+            }
         });
     }
 

@@ -342,6 +342,18 @@ pub trait Store: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// Of these `(namespace, reference)`, the ones that are correlated and
+    /// still have events stored without a session, with that session:
+    /// `(namespace, reference, session_id)`. Read outside a transaction, so
+    /// that the adoption checks after a commit cost one statement, not a
+    /// transaction each.
+    async fn unadopted_among(
+        &self,
+        _refs: &[(String, String)],
+    ) -> Result<Vec<(String, String, String)>> {
+        Ok(Vec::new())
+    }
+
     async fn migrate(&self) -> Result<()>;
     async fn begin(&self) -> Result<Box<dyn Tx>>;
 

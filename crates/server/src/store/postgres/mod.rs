@@ -5,10 +5,12 @@
 //! names the node holding it. Other nodes hear about new free jobs and new
 //! client events through `LISTEN/NOTIFY` (notify.rs).
 
+mod jobs;
 mod migrate;
 mod notify;
 mod rows;
 mod tx;
+mod writes;
 
 use super::*;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -19,6 +21,7 @@ pub struct PgStore {
     pool: PgPool,
     node: Arc<str>,
     stable_node: bool,
+    job_ids: Arc<jobs::JobIds>,
 }
 
 impl PgStore {
@@ -40,6 +43,7 @@ impl PgStore {
             pool,
             node: Arc::from(options.node_id.as_str()),
             stable_node: options.stable_node_id,
+            job_ids: Arc::default(),
         })
     }
 
@@ -86,6 +90,29 @@ impl Store for PgStore {
         .await?)
     }
 
+    async fn unadopted_among(
+        &self,
+        refs: &[(String, String)],
+    ) -> Result<Vec<(String, String, String)>> {
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (namespaces, references): (Vec<&str>, Vec<&str>) =
+            refs.iter().map(|(n, r)| (n.as_str(), r.as_str())).unzip();
+        Ok(sqlx::query_as(
+            "SELECT DISTINCT c.namespace, c.reference, c.session_id
+             FROM UNNEST($1::text[], $2::text[]) AS r(namespace, reference)
+             JOIN correlations c ON c.namespace = r.namespace AND c.reference = r.reference
+             WHERE EXISTS (SELECT 1 FROM inbound_events e
+                           WHERE e.namespace = r.namespace AND e.reference = r.reference
+                             AND e.session_id IS NULL)",
+        )
+        .bind(namespaces)
+        .bind(references)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn migrate(&self) -> Result<()> {
         migrate::run(&self.pool).await
     }
@@ -96,7 +123,11 @@ impl Store for PgStore {
             node: self.node.clone(),
             free_job_due: None,
             client_events: Vec::new(),
+            created: std::collections::HashMap::new(),
             updated: std::collections::HashMap::new(),
+            deliveries: Vec::new(),
+            locked: std::collections::HashMap::new(),
+            jobs: jobs::PendingJobs::new(self.job_ids.clone()),
         }))
     }
 

@@ -7,8 +7,9 @@
 //! notifications are queued and sent with the commit.
 
 use super::super::*;
-use super::{notify, rows};
+use super::{jobs::PendingJobs, notify, rows, writes};
 use sqlx::{Postgres, Transaction};
+use std::collections::HashMap;
 
 pub(super) struct PgTx {
     pub(super) tx: Transaction<'static, Postgres>,
@@ -18,10 +19,20 @@ pub(super) struct PgTx {
     pub(super) free_job_due: Option<i64>,
     /// Client events written, announced to the other nodes at commit.
     pub(super) client_events: Vec<(String, i64)>,
-    /// Sessions changed in this transaction, written together at commit
-    /// (one statement instead of one per change; a session often changes
-    /// several times in one batch). Reads of a session see these first.
-    pub(super) updated: std::collections::HashMap<String, SessionRow>,
+    /// Sessions created, and sessions changed, in this transaction: written
+    /// together at commit (one statement each instead of one per change; a
+    /// session often changes several times in one batch). Reads of a
+    /// session see these first.
+    pub(super) created: HashMap<String, SessionRow>,
+    pub(super) updated: HashMap<String, SessionRow>,
+    /// Sessions as `lock_sessions` read them when it locked them: a batch
+    /// locks all its sessions up front, so each is read once, not again
+    /// by every command that touches it.
+    pub(super) locked: HashMap<String, SessionRow>,
+    /// Job inserts and deletes, written at commit.
+    pub(super) jobs: PendingJobs,
+    /// Customer webhook deliveries created, written at commit.
+    pub(super) deliveries: Vec<NewDelivery>,
 }
 
 impl PgTx {
@@ -29,53 +40,32 @@ impl PgTx {
         self.free_job_due = Some(self.free_job_due.map_or(due_at, |t| t.min(due_at)));
     }
 
-    /// Writes every session changed in this transaction in one statement.
-    async fn write_sessions(&mut self) -> Result<()> {
-        if self.updated.is_empty() {
-            return Ok(());
-        }
-        let rows: Vec<SessionRow> = std::mem::take(&mut self.updated).into_values().collect();
-        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        let statuses: Vec<&str> = rows.iter().map(|r| r.state.status.as_str()).collect();
-        let outcomes: Vec<Option<&str>> = rows
-            .iter()
-            .map(|r| r.state.outcome.map(|o| o.as_str()))
-            .collect();
-        let reasons: Vec<Option<&str>> = rows.iter().map(|r| r.state.reason.as_deref()).collect();
-        let states: Vec<String> = rows.iter().map(|r| super::state_json(&r.state)).collect();
-        let updated_at: Vec<i64> = rows.iter().map(|r| r.updated_at).collect();
-        let ended_at: Vec<Option<i64>> = rows.iter().map(|r| r.state.ended_ms).collect();
-        let timeline_seq: Vec<i64> = rows.iter().map(|r| r.timeline_seq).collect();
-        let client_seq: Vec<i64> = rows.iter().map(|r| r.client_seq).collect();
-        sqlx::query(
-            "UPDATE sessions AS s SET status = u.status, outcome = u.outcome, reason = u.reason,
-               state = u.state, updated_at = u.updated_at, ended_at = u.ended_at,
-               timeline_seq = u.timeline_seq, client_seq = u.client_seq
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[],
-                         $7::int8[], $8::int8[], $9::int8[])
-               AS u(id, status, outcome, reason, state, updated_at, ended_at, timeline_seq, client_seq)
-             WHERE s.id = u.id",
-        )
-        .bind(ids)
-        .bind(statuses)
-        .bind(outcomes)
-        .bind(reasons)
-        .bind(states)
-        .bind(updated_at)
-        .bind(ended_at)
-        .bind(timeline_seq)
-        .bind(client_seq)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+    /// Writes what the transaction kept, before its commit.
+    async fn write_kept(&mut self) -> Result<()> {
+        let created: Vec<SessionRow> = std::mem::take(&mut self.created).into_values().collect();
+        writes::insert_sessions(&mut self.tx, &created).await?;
+        let updated: Vec<SessionRow> = std::mem::take(&mut self.updated).into_values().collect();
+        writes::update_sessions(&mut self.tx, &updated).await?;
+        self.write_deliveries().await?;
+        self.jobs.write(&mut self.tx, &self.node).await
+    }
+
+    async fn write_deliveries(&mut self) -> Result<()> {
+        let deliveries = std::mem::take(&mut self.deliveries);
+        writes::insert_deliveries(&mut self.tx, &deliveries).await
     }
 }
 
 #[async_trait]
 impl Tx for PgTx {
     async fn lock_session(&mut self, id: &str) -> Result<Option<SessionRow>> {
-        // Changed earlier in this transaction, so already locked by it.
-        if let Some(row) = self.updated.get(id) {
+        // Changed or locked earlier in this transaction.
+        if let Some(row) = self
+            .updated
+            .get(id)
+            .or_else(|| self.created.get(id))
+            .or_else(|| self.locked.get(id))
+        {
             return Ok(Some(row.clone()));
         }
         let sql = format!(
@@ -90,48 +80,33 @@ impl Tx for PgTx {
     }
 
     async fn lock_sessions(&mut self, ids: &[&str]) -> Result<()> {
-        if !ids.is_empty() {
-            sqlx::query("SELECT 1 FROM sessions WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-                .bind(ids)
-                .execute(&mut *self.tx)
-                .await?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "SELECT {} FROM sessions WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            rows::SESSION_COLUMNS
+        );
+        let found = sqlx::query(&sql).bind(ids).fetch_all(&mut *self.tx).await?;
+        for r in &found {
+            let row = rows::session(r)?;
+            self.locked.insert(row.id.clone(), row);
         }
         Ok(())
     }
 
     async fn insert_session(&mut self, r: &SessionRow) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sessions (id, workflow_id, version, status, outcome, reason, reference, input, state,
-               created_at, updated_at, ended_at, client_secret_hash, client_secret_expires_at, api_key_id,
-               idempotency_key, request_hash, timeline_seq, client_seq)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
-        )
-        .bind(&r.id)
-        .bind(&r.workflow_id)
-        .bind(i64::from(r.version))
-        .bind(r.state.status.as_str())
-        .bind(r.state.outcome.map(|o| o.as_str()))
-        .bind(&r.state.reason)
-        .bind(&r.reference)
-        .bind(r.input.to_string())
-        .bind(super::state_json(&r.state))
-        .bind(r.created_at)
-        .bind(r.updated_at)
-        .bind(r.state.ended_ms)
-        .bind(&r.client_secret_hash)
-        .bind(r.client_secret_expires_at)
-        .bind(&r.api_key_id)
-        .bind(&r.idempotency_key)
-        .bind(&r.request_hash)
-        .bind(r.timeline_seq)
-        .bind(r.client_seq)
-        .execute(&mut *self.tx)
-        .await?;
+        self.created.insert(r.id.clone(), r.clone());
         Ok(())
     }
 
     async fn update_session(&mut self, r: &SessionRow) -> Result<()> {
-        self.updated.insert(r.id.clone(), r.clone());
+        match self.created.get_mut(&r.id) {
+            Some(row) => *row = r.clone(),
+            None => {
+                self.updated.insert(r.id.clone(), r.clone());
+            }
+        }
         Ok(())
     }
 
@@ -144,6 +119,17 @@ impl Tx for PgTx {
         .bind(id)
         .execute(&mut *self.tx)
         .await?;
+        for row in [
+            self.updated.get_mut(id),
+            self.created.get_mut(id),
+            self.locked.get_mut(id),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            row.client_secret_hash = hash.to_string();
+            row.client_secret_expires_at = expires_at;
+        }
         Ok(())
     }
 
@@ -152,6 +138,14 @@ impl Tx for PgTx {
         api_key_id: &str,
         key: &str,
     ) -> Result<Option<(String, Option<String>)>> {
+        // Created earlier in this batch (a repeat of the same request).
+        if let Some(r) = self
+            .created
+            .values()
+            .find(|r| r.api_key_id == api_key_id && r.idempotency_key.as_deref() == Some(key))
+        {
+            return Ok(Some((r.id.clone(), r.request_hash.clone())));
+        }
         Ok(sqlx::query_as(
             "SELECT id, request_hash FROM sessions WHERE api_key_id = $1 AND idempotency_key = $2",
         )
@@ -222,42 +216,21 @@ impl Tx for PgTx {
     }
 
     async fn insert_job(&mut self, job: &NewJob) -> Result<i64> {
-        let leased = job.lease_until > 0;
-        let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO jobs (session_id, kind, payload, due_at, lease_until, lease_owner)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(&job.session_id)
-        .bind(job.kind.as_str())
-        .bind(job.payload.to_string())
-        .bind(job.due_at)
-        .bind(job.lease_until)
-        .bind(leased.then(|| self.node.to_string()))
-        .fetch_one(&mut *self.tx)
-        .await?;
-        if !leased {
+        let id = self.jobs.insert(&mut self.tx, job).await?;
+        if job.lease_until <= 0 {
             self.note_free_job(job.due_at);
         }
         Ok(id)
     }
 
     async fn delete_job(&mut self, id: i64) -> Result<()> {
-        sqlx::query("DELETE FROM jobs WHERE id = $1")
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
+        self.jobs.delete(id);
         Ok(())
     }
 
     async fn delete_session_jobs(&mut self, session_id: &str, kinds: &[JobKind]) -> Result<()> {
-        if kinds.is_empty() {
-            return Ok(());
-        }
-        sqlx::query("DELETE FROM jobs WHERE session_id = $1 AND kind = ANY($2)")
-            .bind(session_id)
-            .bind(kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>())
-            .execute(&mut *self.tx)
-            .await?;
+        let kinds: Vec<&'static str> = kinds.iter().map(|k| k.as_str()).collect();
+        self.jobs.clear(session_id, &kinds);
         Ok(())
     }
 
@@ -300,16 +273,12 @@ impl Tx for PgTx {
         reference: &str,
         session_id: &str,
     ) -> Result<()> {
+        // One round trip: the reference, and the events that came before it.
         sqlx::query(
-            "INSERT INTO correlations (namespace, reference, session_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(namespace)
-        .bind(reference)
-        .bind(session_id)
-        .execute(&mut *self.tx)
-        .await?;
-        sqlx::query(
-            "UPDATE inbound_events SET session_id = $1 WHERE namespace = $2 AND reference = $3 AND session_id IS NULL",
+            "WITH c AS (INSERT INTO correlations (namespace, reference, session_id)
+                        VALUES ($2, $3, $1) ON CONFLICT DO NOTHING)
+             UPDATE inbound_events SET session_id = $1
+             WHERE namespace = $2 AND reference = $3 AND session_id IS NULL",
         )
         .bind(session_id)
         .bind(namespace)
@@ -325,8 +294,13 @@ impl Tx for PgTx {
         reference: &str,
         session_id: &str,
     ) -> Result<u64> {
+        // Only for the session the reference is correlated to: the caller
+        // may name the session it correlated, and another may own it.
         Ok(sqlx::query(
-            "UPDATE inbound_events SET session_id = $1 WHERE namespace = $2 AND reference = $3 AND session_id IS NULL",
+            "UPDATE inbound_events SET session_id = $1
+             WHERE namespace = $2 AND reference = $3 AND session_id IS NULL
+               AND EXISTS (SELECT 1 FROM correlations c
+                           WHERE c.namespace = $2 AND c.reference = $3 AND c.session_id = $1)",
         )
         .bind(session_id)
         .bind(namespace)
@@ -384,18 +358,7 @@ impl Tx for PgTx {
     }
 
     async fn insert_delivery(&mut self, d: &NewDelivery) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO deliveries (id, session_id, endpoint, event_type, payload, status, attempts, created_at, next_attempt_at)
-             VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
-        )
-        .bind(&d.id)
-        .bind(&d.session_id)
-        .bind(&d.endpoint)
-        .bind(&d.event_type)
-        .bind(d.payload.to_string())
-        .bind(d.created_at)
-        .execute(&mut *self.tx)
-        .await?;
+        self.deliveries.push(d.clone());
         Ok(())
     }
 
@@ -406,21 +369,15 @@ impl Tx for PgTx {
         status: &str,
         next_attempt_at: Option<i64>,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, error, duration_ms)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(id)
-        .bind(a.attempt)
-        .bind(a.at)
-        .bind(a.status_code)
-        .bind(&a.error)
-        .bind(a.duration_ms)
-        .execute(&mut *self.tx)
-        .await?;
+        if self.deliveries.iter().any(|d| d.id == id) {
+            self.write_deliveries().await?;
+        }
         let delivered_at = (status == "delivered").then_some(a.at);
+        // The attempt and the delivery's new status in one round trip.
         sqlx::query(
-            "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3,
+            "WITH a AS (INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, error, duration_ms)
+                        VALUES ($5, $2, $6, $7, $8, $9) ON CONFLICT DO NOTHING)
+             UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3,
                delivered_at = COALESCE($4, delivered_at) WHERE id = $5",
         )
         .bind(status)
@@ -428,34 +385,45 @@ impl Tx for PgTx {
         .bind(next_attempt_at)
         .bind(delivered_at)
         .bind(id)
+        .bind(a.at)
+        .bind(a.status_code)
+        .bind(&a.error)
+        .bind(a.duration_ms)
         .execute(&mut *self.tx)
         .await?;
         Ok(())
     }
 
     async fn reschedule_job(&mut self, id: i64, due_at: i64, attempts: i64) -> Result<()> {
+        if self.jobs.holds(id) {
+            self.jobs.write(&mut self.tx, &self.node).await?;
+        }
         super::reschedule(&mut self.tx, id, due_at, attempts).await?;
         self.note_free_job(due_at);
         Ok(())
     }
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
-        self.write_sessions().await?;
+        self.write_kept().await?;
         // Queued now, delivered by PostgreSQL only if the commit succeeds.
+        let mut channels = Vec::new();
+        let mut payloads = Vec::new();
         if let Some(at) = self.free_job_due {
-            let payload = notify::jobs_payload(&self.node, at);
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(notify::JOBS)
-                .bind(payload)
-                .execute(&mut *self.tx)
-                .await?;
+            channels.push(notify::JOBS);
+            payloads.push(notify::jobs_payload(&self.node, at));
         }
         for payload in notify::client_payloads(&self.node, &self.client_events) {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(notify::CLIENT)
-                .bind(payload)
-                .execute(&mut *self.tx)
-                .await?;
+            channels.push(notify::CLIENT);
+            payloads.push(payload);
+        }
+        if !channels.is_empty() {
+            sqlx::query(
+                "SELECT pg_notify(n.c, n.p) FROM UNNEST($1::text[], $2::text[]) AS n(c, p)",
+            )
+            .bind(channels)
+            .bind(payloads)
+            .execute(&mut *self.tx)
+            .await?;
         }
         self.tx.commit().await?;
         Ok(())
