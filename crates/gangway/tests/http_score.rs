@@ -480,3 +480,70 @@ async fn browser_signal_and_client_secret_scope() {
     assert_eq!(ended["outcome"], "canceled");
     assert_eq!(ended["reason"], "the user abandoned the flow");
 }
+
+/// `engine.poll_rate` paces the polling fallback: twelve sessions that would
+/// each poll every 100 ms (120 status calls a second) share 4 a second, all
+/// of them still get their turn, and neither a webhook nor a poll that finds
+/// the result waits behind the backlog for longer than its turn.
+#[tokio::test(flavor = "multi_thread")]
+async fn polls_are_paced_by_the_poll_rate() {
+    const RATE: f64 = 4.0;
+    let started = std::time::Instant::now();
+    let h = Harness::start_with(common::Options {
+        poll_rate: Some(RATE as u32),
+        ..Default::default()
+    })
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let (status, body) = h
+            .post(
+                "/v1/sessions",
+                json!({"workflow": "score-paced", "reference": format!("r-paced-{i}")}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_string());
+    }
+    let status_calls = || async {
+        h.sim_requests()
+            .await
+            .into_iter()
+            .filter(|r| r["method"] == "GET" && r["path"].as_str().unwrap().ends_with("/score"))
+            .count()
+    };
+    // Every session is polled in its turn.
+    for id in &ids {
+        eventually("a poll of every session", 30, || async {
+            kinds(&h.timeline(id).await)
+                .contains(&"provider.poll".to_string())
+                .then_some(())
+        })
+        .await;
+    }
+    // Never more than the rate allows since the server started, plus the
+    // one second of burst it starts with (an upper bound: a slow machine
+    // only makes fewer calls).
+    let calls = status_calls().await as f64;
+    let allowed = RATE * started.elapsed().as_secs_f64() + RATE;
+    assert!(calls >= 12.0, "{calls} status calls");
+    assert!(
+        calls <= allowed,
+        "{calls} status calls, at most {allowed} allowed"
+    );
+
+    // A webhook is not held back by the poll budget.
+    let pid = h.provider_id(&ids[0]).await;
+    h.complete(&pid, 80).await;
+    assert_eq!(h.wait_ended(&ids[0]).await["outcome"], "approved");
+    // A lost webhook is still found by a poll, in its turn.
+    let pid = h.provider_id(&ids[1]).await;
+    h.sim_post(
+        &format!("/control/{pid}/complete"),
+        json!({"score": 20, "never_send": true}),
+    )
+    .await;
+    let ended = h.wait_ended(&ids[1]).await;
+    assert_eq!(ended["outcome"], "declined");
+    assert_eq!(accepted_sources(&h.timeline(&ids[1]).await), vec!["poll"]);
+}

@@ -327,6 +327,11 @@ pub struct EngineConfig {
     /// their leases.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Most provider status polls this node starts per second. Polls due
+    /// beyond it wait their turn, oldest first, so a crowd of waiting
+    /// sessions stretches every session's polling interval instead of
+    /// flooding the provider. 0: no limit.
+    pub poll_rate: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

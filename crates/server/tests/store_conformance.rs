@@ -7,8 +7,8 @@
 
 use gangway_core::engine::SessionState;
 use gangway_server::store::{
-    self, ClientEvent, DeliveryAttempt, JobKind, NewDelivery, NewEvent, NewJob, OpenOptions,
-    SessionFilter, SessionRow, Signal, Store, TimelineEntry,
+    self, ClientEvent, DeliveryAttempt, JobKind, NewDelivery, NewEvent, NewJob, NextDue,
+    OpenOptions, SessionFilter, SessionRow, Signal, Store, TimelineEntry,
 };
 use serde_json::json;
 use sqlx::Connection;
@@ -259,26 +259,26 @@ async fn round_trip(s: &dyn Store) {
     );
 
     // Jobs: due, claimed once, leased, released, finished.
-    assert_eq!(s.next_due(50).await.unwrap(), Some(100));
-    assert!(s.claim_due_jobs(50, 10, 500).await.unwrap().is_empty());
-    let jobs = s.claim_due_jobs(150, 10, 500).await.unwrap();
+    assert_eq!(s.next_due(50).await.unwrap().earliest(), Some(100));
+    assert!(s.claim_due_jobs(50, 10, 10, 500).await.unwrap().is_empty());
+    let jobs = s.claim_due_jobs(150, 10, 10, 500).await.unwrap();
     assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), [timer]);
     assert_eq!(jobs[0].kind, JobKind::Timer);
-    assert!(s.claim_due_jobs(150, 10, 500).await.unwrap().is_empty());
-    assert_eq!(s.next_due(150).await.unwrap(), Some(500));
-    assert_eq!(s.next_due(900).await.unwrap(), Some(900));
+    assert!(s.claim_due_jobs(150, 10, 10, 500).await.unwrap().is_empty());
+    assert_eq!(s.next_due(150).await.unwrap().earliest(), Some(500));
+    assert_eq!(s.next_due(900).await.unwrap().earliest(), Some(900));
     assert_eq!(s.release_node_leases().await.unwrap(), 1);
-    assert_eq!(s.next_due(150).await.unwrap(), Some(150));
+    assert_eq!(s.next_due(150).await.unwrap().earliest(), Some(150));
     s.reschedule_job(timer, 200, 3).await.unwrap();
-    let jobs = s.claim_due_jobs(250, 10, 500).await.unwrap();
+    let jobs = s.claim_due_jobs(250, 10, 10, 500).await.unwrap();
     assert_eq!((jobs[0].due_at, jobs[0].attempts), (200, 3));
     // A running job's lease is kept longer, never shortened.
     assert!(s.extend_lease(timer, 800).await.unwrap());
     assert!(s.extend_lease(timer, 600).await.unwrap());
-    assert_eq!(s.next_due(250).await.unwrap(), Some(800));
+    assert_eq!(s.next_due(250).await.unwrap().earliest(), Some(800));
     s.finish_job(timer).await.unwrap();
     assert!(!s.extend_lease(timer, 900).await.unwrap());
-    assert_eq!(s.next_due(150).await.unwrap(), None);
+    assert_eq!(s.next_due(150).await.unwrap().earliest(), None);
 
     // Many concurrent readers.
     let mut tasks = Vec::new();
@@ -368,7 +368,7 @@ async fn writes_within_a_transaction(s: &dyn Store) {
         (4, 40, "h2")
     );
     assert_eq!(row.client_secret_expires_at, 77);
-    let jobs = s.claim_due_jobs(100, 10, 500).await.unwrap();
+    let jobs = s.claim_due_jobs(100, 10, 10, 500).await.unwrap();
     let mut got: Vec<(i64, JobKind, i64, i64)> = jobs
         .iter()
         .map(|j| (j.id, j.kind, j.due_at, j.attempts))
@@ -427,10 +427,65 @@ async fn workflow_versions(s: &dyn Store) {
     assert_eq!(s.api_key_by_hash("nope").await.unwrap(), None);
 }
 
+/// Polls and other jobs are claimed apart: polls, oldest first, up to their
+/// own limit (the scheduler's poll budget), other jobs whatever the budget;
+/// the next ready time is reported per class.
+async fn job_classes(s: &dyn Store) {
+    let mut tx = s.begin().await.unwrap();
+    let mut polls = Vec::new();
+    for i in 0..5 {
+        let id = tx
+            .insert_job(&job(&format!("c{i}"), JobKind::Poll, 1_000 + i, 0))
+            .await
+            .unwrap();
+        polls.push(id);
+    }
+    let timer = tx
+        .insert_job(&job("c0", JobKind::Timer, 1_010, 0))
+        .await
+        .unwrap();
+    let call = tx
+        .insert_job(&job("c1", JobKind::Call, 2_000, 0))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let claim = |now, polls| async move {
+        let mut ids: Vec<i64> = s
+            .claim_due_jobs(now, 10, polls, 9_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let due = |polls, other| NextDue { polls, other };
+    assert_eq!(s.next_due(0).await.unwrap(), due(Some(1_000), Some(1_010)));
+    assert_eq!(claim(1_500, 2).await, [polls[0], polls[1], timer]);
+    // No budget left: the due polls wait, other jobs do not.
+    assert_eq!(claim(1_500, 0).await, Vec::<i64>::new());
+    assert_eq!(
+        s.next_due(1_500).await.unwrap(),
+        due(Some(1_500), Some(2_000))
+    );
+    assert_eq!(claim(2_500, 10).await, [polls[2], polls[3], polls[4], call]);
+    // Everything leased until 9,000.
+    assert_eq!(
+        s.next_due(2_500).await.unwrap(),
+        due(Some(9_000), Some(9_000))
+    );
+    for id in polls.into_iter().chain([timer, call]) {
+        s.finish_job(id).await.unwrap();
+    }
+    assert_eq!(s.next_due(0).await.unwrap(), due(None, None));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_conforms() {
     let dir = tempfile::tempdir().unwrap();
     let s = sqlite(&dir).await;
+    job_classes(s.as_ref()).await;
     round_trip(s.as_ref()).await;
     writes_within_a_transaction(s.as_ref()).await;
     workflow_versions(s.as_ref()).await;
@@ -441,6 +496,7 @@ async fn sqlite_conforms() {
 async fn postgres_conforms() {
     let db = PgDb::create().await;
     let s = db.node("node-a", true).await;
+    job_classes(s.as_ref()).await;
     round_trip(s.as_ref()).await;
     writes_within_a_transaction(s.as_ref()).await;
     workflow_versions(s.as_ref()).await;
@@ -465,7 +521,7 @@ async fn postgres_nodes_share_jobs() {
     let claim = |s: Arc<dyn Store>| async move {
         let mut got = Vec::new();
         loop {
-            let jobs = s.claim_due_jobs(100, 7, 10_000).await.unwrap();
+            let jobs = s.claim_due_jobs(100, 7, 7, 10_000).await.unwrap();
             if jobs.is_empty() {
                 return got;
             }
@@ -492,11 +548,17 @@ async fn postgres_nodes_share_jobs() {
     assert!(b.extend_lease(gb[0], 10_000).await.unwrap());
     // b's leases still hold until they expire.
     assert_eq!(
-        a.claim_due_jobs(100, 1000, 20_000).await.unwrap().len(),
+        a.claim_due_jobs(100, 1000, 1000, 20_000)
+            .await
+            .unwrap()
+            .len(),
         ga.len()
     );
     assert_eq!(
-        a.claim_due_jobs(10_001, 1000, 30_000).await.unwrap().len(),
+        a.claim_due_jobs(10_001, 1000, 1000, 30_000)
+            .await
+            .unwrap()
+            .len(),
         gb.len()
     );
     drop((a, b));

@@ -129,6 +129,8 @@ pub struct Options {
     pub postgres: bool,
     /// Providers reach the nodes through a load balancer (`Harness::lb`).
     pub load_balancer: bool,
+    /// `engine.poll_rate`; the default config's when `None`.
+    pub poll_rate: Option<u32>,
 }
 
 impl Default for Options {
@@ -140,6 +142,7 @@ impl Default for Options {
             ockto_tls: OcktoTls::Off,
             postgres: false,
             load_balancer: false,
+            poll_rate: None,
         }
     }
 }
@@ -342,6 +345,7 @@ database_url = "{db}"
 workflows_dir = "{wf}"
 encryption_key = "{ENCRYPTION_KEY}"
 
+{engine}
 [client]
 secret_ttl = "{ttl}"
 allowed_origins = [{origins}]
@@ -404,6 +408,9 @@ event_field = "status"
             wf = wf_dir.display(),
             schedule = schedule.join(", "),
             ttl = opts.client_secret_ttl.unwrap_or("1h"),
+            engine = opts
+                .poll_rate
+                .map_or(String::new(), |r| format!("[engine]\npoll_rate = {r}\n")),
             // The 360dialog tests' customer page is always allowed.
             origins = std::iter::once(&SHOP_ORIGIN)
                 .chain(opts.allowed_origins.iter())

@@ -13,6 +13,7 @@ mod committer;
 mod delivery;
 mod executor;
 pub mod hub;
+mod poll_budget;
 pub mod qr;
 mod route;
 mod scheduler;

@@ -1,9 +1,12 @@
 //! The scheduler: claims due jobs (timers, polls, retries, anything a crash
 //! left behind) with a lease and runs them. It sleeps until the next due job
-//! or until woken; it never polls the database in a tight loop.
+//! or until woken; it never polls the database in a tight loop. Provider
+//! status polls are paced by `engine.poll_rate` (see `poll_budget`).
 
 use super::Engine;
+use super::poll_budget::PollBudget;
 use crate::ids;
+use crate::store::{JobKind, NextDue};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -16,6 +19,7 @@ const BUSY_RETRY_MS: i64 = 20;
 
 pub(super) async fn run(engine: Arc<Engine>) {
     let lease_ms = i64::try_from(engine.config.engine.lease.as_millis()).unwrap_or(30_000);
+    let mut polls = PollBudget::new(engine.config.engine.poll_rate, ids::now_ms());
     loop {
         if engine.is_stopping() {
             return;
@@ -24,9 +28,10 @@ pub(super) async fn run(engine: Arc<Engine>) {
         // Announce the planned wake-up first so that a job committed while we
         // query is not missed (the committer compares against it).
         engine.next_wake.store(now, Ordering::Relaxed);
+        let poll_limit = polls.available(now, CLAIM_BATCH);
         let claimed = match engine
             .store
-            .claim_due_jobs(now, CLAIM_BATCH, now + lease_ms)
+            .claim_due_jobs(now, CLAIM_BATCH, poll_limit, now + lease_ms)
             .await
         {
             Ok(jobs) => jobs,
@@ -36,7 +41,10 @@ pub(super) async fn run(engine: Arc<Engine>) {
                 continue;
             }
         };
-        let full = claimed.len() as i64 == CLAIM_BATCH;
+        let claimed_polls = claimed.iter().filter(|j| j.kind == JobKind::Poll).count();
+        polls.spend(claimed_polls);
+        let full = (claimed.len() - claimed_polls) as i64 == CLAIM_BATCH
+            || (claimed_polls as i64 == CLAIM_BATCH && poll_limit == CLAIM_BATCH);
         let none = claimed.is_empty();
         for job in claimed {
             super::executor::spawn(engine.clone(), job);
@@ -46,7 +54,14 @@ pub(super) async fn run(engine: Arc<Engine>) {
             continue;
         }
         let next = match engine.store.next_due(now).await {
-            Ok(n) => n.unwrap_or(now + MAX_SLEEP_MS).min(now + MAX_SLEEP_MS),
+            Ok(due) => NextDue {
+                // Due polls wait for the budget; other jobs never do.
+                polls: due.polls.map(|t| polls.start_at(t)),
+                other: due.other,
+            }
+            .earliest()
+            .unwrap_or(now + MAX_SLEEP_MS)
+            .min(now + MAX_SLEEP_MS),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read next due job");
                 now + 1_000

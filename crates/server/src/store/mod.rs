@@ -144,6 +144,23 @@ pub struct NewJob {
     pub lease_until: i64,
 }
 
+/// When the scheduler has work next: polls are paced, other jobs are not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NextDue {
+    pub polls: Option<i64>,
+    pub other: Option<i64>,
+}
+
+impl NextDue {
+    /// The earlier of the two.
+    pub fn earliest(self) -> Option<i64> {
+        match (self.polls, self.other) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
     Call,
@@ -383,11 +400,19 @@ pub trait Store: Send + Sync + 'static {
         self.count_by_status().await.map(|_| ())
     }
 
-    /// Claims up to `limit` due, unleased jobs until `lease_until`. Two
+    /// Claims, oldest first, up to `limit` due, unleased jobs other than
+    /// polls and up to `poll_limit` due polls, until `lease_until`. Two
     /// nodes never claim the same job while its lease runs.
-    async fn claim_due_jobs(&self, now: i64, limit: i64, lease_until: i64) -> Result<Vec<Job>>;
-    /// The earliest due time of any job not leased at `now`.
-    async fn next_due(&self, now: i64) -> Result<Option<i64>>;
+    async fn claim_due_jobs(
+        &self,
+        now: i64,
+        limit: i64,
+        poll_limit: i64,
+        lease_until: i64,
+    ) -> Result<Vec<Job>>;
+    /// When the next poll and the next other job are ready (due and not
+    /// leased), never before `now`.
+    async fn next_due(&self, now: i64) -> Result<NextDue>;
     /// Frees the leases this node holds, at start (left by a crashed run)
     /// and at shutdown, so that they run again at once. A single-node
     /// backend frees every lease; a shared one only this node's, and at

@@ -28,7 +28,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Migrations, in order, embedded in the binary. A version is applied once,
 /// in its own transaction, and recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_job_classes.sql"),
+    ),
+];
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
@@ -919,16 +925,37 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim_due_jobs(&self, now: i64, limit: i64, lease_until: i64) -> Result<Vec<Job>> {
+    async fn claim_due_jobs(
+        &self,
+        now: i64,
+        limit: i64,
+        poll_limit: i64,
+        lease_until: i64,
+    ) -> Result<Vec<Job>> {
         self.run(move |c| {
-            // Selected and leased under one write lock.
+            // Selected and leased under one write lock. Each class walks its
+            // own index on the ready time (migration 2).
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let jobs = {
-                let mut select = tx.prepare_cached(
+            let mut jobs = Vec::new();
+            for (sql, n) in [
+                (
                     "SELECT id, session_id, kind, payload, due_at, attempts FROM jobs
-                     WHERE due_at <= ? AND lease_until <= ? ORDER BY due_at LIMIT ?",
-                )?;
-                let jobs = collect(&mut select, [now, now, limit], |r| {
+                     WHERE kind <> 'poll' AND MAX(due_at, lease_until) <= ?
+                     ORDER BY MAX(due_at, lease_until) LIMIT ?",
+                    limit,
+                ),
+                (
+                    "SELECT id, session_id, kind, payload, due_at, attempts FROM jobs
+                     WHERE kind = 'poll' AND MAX(due_at, lease_until) <= ?
+                     ORDER BY MAX(due_at, lease_until) LIMIT ?",
+                    poll_limit,
+                ),
+            ] {
+                if n <= 0 {
+                    continue;
+                }
+                let mut select = tx.prepare_cached(sql)?;
+                jobs.extend(collect(&mut select, [now, n], |r| {
                     let kind: String = r.get(2)?;
                     Ok(Job {
                         id: r.get(0)?,
@@ -939,27 +966,34 @@ impl Store for SqliteStore {
                         due_at: r.get(4)?,
                         attempts: r.get(5)?,
                     })
-                })?;
+                })?);
+            }
+            {
                 let mut lease =
                     tx.prepare_cached("UPDATE jobs SET lease_until = ? WHERE id = ?")?;
                 for job in &jobs {
                     lease.execute([lease_until, job.id])?;
                 }
-                jobs
-            };
+            }
             tx.commit()?;
             Ok(jobs)
         })
         .await
     }
 
-    async fn next_due(&self, now: i64) -> Result<Option<i64>> {
+    async fn next_due(&self, now: i64) -> Result<NextDue> {
         self.run(move |c| {
             // A leased job comes back at its lease's end at the earliest.
-            let t: Option<i64> = c
-                .prepare_cached("SELECT MIN(MAX(due_at, lease_until)) AS t FROM jobs")?
-                .query_row([], |r| r.get(0))?;
-            Ok(t.map(|t| t.max(now)))
+            let (polls, other): (Option<i64>, Option<i64>) = c
+                .prepare_cached(
+                    "SELECT (SELECT MIN(MAX(due_at, lease_until)) FROM jobs WHERE kind = 'poll'),
+                            (SELECT MIN(MAX(due_at, lease_until)) FROM jobs WHERE kind <> 'poll')",
+                )?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(NextDue {
+                polls: polls.map(|t| t.max(now)),
+                other: other.map(|t| t.max(now)),
+            })
         })
         .await
     }
@@ -1224,18 +1258,18 @@ mod tests {
         };
         assert!(s.sessions(&filter).await.unwrap().is_empty());
 
-        assert_eq!(s.next_due(50).await.unwrap(), Some(100));
-        assert!(s.claim_due_jobs(50, 10, 500).await.unwrap().is_empty());
-        let jobs = s.claim_due_jobs(150, 10, 500).await.unwrap();
+        assert_eq!(s.next_due(50).await.unwrap().earliest(), Some(100));
+        assert!(s.claim_due_jobs(50, 10, 10, 500).await.unwrap().is_empty());
+        let jobs = s.claim_due_jobs(150, 10, 10, 500).await.unwrap();
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].id, job);
-        assert!(s.claim_due_jobs(150, 10, 500).await.unwrap().is_empty());
-        assert_eq!(s.next_due(150).await.unwrap(), Some(500));
-        assert_eq!(s.next_due(900).await.unwrap(), Some(900));
+        assert!(s.claim_due_jobs(150, 10, 10, 500).await.unwrap().is_empty());
+        assert_eq!(s.next_due(150).await.unwrap().earliest(), Some(500));
+        assert_eq!(s.next_due(900).await.unwrap().earliest(), Some(900));
         s.release_node_leases().await.unwrap();
-        assert_eq!(s.next_due(150).await.unwrap(), Some(150));
+        assert_eq!(s.next_due(150).await.unwrap().earliest(), Some(150));
         s.finish_job(job).await.unwrap();
-        assert_eq!(s.next_due(150).await.unwrap(), None);
+        assert_eq!(s.next_due(150).await.unwrap().earliest(), None);
 
         // Many concurrent readers share the four connections.
         let s = Arc::new(s);

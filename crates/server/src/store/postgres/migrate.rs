@@ -6,10 +6,16 @@ use super::super::{Error, Result};
 use sqlx::PgPool;
 
 /// Migrations, in order, embedded in the binary.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        include_str!("../../../migrations/postgres/0002_job_classes.sql"),
+    ),
+];
 /// Advisory lock key held while migrating ("gangway" in ASCII).
 const MIGRATION_LOCK: i64 = 0x67616e67776179;
 

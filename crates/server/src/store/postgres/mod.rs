@@ -327,16 +327,30 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn claim_due_jobs(&self, now: i64, limit: i64, lease_until: i64) -> Result<Vec<Job>> {
-        // Rows another node is claiming right now are skipped, not waited for.
+    async fn claim_due_jobs(
+        &self,
+        now: i64,
+        limit: i64,
+        poll_limit: i64,
+        lease_until: i64,
+    ) -> Result<Vec<Job>> {
+        // Rows another node is claiming right now are skipped, not waited
+        // for. Each class walks its own index on the ready time.
         sqlx::query(
-            "UPDATE jobs SET lease_until = $3, lease_owner = $4 WHERE id IN (
-               SELECT id FROM jobs WHERE GREATEST(due_at, lease_until) <= $1
-               ORDER BY GREATEST(due_at, lease_until) LIMIT $2 FOR UPDATE SKIP LOCKED)
+            "WITH other AS (
+               SELECT id FROM jobs WHERE kind <> 'poll' AND GREATEST(due_at, lease_until) <= $1
+               ORDER BY GREATEST(due_at, lease_until) LIMIT $2 FOR UPDATE SKIP LOCKED
+             ), polls AS (
+               SELECT id FROM jobs WHERE kind = 'poll' AND GREATEST(due_at, lease_until) <= $1
+               ORDER BY GREATEST(due_at, lease_until) LIMIT $3 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE jobs SET lease_until = $4, lease_owner = $5
+             WHERE id IN (SELECT id FROM other UNION ALL SELECT id FROM polls)
              RETURNING id, session_id, kind, payload, due_at, attempts",
         )
         .bind(now)
-        .bind(limit)
+        .bind(limit.max(0))
+        .bind(poll_limit.max(0))
         .bind(lease_until)
         .bind(&*self.node)
         .fetch_all(&self.pool)
@@ -346,13 +360,18 @@ impl Store for PgStore {
         .collect()
     }
 
-    async fn next_due(&self, now: i64) -> Result<Option<i64>> {
+    async fn next_due(&self, now: i64) -> Result<NextDue> {
         // A leased job comes back at its lease's end at the earliest.
-        let (t,): (Option<i64>,) =
-            sqlx::query_as("SELECT MIN(GREATEST(due_at, lease_until)) FROM jobs")
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(t.map(|t| t.max(now)))
+        let (polls, other): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT MIN(GREATEST(due_at, lease_until)) FROM jobs WHERE kind = 'poll'),
+                    (SELECT MIN(GREATEST(due_at, lease_until)) FROM jobs WHERE kind <> 'poll')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(NextDue {
+            polls: polls.map(|t| t.max(now)),
+            other: other.map(|t| t.max(now)),
+        })
     }
 
     async fn release_node_leases(&self) -> Result<u64> {
