@@ -263,6 +263,58 @@ impl Drop for Pooled {
     }
 }
 
+/// Selects and leases due jobs under one write lock. Each class walks its
+/// own index on the ready time (migration 2).
+fn claim(
+    c: &mut Connection,
+    now: i64,
+    limit: i64,
+    poll_limit: i64,
+    lease_until: i64,
+) -> Result<Vec<Job>> {
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut jobs = Vec::new();
+    for (sql, n) in [
+        (
+            "SELECT id, session_id, kind, payload, due_at, attempts FROM jobs
+                 WHERE kind <> 'poll' AND MAX(due_at, lease_until) <= ?
+                 ORDER BY MAX(due_at, lease_until) LIMIT ?",
+            limit,
+        ),
+        (
+            "SELECT id, session_id, kind, payload, due_at, attempts FROM jobs
+                 WHERE kind = 'poll' AND MAX(due_at, lease_until) <= ?
+                 ORDER BY MAX(due_at, lease_until) LIMIT ?",
+            poll_limit,
+        ),
+    ] {
+        if n <= 0 {
+            continue;
+        }
+        let mut select = tx.prepare_cached(sql)?;
+        jobs.extend(collect(&mut select, [now, n], |r| {
+            let kind: String = r.get(2)?;
+            Ok(Job {
+                id: r.get(0)?,
+                session_id: r.get(1)?,
+                kind: JobKind::parse(&kind)
+                    .ok_or_else(|| Error::Corrupt(format!("job kind `{kind}`")))?,
+                payload: json_col(r, 3, "payload")?,
+                due_at: r.get(4)?,
+                attempts: r.get(5)?,
+            })
+        })?);
+    }
+    {
+        let mut lease = tx.prepare_cached("UPDATE jobs SET lease_until = ? WHERE id = ?")?;
+        for job in &jobs {
+            lease.execute([lease_until, job.id])?;
+        }
+    }
+    tx.commit()?;
+    Ok(jobs)
+}
+
 /// Applies the migrations not applied yet, each in its own transaction.
 fn migrate(conn: &mut Connection) -> Result<()> {
     conn.execute_batch(
@@ -933,50 +985,13 @@ impl Store for SqliteStore {
         lease_until: i64,
     ) -> Result<Vec<Job>> {
         self.run(move |c| {
-            // Selected and leased under one write lock. Each class walks its
-            // own index on the ready time (migration 2).
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let mut jobs = Vec::new();
-            for (sql, n) in [
-                (
-                    "SELECT id, session_id, kind, payload, due_at, attempts FROM jobs
-                     WHERE kind <> 'poll' AND MAX(due_at, lease_until) <= ?
-                     ORDER BY MAX(due_at, lease_until) LIMIT ?",
-                    limit,
-                ),
-                (
-                    "SELECT id, session_id, kind, payload, due_at, attempts FROM jobs
-                     WHERE kind = 'poll' AND MAX(due_at, lease_until) <= ?
-                     ORDER BY MAX(due_at, lease_until) LIMIT ?",
-                    poll_limit,
-                ),
-            ] {
-                if n <= 0 {
-                    continue;
-                }
-                let mut select = tx.prepare_cached(sql)?;
-                jobs.extend(collect(&mut select, [now, n], |r| {
-                    let kind: String = r.get(2)?;
-                    Ok(Job {
-                        id: r.get(0)?,
-                        session_id: r.get(1)?,
-                        kind: JobKind::parse(&kind)
-                            .ok_or_else(|| Error::Corrupt(format!("job kind `{kind}`")))?,
-                        payload: json_col(r, 3, "payload")?,
-                        due_at: r.get(4)?,
-                        attempts: r.get(5)?,
-                    })
-                })?);
-            }
-            {
-                let mut lease =
-                    tx.prepare_cached("UPDATE jobs SET lease_until = ? WHERE id = ?")?;
-                for job in &jobs {
-                    lease.execute([lease_until, job.id])?;
-                }
-            }
-            tx.commit()?;
-            Ok(jobs)
+            // A lease need not survive a crash (one process serves the file
+            // and frees every lease at start), so the claim is not fsynced:
+            // the next durable commit syncs the WAL up to and past it.
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            let claimed = claim(c, now, limit, poll_limit, lease_until);
+            c.pragma_update(None, "synchronous", "FULL")?;
+            claimed
         })
         .await
     }
