@@ -22,7 +22,9 @@ export async function until(what, check, ms = 20000, every = 50) {
 
 /** `allowedOrigins`: extra `client.allowed_origins` (customer pages on other origins). */
 export async function startDemo({ allowedOrigins = [] } = {}) {
-  const bin = process.env.GANGWAY_BIN || join(ROOT, "target/debug/gangway");
+  // Where cargo put it: CARGO_TARGET_DIR when set, as cargo itself does.
+  const target = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(ROOT, "target");
+  const bin = process.env.GANGWAY_BIN || join(target, "debug/gangway");
   if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`cargo build -p gangway\` first`);
   const dir = mkdtempSync(join(tmpdir(), "gangway-browser-"));
   const apiKey = `gw_demo_${randomBytes(32).toString("hex")}`;
