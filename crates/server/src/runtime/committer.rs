@@ -199,6 +199,25 @@ async fn lookups(
     works: &[Work],
 ) -> Result<Lookups, crate::store::Error> {
     let shared = engine.store.is_shared();
+    // The provider references of the batch, looked up together.
+    let mut refs: Vec<(&str, &str)> = works
+        .iter()
+        .filter_map(|work| match work {
+            Work::Ingest(ev) if shared && ev.namespace != "session" => {
+                Some((ev.namespace.as_str(), ev.reference.as_str()))
+            }
+            Work::Adopt {
+                namespace,
+                reference,
+                session_id: None,
+            } => Some((namespace.as_str(), reference.as_str())),
+            _ => None,
+        })
+        .collect();
+    refs.sort_unstable();
+    refs.dedup();
+    let correlated = tx.correlations(&refs).await?;
+    let session_of = |n: &str, r: &str| correlated.get(&(n.to_string(), r.to_string())).cloned();
     let mut sessions = Vec::new();
     let mut per_work = Vec::with_capacity(works.len());
     for work in works {
@@ -212,7 +231,7 @@ async fn lookups(
                 None
             }
             Work::Ingest(ev) if shared && ev.namespace != "session" => {
-                Some(tx.correlation(&ev.namespace, &ev.reference).await?)
+                Some(session_of(&ev.namespace, &ev.reference))
             }
             Work::Ingest(ev) if shared => Some(Some(ev.reference.clone())),
             Work::Adopt {
@@ -223,7 +242,7 @@ async fn lookups(
                 namespace,
                 reference,
                 session_id: None,
-            } => Some(tx.correlation(namespace, reference).await?),
+            } => Some(session_of(namespace, reference)),
             _ => None,
         };
         if let Some(Some(sid)) = &found {

@@ -296,6 +296,20 @@ pub trait Tx: Send {
         session_id: Option<&str>,
     ) -> Result<Option<i64>>;
     async fn correlation(&mut self, namespace: &str, reference: &str) -> Result<Option<String>>;
+    /// The sessions of these `(namespace, reference)`, for those that are
+    /// correlated. Network databases answer in one round trip.
+    async fn correlations(
+        &mut self,
+        refs: &[(&str, &str)],
+    ) -> Result<std::collections::HashMap<(String, String), String>> {
+        let mut found = std::collections::HashMap::new();
+        for &(namespace, reference) in refs {
+            if let Some(sid) = self.correlation(namespace, reference).await? {
+                found.insert((namespace.to_string(), reference.to_string()), sid);
+            }
+        }
+        Ok(found)
+    }
     /// Records the reference and adopts events that arrived before it.
     async fn insert_correlation(
         &mut self,

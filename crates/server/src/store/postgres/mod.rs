@@ -5,6 +5,7 @@
 //! names the node holding it. Other nodes hear about new free jobs and new
 //! client events through `LISTEN/NOTIFY` (notify.rs).
 
+mod events;
 mod jobs;
 mod migrate;
 mod notify;
@@ -100,12 +101,18 @@ impl Store for PgStore {
         let (namespaces, references): (Vec<&str>, Vec<&str>) =
             refs.iter().map(|(n, r)| (n.as_str(), r.as_str())).unzip();
         Ok(sqlx::query_as(
-            "SELECT DISTINCT c.namespace, c.reference, c.session_id
-             FROM UNNEST($1::text[], $2::text[]) AS r(namespace, reference)
-             JOIN correlations c ON c.namespace = r.namespace AND c.reference = r.reference
-             WHERE EXISTS (SELECT 1 FROM inbound_events e
-                           WHERE e.namespace = r.namespace AND e.reference = r.reference
-                             AND e.session_id IS NULL)",
+            // Index lookups per reference, whatever the plan cache holds:
+            // as a plain join, a generic plan made while `correlations` was
+            // small hashed the whole table on every call (OFFSET 0 and
+            // LIMIT keep the subqueries from being flattened into a join).
+            "SELECT DISTINCT r.namespace, r.reference, c.session_id
+             FROM UNNEST($1::text[], $2::text[]) AS r(namespace, reference),
+             LATERAL (SELECT 1 FROM inbound_events e
+                      WHERE e.namespace = r.namespace AND e.reference = r.reference
+                        AND e.session_id IS NULL LIMIT 1) AS e,
+             LATERAL (SELECT session_id FROM correlations c
+                      WHERE c.namespace = r.namespace AND c.reference = r.reference
+                      OFFSET 0) AS c",
         )
         .bind(namespaces)
         .bind(references)
@@ -128,6 +135,7 @@ impl Store for PgStore {
             deliveries: Vec::new(),
             locked: std::collections::HashMap::new(),
             jobs: jobs::PendingJobs::new(self.job_ids.clone()),
+            events: events::EventCache::default(),
         }))
     }
 

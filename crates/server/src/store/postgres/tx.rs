@@ -7,7 +7,7 @@
 //! notifications are queued and sent with the commit.
 
 use super::super::*;
-use super::{jobs::PendingJobs, notify, rows, writes};
+use super::{events, events::EventCache, jobs::PendingJobs, notify, rows, writes};
 use sqlx::{Postgres, Transaction};
 use std::collections::HashMap;
 
@@ -33,6 +33,9 @@ pub(super) struct PgTx {
     pub(super) jobs: PendingJobs,
     /// Customer webhook deliveries created, written at commit.
     pub(super) deliveries: Vec<NewDelivery>,
+    /// Unconsumed events of the sessions locked up front; consumptions,
+    /// written at commit.
+    pub(super) events: EventCache,
 }
 
 impl PgTx {
@@ -47,6 +50,7 @@ impl PgTx {
         let updated: Vec<SessionRow> = std::mem::take(&mut self.updated).into_values().collect();
         writes::update_sessions(&mut self.tx, &updated).await?;
         self.write_deliveries().await?;
+        self.events.write(&mut self.tx).await?;
         self.jobs.write(&mut self.tx, &self.node).await
     }
 
@@ -88,14 +92,17 @@ impl Tx for PgTx {
             rows::SESSION_COLUMNS
         );
         let found = sqlx::query(&sql).bind(ids).fetch_all(&mut *self.tx).await?;
+        let mut existing = Vec::with_capacity(found.len());
         for r in &found {
             let row = rows::session(r)?;
+            existing.push(row.id.clone());
             self.locked.insert(row.id.clone(), row);
         }
-        Ok(())
+        self.events.load(&mut self.tx, &existing).await
     }
 
     async fn insert_session(&mut self, r: &SessionRow) -> Result<()> {
+        self.events.keep_new(&r.id);
         self.created.insert(r.id.clone(), r.clone());
         Ok(())
     }
@@ -253,6 +260,15 @@ impl Tx for PgTx {
         .bind(ev.received_at)
         .fetch_optional(&mut *self.tx)
         .await?;
+        if let (Some((id,)), Some(session)) = (id, session_id) {
+            let row = EventRow {
+                id,
+                name: ev.name.clone(),
+                source: ev.source.clone(),
+                data: ev.data.clone(),
+            };
+            self.events.add(session, row);
+        }
         Ok(id.map(|(id,)| id))
     }
 
@@ -267,6 +283,30 @@ impl Tx for PgTx {
         Ok(row.map(|(s,)| s))
     }
 
+    async fn correlations(
+        &mut self,
+        refs: &[(&str, &str)],
+    ) -> Result<HashMap<(String, String), String>> {
+        if refs.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let (namespaces, references): (Vec<&str>, Vec<&str>) = refs.iter().copied().unzip();
+        // A lookup by primary key per reference, whatever plan is cached
+        // (OFFSET 0 keeps the subquery from being turned into a hash join).
+        let found: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT r.namespace, r.reference, c.session_id
+             FROM UNNEST($1::text[], $2::text[]) AS r(namespace, reference),
+             LATERAL (SELECT session_id FROM correlations c
+                      WHERE c.namespace = r.namespace AND c.reference = r.reference
+                      OFFSET 0) AS c",
+        )
+        .bind(namespaces)
+        .bind(references)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(found.into_iter().map(|(n, r, sid)| ((n, r), sid)).collect())
+    }
+
     async fn insert_correlation(
         &mut self,
         namespace: &str,
@@ -274,17 +314,21 @@ impl Tx for PgTx {
         session_id: &str,
     ) -> Result<()> {
         // One round trip: the reference, and the events that came before it.
-        sqlx::query(
+        let adopted = sqlx::query(
             "WITH c AS (INSERT INTO correlations (namespace, reference, session_id)
                         VALUES ($2, $3, $1) ON CONFLICT DO NOTHING)
              UPDATE inbound_events SET session_id = $1
-             WHERE namespace = $2 AND reference = $3 AND session_id IS NULL",
+             WHERE namespace = $2 AND reference = $3 AND session_id IS NULL
+             RETURNING id, name, source, data",
         )
         .bind(session_id)
         .bind(namespace)
         .bind(reference)
-        .execute(&mut *self.tx)
+        .fetch_all(&mut *self.tx)
         .await?;
+        for r in &adopted {
+            self.events.add(session_id, events::event(r)?);
+        }
         Ok(())
     }
 
@@ -296,18 +340,22 @@ impl Tx for PgTx {
     ) -> Result<u64> {
         // Only for the session the reference is correlated to: the caller
         // may name the session it correlated, and another may own it.
-        Ok(sqlx::query(
+        let adopted = sqlx::query(
             "UPDATE inbound_events SET session_id = $1
              WHERE namespace = $2 AND reference = $3 AND session_id IS NULL
                AND EXISTS (SELECT 1 FROM correlations c
-                           WHERE c.namespace = $2 AND c.reference = $3 AND c.session_id = $1)",
+                           WHERE c.namespace = $2 AND c.reference = $3 AND c.session_id = $1)
+             RETURNING id, name, source, data",
         )
         .bind(session_id)
         .bind(namespace)
         .bind(reference)
-        .execute(&mut *self.tx)
-        .await?
-        .rows_affected())
+        .fetch_all(&mut *self.tx)
+        .await?;
+        for r in &adopted {
+            self.events.add(session_id, events::event(r)?);
+        }
+        Ok(adopted.len() as u64)
     }
 
     async fn pending_events(
@@ -315,6 +363,9 @@ impl Tx for PgTx {
         session_id: &str,
         names: &[String],
     ) -> Result<Vec<EventRow>> {
+        if let Some(kept) = self.events.pending(session_id, names) {
+            return Ok(kept);
+        }
         let rows = sqlx::query(
             "SELECT id, name, source, data FROM inbound_events
              WHERE session_id = $1 AND consumed_at IS NULL AND name = ANY($2) ORDER BY id",
@@ -323,29 +374,26 @@ impl Tx for PgTx {
         .bind(names)
         .fetch_all(&mut *self.tx)
         .await?;
-        rows.iter()
-            .map(|r| {
-                use sqlx::Row;
-                Ok(EventRow {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    source: r.try_get("source")?,
-                    data: rows::json(r, "data")?,
-                })
-            })
-            .collect()
+        let mut found = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let ev = events::event(r)?;
+            // Consumed earlier in this transaction, not yet written.
+            if !self.events.is_consumed(ev.id) {
+                found.push(ev);
+            }
+        }
+        Ok(found)
     }
 
     async fn consume_event(&mut self, id: i64, at: i64) -> Result<()> {
-        sqlx::query("UPDATE inbound_events SET consumed_at = $1 WHERE id = $2")
-            .bind(at)
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
+        self.events.consume(id, at);
         Ok(())
     }
 
     async fn consume_events_named(&mut self, session_id: &str, name: &str, at: i64) -> Result<()> {
+        if self.events.consume_named(session_id, name, at) {
+            return Ok(());
+        }
         sqlx::query(
             "UPDATE inbound_events SET consumed_at = $1 WHERE session_id = $2 AND name = $3 AND consumed_at IS NULL",
         )
