@@ -7,7 +7,7 @@
 
 use gangway_core::engine::SessionState;
 use gangway_server::store::{
-    self, ClientEvent, DeliveryAttempt, JobKind, NewDelivery, NewEvent, NewJob, NextDue,
+    self, ClientEvent, DeliveryAttempt, EventRow, JobKind, NewDelivery, NewEvent, NewJob, NextDue,
     OpenOptions, SessionFilter, SessionRow, Signal, Store, TimelineEntry,
 };
 use serde_json::json;
@@ -399,6 +399,149 @@ async fn writes_within_a_transaction(s: &dyn Store) {
     assert_eq!(s.session("w1").await.unwrap().unwrap().client_seq, 9);
 }
 
+fn event_for(key: &str, reference: &str, name: &str) -> NewEvent {
+    NewEvent {
+        event_key: key.into(),
+        reference: reference.into(),
+        name: name.into(),
+        ..event(key)
+    }
+}
+
+/// Events read, given and consumed within one transaction: what a later
+/// call in the same transaction sees, and what is stored after it.
+async fn events_within_a_transaction(s: &dyn Store) {
+    let names = |evs: &[EventRow]| evs.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+    let want = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_session(&session("v1")).await.unwrap();
+    tx.insert_session(&session("v2")).await.unwrap();
+    // Stored before the session locking them: one already given to v1,
+    // one early (no session yet) for a reference v1 correlates later.
+    tx.insert_event(&event_for("v-a", "rv1", "a"), Some("v1"))
+        .await
+        .unwrap();
+    tx.insert_event(&event_for("v-early", "rv-late", "b"), None)
+        .await
+        .unwrap();
+    tx.insert_correlation("ns", "rv1", "v1").await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = s.begin().await.unwrap();
+    tx.lock_sessions(&["v1"]).await.unwrap();
+    assert!(tx.lock_session("v2").await.unwrap().is_some());
+    let all = ["a", "b", "c"].map(String::from);
+    assert_eq!(
+        names(&tx.pending_events("v1", &all).await.unwrap()),
+        want(&["a"])
+    );
+    // References of a batch, looked up together.
+    let found = tx
+        .correlations(&[("ns", "rv1"), ("ns", "rv-late"), ("ns", "nowhere")])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[&("ns".to_string(), "rv1".to_string())], "v1");
+    // Given in this transaction: stored for v1, adopted by a correlation.
+    tx.insert_event(&event_for("v-c1", "rv1", "c"), Some("v1"))
+        .await
+        .unwrap();
+    tx.insert_event(&event_for("v-c2", "rv1", "c"), Some("v1"))
+        .await
+        .unwrap();
+    tx.insert_correlation("ns", "rv-late", "v1").await.unwrap();
+    let pending = tx.pending_events("v1", &all).await.unwrap();
+    assert_eq!(names(&pending), want(&["a", "b", "c", "c"]), "oldest first");
+    assert!(tx.pending_events("v2", &all).await.unwrap().is_empty());
+    let only_c = tx.pending_events("v1", &want(&["c"])).await.unwrap();
+    assert_eq!(only_c.len(), 2);
+    // Consumed here: gone for the rest of the transaction.
+    tx.consume_event(pending[0].id, 50).await.unwrap();
+    tx.consume_event(only_c[0].id, 50).await.unwrap();
+    tx.consume_events_named("v1", "c", 50).await.unwrap();
+    assert_eq!(
+        names(&tx.pending_events("v1", &all).await.unwrap()),
+        want(&["b"])
+    );
+    // A session locked on its own, not up front, reads the same way.
+    tx.insert_event(&event_for("v-d", "rv2", "d"), Some("v2"))
+        .await
+        .unwrap();
+    let d = tx.pending_events("v2", &want(&["d"])).await.unwrap();
+    assert_eq!(names(&d), want(&["d"]));
+    tx.consume_event(d[0].id, 50).await.unwrap();
+    assert!(
+        tx.pending_events("v2", &want(&["d"]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tx.commit().await.unwrap();
+
+    // Stored: what was consumed stays consumed, the rest waits.
+    let mut tx = s.begin().await.unwrap();
+    assert!(tx.lock_session("v1").await.unwrap().is_some());
+    assert_eq!(
+        names(&tx.pending_events("v1", &all).await.unwrap()),
+        want(&["b"])
+    );
+    assert!(
+        tx.pending_events("v2", &want(&["d"]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tx.commit().await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    tx.lock_sessions(&["v1", "v2"]).await.unwrap();
+    assert_eq!(
+        names(&tx.pending_events("v1", &all).await.unwrap()),
+        want(&["b"])
+    );
+    tx.commit().await.unwrap();
+
+    // Attempts of one delivery in one transaction: each is logged, the
+    // last one sets the status.
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_delivery(&NewDelivery {
+        id: "msg_v1".into(),
+        session_id: "v1".into(),
+        endpoint: "http://127.0.0.1:9/hook".into(),
+        event_type: "session.ended".into(),
+        payload: json!({}),
+        created_at: 5,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    for (n, status, code, next) in [(1, "pending", 503, Some(90)), (2, "delivered", 200, None)] {
+        let attempt = DeliveryAttempt {
+            attempt: n,
+            at: 60 + n,
+            status_code: Some(code),
+            error: None,
+            duration_ms: 2,
+        };
+        tx.record_delivery_attempt("msg_v1", &attempt, status, next)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let d = &s.deliveries("v1").await.unwrap()[0];
+    assert_eq!(
+        (
+            d.status.as_str(),
+            d.attempts,
+            d.next_attempt_at,
+            d.delivered_at
+        ),
+        ("delivered", 2, None, Some(62))
+    );
+    let codes: Vec<Option<i64>> = d.attempt_log.iter().map(|a| a.status_code).collect();
+    assert_eq!(codes, vec![Some(503), Some(200)]);
+}
+
 /// Workflow versions: the first stored hash wins.
 async fn workflow_versions(s: &dyn Store) {
     assert_eq!(
@@ -488,6 +631,7 @@ async fn sqlite_conforms() {
     job_classes(s.as_ref()).await;
     round_trip(s.as_ref()).await;
     writes_within_a_transaction(s.as_ref()).await;
+    events_within_a_transaction(s.as_ref()).await;
     workflow_versions(s.as_ref()).await;
     assert!(s.signals().await.unwrap().is_none());
 }
@@ -499,6 +643,7 @@ async fn postgres_conforms() {
     job_classes(s.as_ref()).await;
     round_trip(s.as_ref()).await;
     writes_within_a_transaction(s.as_ref()).await;
+    events_within_a_transaction(s.as_ref()).await;
     workflow_versions(s.as_ref()).await;
     drop(s);
     db.drop_now().await;

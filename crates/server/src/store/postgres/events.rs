@@ -117,10 +117,10 @@ impl EventCache {
             // By primary key only: a `consumed_at IS NULL` here made the
             // planner AND in a scan of the whole pending index.
             sqlx::query("UPDATE inbound_events SET consumed_at = $1 WHERE id = ANY($2)")
-            .bind(at)
-            .bind(ids)
-            .execute(&mut **tx)
-            .await?;
+                .bind(at)
+                .bind(ids)
+                .execute(&mut **tx)
+                .await?;
         }
         Ok(())
     }

@@ -133,6 +133,7 @@ impl Store for PgStore {
             created: std::collections::HashMap::new(),
             updated: std::collections::HashMap::new(),
             deliveries: Vec::new(),
+            attempts: Vec::new(),
             locked: std::collections::HashMap::new(),
             jobs: jobs::PendingJobs::new(self.job_ids.clone()),
             events: events::EventCache::default(),

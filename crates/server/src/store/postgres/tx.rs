@@ -33,6 +33,8 @@ pub(super) struct PgTx {
     pub(super) jobs: PendingJobs,
     /// Customer webhook deliveries created, written at commit.
     pub(super) deliveries: Vec<NewDelivery>,
+    /// Delivery attempts recorded, written at commit after the deliveries.
+    pub(super) attempts: Vec<writes::AttemptWrite>,
     /// Unconsumed events of the sessions locked up front; consumptions,
     /// written at commit.
     pub(super) events: EventCache,
@@ -50,6 +52,8 @@ impl PgTx {
         let updated: Vec<SessionRow> = std::mem::take(&mut self.updated).into_values().collect();
         writes::update_sessions(&mut self.tx, &updated).await?;
         self.write_deliveries().await?;
+        let attempts = std::mem::take(&mut self.attempts);
+        writes::record_attempts(&mut self.tx, &attempts).await?;
         self.events.write(&mut self.tx).await?;
         self.jobs.write(&mut self.tx, &self.node).await
     }
@@ -417,28 +421,12 @@ impl Tx for PgTx {
         status: &str,
         next_attempt_at: Option<i64>,
     ) -> Result<()> {
-        if self.deliveries.iter().any(|d| d.id == id) {
-            self.write_deliveries().await?;
-        }
-        let delivered_at = (status == "delivered").then_some(a.at);
-        // The attempt and the delivery's new status in one round trip.
-        sqlx::query(
-            "WITH a AS (INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, error, duration_ms)
-                        VALUES ($5, $2, $6, $7, $8, $9) ON CONFLICT DO NOTHING)
-             UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3,
-               delivered_at = COALESCE($4, delivered_at) WHERE id = $5",
-        )
-        .bind(status)
-        .bind(a.attempt)
-        .bind(next_attempt_at)
-        .bind(delivered_at)
-        .bind(id)
-        .bind(a.at)
-        .bind(a.status_code)
-        .bind(&a.error)
-        .bind(a.duration_ms)
-        .execute(&mut *self.tx)
-        .await?;
+        self.attempts.push(writes::AttemptWrite {
+            delivery_id: id.to_string(),
+            attempt: a.clone(),
+            status: status.to_string(),
+            next_attempt_at,
+        });
         Ok(())
     }
 

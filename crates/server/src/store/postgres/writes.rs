@@ -2,7 +2,7 @@
 //! `UNNEST` statement whatever the batch size (a round trip and a statement
 //! per row was most of a group commit's cost).
 
-use super::super::{NewDelivery, Result, SessionRow};
+use super::super::{DeliveryAttempt, NewDelivery, Result, SessionRow};
 use sqlx::{Postgres, Transaction};
 
 type Tx = Transaction<'static, Postgres>;
@@ -105,6 +105,57 @@ pub(super) async fn insert_deliveries(tx: &mut Tx, rows: &[NewDelivery]) -> Resu
     .bind(col(|d| d.event_type.clone()))
     .bind(col(|d| d.payload.to_string()))
     .bind(rows.iter().map(|d| d.created_at).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A delivery attempt recorded in this transaction, with the delivery's
+/// status after it.
+pub(super) struct AttemptWrite {
+    pub delivery_id: String,
+    pub attempt: DeliveryAttempt,
+    pub status: String,
+    pub next_attempt_at: Option<i64>,
+}
+
+/// Delivery attempts of this transaction, and their deliveries' new status,
+/// in one statement.
+pub(super) async fn record_attempts(tx: &mut Tx, rows: &[AttemptWrite]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // A delivery's last attempt in the batch sets its status.
+    let mut last: std::collections::HashMap<&str, &AttemptWrite> = Default::default();
+    for r in rows {
+        last.insert(r.delivery_id.as_str(), r);
+    }
+    let last: Vec<&AttemptWrite> = last.into_values().collect();
+    sqlx::query(
+        "WITH a AS (INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, error, duration_ms)
+                    SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[], $6::int8[])
+                    ON CONFLICT DO NOTHING)
+         UPDATE deliveries AS d SET status = u.status, attempts = u.attempt,
+           next_attempt_at = u.next_attempt_at, delivered_at = COALESCE(u.delivered_at, d.delivered_at)
+         FROM UNNEST($7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[])
+           AS u(id, status, attempt, next_attempt_at, delivered_at)
+         WHERE d.id = u.id AND d.id = ANY($7)",
+    )
+    .bind(rows.iter().map(|r| r.delivery_id.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.attempt.attempt).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.attempt.at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.attempt.status_code).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.attempt.error.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.attempt.duration_ms).collect::<Vec<_>>())
+    .bind(last.iter().map(|r| r.delivery_id.as_str()).collect::<Vec<_>>())
+    .bind(last.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
+    .bind(last.iter().map(|r| r.attempt.attempt).collect::<Vec<_>>())
+    .bind(last.iter().map(|r| r.next_attempt_at).collect::<Vec<_>>())
+    .bind(
+        last.iter()
+            .map(|r| (r.status == "delivered").then_some(r.attempt.at))
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut **tx)
     .await?;
     Ok(())
