@@ -14,6 +14,7 @@
 //! are not kept and are asked about as before.
 
 use super::super::{EventRow, Result};
+use super::flush::Flush;
 use super::rows;
 use sqlx::{Postgres, Row, Transaction};
 use std::collections::{BTreeMap, HashMap};
@@ -108,21 +109,27 @@ impl EventCache {
         true
     }
 
-    /// Writes the consumptions, before the commit.
-    pub(super) async fn write(&mut self, tx: &mut Tx) -> Result<()> {
-        for (at, ids) in std::mem::take(&mut self.consumed) {
-            if ids.is_empty() {
-                continue;
-            }
-            // By primary key only: a `consumed_at IS NULL` here made the
-            // planner AND in a scan of the whole pending index.
-            sqlx::query("UPDATE inbound_events SET consumed_at = $1 WHERE id = ANY($2)")
-                .bind(at)
-                .bind(ids)
-                .execute(&mut **tx)
-                .await?;
+    /// Adds the consumptions to the commit's statement.
+    pub(super) fn push(&mut self, f: &mut Flush<'_>) {
+        let mut ids = Vec::new();
+        let mut ats = Vec::new();
+        for (at, consumed) in std::mem::take(&mut self.consumed) {
+            ats.extend(std::iter::repeat_n(at, consumed.len()));
+            ids.extend(consumed);
         }
-        Ok(())
+        if ids.is_empty() {
+            return;
+        }
+        f.part(|p| {
+            p.sql("UPDATE inbound_events AS e SET consumed_at = c.at FROM UNNEST(")
+                .columns(|c| {
+                    c.col(ids.clone(), "int8[]").col(ats, "int8[]");
+                })
+                // By primary key: the `ANY` keeps the plan an index lookup.
+                .sql(") AS c(id, at) WHERE e.id = c.id AND e.id = ANY(")
+                .array(ids, "int8[]")
+                .sql(")");
+        });
     }
 }
 

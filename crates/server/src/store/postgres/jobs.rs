@@ -7,6 +7,7 @@
 //! once.
 
 use super::super::{NewJob, Result};
+use super::flush::Flush;
 use sqlx::{PgConnection, Postgres, Transaction};
 use std::sync::{Arc, Mutex};
 
@@ -92,35 +93,43 @@ impl PendingJobs {
         self.inserts.iter().any(|(i, _)| *i == id)
     }
 
-    /// Writes what is kept (at commit, or before a statement that must see it).
+    /// Writes what is kept now, before a statement that must see it.
     pub(super) async fn write(
         &mut self,
         tx: &mut Transaction<'static, Postgres>,
         node: &str,
     ) -> Result<()> {
+        let mut f = Flush::new();
+        self.push(&mut f, node);
+        f.run(tx, Vec::new(), Vec::new()).await
+    }
+
+    /// Adds what is kept to the commit's statement: deletes, then inserts
+    /// (the parts of one statement do not see each other's rows, so the
+    /// deletes cannot reach a row inserted here, as in call order).
+    pub(super) fn push(&mut self, f: &mut Flush<'_>, node: &str) {
         let deletes = std::mem::take(&mut self.deletes);
         let clears = std::mem::take(&mut self.clears);
         let inserts = std::mem::take(&mut self.inserts);
         if !deletes.is_empty() {
-            sqlx::query("DELETE FROM jobs WHERE id = ANY($1)")
-                .bind(&deletes)
-                .execute(&mut **tx)
-                .await?;
+            f.part(|p| {
+                p.sql("DELETE FROM jobs WHERE id = ANY(")
+                    .array(deletes, "int8[]")
+                    .sql(")");
+            });
         }
         if !clears.is_empty() {
-            let (sessions, kinds): (Vec<&str>, Vec<&str>) =
-                clears.iter().map(|(s, k)| (s.as_str(), *k)).unzip();
-            sqlx::query(
-                "DELETE FROM jobs AS j USING UNNEST($1::text[], $2::text[]) AS c(session_id, kind)
-                 WHERE j.session_id = c.session_id AND j.kind = c.kind",
-            )
-            .bind(sessions)
-            .bind(kinds)
-            .execute(&mut **tx)
-            .await?;
+            let (sessions, kinds): (Vec<String>, Vec<&'static str>) = clears.into_iter().unzip();
+            f.part(|p| {
+                p.sql("DELETE FROM jobs AS j USING UNNEST(")
+                    .columns(|c| {
+                        c.col(sessions, "text[]").col(kinds, "text[]");
+                    })
+                    .sql(") AS c(session_id, kind) WHERE j.session_id = c.session_id AND j.kind = c.kind");
+            });
         }
         if inserts.is_empty() {
-            return Ok(());
+            return;
         }
         let n = inserts.len();
         let mut ids = Vec::with_capacity(n);
@@ -130,29 +139,30 @@ impl PendingJobs {
         let mut due = Vec::with_capacity(n);
         let mut lease = Vec::with_capacity(n);
         let mut owners = Vec::with_capacity(n);
-        for (id, job) in &inserts {
-            ids.push(*id);
-            sessions.push(job.session_id.as_str());
+        for (id, job) in inserts {
+            ids.push(id);
             kinds.push(job.kind.as_str());
             payloads.push(job.payload.to_string());
             due.push(job.due_at);
             lease.push(job.lease_until);
-            owners.push((job.lease_until > 0).then_some(node));
+            owners.push((job.lease_until > 0).then(|| node.to_string()));
+            sessions.push(job.session_id);
         }
-        sqlx::query(
-            "INSERT INTO jobs (id, session_id, kind, payload, due_at, lease_until, lease_owner)
-             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[],
-                                  $6::int8[], $7::text[])",
-        )
-        .bind(ids)
-        .bind(sessions)
-        .bind(kinds)
-        .bind(payloads)
-        .bind(due)
-        .bind(lease)
-        .bind(owners)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
+        f.part(|p| {
+            p.sql(
+                "INSERT INTO jobs (id, session_id, kind, payload, due_at, lease_until, lease_owner)
+                 SELECT * FROM UNNEST(",
+            )
+            .columns(|c| {
+                c.col(ids, "int8[]")
+                    .col(sessions, "text[]")
+                    .col(kinds, "text[]")
+                    .col(payloads, "text[]")
+                    .col(due, "int8[]")
+                    .col(lease, "int8[]")
+                    .col(owners, "text[]");
+            })
+            .sql(")");
+        });
     }
 }

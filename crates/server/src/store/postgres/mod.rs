@@ -6,6 +6,7 @@
 //! client events through `LISTEN/NOTIFY` (notify.rs).
 
 mod events;
+mod flush;
 mod jobs;
 mod migrate;
 mod notify;
@@ -134,6 +135,8 @@ impl Store for PgStore {
             updated: std::collections::HashMap::new(),
             deliveries: Vec::new(),
             attempts: Vec::new(),
+            timeline: Vec::new(),
+            client_rows: Vec::new(),
             locked: std::collections::HashMap::new(),
             jobs: jobs::PendingJobs::new(self.job_ids.clone()),
             events: events::EventCache::default(),

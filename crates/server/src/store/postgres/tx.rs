@@ -7,7 +7,7 @@
 //! notifications are queued and sent with the commit.
 
 use super::super::*;
-use super::{events, events::EventCache, jobs::PendingJobs, notify, rows, writes};
+use super::{events, events::EventCache, flush::Flush, jobs::PendingJobs, notify, rows, writes};
 use sqlx::{Postgres, Transaction};
 use std::collections::HashMap;
 
@@ -33,8 +33,12 @@ pub(super) struct PgTx {
     pub(super) jobs: PendingJobs,
     /// Customer webhook deliveries created, written at commit.
     pub(super) deliveries: Vec<NewDelivery>,
-    /// Delivery attempts recorded, written at commit after the deliveries.
+    /// Delivery attempts recorded, written at commit (their deliveries
+    /// exist by then: see `write_deliveries`).
     pub(super) attempts: Vec<writes::AttemptWrite>,
+    /// Timeline entries and client events, written at commit.
+    pub(super) timeline: Vec<(String, TimelineEntry)>,
+    pub(super) client_rows: Vec<(String, ClientEvent)>,
     /// Unconsumed events of the sessions locked up front; consumptions,
     /// written at commit.
     pub(super) events: EventCache,
@@ -45,22 +49,43 @@ impl PgTx {
         self.free_job_due = Some(self.free_job_due.map_or(due_at, |t| t.min(due_at)));
     }
 
-    /// Writes what the transaction kept, before its commit.
+    /// Writes what the transaction kept, and queues its notifications, in
+    /// one statement before the commit.
     async fn write_kept(&mut self) -> Result<()> {
         let created: Vec<SessionRow> = std::mem::take(&mut self.created).into_values().collect();
-        writes::insert_sessions(&mut self.tx, &created).await?;
         let updated: Vec<SessionRow> = std::mem::take(&mut self.updated).into_values().collect();
-        writes::update_sessions(&mut self.tx, &updated).await?;
-        self.write_deliveries().await?;
+        let deliveries = std::mem::take(&mut self.deliveries);
         let attempts = std::mem::take(&mut self.attempts);
-        writes::record_attempts(&mut self.tx, &attempts).await?;
-        self.events.write(&mut self.tx).await?;
-        self.jobs.write(&mut self.tx, &self.node).await
+        let timeline = std::mem::take(&mut self.timeline);
+        let mut f = Flush::new();
+        writes::insert_sessions(&mut f, &created);
+        writes::update_sessions(&mut f, &updated);
+        writes::insert_deliveries(&mut f, &deliveries);
+        writes::record_attempts(&mut f, &attempts);
+        writes::insert_timeline(&mut f, &timeline);
+        writes::insert_client_events(&mut f, &self.client_rows);
+        self.events.push(&mut f);
+        self.jobs.push(&mut f, &self.node);
+        let mut channels = Vec::new();
+        let mut payloads = Vec::new();
+        if let Some(at) = self.free_job_due {
+            channels.push(notify::JOBS);
+            payloads.push(notify::jobs_payload(&self.node, at));
+        }
+        for payload in notify::client_payloads(&self.node, &self.client_events) {
+            channels.push(notify::CLIENT);
+            payloads.push(payload);
+        }
+        f.run(&mut self.tx, channels, payloads).await
     }
 
+    /// Writes the deliveries kept so far (an attempt at one of them is
+    /// recorded in this transaction: its row must exist first).
     async fn write_deliveries(&mut self) -> Result<()> {
         let deliveries = std::mem::take(&mut self.deliveries);
-        writes::insert_deliveries(&mut self.tx, &deliveries).await
+        let mut f = Flush::new();
+        writes::insert_deliveries(&mut f, &deliveries);
+        f.run(&mut self.tx, Vec::new(), Vec::new()).await
     }
 }
 
@@ -167,60 +192,12 @@ impl Tx for PgTx {
     }
 
     async fn insert_timeline(&mut self, entries: &[(String, TimelineEntry)]) -> Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        // One round trip for the whole batch.
-        sqlx::query(
-            "INSERT INTO timeline (session_id, seq, at, kind, step, data)
-             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[])",
-        )
-        .bind(entries.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>())
-        .bind(entries.iter().map(|(_, e)| e.seq).collect::<Vec<_>>())
-        .bind(entries.iter().map(|(_, e)| e.at).collect::<Vec<_>>())
-        .bind(entries.iter().map(|(_, e)| e.kind.as_str()).collect::<Vec<_>>())
-        .bind(
-            entries
-                .iter()
-                .map(|(_, e)| e.step.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            entries
-                .iter()
-                .map(|(_, e)| e.data.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .execute(&mut *self.tx)
-        .await?;
+        self.timeline.extend_from_slice(entries);
         Ok(())
     }
 
     async fn insert_client_events(&mut self, events: &[(String, ClientEvent)]) -> Result<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "INSERT INTO client_events (session_id, seq, at, event, data)
-             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[])",
-        )
-        .bind(events.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|(_, e)| e.seq).collect::<Vec<_>>())
-        .bind(events.iter().map(|(_, e)| e.at).collect::<Vec<_>>())
-        .bind(
-            events
-                .iter()
-                .map(|(_, e)| e.event.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|(_, e)| e.data.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .execute(&mut *self.tx)
-        .await?;
+        self.client_rows.extend_from_slice(events);
         self.client_events
             .extend(events.iter().map(|(s, e)| (s.clone(), e.seq)));
         Ok(())
@@ -421,6 +398,9 @@ impl Tx for PgTx {
         status: &str,
         next_attempt_at: Option<i64>,
     ) -> Result<()> {
+        if self.deliveries.iter().any(|d| d.id == id) {
+            self.write_deliveries().await?;
+        }
         self.attempts.push(writes::AttemptWrite {
             delivery_id: id.to_string(),
             attempt: a.clone(),
@@ -441,26 +421,6 @@ impl Tx for PgTx {
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
         self.write_kept().await?;
-        // Queued now, delivered by PostgreSQL only if the commit succeeds.
-        let mut channels = Vec::new();
-        let mut payloads = Vec::new();
-        if let Some(at) = self.free_job_due {
-            channels.push(notify::JOBS);
-            payloads.push(notify::jobs_payload(&self.node, at));
-        }
-        for payload in notify::client_payloads(&self.node, &self.client_events) {
-            channels.push(notify::CLIENT);
-            payloads.push(payload);
-        }
-        if !channels.is_empty() {
-            sqlx::query(
-                "SELECT pg_notify(n.c, n.p) FROM UNNEST($1::text[], $2::text[]) AS n(c, p)",
-            )
-            .bind(channels)
-            .bind(payloads)
-            .execute(&mut *self.tx)
-            .await?;
-        }
         self.tx.commit().await?;
         Ok(())
     }
