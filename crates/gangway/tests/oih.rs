@@ -415,6 +415,57 @@ async fn duplicate_and_late_callbacks_give_one_reply_and_a_wrong_token_gets_401(
         .filter(|x| x["state"] == "progress")
         .count();
     assert_eq!(progress, 0);
+
+    // The right token but a request id of no run of it: 409, nothing
+    // reaches the chat, the run times out.
+    assert_eq!(
+        oih_post(
+            &h,
+            "/control/knobs",
+            json!({"bad_auth": false, "bad_request_id": true})
+        )
+        .await,
+        200
+    );
+    let before = h.timeline(&id).await["entries"].as_array().unwrap().len();
+    let m = chat
+        .say(r#"/run-flow lookup-customer {"customer_id": "c-2"}"#)
+        .await;
+    let reply = chat.reply(m).await;
+    assert_eq!(reply["outcome"], "expired", "{reply}");
+    let progress = chat
+        .about(m)
+        .iter()
+        .filter(|x| x["state"] == "progress")
+        .count();
+    assert_eq!(progress, 0);
+    let sent = oih_get(&h, "/control/callbacks").await;
+    let refused: Vec<u64> = sent["callbacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["flowId"] == "lookup-customer")
+        .filter_map(|c| c["status"].as_u64())
+        .collect();
+    assert!(refused.contains(&409), "{sent}");
+    // The run (a child session of the chat) stored none of them.
+    let entries = h.timeline(&id).await["entries"].as_array().unwrap().clone();
+    let run = entries[before..]
+        .iter()
+        .find(|e| e["kind"] == "chat.run_started")
+        .map(|e| e["data"]["run"].as_str().unwrap().to_string())
+        .expect("the run started");
+    let run_entries = h.timeline(&run).await["entries"].clone();
+    let events: Vec<&Value> = run_entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "event.received")
+        .collect();
+    assert!(
+        events.is_empty(),
+        "a refused callback stored nothing: {events:?}"
+    );
 }
 
 #[tokio::test]

@@ -700,6 +700,29 @@ async fn knob_bad_auth_uses_a_wrong_token_and_logs_the_answer() {
 }
 
 #[tokio::test]
+async fn knob_bad_request_id_names_a_run_that_does_not_exist() {
+    let h = Harness::start().await;
+    h.knobs(json!({"bad_request_id": true})).await;
+    let (id, _, _) = h.trigger("create-contact", json!({})).await;
+    let mut changes = h.recv.count.subscribe();
+    let deadline = Instant::now() + WAIT;
+    while h.recv.got.lock().unwrap().is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            tokio::time::timeout(left, changes.changed()).await.is_ok(),
+            "no callback arrived"
+        );
+    }
+    let got = h.recv.got.lock().unwrap()[0].clone();
+    // The right URL and token, a request id of no run.
+    assert_eq!(got.token, TOKEN);
+    let stray = got.body["requestId"].as_str().unwrap();
+    assert_ne!(stray, id);
+    assert_eq!(stray.len(), id.len());
+    assert!(h.callbacks(&id).is_empty());
+}
+
+#[tokio::test]
 async fn knob_delay_ms_per_flow() {
     let h = Harness::start().await;
     let (s, _) = h

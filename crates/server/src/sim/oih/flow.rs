@@ -134,6 +134,9 @@ pub struct OihKnobs {
     pub reorder: bool,
     /// The token (last path segment of `callbackUrl`) is replaced by a wrong one.
     pub bad_auth: bool,
+    /// Callbacks name a request id that no run has (the right token, a
+    /// stray `requestId`), as a hub that mixes up its runs would.
+    pub bad_request_id: bool,
     /// Extra delay before each callback.
     pub delay_ms: u64,
 }
@@ -147,6 +150,7 @@ impl OihKnobs {
             early: self.early || other.early,
             reorder: self.reorder || other.reorder,
             bad_auth: self.bad_auth || other.bad_auth,
+            bad_request_id: self.bad_request_id || other.bad_request_id,
             delay_ms: self.delay_ms.max(other.delay_ms),
         }
     }

@@ -257,8 +257,13 @@ impl Outbox {
             url
         };
         let masked = mask_token(&url);
+        let request_id = if self.knobs.bad_request_id {
+            random_hex(16)
+        } else {
+            self.request_id.clone()
+        };
         let body = json!({
-            "requestId": self.request_id,
+            "requestId": request_id,
             "seq": cb.seq,
             "type": cb.kind.as_str(),
             "data": cb.data,
