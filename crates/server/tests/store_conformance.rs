@@ -795,6 +795,42 @@ async fn postgres_early_event_is_adopted_across_nodes() {
     assert_eq!(pending.iter().map(|e| e.id).collect::<Vec<_>>(), [ev]);
     tx.commit().await.unwrap();
     assert!(a.unadopted_references().await.unwrap().is_empty());
+
+    // The same race again; this time the batch holding the session adopts
+    // in bulk, and a check naming another session gets nothing.
+    let mut ta = a.begin().await.unwrap();
+    let ev2 = ta
+        .insert_event(&event_for("e2", "r2", "done"), None)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tb = b.begin().await.unwrap();
+    tb.insert_session(&session("s2")).await.unwrap();
+    tb.insert_correlation("ns", "r2", "s2").await.unwrap();
+    tb.commit().await.unwrap();
+    ta.commit().await.unwrap();
+    let mut tx = a.begin().await.unwrap();
+    tx.lock_sessions(&["s2"]).await.unwrap();
+    assert!(
+        tx.pending_events("s2", &["done".into()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let adopted = tx
+        .adopt_events_many(&[
+            ("ns", "r2", "s-other"),
+            ("ns", "r2", "s2"),
+            ("ns", "nowhere", "s2"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(adopted.len(), 1, "{adopted:?}");
+    assert_eq!(adopted[&("ns".to_string(), "r2".to_string())], 1);
+    let pending = tx.pending_events("s2", &["done".into()]).await.unwrap();
+    assert_eq!(pending.iter().map(|e| e.id).collect::<Vec<_>>(), [ev2]);
+    tx.commit().await.unwrap();
+    assert!(a.unadopted_references().await.unwrap().is_empty());
     drop((a, b));
     db.drop_now().await;
 }

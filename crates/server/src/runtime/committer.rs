@@ -281,6 +281,7 @@ async fn adopt(
     tx: &mut dyn Tx,
     (namespace, reference): (&str, &str),
     known: Option<Option<String>>,
+    given: Option<u64>,
     now: i64,
     after: &mut AfterCommit,
 ) -> Result<(), crate::store::Error> {
@@ -296,7 +297,12 @@ async fn adopt(
     let Some(mut row) = tx.lock_session(&sid).await? else {
         return Ok(());
     };
-    if tx.adopt_events(namespace, reference, &sid).await? == 0 {
+    // Adopted up front with the batch's other checks, or now.
+    let given = match given {
+        Some(n) => n,
+        None => tx.adopt_events(namespace, reference, &sid).await?,
+    };
+    if given == 0 {
         return Ok(());
     }
     // Not waiting: the events stay for the wait that wants them.
@@ -342,6 +348,23 @@ async fn try_batch(
     let Lookups { sessions, per_work } = lookups(engine, tx.as_mut(), works).await?;
     let ids: Vec<&str> = sessions.iter().map(String::as_str).collect();
     tx.lock_sessions(&ids).await?;
+    // The batch's adoption checks, in one go: their sessions are locked.
+    let adoptions: Vec<(&str, &str, &str)> = works
+        .iter()
+        .zip(&per_work)
+        .filter_map(|(work, known)| match (work, known) {
+            (
+                Work::Adopt {
+                    namespace,
+                    reference,
+                    ..
+                },
+                Some(Some(sid)),
+            ) => Some((namespace.as_str(), reference.as_str(), sid.as_str())),
+            _ => None,
+        })
+        .collect();
+    let adopted = tx.adopt_events_many(&adoptions).await?;
     let mut after = AfterCommit::default();
     let mut answers = Vec::with_capacity(works.len());
     let now = ids::now_ms();
@@ -404,7 +427,13 @@ async fn try_batch(
                 ..
             } => {
                 let key = (namespace.as_str(), reference.as_str());
-                adopt(engine, tx.as_mut(), key, known, now, &mut after).await?;
+                let given = known.is_some().then(|| {
+                    adopted
+                        .get(&(namespace.clone(), reference.clone()))
+                        .copied()
+                        .unwrap_or(0)
+                });
+                adopt(engine, tx.as_mut(), key, known, given, now, &mut after).await?;
                 Answer::Recorded
             }
         };

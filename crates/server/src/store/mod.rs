@@ -330,6 +330,22 @@ pub trait Tx: Send {
     ) -> Result<u64> {
         Ok(0)
     }
+    /// `adopt_events` for several `(namespace, reference, session_id)` at
+    /// once (the adoption checks of one batch): how many events each
+    /// reference gave. Network databases answer in one round trip.
+    async fn adopt_events_many(
+        &mut self,
+        refs: &[(&str, &str, &str)],
+    ) -> Result<std::collections::HashMap<(String, String), u64>> {
+        let mut adopted = std::collections::HashMap::new();
+        for &(namespace, reference, session_id) in refs {
+            let n = self.adopt_events(namespace, reference, session_id).await?;
+            *adopted
+                .entry((namespace.to_string(), reference.to_string()))
+                .or_default() += n;
+        }
+        Ok(adopted)
+    }
     /// Unconsumed events of the session with one of these names, oldest first.
     async fn pending_events(&mut self, session_id: &str, names: &[String])
     -> Result<Vec<EventRow>>;

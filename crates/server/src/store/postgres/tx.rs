@@ -339,6 +339,53 @@ impl Tx for PgTx {
         Ok(adopted.len() as u64)
     }
 
+    async fn adopt_events_many(
+        &mut self,
+        refs: &[(&str, &str, &str)],
+    ) -> Result<HashMap<(String, String), u64>> {
+        if refs.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut namespaces = Vec::with_capacity(refs.len());
+        let mut references = Vec::with_capacity(refs.len());
+        let mut sessions = Vec::with_capacity(refs.len());
+        for &(n, r, s) in refs {
+            namespaces.push(n);
+            references.push(r);
+            sessions.push(s);
+        }
+        // As `adopt_events`, for every reference at once; the lateral
+        // lookups (OFFSET 0 keeps them from being flattened) stay index
+        // lookups whatever plan is cached.
+        let adopted = sqlx::query(
+            "WITH m AS (
+               SELECT x.id, a.session_id
+               FROM UNNEST($1::text[], $2::text[], $3::text[]) AS a(namespace, reference, session_id),
+               LATERAL (SELECT i.id FROM inbound_events i
+                        WHERE i.namespace = a.namespace AND i.reference = a.reference
+                          AND i.session_id IS NULL OFFSET 0) AS x
+               WHERE EXISTS (SELECT 1 FROM correlations c
+                             WHERE c.namespace = a.namespace AND c.reference = a.reference
+                               AND c.session_id = a.session_id OFFSET 0))
+             UPDATE inbound_events AS e SET session_id = m.session_id FROM m WHERE e.id = m.id
+             RETURNING e.id, e.session_id, e.namespace, e.reference, e.name, e.source, e.data",
+        )
+        .bind(namespaces)
+        .bind(references)
+        .bind(sessions)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let mut counts: HashMap<(String, String), u64> = HashMap::new();
+        for r in &adopted {
+            use sqlx::Row;
+            let session: String = r.try_get("session_id")?;
+            let key = (r.try_get("namespace")?, r.try_get("reference")?);
+            *counts.entry(key).or_default() += 1;
+            self.events.add(&session, events::event(r)?);
+        }
+        Ok(counts)
+    }
+
     async fn pending_events(
         &mut self,
         session_id: &str,
