@@ -345,6 +345,24 @@ async fn two_flows_at_once_are_matched_to_their_commands() {
     );
 }
 
+/// Runs `lookup-customer` while the hub's callbacks are refused: the run
+/// ends `expired` and no progress line reaches the chat.
+async fn expires_unheard(chat: &mut Chat, customer: &str) {
+    let m = chat
+        .say(&format!(
+            r#"/run-flow lookup-customer {{"customer_id": "{customer}"}}"#
+        ))
+        .await;
+    let reply = chat.reply(m).await;
+    assert_eq!(reply["outcome"], "expired", "{reply}");
+    let progress = chat
+        .about(m)
+        .iter()
+        .filter(|x| x["state"] == "progress")
+        .count();
+    assert_eq!(progress, 0);
+}
+
 #[tokio::test]
 async fn duplicate_and_late_callbacks_give_one_reply_and_a_wrong_token_gets_401() {
     let h = Harness::start().await;
@@ -404,17 +422,7 @@ async fn duplicate_and_late_callbacks_give_one_reply_and_a_wrong_token_gets_401(
         oih_post(&h, "/control/knobs", json!({"bad_auth": true})).await,
         200
     );
-    let m = chat
-        .say(r#"/run-flow lookup-customer {"customer_id": "c-1"}"#)
-        .await;
-    let reply = chat.reply(m).await;
-    assert_eq!(reply["outcome"], "expired", "{reply}");
-    let progress = chat
-        .about(m)
-        .iter()
-        .filter(|x| x["state"] == "progress")
-        .count();
-    assert_eq!(progress, 0);
+    expires_unheard(&mut chat, "c-1").await;
 
     // The right token but a request id of no run of it: 409, nothing
     // reaches the chat, the run times out.
@@ -428,17 +436,7 @@ async fn duplicate_and_late_callbacks_give_one_reply_and_a_wrong_token_gets_401(
         200
     );
     let before = h.timeline(&id).await["entries"].as_array().unwrap().len();
-    let m = chat
-        .say(r#"/run-flow lookup-customer {"customer_id": "c-2"}"#)
-        .await;
-    let reply = chat.reply(m).await;
-    assert_eq!(reply["outcome"], "expired", "{reply}");
-    let progress = chat
-        .about(m)
-        .iter()
-        .filter(|x| x["state"] == "progress")
-        .count();
-    assert_eq!(progress, 0);
+    expires_unheard(&mut chat, "c-2").await;
     let sent = oih_get(&h, "/control/callbacks").await;
     let refused: Vec<u64> = sent["callbacks"]
         .as_array()
