@@ -1,7 +1,8 @@
 // A customer page on another origin, with its own backend and a strict CSP,
 // loads the SDK from Gangway and embeds the Incode flow: the module load,
 // the CORS preflights (Authorization, Last-Event-ID) and the iframe's
-// frame-ancestors all work for an allowed origin and fail for another.
+// frame-ancestors all work for an allowed origin and fail for another, and
+// the SDK then says why (once) instead of reconnecting forever.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
@@ -25,6 +26,10 @@ async function startShop() {
       const s = await r.json();
       res.writeHead(r.ok ? 200 : 502, { "content-type": "application/json" });
       return res.end(JSON.stringify({ id: s.id, client_secret: s.client_secret }));
+    }
+    if (req.url === "/api/ping") {
+      res.writeHead(200, { "content-type": "text/plain" });
+      return res.end("pong");
     }
     const nonce = randomBytes(16).toString("base64");
     res.writeHead(200, {
@@ -71,6 +76,8 @@ async function open(url) {
   page.setDefaultTimeout(20000);
   await page.addInitScript(() => {
     window.__violations = [];
+    window.__errors = [];
+    document.addEventListener("gangway:error", (e) => window.__errors.push(e.detail));
     document.addEventListener("securitypolicyviolation", (e) => window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`));
   });
   await page.goto(url);
@@ -91,10 +98,33 @@ test("an allowed origin embeds the flow under its own strict CSP", { timeout: 12
   await context.close();
 });
 
-test("an origin not in client.allowed_origins cannot use the client API", { timeout: 60000 }, async () => {
+test("an origin not in client.allowed_origins gets one error naming the setting, and no retries", { timeout: 60000 }, async () => {
   const { context, page } = await open(refused);
-  await page.locator('#verify[data-gangway-state="reconnecting"]').waitFor();
+  const streams = [];
+  page.on("request", (r) => r.url().endsWith("/events") && streams.push(r.headers()));
+  await page.locator('#verify[data-gangway-state="failed"]').waitFor();
+  assert.equal(await page.locator("#verify").getAttribute("data-gangway-error"), "origin_not_allowed");
+  const errors = await page.evaluate(() => window.__errors);
+  assert.equal(errors.length, 1, JSON.stringify(errors));
+  assert.equal(errors[0].code, "origin_not_allowed");
+  assert.equal(errors[0].status, 403);
+  assert.equal(errors[0].fatal, true);
+  assert.match(errors[0].message, /client\.allowed_origins/);
+  assert.ok(errors[0].message.includes(refused), errors[0].message);
+  // The element says so instead of "Connection lost, reconnecting…".
+  const shown = await page.locator("#verify").innerText();
+  assert.match(shown, /client\.allowed_origins/);
+  assert.doesNotMatch(shown, /reconnecting/i);
   assert.equal(await page.locator("#verify iframe").count(), 0);
-  assert.equal(await page.locator("#verify").getAttribute("data-gangway-view"), "connecting");
+  // No retry: the request that failed CORS (with the secret) and the probe
+  // (a simple request without it). Back online wakes any reconnect wait:
+  // there is none, so no third request follows the round trip below.
+  assert.equal(streams.length, 2, JSON.stringify(streams));
+  assert.ok(streams[0].authorization?.startsWith("Bearer "));
+  assert.equal(streams[1].authorization, undefined);
+  await page.evaluate(() => window.dispatchEvent(new Event("online")));
+  await page.evaluate(() => fetch("/api/ping").then((r) => r.text()));
+  assert.equal(streams.length, 2);
+  assert.equal((await page.evaluate(() => window.__errors)).length, 1);
   await context.close();
 });

@@ -180,11 +180,18 @@ test("network loss mid-flow: the SDK reconnects with Last-Event-ID and misses no
   const { context, page, problems } = await newPage();
   let down = false;
   let aborted = 0;
+  let probes = 0;
   const sent = []; // Last-Event-ID of each stream request the page made
   let droppedAfter = null;
   await page.route("**/v1/client/sessions/*/events", async (route) => {
     const req = route.request();
     const headers = await req.allHeaders();
+    // The SDK's probe after a failed request (no secret, no headers: is
+    // this origin refused?) fails too while the network is down.
+    if (!headers.authorization) {
+      probes++;
+      return down ? route.abort("internetdisconnected") : route.continue();
+    }
     sent.push(headers["last-event-id"] ?? null);
     if (down) {
       aborted++;
@@ -232,6 +239,7 @@ test("network loss mid-flow: the SDK reconnects with Last-Event-ID and misses no
   assert.equal(sent[0], null, "the first connection starts from the beginning");
   assert.ok(sent.slice(1).every((id) => id === droppedAfter), `every reconnect resumes after event ${droppedAfter}: ${JSON.stringify(sent)}`);
   assert.ok(sent.length >= 3, JSON.stringify(sent));
+  assert.ok(probes >= 1, "a failed request is followed by the probe");
   assert.deepEqual(problems.filter((p) => !/ERR_INTERNET_DISCONNECTED|Failed to fetch/.test(p)), []);
   await context.close();
 });

@@ -95,21 +95,35 @@ function streamResponse(chunks, { status = 200, fail = false } = {}) {
   return new Response(body, { status, headers: { "content-type": "text/event-stream" } });
 }
 
-function scripted(answers) {
+function scripted(answers, probeAnswer = () => problem(401, "unauthorized")) {
   const calls = [];
+  const probes = [];
   const fetch = async (url, init) => {
+    // A request without the secret is the probe after a failed request.
+    if (!init.headers?.Authorization) {
+      probes.push({ url, init });
+      return probeAnswer();
+    }
     calls.push({ url, headers: { ...init.headers } });
     const next = answers.shift();
     if (!next) return new Promise(() => {}); // hang: nothing more scripted
     if (next instanceof Error) throw next;
     return next();
   };
-  return { fetch, calls };
+  return { fetch, calls, probes };
+}
+
+/** A problem JSON response with the `type` slug the server sends. */
+function problem(status, slug, detail = slug) {
+  return new Response(JSON.stringify({ type: `https://gangway.dev/problems/${slug}`, status, detail }), {
+    status,
+    headers: { "content-type": "application/problem+json" },
+  });
 }
 
 /** Runs a client until it closes or fails; timers fire at once but delays are recorded. */
-function run(answers, extra = {}) {
-  const { fetch, calls } = scripted(answers);
+function run(answers, extra = {}, probeAnswer = undefined) {
+  const { fetch, calls, probes } = scripted(answers, probeAnswer);
   const delays = [];
   const events = [];
   const states = [];
@@ -131,9 +145,9 @@ function run(answers, extra = {}) {
       },
       onState: (s) => {
         states.push(s);
-        if (s === "closed" || s === "failed") resolve({ client, calls, delays, events, states });
+        if (s === "closed" || s === "failed") resolve({ client, calls, probes, delays, events, states });
       },
-      onFatal: (err) => states.push(`fatal ${err.status} ${err.message}`),
+      onFatal: (err) => states.push(`fatal ${err.status} ${err.code} ${err.message}`),
       ...extra,
     });
     client.start();
@@ -174,7 +188,49 @@ test("client: a refused secret is fatal (no retry)", async () => {
   const problem = new Response(JSON.stringify({ status: 401, detail: "client secret expired" }), { status: 401 });
   const { calls, states } = await run([() => problem]);
   assert.equal(calls.length, 1);
-  assert.deepEqual(states, ["connecting", "failed", "fatal 401 client secret expired"]);
+  assert.deepEqual(states, ["connecting", "failed", "fatal 401 http_401 client secret expired"]);
+});
+
+test("client: an expired or refused secret is fatal with its code", async () => {
+  for (const [slug, code, words] of [
+    ["client-secret-expired", "secret_expired", "has expired"],
+    ["unauthorized", "secret_refused", "a newer one replaced it"],
+  ]) {
+    const { calls, probes, states } = await run([() => problem(401, slug)]);
+    assert.equal(calls.length, 1);
+    assert.equal(probes.length, 0);
+    assert.equal(states.length, 3, String(states));
+    assert.ok(states[2].startsWith(`fatal 401 ${code} `) && states[2].includes(words), states[2]);
+  }
+});
+
+test("client: a request failing CORS is explained by the probe's 403 and not retried", async () => {
+  const { calls, probes, states, delays } = await run(
+    [new TypeError("Failed to fetch"), new TypeError("Failed to fetch")],
+    {},
+    () => problem(403, "origin-not-allowed"),
+  );
+  assert.equal(calls.length, 1, "no retry");
+  assert.equal(probes.length, 1);
+  // The probe is a CORS simple request: no headers, no credentials, no secret.
+  assert.equal(probes[0].init.headers, undefined);
+  assert.equal(probes[0].init.credentials, "omit");
+  assert.equal(probes[0].url, "https://gw.example/v1/client/sessions/ses_1/events");
+  assert.deepEqual(delays.filter((d) => d !== 60000), []);
+  assert.deepEqual(states.slice(0, 2), ["connecting", "failed"]);
+  assert.match(states[2], /^fatal 403 origin_not_allowed .*client\.allowed_origins/);
+});
+
+test("client: a network failure whose probe fails too (or gets 401) keeps retrying", async () => {
+  let probe = 0;
+  const { calls, probes, events } = await run(
+    [new TypeError("down"), new TypeError("down"), () => streamResponse(["id: 1\nevent: ended\ndata: {}\n\n"])],
+    {},
+    () => (probe++ === 0 ? Promise.reject(new TypeError("down")) : problem(401, "unauthorized")),
+  );
+  assert.equal(calls.length, 3);
+  assert.equal(probes.length, 2);
+  assert.deepEqual(events.map((e) => e.id), ["1"]);
 });
 
 test("client: the server's reconnect event is honoured with its retry delay", async () => {

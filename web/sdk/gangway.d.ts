@@ -48,13 +48,23 @@ export interface ClientView {
 
 export type ConnectionState = "connecting" | "live" | "reconnecting" | "closed" | "failed";
 
+/**
+ * Why the stream was refused: this page's origin is not in the server's
+ * `client.allowed_origins`; the client secret expired; it was refused (wrong,
+ * or replaced by a newer one); or another HTTP status (`http_404`, ...).
+ */
+export type ErrorCode = "origin_not_allowed" | "secret_expired" | "secret_refused" | `http_${number}`;
+
 export interface FlowEvents {
   /** The session moved to another step or presentation (also for replayed events on mount). */
   step: { step: ClientView["step"]; view: ClientView; eventId: string };
   /** The session ended; the stream is closed. */
   ended: { outcome: Outcome; reason: string | null; view: ClientView; eventId: string };
-  /** `fatal`: the secret was refused or expired (no retry); else a step could not be shown. */
-  error: { message: string; status?: number; fatal: boolean };
+  /**
+   * `fatal`: the stream was refused for good (no retry), and `code` says why;
+   * else a step could not be shown.
+   */
+  error: { message: string; status?: number; code?: ErrorCode; fatal: boolean };
   /** The stream's connection state. */
   connection: { state: ConnectionState };
 }
@@ -63,7 +73,7 @@ export interface MountOptions {
   sessionId: string;
   /** The session's client secret, from your backend. Sent only as `Authorization: Bearer`. */
   clientSecret: string;
-  /** Gangway's URL; default: the server this module was loaded from. */
+  /** Gangway's URL; default: the server this module was loaded from (`/sdk/gangway.js`). Required with the npm package. */
   baseUrl?: string;
   /** Silence after which the stream counts as dead and reconnects (default 45000 ms). */
   idleTimeoutMs?: number;
@@ -173,7 +183,7 @@ export declare class EventStreamClient {
     secret: string;
     onEvent(ev: StreamEvent): boolean;
     onState?(state: ConnectionState): void;
-    onFatal?(err: { status: number; message: string }): void;
+    onFatal?(err: { status: number; code: ErrorCode; message: string }): void;
     fetch?: typeof fetch;
     idleTimeoutMs?: number;
     backoff?: { base?: number; max?: number };

@@ -5,7 +5,8 @@
 //   const flow = Gangway.mount(element, { sessionId, clientSecret });
 //   flow.on("ended", ({ outcome }) => ...);
 //
-// An ES module with no dependencies and no build step (docs/sdk.md). It holds
+// An ES module with no dependencies and no build step (docs/sdk.md), also
+// published as the npm package `@gangway/sdk` (package.json here). It holds
 // only the session's client secret, sends it only in the Authorization
 // header (never in a URL), and talks only to Gangway: no provider is ever
 // polled from the browser. Types: /sdk/gangway.d.ts. It imports its parts
@@ -33,13 +34,19 @@ const STATUS_TEXT = {
   failed: "Disconnected",
 };
 
-/** The Gangway server that served this module: `https://host/sdk/gangway.js` -> `https://host`. */
+/**
+ * The Gangway server that served this module: `https://host/sdk/gangway.js`
+ * -> `https://host`. Null when it came from elsewhere (a bundle built from
+ * the npm package, a copy): then only `baseUrl` can say where Gangway is.
+ */
 function defaultBaseUrl() {
+  let url;
   try {
-    return new URL("..", import.meta.url).href;
+    url = new URL(import.meta.url);
   } catch {
-    return globalThis.location ? globalThis.location.origin : "";
+    return null;
   }
+  return url.pathname.endsWith("/sdk/gangway.js") ? new URL("..", url).href : null;
 }
 
 export class Flow {
@@ -48,7 +55,13 @@ export class Flow {
     const { sessionId, clientSecret } = options;
     if (typeof sessionId !== "string" || !sessionId) throw new TypeError("Gangway.mount: `sessionId` is required");
     if (typeof clientSecret !== "string" || !clientSecret) throw new TypeError("Gangway.mount: `clientSecret` is required");
-    const base = (options.baseUrl || defaultBaseUrl()).replace(/\/+$/, "");
+    const baseUrl = options.baseUrl || defaultBaseUrl();
+    if (!baseUrl) {
+      throw new TypeError(
+        "Gangway.mount: `baseUrl` is required (your Gangway server's URL) when the SDK is not loaded from its /sdk/gangway.js, e.g. from the npm package",
+      );
+    }
+    const base = baseUrl.replace(/\/+$/, "");
     this.sessionId = sessionId;
     this.element = element;
     this.view = null;
@@ -91,7 +104,7 @@ export class Flow {
       backoff: options.backoff,
       onEvent: (ev) => this.onEvent(ev),
       onState: (state) => this.setState(state),
-      onFatal: (err) => this.fail(err.message, err.status),
+      onFatal: (err) => this.fail(err.message, err.status, err.code),
     });
     this.online = () => this.client.wake();
     globalThis.addEventListener?.("online", this.online);
@@ -194,10 +207,12 @@ export class Flow {
     this.current = { kind, key, handle };
   }
 
-  fail(message, status) {
+  /** A final refusal: shown once, emitted once (`code` says why: see stream.js `refusal`). */
+  fail(message, status, code) {
     if (!this.mounted) return;
     this.render(this.view, "error", { error: message });
-    this.emit("error", { message, status, fatal: true });
+    this.element.setAttribute("data-gangway-error", code);
+    this.emit("error", { message, status, code, fatal: true });
   }
 
   /** Stops the stream, removes everything rendered and the listeners. */
@@ -210,7 +225,7 @@ export class Flow {
     this.mounted = false;
     this.element.replaceChildren();
     this.element.classList.remove("gw-root");
-    for (const a of ["state", "event-id", "step", "outcome", "view"]) this.element.removeAttribute(`data-gangway-${a}`);
+    for (const a of ["state", "event-id", "step", "outcome", "view", "error"]) this.element.removeAttribute(`data-gangway-${a}`);
     this.listeners.clear();
   }
 }

@@ -89,6 +89,44 @@ export function backoff(attempt, { base = 500, max = 15000, random = Math.random
 /** HTTP statuses after which reconnecting cannot help. */
 const FATAL = new Set([400, 401, 403, 404, 410]);
 
+/** Problem types (the slug after `/problems/`) the SDK names with a code. */
+const CODES = {
+  "origin-not-allowed": "origin_not_allowed",
+  "client-secret-expired": "secret_expired",
+  unauthorized: "secret_refused",
+};
+
+/** What a page's developer should read, per code (the server's detail is terser). */
+const MESSAGES = {
+  origin_not_allowed: (origin) =>
+    `this page's origin${origin ? ` (${origin})` : ""} is not in client.allowed_origins on the Gangway server: add it there`,
+  secret_expired: () => "the client secret has expired: ask your backend for a new one",
+  secret_refused: () =>
+    "the client secret was refused: it is wrong, or a newer one replaced it (the session was created again with the same Idempotency-Key); ask your backend for a new one",
+};
+
+/**
+ * A refusal as `{status, code, message}`: `code` is `origin_not_allowed`,
+ * `secret_expired`, `secret_refused` or `http_<status>`.
+ */
+export async function refusal(res) {
+  let body = null;
+  try {
+    body = await res.json();
+  } catch {
+    // not problem JSON
+  }
+  const slug = body && typeof body.type === "string" ? body.type.split("/problems/")[1] : undefined;
+  const code = (slug && Object.hasOwn(CODES, slug) && CODES[slug]) || `http_${res.status}`;
+  const origin = globalThis.location && globalThis.location.origin;
+  const message = MESSAGES[code]
+    ? MESSAGES[code](origin)
+    : body && typeof body.detail === "string"
+      ? body.detail
+      : `HTTP ${res.status}`;
+  return { status: res.status, code, message };
+}
+
 export class EventStreamClient {
   /** The client secret: a private field, sent only in the Authorization header. */
   #secret;
@@ -99,7 +137,7 @@ export class EventStreamClient {
    * @param {string} o.secret the client secret (Authorization header only)
    * @param {(ev: {id: string, event: string, data: string}) => boolean} o.onEvent true ends the stream
    * @param {(state: string) => void} [o.onState] connecting, live, reconnecting, closed, failed
-   * @param {(err: {status: number, message: string}) => void} [o.onFatal]
+   * @param {(err: {status: number, code: string, message: string}) => void} [o.onFatal]
    */
   constructor(o) {
     this.url = o.url;
@@ -159,7 +197,7 @@ export class EventStreamClient {
       }
       if (result.fatal) {
         this.setState("failed");
-        this.onFatal({ status: result.status, message: result.message });
+        this.onFatal({ status: result.status, code: result.code, message: result.message });
         return;
       }
       this.setState("reconnecting");
@@ -188,15 +226,26 @@ export class EventStreamClient {
     const headers = { Authorization: `Bearer ${this.#secret}`, Accept: "text/event-stream" };
     if (this.lastEventId) headers["Last-Event-ID"] = this.lastEventId;
     this.connections++;
-    const res = await this.fetch(this.url, {
-      headers,
-      signal: controller.signal,
-      cache: "no-store",
-      credentials: "omit",
-      referrerPolicy: "no-referrer",
-    });
+    let res;
+    try {
+      res = await this.fetch(this.url, {
+        headers,
+        signal: controller.signal,
+        cache: "no-store",
+        credentials: "omit",
+        referrerPolicy: "no-referrer",
+      });
+    } catch (e) {
+      if (this.stopped) throw e;
+      // A refused CORS preflight looks like a lost network. Ask again
+      // without a secret or headers: a "simple" request has no preflight,
+      // and the server answers another origin's with a 403 it may read.
+      const why = await this.probe();
+      if (why) return { fatal: true, ...why };
+      throw e;
+    }
     if (FATAL.has(res.status)) {
-      return { fatal: true, status: res.status, message: await problemDetail(res) };
+      return { fatal: true, ...(await refusal(res)) };
     }
     if (!res.ok || !res.body) return { retry: true };
     this.setState("live");
@@ -246,6 +295,34 @@ export class EventStreamClient {
         // already released
       }
     }
+  }
+
+  /**
+   * After a failed request: the refusal of this page's origin, if that is
+   * why, else null (the network, or the server, is down: keep retrying).
+   */
+  async probe() {
+    let res;
+    try {
+      res = await this.fetch(this.url, {
+        cache: "no-store",
+        credentials: "omit",
+        referrerPolicy: "no-referrer",
+      });
+    } catch {
+      return null;
+    }
+    if (res.status === 403) {
+      const why = await refusal(res);
+      if (why.code === "origin_not_allowed") return why;
+      return null;
+    }
+    try {
+      res.body?.cancel();
+    } catch {
+      // already read or released
+    }
+    return null;
   }
 }
 

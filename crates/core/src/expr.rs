@@ -46,7 +46,10 @@ pub struct EvalError {
 impl Expr {
     /// Compiles `source`; the error is a one-line message fit for `file:line:col`.
     pub fn compile(source: &str) -> Result<Expr, String> {
-        let program = cel::Program::compile(source).map_err(|errs| {
+        check_complexity(source)?;
+        let compiled = std::panic::catch_unwind(|| cel::Program::compile(source))
+            .map_err(|_| format!("CEL does not compile: `{source}`"))?;
+        let program = compiled.map_err(|errs| {
             let msgs: Vec<String> = errs.errors.iter().map(|e| e.msg.clone()).collect();
             if msgs.is_empty() {
                 format!("CEL does not compile: `{source}`")
@@ -151,11 +154,20 @@ impl Expr {
                 ctx.add_variable_from_value(name, json_to_cel(v));
             }
         }
-        let value = self
-            .program
-            .execute(&ctx)
-            .map_err(|e| fail(e.to_string()))?;
-        value.json().map_err(|e| fail(e.to_string()))
+        // The cel crate panics (`todo!`) on some programs that compile: a
+        // comprehension over something that is neither a list nor a map
+        // (`input.n.map(x, x)` with a number), a message literal
+        // (`Foo{a: 1}`). Found by fuzzing; a rule's error, not a crash.
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let value = self.program.execute(&ctx).map_err(|e| e.to_string())?;
+            value.json().map_err(|e| e.to_string())
+        }));
+        match run {
+            Ok(result) => result.map_err(fail),
+            Err(_) => Err(fail(
+                "CEL cannot evaluate this: a macro (map, filter, all, exists) over something that is neither a list nor a map, or a message literal".into(),
+            )),
+        }
     }
 
     /// Evaluates a condition; anything but a boolean is an error, not `false`.
@@ -172,6 +184,79 @@ impl Expr {
 
 /// JSON to CEL. Whole numbers become `int` (not `uint`, which serde would
 /// pick for positive values) so that `input.n + 1` works as people expect.
+/// Operators (and brackets, dots, commas) one expression may hold. The
+/// CEL parser and evaluator recurse once per operator of a chain
+/// (`a.b.c...`, `1 + 1 + ...`): a few thousand overflow a 2 MiB tokio
+/// worker stack and abort the whole server (found by fuzzing). Rules in
+/// workflows use a few dozen.
+pub const MAX_OPERATORS: usize = 256;
+/// Conditionals (`?`) one expression may chain: each nests the parse.
+pub const MAX_CONDITIONALS: usize = 32;
+
+/// Words and operators one expression may hold (a bound on what the
+/// parser's error recovery walks through).
+pub const MAX_TOKENS: usize = 1024;
+
+/// Refuses expressions deep enough to exhaust the stack, before the parser
+/// sees them. Counts outside string literals (a quote toggles; escapes
+/// skip a character), so long literals cost nothing; `in` is an operator.
+fn check_complexity(source: &str) -> Result<(), String> {
+    let (mut operators, mut conditionals, mut tokens) = (0usize, 0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut chars = source.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(_), '\\') => {
+                chars.next();
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                tokens += 1;
+            }
+            (None, '?') => {
+                conditionals += 1;
+                operators += 1;
+            }
+            (None, '.' | '+' | '-' | '*' | '/' | '%' | '<' | '>' | '=' | '!' | '&' | '|')
+            | (None, '(' | '[' | '{' | ',' | ':') => operators += 1,
+            (None, c) if c.is_alphanumeric() || c == '_' => {
+                let mut word = String::from(c);
+                while let Some(&n) = chars.peek() {
+                    if !(n.is_alphanumeric() || n == '_') {
+                        break;
+                    }
+                    word.push(n);
+                    chars.next();
+                }
+                tokens += 1;
+                if word == "in" {
+                    operators += 1;
+                }
+            }
+            (None, _) => {}
+        }
+    }
+    tokens += operators;
+    if conditionals > MAX_CONDITIONALS {
+        return Err(format!(
+            "the expression chains {conditionals} conditionals (`?`), at most {MAX_CONDITIONALS}; split it into steps"
+        ));
+    }
+    if operators > MAX_OPERATORS {
+        return Err(format!(
+            "the expression is too long: {operators} operators, at most {MAX_OPERATORS}; split it into steps"
+        ));
+    }
+    if tokens > MAX_TOKENS {
+        return Err(format!(
+            "the expression is too long: {tokens} words and operators, at most {MAX_TOKENS}; split it into steps"
+        ));
+    }
+    Ok(())
+}
+
 fn json_to_cel(v: &Value) -> cel::Value {
     match v {
         Value::Null => cel::Value::Null,
@@ -210,6 +295,9 @@ pub enum Template {
     Literal(Value),
     Expr(Expr),
     Interpolate(Vec<Part>),
+    /// A URL path: the text as written, each `${...}` value encoded as one
+    /// path segment, so that no value can leave the path or add a query.
+    UrlPath(Vec<Part>),
     Array(Vec<Template>),
     Object(Vec<(String, Template)>),
 }
@@ -254,10 +342,12 @@ impl Template {
         match self {
             Template::Literal(_) => {}
             Template::Expr(e) => out.push(e),
-            Template::Interpolate(parts) => out.extend(parts.iter().filter_map(|p| match p {
-                Part::Expr(e) => Some(e),
-                Part::Text(_) => None,
-            })),
+            Template::Interpolate(parts) | Template::UrlPath(parts) => {
+                out.extend(parts.iter().filter_map(|p| match p {
+                    Part::Expr(e) => Some(e),
+                    Part::Text(_) => None,
+                }))
+            }
             Template::Array(items) => items.iter().for_each(|t| t.collect(out)),
             Template::Object(fields) => fields.iter().for_each(|(_, t)| t.collect(out)),
         }
@@ -281,6 +371,31 @@ impl Template {
                 }
                 Value::String(s)
             }
+            Template::UrlPath(parts) => {
+                let mut s = String::new();
+                for p in parts {
+                    match p {
+                        Part::Text(t) => s.push_str(t),
+                        Part::Expr(e) => {
+                            let value = match e.eval(scope)? {
+                                Value::String(v) => v,
+                                Value::Null => String::new(),
+                                other => other.to_string(),
+                            };
+                            // `%2e%2e` is a dot segment to URL parsers too:
+                            // these values cannot be encoded away.
+                            if value == "." || value == ".." {
+                                return Err(EvalError {
+                                    expr: e.source().to_string(),
+                                    message: format!("`{value}` cannot be a segment of a URL path"),
+                                });
+                            }
+                            encode_segment(&value, &mut s);
+                        }
+                    }
+                }
+                Value::String(s)
+            }
             Template::Array(items) => Value::Array(
                 items
                     .iter()
@@ -295,6 +410,57 @@ impl Template {
                 Value::Object(map)
             }
         })
+    }
+}
+
+impl Template {
+    /// Makes the field `key` of this (object) template a URL path: its text
+    /// stays as written and each `${...}` value becomes one path segment,
+    /// percent-encoded but for letters, digits, `-`, `.`, `_` and `~` (so
+    /// `/`, `?`, `#` and `%` are encoded), and a value of `.` or `..` fails
+    /// to render. The text may hold neither `?` nor `#`: query parameters
+    /// belong in a separate, form-encoded argument. A field that is absent
+    /// is left alone; one that is not a string is an error.
+    pub fn url_path_field(&mut self, key: &str) -> Result<(), String> {
+        let Template::Object(fields) = self else {
+            return Ok(());
+        };
+        let Some((_, field)) = fields.iter_mut().find(|(k, _)| k == key) else {
+            return Ok(());
+        };
+        let parts = match std::mem::replace(field, Template::Literal(Value::Null)) {
+            Template::Literal(Value::String(s)) => vec![Part::Text(s)],
+            Template::Expr(e) => vec![Part::Expr(e)],
+            Template::Interpolate(parts) | Template::UrlPath(parts) => parts,
+            other => {
+                *field = other;
+                return Err(format!("`{key}` must be a string (a URL path)"));
+            }
+        };
+        for p in &parts {
+            if let Part::Text(t) = p
+                && let Some(c) = t.chars().find(|c| *c == '?' || *c == '#')
+            {
+                *field = Template::UrlPath(parts.clone());
+                return Err(format!(
+                    "`{key}` is a URL path and may not contain `{c}`; put query parameters in `query`"
+                ));
+            }
+        }
+        *field = Template::UrlPath(parts);
+        Ok(())
+    }
+}
+
+/// Appends `value` percent-encoded as one URL path segment: every byte but
+/// the unreserved characters of RFC 3986 (letters, digits, `-._~`).
+fn encode_segment(value: &str, out: &mut String) {
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
     }
 }
 
@@ -415,6 +581,67 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Found by fuzzing (fuzz/regressions/expr/panic-*): programs that
+    /// compile but made the cel crate panic while evaluating them.
+    #[test]
+    fn programs_cel_cannot_evaluate_are_errors_not_panics() {
+        let input = json!({"n": 1, "s": "t", "list": [1]});
+        let scope = Scope {
+            input: Some(&input),
+            ..Scope::default()
+        };
+        for source in [
+            "input.n.map(x, x)",
+            "[1, 23].map(x, x * x.filter(y, y) > 1)",
+            "input.s.exists(c, c == 't')",
+            "1.all(x, x > 0)",
+        ] {
+            let e = Expr::compile(source).expect(source);
+            let err = e.eval(&scope).expect_err(source);
+            assert!(err.message.contains("CEL cannot evaluate"), "{err}");
+        }
+        if let Ok(e) = Expr::compile("Foo{a: 1}") {
+            assert!(e.eval(&scope).is_err());
+        }
+    }
+
+    /// Found by fuzzing (fuzz/regressions/expr, template, workflow): long
+    /// operator chains and conditional chains overflowed the stack in the
+    /// CEL parser, aborting the process. They are refused with a message,
+    /// on a stack no larger than a tokio worker's.
+    #[test]
+    fn deep_expressions_are_refused_not_a_stack_overflow() {
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(|| {
+                let chains = [
+                    format!("input{}", ".a".repeat(4000)),
+                    format!("state.req{}", "put.req".repeat(4000)),
+                    format!("1{}", " + 1".repeat(4000)),
+                    format!("has(state.evete{})", ".evete".repeat(4000)),
+                    format!("timestamp('x'){}", " + durat".repeat(4000)),
+                    format!("{}2", "true ? 1 : ".repeat(100)),
+                    format!("1{}", " in 1".repeat(6000)),
+                    "\0in".repeat(6000),
+                ];
+                for source in chains {
+                    let err = Expr::compile(&source).expect_err("refused");
+                    assert!(err.contains("split it into steps"), "{err}");
+                    let t = compile_string(&format!("${{{source}}}"));
+                    assert!(t.is_err());
+                }
+                // Long literals and ordinary rules still compile.
+                let literal = format!("'{}' == input.s", "a+b.".repeat(2000));
+                assert!(Expr::compile(&literal).is_ok());
+                let rule = format!("input.n > 1{}", " && input.n < 100".repeat(40));
+                assert!(Expr::compile(&rule).is_ok());
+                assert!(Expr::compile(&format!("{}2", "true ? 1 : ".repeat(32))).is_ok());
+            })
+            .expect("thread")
+            .join()
+            .expect("no stack overflow");
+    }
+
     /// Every example of docs/workflows.md "Functions and operators".
     #[test]
     fn documented_functions_work() {
@@ -520,6 +747,68 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(t.render(&scope).expect("renders"), json!("a x ${b} 1"));
+    }
+
+    fn path_template(text: &str) -> Result<Template, String> {
+        let mut t = Template::compile(&json!({"path": text})).map_err(|e| format!("{e:?}"))?;
+        t.url_path_field("path")?;
+        Ok(t)
+    }
+
+    #[test]
+    fn url_path_values_are_one_segment_each() {
+        let t = path_template("/v1/sessions/${session.reference}/score").expect("compiles");
+        let render = |reference: &str| {
+            let session = json!({"reference": reference});
+            let scope = Scope {
+                session: Some(&session),
+                ..Default::default()
+            };
+            t.render(&scope).map(|v| v["path"].clone())
+        };
+        for (reference, want) in [
+            ("sc_01", "/v1/sessions/sc_01/score"),
+            ("../../../admin", "/v1/sessions/..%2F..%2F..%2Fadmin/score"),
+            ("x?inj=1&q=2", "/v1/sessions/x%3Finj%3D1%26q%3D2/score"),
+            ("a#frag", "/v1/sessions/a%23frag/score"),
+            ("50%", "/v1/sessions/50%25/score"),
+            ("é ~", "/v1/sessions/%C3%A9%20~/score"),
+            ("a..b", "/v1/sessions/a..b/score"),
+        ] {
+            assert_eq!(
+                render(reference).expect("renders"),
+                json!(want),
+                "{reference}"
+            );
+        }
+        for dots in [".", ".."] {
+            let e = render(dots).expect_err("a dot segment is refused");
+            assert_eq!(e.expr, "session.reference");
+            assert!(e.message.contains("cannot be a segment"), "{e}");
+        }
+        // A whole-value path is one segment too, and a number its JSON text.
+        let whole = path_template("${input.p}").expect("compiles");
+        let input = json!({"p": "/admin?x=1"});
+        let scope = Scope {
+            input: Some(&input),
+            ..Default::default()
+        };
+        assert_eq!(
+            whole.render(&scope).expect("renders")["path"],
+            json!("%2Fadmin%3Fx%3D1")
+        );
+    }
+
+    #[test]
+    fn url_path_text_may_not_hold_a_query() {
+        for text in ["/v1/x?a=1", "/v1/${input.a}?b=2", "/v1/x#top"] {
+            let e = path_template(text).expect_err(text);
+            assert!(e.contains("put query parameters in `query`"), "{e}");
+        }
+        let mut t = Template::compile(&json!({"path": {"a": 1}})).expect("compiles");
+        assert!(t.url_path_field("path").is_err());
+        let mut absent = Template::compile(&json!({"service": "s"})).expect("compiles");
+        assert!(absent.url_path_field("path").is_ok());
     }
 
     #[test]

@@ -115,14 +115,81 @@ async fn sdk_files_security_headers_and_cors() {
     );
     let r = preflight("https://evil.example").await.unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
+    // A request that needs no preflight (the SDK's probe after a failed
+    // one) is refused before the secret is read, readably for that origin,
+    // so that the SDK can name the setting instead of reconnecting forever.
+    for secret in [None, Some("gwcs_wrong")] {
+        let mut req = h.http.get(&events).header("origin", "https://evil.example");
+        if let Some(secret) = secret {
+            req = req.bearer_auth(secret);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 403);
+        assert_eq!(
+            header(r.headers(), "access-control-allow-origin"),
+            "https://evil.example"
+        );
+        assert!(
+            header(r.headers(), "vary")
+                .to_ascii_lowercase()
+                .contains("origin")
+        );
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(
+            body["type"], "https://gangway.dev/problems/origin-not-allowed",
+            "{body}"
+        );
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("client.allowed_origins"),
+            "{body}"
+        );
+    }
+    // An opaque origin (a sandboxed frame, a file) is refused unreadably.
     let r = h
         .http
         .get(&events)
-        .header("origin", "https://evil.example")
+        .header("origin", "null")
         .send()
         .await
         .unwrap();
+    assert_eq!(r.status(), 403);
     assert!(r.headers().get("access-control-allow-origin").is_none());
+    // The OpenAPI document says so for every client-secret operation.
+    let doc: Value = h
+        .http
+        .get(h.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut client_ops = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            if op["security"][0].get("clientSecret").is_some() {
+                client_ops += 1;
+                assert!(
+                    op["responses"].get("403").is_some(),
+                    "{method} {path} lacks 403"
+                );
+            }
+        }
+    }
+    assert!(client_ops >= 4, "{client_ops}");
+    // Gangway's own origin (the Host) needs no listing.
+    let own = h.url("").trim_end_matches('/').to_string();
+    let r = h
+        .http
+        .get(&events)
+        .header("origin", own)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     // The customer's API is not for browsers at all.
     let r = h
         .http
@@ -395,4 +462,50 @@ async fn demo_site_backend_and_framing() {
     assert_eq!(verified["verified"], true, "{verified}");
     let log = std::fs::read_to_string(dir.path().join("demo.log")).unwrap();
     assert!(!log.contains(api_key), "the API key is never logged");
+}
+
+/// Issue 18 #13: the demo's simulator controls and backend need no
+/// credentials, so it refuses a non-loopback address unless
+/// `--allow-public` says so, and then warns loudly. (192.0.2.1 is a
+/// documentation address this machine does not have: with the flag the
+/// check passes, the warning is printed, and binding fails, so nothing is
+/// exposed by the test.)
+#[test]
+fn demo_refuses_a_public_address_without_allow_public() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = |args: &[&str]| {
+        std::process::Command::new(common::BIN)
+            .arg("demo")
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("GANGWAY_LISTEN")
+            .env(
+                "GANGWAY_DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("demo.db").display()),
+            )
+            .env(
+                "GANGWAY_WORKFLOWS_DIR",
+                common::repo_root().join("workflows"),
+            )
+            .output()
+            .unwrap()
+    };
+    for listen in ["0.0.0.0:0", "192.0.2.1:0", "[::]:0"] {
+        let out = demo(&["--listen", listen]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{listen}: {err}");
+        assert!(err.contains("refusing to run the demo on"), "{err}");
+        assert!(err.contains("--allow-public"), "{err}");
+        assert!(
+            !dir.path().join("demo.db").exists(),
+            "refused before anything else"
+        );
+    }
+    let out = demo(&["--listen", "192.0.2.1:0", "--allow-public"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("WARNING: the demo listens on 192.0.2.1"),
+        "{err}"
+    );
+    assert!(err.contains("cannot listen on 192.0.2.1"), "{err}");
 }

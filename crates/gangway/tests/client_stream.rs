@@ -143,7 +143,7 @@ async fn health_metrics_and_openapi() {
         .await
         .unwrap();
     for name in [
-        "gangway_sessions{status=\"waiting\"}",
+        "gangway_cluster_sessions{status=\"waiting\"}",
         "gangway_transitions_total",
         "gangway_provider_call_seconds",
     ] {
@@ -186,6 +186,6 @@ async fn health_metrics_and_openapi() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|w| w["id"] == "http-score" && w["version"] == 1)
+            .any(|w| w["id"] == "http-score" && w["version"] == 4)
     );
 }

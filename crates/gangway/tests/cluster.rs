@@ -13,6 +13,8 @@ mod common;
 
 use common::{Harness, Options, eventually};
 use futures::StreamExt;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -180,7 +182,15 @@ async fn cluster_of_three_survives_kill_9() {
     let chunks = SESSIONS.div_ceil(PARALLEL);
     // Never before the first chunk: every node must have served webhooks
     // (checked below) before one of them dies.
-    let kill_at = 1 + rand::random::<u64>() as usize % (chunks - 1);
+    // The kill moment and the completion order come from one seed, printed
+    // so that a failure can be reproduced: GANGWAY_TEST_SEED=<seed>.
+    let seed = std::env::var("GANGWAY_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or_else(rand::random);
+    println!("cluster test seed: {seed} (rerun with GANGWAY_TEST_SEED={seed})");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let kill_at = 1 + rng.random_range(0..chunks - 1);
     let mut h = Arc::into_inner(h).unwrap();
     let mut killed = false;
     h.lb.as_ref().unwrap().pin(Some(0));
@@ -195,7 +205,7 @@ async fn cluster_of_three_survives_kill_9() {
     // From here provider webhooks are spread over the three nodes.
     h.lb.as_ref().unwrap().pin(None);
     let mut order: Vec<usize> = (0..SESSIONS).filter(|&i| i != watch_i).collect();
-    order.sort_by_cached_key(|_| rand::random::<u32>());
+    order.shuffle(&mut rng);
     for (n, chunk) in order.chunks(PARALLEL).enumerate() {
         if n == kill_at {
             h.kill9_node(0);

@@ -202,6 +202,15 @@ async fn happy_path_stores_the_key_sealed_and_hands_it_out_only_through_secrets(
 
     let ended = h.wait_ended(&s.id).await;
     assert_eq!(ended["outcome"], "approved", "{ended}");
+    // The output names the client, its channels and their numbers.
+    let out = &ended["output"];
+    let channels = out["channels"].as_array().expect("channels in the output");
+    assert!(!channels.is_empty(), "{ended}");
+    for ch in channels {
+        let phone = out["phone_numbers"][ch.as_str().unwrap()].as_str();
+        assert!(phone.is_some_and(|p| p.starts_with('+')), "{ended}");
+    }
+    assert!(out["client"].is_string(), "{ended}");
     assert!(
         ended["reason"]
             .as_str()
@@ -238,7 +247,7 @@ async fn happy_path_stores_the_key_sealed_and_hands_it_out_only_through_secrets(
 
     // ... and nowhere else: not in the database file, the logs, the
     // timeline, the customer view or webhooks, or the browser's view.
-    let all = database_bytes(&h).await;
+    let all = h.database_bytes().await;
     assert!(
         !all.windows(key.len()).any(|w| w == key.as_bytes()),
         "the channel API key is in the database files in plaintext"
@@ -309,7 +318,8 @@ async fn happy_path_stores_the_key_sealed_and_hands_it_out_only_through_secrets(
         .unwrap();
     assert_eq!(with_client_secret.status(), 401);
 
-    // Replaying the redirect after success: rejected, recorded, nothing changes.
+    // Replaying the redirect after success: rejected and counted, nothing
+    // stored, nothing changes.
     let before = h.session(&s.id).await;
     let (status, body) = land(&h, &location).await;
     assert_eq!(status, 409, "{body}");
@@ -319,13 +329,18 @@ async fn happy_path_stores_the_key_sealed_and_hands_it_out_only_through_secrets(
     );
     let after = h.session(&s.id).await;
     assert_eq!(before["outcome"], after["outcome"]);
+    assert_eq!(
+        after["refused_events"].as_u64().unwrap(),
+        before["refused_events"].as_u64().unwrap() + 1,
+        "{after}"
+    );
     let t = h.timeline(&s.id).await;
     assert_eq!(
         entries(&t, "event.received")
             .iter()
             .filter(|e| e["data"]["event"] == "dialog360.redirect")
             .count(),
-        2,
+        1,
         "{t:#}"
     );
 }
@@ -1020,42 +1035,49 @@ async fn partner_api_5xx_and_429_are_retried() {
     assert!(failed[0].to_string().contains("HTTP 502"), "{}", failed[0]);
 }
 
-/// Everything the database holds: the SQLite files' bytes, or on
-/// PostgreSQL every row of every table as text.
-async fn database_bytes(h: &Harness) -> Vec<u8> {
-    match &h.db {
-        common::pg::TestDb::Sqlite(_) => {
-            let mut all = Vec::new();
-            for file in ["gangway.db", "gangway.db-wal", "gangway.db-shm"] {
-                if let Ok(b) = std::fs::read(h.dir.path().join(file)) {
-                    all.extend(b);
-                }
-            }
-            all
-        }
-        common::pg::TestDb::Postgres { url, .. } => {
-            use sqlx::{Connection, Row};
-            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            let tables: Vec<String> = sqlx::query(
-                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
-            )
-            .fetch_all(&mut conn)
+/// Issue 18 finding 6: a used `state` replayed after the session ended is
+/// refused each time (409) and counted; it neither grows the timeline nor
+/// stores anything (before: 100 replays, 100 timeline entries).
+#[tokio::test(flavor = "multi_thread")]
+async fn redirects_replayed_after_the_end_are_counted_not_stored() {
+    let h = Harness::start().await;
+    let s = start(&h, "whatsapp-fast", json!({"email": "rey@shop.example"})).await;
+    let location = grant(&s, "rey@shop.example", "+4915100000077", &[], false).await;
+    let (status, body) = land(&h, &location).await;
+    assert_eq!(status, 200, "{body}");
+    let ended = h.wait_ended(&s.id).await;
+    assert_eq!(ended["outcome"], "approved", "{ended}");
+    let refused_before = h.session(&s.id).await["refused_events"]
+        .as_u64()
+        .unwrap_or(0);
+    let before = h.timeline(&s.id).await["entries"].as_array().unwrap().len();
+    let url = reqwest::Url::parse(&location).unwrap();
+    let marker = "replayed-redirect-marker-51c2";
+    let query = format!("?{}&m={marker}", url.query().unwrap_or_default());
+    for _ in 0..100 {
+        let r = h
+            .http
+            .post(h.url(url.path()))
+            .json(&json!({"query": query}))
+            .send()
             .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<String, _>(0))
-            .collect();
-            let mut all = Vec::new();
-            for t in tables {
-                let rows = sqlx::query(&format!("SELECT t::text FROM \"{t}\" t"))
-                    .fetch_all(&mut conn)
-                    .await
-                    .unwrap();
-                for r in rows {
-                    all.extend(r.get::<String, _>(0).into_bytes());
-                }
-            }
-            all
-        }
+            .unwrap();
+        assert_eq!(r.status(), 409);
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
     }
+    let t = h.timeline(&s.id).await;
+    let grown = t["entries"].as_array().unwrap().len() - before;
+    assert!(grown <= 1, "{grown} timeline entries for 100 replays");
+    assert_eq!(entries(&t, "events.refused").len(), 1, "{t:#}");
+    // (A late partner webhook is refused and counted the same way.)
+    let session = h.session(&s.id).await;
+    let refused = session["refused_events"].as_u64().unwrap_or(0) - refused_before;
+    assert!((100..=102).contains(&refused), "{session}");
+    assert!(
+        !h.database_bytes()
+            .await
+            .windows(marker.len())
+            .any(|w| w == marker.as_bytes()),
+        "a refused redirect reached the database"
+    );
 }

@@ -30,7 +30,7 @@ async fn a_dry_run_returns_the_trace_and_touches_nothing_real() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["ended"], true);
-    assert_eq!(body["version"], 1);
+    assert_eq!(body["version"], 4);
     assert_eq!(body["session"]["outcome"], "approved");
     let k = kinds(&body["trace"]);
     for expected in [
@@ -162,4 +162,120 @@ async fn bad_dry_runs_get_problems() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+}
+
+/// Open file descriptors and threads of a process, from /proc.
+#[cfg(target_os = "linux")]
+fn resources(pid: u32) -> (usize, usize) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap();
+    (fds, threads)
+}
+
+/// Posts a dry run, again while every dry-run slot is taken (503), until
+/// it gets another answer.
+#[cfg(target_os = "linux")]
+async fn dry_run_when_free(h: &Harness, workflow: &str, body: Value) -> (u16, Value) {
+    common::eventually("a free dry-run slot", 60, || {
+        let body = body.clone();
+        async move {
+            let (status, answer) = h
+                .post(&format!("/v1/workflows/{workflow}/dry-run"), body)
+                .await;
+            (status != 503).then_some((status, answer))
+        }
+    })
+    .await
+}
+
+/// Issue 18 finding 1: a dry run gives back every file, thread and task it
+/// took, whether it ends, fails, times out or its client goes away; before,
+/// each kept its SQLite files (5 fds) and its committer thread, and one whose
+/// client left kept its engine and listener too.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_runs_give_back_what_they_took() {
+    let h = Harness::start().await;
+    let pid = h.server_pid();
+    let (fds0, threads0) = resources(pid);
+    let complete = json!({"events": [
+        {"at": "wait_for_result", "sim": "score", "action": "complete", "body": {"score": 72}}
+    ]});
+    for _ in 0..40 {
+        let (status, body) = dry_run_when_free(&h, "http-score", complete.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["ended"], true, "{body}");
+    }
+    // Failing midway: the simulator has no such action.
+    for _ in 0..4 {
+        let (status, body) = dry_run_when_free(
+            &h,
+            "http-score",
+            json!({"events": [{"at": "wait_for_result", "sim": "score", "action": "explode"}]}),
+        )
+        .await;
+        assert_eq!(status, 422, "{body}");
+    }
+    // Timing out.
+    for _ in 0..3 {
+        let (status, body) = dry_run_when_free(&h, "http-score", json!({"timeout_s": 1})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["ended"], false, "{body}");
+    }
+    // Clients that give up on runs that would go on for a minute: each
+    // waits until its run's engine has started (the server logs each
+    // sandbox's database), then leaves.
+    let sandboxes = || h.server_log().matches("sandbox.db").count();
+    let mut abandoned = 0;
+    while abandoned < 3 {
+        let before = sandboxes();
+        let client = reqwest::Client::new();
+        let request = client
+            .post(h.url("/v1/workflows/http-score/dry-run"))
+            .bearer_auth(&h.api_key)
+            .json(&json!({"timeout_s": 60}))
+            .send();
+        let started = common::eventually("the abandoned run to start", 60, || async {
+            (sandboxes() > before).then_some(())
+        });
+        tokio::select! {
+            r = request => {
+                // Only "every slot is taken" may come back before a minute.
+                let status = r.unwrap().status().as_u16();
+                assert_eq!(status, 503, "a 60 s dry run answered early");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            () = started => abandoned += 1,
+        }
+        drop(client);
+    }
+    // Everything comes back (blocking-pool threads linger up to 10 s idle);
+    // a dry run abandoned but still running would hold its files for 60 s.
+    let mut last = (0, 0);
+    let settled = tokio::time::timeout(std::time::Duration::from_secs(45), async {
+        loop {
+            last = resources(pid);
+            if last.0 <= fds0 + 6 && last.1 <= threads0 + 3 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        settled.is_ok(),
+        "before: {fds0} fds, {threads0} threads; after 53 dry runs: {} fds, {} threads",
+        last.0,
+        last.1
+    );
+    // And dry runs still work.
+    let (status, body) = dry_run_when_free(&h, "http-score", complete).await;
+    assert_eq!(status, 200, "{body}");
 }

@@ -63,7 +63,17 @@ async fn approve_and_decline_notify_with_verified_signatures() {
             "signature must verify with the standardwebhooks crate"
         );
         assert_eq!(got[0].body["data"]["outcome"], outcome);
+        // What decided travels with the ending.
+        let out = &got[0].body["data"]["output"];
+        assert_eq!(out["threshold"], 50, "{out}");
+        assert!(out["score"].is_u64(), "{out}");
+        assert!(out["provider_session"].is_string(), "{out}");
         assert!(got[0].webhook_id.starts_with("msg_"));
+        assert_eq!(
+            got[0].user_agent,
+            format!("Gangway/{}", env!("CARGO_PKG_VERSION")),
+            "deliveries name Gangway and its version"
+        );
     }
     // session.updated was sent when the session started waiting.
     assert!(!h.receiver.for_session(aid, "session.updated").is_empty());
@@ -170,16 +180,40 @@ async fn provider_5xx_and_429_at_start_are_retried_with_one_provider_session() {
 async fn a_start_whose_answer_is_lost_is_retried_with_the_same_idempotency_key() {
     let h = Harness::start().await;
     // The provider creates the session, then the answer is lost (503 and a dropped connection).
-    h.sim_post("/control/faults", json!({"rules": [
+    let (st, body) = h.sim_post("/control/faults", json!({"rules": [
         {"match": {"method": "POST", "path": "/v1/sessions"}, "times": 1, "fault": {"status": 503, "after_effect": true}},
         {"match": {"method": "POST", "path": "/v1/sessions"}, "times": 1, "fault": {"drop": true, "after_effect": true}}
     ]}))
     .await;
+    assert_eq!(st, 200, "installing the faults: {body}");
     let s = h.create_score_session("r-lost-answer").await;
     let id = s["id"].as_str().unwrap();
     let pid = h.provider_id(id).await;
     h.complete(&pid, 51).await;
     assert_eq!(h.wait_ended(id).await["outcome"], "approved");
+    // Both faults fired: none is left armed, and the call took three attempts.
+    let armed: Value = h
+        .http
+        .get(h.sim("/control/faults"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(armed["rules"].as_array().map(Vec::len), Some(0), "{armed}");
+    let t = h.timeline(id).await;
+    let call = t["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "provider.call")
+        .unwrap();
+    assert_eq!(
+        call["data"]["attempts"].as_array().unwrap().len(),
+        3,
+        "{call}"
+    );
     let (_, sessions) = {
         let r = h.http.get(h.sim("/control/sessions")).send().await.unwrap();
         (r.status(), r.json::<Value>().await.unwrap())
@@ -318,11 +352,27 @@ async fn bad_webhook_signature_is_401_and_changes_nothing() {
         assert_eq!(r.headers()["content-type"], "application/problem+json");
     }
     // The simulator signing with a wrong key is refused the same way.
-    h.sim_post(
-        &format!("/control/{pid}/complete"),
-        json!({"score": 99, "bad_auth": true}),
-    )
-    .await;
+    let (st, body) = h
+        .sim_post(
+            &format!("/control/{pid}/complete"),
+            json!({"score": 99, "bad_auth": true}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["webhooks_sent"], 1, "{body}");
+    let record: Value = h
+        .http
+        .get(h.sim(&format!("/control/sessions/{pid}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        record["webhooks_delivered"], 0,
+        "refused by Gangway: {record}"
+    );
     let after = h.session(id).await;
     assert_eq!(after["status"], "waiting");
     assert_eq!(after["updated_at"], before["updated_at"]);
@@ -350,11 +400,41 @@ async fn kill_9_while_sessions_wait_then_restart_completes_each_once() {
         pids.push(h.provider_id(id).await);
     }
     h.kill9_server();
-    // Half the webhooks arrive while the server is down (lost by the sender),
-    // so those sessions can only finish through a later resend.
+    // Half the sessions finish at the provider while the server is down: the
+    // provider's webhook finds the port closed and is re-sent (as real
+    // providers do) until the restarted server takes it.
+    let down: Vec<usize> = (0..pids.len()).filter(|i| i % 4 < 2).collect();
+    for &i in &down {
+        let (st, body) = h
+            .sim_post(
+                &format!("/control/{}/complete", pids[i]),
+                json!({"score": if i % 2 == 0 { 75 } else { 25 }, "retries": 100, "retry_every_ms": 100}),
+            )
+            .await;
+        assert_eq!(st, 200, "{body}");
+    }
+    // The server stays down until every one of those webhooks has failed
+    // at least once.
+    for &i in &down {
+        eventually("a webhook refused while down", 20, || async {
+            let r: Value = h
+                .http
+                .get(h.sim(&format!("/control/sessions/{}", pids[i])))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (r["webhooks_sent"].as_u64() >= Some(1)).then_some(())
+        })
+        .await;
+    }
     h.start_server();
     for (i, pid) in pids.iter().enumerate() {
-        h.complete(pid, if i % 2 == 0 { 75 } else { 25 }).await;
+        if !down.contains(&i) {
+            h.complete(pid, if i % 2 == 0 { 75 } else { 25 }).await;
+        }
     }
     for (i, id) in ids.iter().enumerate() {
         let ended = h.wait_ended(id).await;
@@ -370,6 +450,20 @@ async fn kill_9_while_sessions_wait_then_restart_completes_each_once() {
         .filter(|r| r["method"] == "POST" && r["path"] == "/v1/sessions" && r["status"] == 201)
         .count();
     assert_eq!(creates, 20, "exactly one provider session per session");
+    // The webhooks sent while the server was down got through on a re-send.
+    for &i in &down {
+        let r: Value = h
+            .http
+            .get(h.sim(&format!("/control/sessions/{}", pids[i])))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["webhooks_delivered"], 1, "{r}");
+        assert!(r["webhooks_sent"].as_u64() >= Some(2), "{r}");
+    }
     for id in &ids {
         let got = eventually("ended webhook", 20, || async {
             let v = h.receiver.for_session(id, "session.ended");
@@ -546,4 +640,99 @@ async fn polls_are_paced_by_the_poll_rate() {
     let ended = h.wait_ended(&ids[1]).await;
     assert_eq!(ended["outcome"], "declined");
     assert_eq!(accepted_sources(&h.timeline(&ids[1]).await), vec!["poll"]);
+}
+
+/// Issue 18 finding 10: a correctly signed webhook whose timestamp is as far
+/// in the past as an i64 allows is outside the tolerance window (problem
+/// JSON), not an overflow that answers "signature does not match" or drops
+/// the connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timestamp_2_pow_63_seconds_old_is_outside_the_tolerance_window() {
+    let h = Harness::start().await;
+    let s = h.create_score_session("r-ts").await;
+    let id = s["id"].as_str().unwrap();
+    let pid = h.provider_id(id).await;
+    h.wait_session(id, "waiting", |s| s["status"] == "waiting")
+        .await;
+    let body = json!({"id": pid, "status": "completed"}).to_string();
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    for ts in [now + i64::MIN, i64::MIN, i64::MAX, now - 301] {
+        let ts = ts.to_string();
+        let sig = gangway_server::sim::score::signature(
+            common::SIM_WEBHOOK_SECRET.as_bytes(),
+            &ts,
+            body.as_bytes(),
+        );
+        let r = h
+            .http
+            .post(h.url("/v1/webhooks/http/score"))
+            .header("content-type", "application/json")
+            .header("X-Score-Timestamp", &ts)
+            .header("X-Score-Signature", sig)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{ts}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let problem: Value = r.json().await.unwrap();
+        assert_eq!(
+            problem["detail"], "timestamp outside the tolerance window",
+            "{ts}: {problem}"
+        );
+    }
+    assert_eq!(h.session(id).await["status"], "waiting");
+}
+
+/// Issue 18 finding 12: the signed `completed` webhook runs ahead of the
+/// provider's read, which says `pending` twice more. The shipped http-score
+/// reads again with backoff instead of ending `failed`, and decides on the
+/// score once the read agrees.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_ahead_of_the_read_is_read_again_until_it_agrees() {
+    let h = Harness::start().await;
+    let s = h.create_score_session("r-lag").await;
+    let id = s["id"].as_str().unwrap();
+    let pid = h.provider_id(id).await;
+    h.wait_session(id, "waiting", |s| s["status"] == "waiting")
+        .await;
+    let (st, body) = h
+        .sim_post(
+            &format!("/control/{pid}/complete"),
+            json!({"score": 80, "stale_reads": 2}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let ended = h.wait_ended(id).await;
+    assert_eq!(ended["outcome"], "approved", "{ended}");
+    assert_eq!(ended["reason"], "score 80 is at least 50");
+    let t = h.timeline(id).await;
+    let entries = t["entries"].as_array().unwrap();
+    let retries: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["kind"] == "call.retrying")
+        .collect();
+    assert_eq!(retries.len(), 2, "{t:#}");
+    assert!(retries.iter().all(|e| e["step"] == "fetch_score"));
+    assert_eq!(
+        accepted_sources(&t),
+        vec!["http:score"],
+        "the webhook, not a poll, moved the session on"
+    );
+    // Three reads of the score at fetch_score: pending, pending, completed.
+    let calls: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["kind"] == "provider.call" && e["step"] == "fetch_score")
+        .collect();
+    let statuses: Vec<&Value> = calls
+        .iter()
+        .map(|c| &c["data"]["attempts"][0]["response"]["status"])
+        .collect();
+    assert_eq!(statuses, vec!["pending", "pending", "completed"], "{t:#}");
 }

@@ -99,6 +99,15 @@ async fn pass_fail_review_and_abandon() {
     for (id, outcome) in &cases {
         let ended = h.wait_ended(id).await;
         assert_eq!(ended["outcome"], *outcome, "{ended}");
+        // The verdict and the checks behind it, for the customer's backend.
+        let out = &ended["output"];
+        assert!(out["overall_status"].is_string(), "{ended}");
+        assert!(out["checks"]["liveness"]["status"].is_string(), "{ended}");
+        assert!(
+            out["checks"]["id_validation"]["status"].is_string(),
+            "{ended}"
+        );
+        assert!(out["interview_id"].is_string(), "{ended}");
         let t = h.timeline(id).await;
         assert_eq!(
             accepted(&t),

@@ -76,3 +76,53 @@ async fn sigterm_finishes_work_and_tells_streams_to_reconnect() {
         .collect();
     assert_eq!(sessions.len(), 2, "one provider session each: {starts:?}");
 }
+
+/// Issue 23 #8: on SIGTERM `/readyz` answers 503 `stopping` at once while
+/// the node keeps serving everything (new sessions too) for
+/// `server.drain_period`, so that a load balancer takes it out of rotation
+/// before it stops accepting; a second signal ends the wait.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_turns_readiness_off_first_and_serves_through_the_drain_period() {
+    let mut h = Harness::start_with(common::Options {
+        extra_toml: "[server]\ndrain_period = \"120s\"\n",
+        ..Default::default()
+    })
+    .await;
+    let ready = h.http.get(h.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+
+    h.signal_server("TERM");
+    let body = common::eventually("/readyz to answer 503", 10, || async {
+        let r = h.http.get(h.url("/readyz")).send().await.ok()?;
+        (r.status().as_u16() == 503).then_some(())?;
+        r.json::<serde_json::Value>().await.ok()
+    })
+    .await;
+    assert_eq!(body, json!({"status": "stopping"}));
+    // Still serving: a request the balancer sent before it noticed works,
+    // on a new connection too.
+    let fresh = reqwest::Client::new();
+    let health = fresh.get(h.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    // Kept-alive clients are told to reconnect (and so leave this node).
+    assert_eq!(health.headers()["connection"], "close");
+    let s = h.create_score_session("during-the-drain").await;
+    let id = s["id"].as_str().unwrap().to_string();
+    h.provider_id(&id).await;
+
+    // A second signal ends the drain period: the node stops and exits long
+    // before the 120 s are over, and accepts no more connections.
+    h.signal_server("TERM");
+    let exit = h.wait_server_exit(60);
+    assert!(exit.success(), "exit status {exit:?}");
+    assert!(
+        reqwest::Client::new()
+            .get(h.url("/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
+    let log = h.server_log();
+    assert!(log.contains("/readyz answers 503"), "{log}");
+    assert!(log.contains("drain period ended"), "{log}");
+}

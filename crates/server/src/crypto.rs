@@ -26,10 +26,24 @@ pub fn generate_key() -> String {
     STANDARD.encode(key)
 }
 
-/// Seals and opens secrets; `Clone` is cheap.
+/// Seals and opens secrets, and derives secrets that need not be stored;
+/// `Clone` is cheap.
 #[derive(Clone)]
 pub struct Sealer {
     cipher: std::sync::Arc<Aes256Gcm>,
+    /// HMAC key for [`Sealer::derive`], itself derived from the key so that
+    /// the AES key is never used for anything else.
+    derive_key: std::sync::Arc<[u8; 32]>,
+}
+
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key");
+    for p in parts {
+        mac.update(p);
+        mac.update(&[0]);
+    }
+    mac.finalize().into_bytes().into()
 }
 
 impl std::fmt::Debug for Sealer {
@@ -45,9 +59,24 @@ impl Sealer {
         if bytes.len() != 32 {
             return Err(Error::BadKey);
         }
-        Ok(Sealer {
-            cipher: std::sync::Arc::new(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&bytes))),
-        })
+        Ok(Sealer::with_key(&bytes))
+    }
+
+    fn with_key(key: &[u8]) -> Sealer {
+        Sealer {
+            cipher: std::sync::Arc::new(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key))),
+            derive_key: std::sync::Arc::new(hmac_sha256(key, &[b"gangway derive v1"])),
+        }
+    }
+
+    /// A secret for `purpose` and `input` (hex of an HMAC-SHA256 under a key
+    /// derived from `encryption_key`): the same for the same input as long
+    /// as the key stays, so it can be computed again instead of stored.
+    pub fn derive(&self, purpose: &str, input: &str) -> String {
+        hex::encode(hmac_sha256(
+            self.derive_key.as_slice(),
+            &[purpose.as_bytes(), input.as_bytes()],
+        ))
     }
 
     /// A random key, for a process that has none configured: what it seals
@@ -55,9 +84,7 @@ impl Sealer {
     pub fn ephemeral() -> Sealer {
         let mut key = [0u8; 32];
         rand::rng().fill_bytes(&mut key);
-        Sealer {
-            cipher: std::sync::Arc::new(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key))),
-        }
+        Sealer::with_key(&key)
     }
 
     pub fn seal(&self, plaintext: &str) -> String {
@@ -106,5 +133,18 @@ mod tests {
         let k = STANDARD.encode([7u8; 32]);
         assert!(Sealer::from_base64(&k).is_ok());
         assert!(Sealer::from_base64("c2hvcnQ=").is_err());
+    }
+
+    #[test]
+    fn derived_secrets_follow_the_key_purpose_and_input() {
+        let k = STANDARD.encode([7u8; 32]);
+        let a = Sealer::from_base64(&k).expect("key");
+        let again = Sealer::from_base64(&k).expect("key");
+        let d = a.derive("oih-callback", "r1");
+        assert_eq!(d.len(), 64);
+        assert_eq!(d, again.derive("oih-callback", "r1"));
+        assert_ne!(d, a.derive("oih-callback", "r2"));
+        assert_ne!(d, a.derive("other", "r1"));
+        assert_ne!(d, Sealer::ephemeral().derive("oih-callback", "r1"));
     }
 }

@@ -12,6 +12,14 @@ pub fn now_ms() -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Whether the Unix time `t` lies within `tolerance` of `now` (same unit:
+/// seconds). Signature schemes check their timestamps with it: the distance
+/// is an unsigned difference, so no timestamp a sender can write (`i64::MIN`,
+/// `now - 2^63`) overflows, wraps into the window or panics.
+pub fn within_tolerance(now: i64, t: i64, tolerance: std::time::Duration) -> bool {
+    now.abs_diff(t) <= tolerance.as_secs()
+}
+
 /// `prefix_` + 12 hex digits of milliseconds + 16 random hex digits: sortable
 /// by creation time, so cursors can page by id.
 pub fn new_id(prefix: &str) -> String {

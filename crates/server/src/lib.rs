@@ -6,11 +6,18 @@ pub mod app;
 pub mod config;
 pub mod connectors;
 pub mod crypto;
+pub mod egress;
 pub mod ids;
+pub mod keys;
+pub mod limits;
+pub mod logging;
+pub mod providers;
 pub mod runtime;
 pub mod sandbox;
+pub mod serve;
 pub mod sim;
 pub mod store;
+pub mod telemetry;
 pub mod web;
 
 /// The router type the binary composes (re-exported so it need not depend on axum).

@@ -520,3 +520,108 @@ async fn auth_controls_knobs_faults_and_direct_payment() {
     let (_, v) = h.api(KEY, "/partners/p1/channels").await;
     assert_eq!(v["total"], 0);
 }
+
+/// The list calls as public Partner API clients send them
+/// (`yuenkik6/WABA360Dialog.NET`, `GetPartnerChannels.cs` and
+/// `GetPartnerClients.cs`: `limit`, `offset`, `sort=-` and `filters` as JSON
+/// with dotted keys; with `X-API-Key` in place of its legacy bearer login),
+/// and the redirect as 360dialog's `ConnectButton` parses it.
+#[tokio::test]
+async fn partner_api_lists_as_public_clients_call_them() {
+    let h = Harness::start().await;
+    let (_, first) = h
+        .accept("p1", &[("email", "a@x.example"), ("number", "+4911")])
+        .await;
+    let (_, second) = h
+        .accept("p1", &[("email", "b@x.example"), ("number", "+4922")])
+        .await;
+    // ConnectButton: `client`, then `channels` without its brackets, split on commas.
+    let search = |loc: &str, name: &str| {
+        reqwest::Url::parse(loc)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    };
+    let channels = search(&second, "channels");
+    let second_channel = channels[1..channels.len() - 1]
+        .split(',')
+        .next()
+        .unwrap()
+        .to_owned();
+    let second_client = search(&second, "client");
+    assert_ne!(search(&first, "client"), second_client);
+
+    let list = |path: &str, filters: Value| {
+        h.http
+            .get(h.url(&format!("/api/v2/partners/p1/{path}")))
+            .header("X-API-Key", KEY)
+            .query(&[
+                ("limit", "20"),
+                ("offset", "0"),
+                ("sort", "-"),
+                ("filters", &filters.to_string()),
+            ])
+            .send()
+    };
+    let r = list("channels", json!({"setup_info.phone_number": "+4922"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["total"], 1, "{v}");
+    assert_eq!(v["partner_channels"][0]["id"], second_channel.as_str());
+    assert_eq!(
+        (v["limit"].clone(), v["offset"].clone()),
+        (json!(20), json!(0))
+    );
+    assert!(
+        v["sort"].as_array().unwrap().iter().all(Value::is_string),
+        "{v}"
+    );
+    let r = list(
+        "channels",
+        json!({"client.contact_info.email": "a@x.example"}),
+    )
+    .await
+    .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["total"], 1, "{v}");
+    assert_ne!(v["partner_channels"][0]["id"], second_channel.as_str());
+
+    let r = list("clients", json!({"contact_info.email": "b@x.example"}))
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["total"], 1, "{v}");
+    assert_eq!(v["clients"][0]["id"], second_client.as_str());
+    assert!(v["clients"][0]["name"].is_string() && v["clients"][0]["status"].is_string());
+    assert!(v["sort"].is_array(), "{v}");
+    let r = h
+        .http
+        .get(h.url("/api/v2/partners/p1/clients"))
+        .header("X-API-Key", KEY)
+        .query(&[("limit", "1"), ("offset", "1")])
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["count"].clone(), v["total"].clone()),
+        (json!(1), json!(2))
+    );
+    assert_eq!(v["clients"][0]["id"], second_client.as_str(), "paged");
+
+    // A malformed query is refused in 360dialog's error envelope.
+    let r = h
+        .http
+        .get(h.url("/api/v2/partners/p1/channels?limit=twenty"))
+        .header("X-API-Key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["meta"]["http_code"], 400, "{v}");
+}

@@ -330,6 +330,53 @@ async fn results_vary_per_session_and_documents_download_once() {
     assert_eq!(status, 410, "{body}");
 }
 
+/// The one documented example of the options (Rulecube's
+/// `Ockto.startSession`, docs.rulecube.com, language reference "Ockto"): the
+/// simulator takes them as they are, and hands back the ODM version asked for.
+#[tokio::test]
+async fn rulecube_start_session_example() {
+    let s = start().await;
+    let documented = json!({
+        "consentCode": "001",
+        "ocktoType": "P",
+        "odmVersion": "v4_3",
+        "requestDocuments": [],
+        "disablePartner": true,
+        "psd2InfoIncluded": true,
+        "psd2AmountOfMonths": 12,
+    });
+    let (id, qr) = s.start_session(documented.clone()).await;
+    assert!(!qr.is_empty());
+    for (version, want) in [
+        (json!("v4_2"), "v4_2"),
+        (json!(""), "v4_3"),
+        (json!(null), "v4_3"),
+    ] {
+        let mut options = documented.clone();
+        options["odmVersion"] = version;
+        let (id, _) = s.start_session(options).await;
+        s.control(&format!("/{id}/share"), json!({})).await;
+        let (status, odm) = s
+            .call(
+                reqwest::Method::GET,
+                &format!("/sessions/{id}/result"),
+                None,
+            )
+            .await;
+        assert_eq!((status, odm["odmVersion"].as_str()), (200, Some(want)));
+    }
+    let status = s.status(&id).await;
+    assert!(status["status"].is_string(), "{status}");
+    // Not the documented `V#_#` form: refused at start.
+    let mut options = documented;
+    options["sessionId"] = json!("ses_test:2");
+    options["odmVersion"] = json!("4.3");
+    let (code, body) = s
+        .call(reqwest::Method::POST, "/sessions", Some(options))
+        .await;
+    assert_eq!(code, 400, "{body}");
+}
+
 #[tokio::test]
 async fn knobs_rotate_stale_skip_expire_and_break() {
     let s = start().await;

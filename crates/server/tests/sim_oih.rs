@@ -301,6 +301,80 @@ async fn hook_answers_like_oih() {
     assert!(got.iter().all(|g| g.token == TOKEN));
 }
 
+/// The request bodies of OIH's own webhooks tests
+/// (`lib/webhooks/spec/http-api.spec.js`) and load test
+/// (`dev-tools/docker-compose/src/load-test.js`): the body is parsed by its
+/// content type before anything else, as `lib/webhooks/src/body-parser.js`
+/// does.
+#[tokio::test]
+async fn bodies_are_parsed_as_oih_parses_them() {
+    let h = Harness::start().await;
+    let post = |flow: &str, content_type: &str, body: Vec<u8>| {
+        h.http
+            .post(h.url(&format!("/hook/{flow}")))
+            .header("content-type", content_type)
+            .header("x-hmac", sign(&body))
+            .body(body)
+            .send()
+    };
+
+    // Invalid JSON: 400 with OIH's error body, before the flow is even looked
+    // up (no delayed 404), and the flow does not run.
+    let t = Instant::now();
+    let r = post("no-such-flow", "application/json", b"{\"a\":".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(t.elapsed() < Duration::from_millis(NOT_FOUND_DELAY_MS));
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"].is_string(), "{body}");
+    let r = post("lookup-customer", "application/json", b"42".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // A form: its fields are the flow's data (the run calls back).
+    let id = new_request_id();
+    let form = serde_urlencoded::to_string([
+        ("requestId", id.as_str()),
+        ("callbackUrl", h.callback_url.as_str()),
+        ("customer_id", "C-77"),
+    ])
+    .unwrap();
+    let r = post(
+        "lookup-customer",
+        "application/x-www-form-urlencoded",
+        form.into_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let got = h.wait_callbacks(&id, 1).await;
+    assert_eq!(got[0].body["data"]["customer"]["id"], "C-77");
+
+    // text/plain is JSON to OIH; text/csv reaches the flow as {}; an empty
+    // JSON body (the load test's) is {}.
+    let id = new_request_id();
+    let r = post(
+        "lookup-customer",
+        "text/plain",
+        h.body(&id, json!({"customer_id": "C-78"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    h.wait_callbacks(&id, 1).await;
+    for (content_type, body) in [
+        ("text/csv", b"foo,bar,baz\nbaz,bar,foo".to_vec()),
+        ("application/json", Vec::new()),
+    ] {
+        let r = post("lookup-customer", content_type, body).await.unwrap();
+        assert_eq!(r.status(), 200, "{content_type}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["data"]["message"], "thank you");
+    }
+}
+
 #[tokio::test]
 async fn unknown_and_stopped_flows_answer_a_delayed_404() {
     let h = Harness::start().await;

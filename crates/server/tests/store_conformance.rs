@@ -7,8 +7,8 @@
 
 use gangway_core::engine::SessionState;
 use gangway_server::store::{
-    self, ClientEvent, DeliveryAttempt, EventRow, JobKind, NewDelivery, NewEvent, NewJob, NextDue,
-    OpenOptions, SessionFilter, SessionRow, Signal, Store, TimelineEntry,
+    self, ClientEvent, DeliveryAttempt, EventRow, JobKind, NewApiKey, NewDelivery, NewEvent,
+    NewJob, NextDue, OpenOptions, SessionFilter, SessionRow, Signal, Store, TimelineEntry,
 };
 use serde_json::json;
 use sqlx::Connection;
@@ -561,13 +561,186 @@ async fn workflow_versions(s: &dyn Store) {
         s.workflow_versions().await.unwrap(),
         [("wf".to_string(), 1, "src".to_string())]
     );
-    s.insert_api_key("key_1", "n", "hash", 1).await.unwrap();
-    s.insert_api_key("key_2", "n", "hash", 1).await.unwrap();
+    // One version by id (a node that did not load it at start).
     assert_eq!(
-        s.api_key_by_hash("hash").await.unwrap().as_deref(),
-        Some("key_1")
+        s.workflow_version("wf", 1).await.unwrap().as_deref(),
+        Some("src")
     );
-    assert_eq!(s.api_key_by_hash("nope").await.unwrap(), None);
+    assert_eq!(s.workflow_version("wf", 2).await.unwrap(), None);
+    assert_eq!(s.workflow_version("other", 1).await.unwrap(), None);
+}
+
+/// Node ids: one process holds one; a takeover is a compare-and-swap.
+async fn nodes(s: &dyn Store) {
+    assert_eq!(s.node_holder("n1").await.unwrap(), None);
+    assert!(s.claim_node("n1", "t1", "p1", 100, None).await.unwrap());
+    assert!(!s.claim_node("n1", "t2", "p2", 100, None).await.unwrap());
+    assert!(s.node_heartbeat("n1", "t1", 200).await.unwrap());
+    assert!(!s.node_heartbeat("n1", "t2", 200).await.unwrap());
+    let held = s.node_holder("n1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            held.token.as_str(),
+            held.process.as_str(),
+            held.started_at,
+            held.heartbeat_at
+        ),
+        ("t1", "p1", 100, 200)
+    );
+    // A takeover from a stale read fails; from the current one it wins.
+    let stale = store::NodeHolder {
+        heartbeat_at: 100,
+        ..held.clone()
+    };
+    assert!(
+        !s.claim_node("n1", "t2", "p2", 900, Some(&stale))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.claim_node("n1", "t2", "p2", 900, Some(&held))
+            .await
+            .unwrap()
+    );
+    assert!(!s.node_heartbeat("n1", "t1", 950).await.unwrap());
+    assert_eq!(s.node_holder("n1").await.unwrap().unwrap().process, "p2");
+    // Leaving needs the token.
+    s.leave_node("n1", "t1").await.unwrap();
+    assert!(s.node_holder("n1").await.unwrap().is_some());
+    s.leave_node("n1", "t2").await.unwrap();
+    assert_eq!(s.node_holder("n1").await.unwrap(), None);
+}
+
+fn new_key(id: &str, hash: &str, expires_at: Option<i64>) -> NewApiKey {
+    NewApiKey {
+        id: id.into(),
+        name: format!("name of {id}"),
+        key_hash: hash.into(),
+        scopes: vec!["sessions:read".into(), "admin".into()],
+        created_at: 10,
+        expires_at,
+    }
+}
+
+/// API keys: created once per secret, found by the current secret or by a
+/// replaced one within its grace, revoked for good, listed with the
+/// latest grace still running.
+async fn api_keys(s: &dyn Store) {
+    assert!(
+        s.create_api_key(&new_key("key_1", "h1", None))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.create_api_key(&new_key("key_2", "h1", None))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.create_api_key(&new_key("key_3", "h3", Some(500)))
+            .await
+            .unwrap()
+    );
+    // The demo's and sandbox's keys: the default scopes.
+    s.insert_api_key("key_4", "demo", "h4", 11).await.unwrap();
+    let found = s.api_key_by_hash("h1", 100).await.unwrap().unwrap();
+    assert_eq!(found.key.id, "key_1");
+    assert_eq!(found.key.scopes, ["sessions:read", "admin"]);
+    assert_eq!(found.secret_expires_at, None);
+    assert_eq!(s.api_key_by_hash("nope", 100).await.unwrap(), None);
+    let demo = s.api_key("key_4", 100).await.unwrap().unwrap();
+    assert!(demo.scopes.contains(&"sessions:write".to_string()));
+    assert!(!demo.scopes.contains(&"admin".to_string()));
+
+    // Rotate twice: each replaced secret keeps its own grace.
+    let r = s
+        .rotate_api_key("key_1", "h1b", 200, 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.rotated_at, Some(200));
+    assert_eq!(r.previous_expires_at, Some(1_000));
+    s.rotate_api_key("key_1", "h1c", 300, 2_000)
+        .await
+        .unwrap()
+        .unwrap();
+    for (hash, at, until) in [
+        ("h1", 999, Some(1_000)),
+        ("h1b", 1_999, Some(2_000)),
+        ("h1c", 5_000, None),
+    ] {
+        let m = s.api_key_by_hash(hash, at).await.unwrap().unwrap();
+        assert_eq!(
+            (m.key.id.as_str(), m.secret_expires_at),
+            ("key_1", until),
+            "{hash}"
+        );
+    }
+    // Past its grace a replaced secret is still found, as such (so that
+    // the refusal can say why), until a later rotation forgets it.
+    let m = s.api_key_by_hash("h1", 1_500).await.unwrap().unwrap();
+    assert_eq!(m.secret_expires_at, Some(1_000));
+    assert_eq!(
+        s.api_key("key_1", 1_500)
+            .await
+            .unwrap()
+            .unwrap()
+            .previous_expires_at,
+        Some(2_000)
+    );
+    // No grace: the replaced secret stops at once.
+    s.rotate_api_key("key_3", "h3b", 300, 300)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.api_key_by_hash("h3", 300).await.unwrap(), None);
+    // A rotation forgets the replaced secrets whose grace has passed.
+    s.rotate_api_key("key_1", "h1d", 1_500, 1_500)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.api_key_by_hash("h1", 1_500).await.unwrap(), None);
+    assert_eq!(s.api_key_by_hash("h1c", 1_500).await.unwrap(), None);
+    let m = s.api_key_by_hash("h1b", 1_500).await.unwrap().unwrap();
+    assert_eq!(m.secret_expires_at, Some(2_000));
+
+    // Revoked: every secret stays found (so that the caller can say why it
+    // is refused), revocation keeps its first time, and rotation is refused.
+    let r = s.revoke_api_key("key_1", 400).await.unwrap().unwrap();
+    assert_eq!(r.revoked_at, Some(400));
+    assert_eq!(
+        s.revoke_api_key("key_1", 500)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(400)
+    );
+    assert_eq!(
+        s.api_key_by_hash("h1b", 450)
+            .await
+            .unwrap()
+            .unwrap()
+            .key
+            .revoked_at,
+        Some(400)
+    );
+    assert_eq!(
+        s.rotate_api_key("key_1", "h1e", 600, 900).await.unwrap(),
+        None
+    );
+    assert_eq!(s.revoke_api_key("key_none", 1).await.unwrap(), None);
+    assert_eq!(s.rotate_api_key("key_none", "x", 1, 2).await.unwrap(), None);
+
+    let all: Vec<String> = s
+        .api_keys(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(all, ["key_1", "key_3", "key_4"]);
+    assert_eq!(s.pending_migrations().await.unwrap(), Vec::<i64>::new());
 }
 
 /// Polls and other jobs are claimed apart: polls, oldest first, up to their
@@ -633,6 +806,8 @@ async fn sqlite_conforms() {
     writes_within_a_transaction(s.as_ref()).await;
     events_within_a_transaction(s.as_ref()).await;
     workflow_versions(s.as_ref()).await;
+    nodes(s.as_ref()).await;
+    api_keys(s.as_ref()).await;
     assert!(s.signals().await.unwrap().is_none());
 }
 
@@ -645,6 +820,8 @@ async fn postgres_conforms() {
     writes_within_a_transaction(s.as_ref()).await;
     events_within_a_transaction(s.as_ref()).await;
     workflow_versions(s.as_ref()).await;
+    nodes(s.as_ref()).await;
+    api_keys(s.as_ref()).await;
     drop(s);
     db.drop_now().await;
 }
@@ -729,15 +906,20 @@ async fn postgres_session_locks_serialize_nodes() {
         locked_tx.send(row.timeline_seq).unwrap();
         tb.commit().await.unwrap();
     });
-    // The other node waits for this transaction's row lock (seen in
-    // pg_locks), and has not got the row meanwhile.
+    // The other node waits for this transaction's row lock, and has not
+    // got the row meanwhile. Only this test's database counts: another
+    // test's lock wait on the shared server must not pass this check.
     let mut watch = sqlx::PgConnection::connect(&db.url).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (waiting,): (i64,) = sqlx::query_as("SELECT count(*) FROM pg_locks WHERE NOT granted")
-            .fetch_one(&mut watch)
-            .await
-            .unwrap();
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+             AND wait_event_type = 'Lock' AND cardinality(pg_blocking_pids(pid)) > 0",
+        )
+        .fetch_one(&mut watch)
+        .await
+        .unwrap();
         if waiting > 0 {
             break;
         }
@@ -930,6 +1112,33 @@ async fn postgres_signals_reach_other_nodes() {
         .unwrap();
     assert_eq!(first, Signal::JobsDue(77));
     assert!(from_b.try_recv().is_err());
+    // A key revoked or rotated on one node (or by the CLI) reaches the others.
+    a.create_api_key(&new_key("key_1", "h1", None))
+        .await
+        .unwrap();
+    a.rotate_api_key("key_1", "h2", 1, 2)
+        .await
+        .unwrap()
+        .unwrap();
+    a.revoke_api_key("key_1", 3).await.unwrap().unwrap();
+    for _ in 0..2 {
+        let got = tokio::time::timeout(Duration::from_secs(10), from_b.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, Signal::KeyChanged("key_1".into()));
+    }
+    // Revoking again changes nothing and tells nobody.
+    a.revoke_api_key("key_1", 4).await.unwrap().unwrap();
+    b.create_api_key(&new_key("key_2", "h3", None))
+        .await
+        .unwrap();
+    b.revoke_api_key("key_2", 5).await.unwrap().unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), from_a.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, Signal::KeyChanged("key_2".into()));
     drop((a, b));
     db.drop_now().await;
 }

@@ -20,8 +20,11 @@ export async function until(what, check, ms = 20000, every = 50) {
   }
 }
 
-/** `allowedOrigins`: extra `client.allowed_origins` (customer pages on other origins). */
-export async function startDemo({ allowedOrigins = [] } = {}) {
+/**
+ * `allowedOrigins`: extra `client.allowed_origins` (customer pages on other
+ * origins); `secretTtl`: `client.secret_ttl` (default the server's, 1h).
+ */
+export async function startDemo({ allowedOrigins = [], secretTtl = null } = {}) {
   // Where cargo put it: CARGO_TARGET_DIR when set, as cargo itself does.
   const target = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(ROOT, "target");
   const bin = process.env.GANGWAY_BIN || join(target, "debug/gangway");
@@ -30,7 +33,8 @@ export async function startDemo({ allowedOrigins = [] } = {}) {
   const apiKey = `gw_demo_${randomBytes(32).toString("hex")}`;
   const log = join(dir, "gangway.log");
   const config = join(dir, "gangway.toml");
-  writeFileSync(config, `[client]\nallowed_origins = ${JSON.stringify(allowedOrigins)}\n`);
+  const ttl = secretTtl ? `secret_ttl = ${JSON.stringify(secretTtl)}\n` : "";
+  writeFileSync(config, `[client]\nallowed_origins = ${JSON.stringify(allowedOrigins)}\n${ttl}`);
   const child = spawn(bin, ["demo", "--listen", "127.0.0.1:0", "--config", config], {
     cwd: dir,
     env: {

@@ -1,5 +1,6 @@
 //! The transition function.
 
+use super::retry::{self, Verdict};
 use super::types::*;
 use crate::expr::Scope;
 use crate::outcome::{Outcome, SessionStatus};
@@ -81,6 +82,9 @@ impl Run<'_> {
                     return false;
                 }
                 self.state.vars.insert(call.save_as.clone(), result.clone());
+                if self.retry_call(&call, result) {
+                    return true;
+                }
                 if let Some(expr) = &call.provider_ref {
                     let vars = Value::Object(self.state.vars.clone());
                     let scope = Scope {
@@ -252,6 +256,54 @@ impl Run<'_> {
         }
     }
 
+    /// A call step with `retry` whose condition holds for `result`: schedules
+    /// the re-run and returns true. Otherwise records why it goes on (the
+    /// retries ran out, the condition failed) and returns false.
+    fn retry_call(&mut self, call: &crate::workflow::CallStep, result: &Value) -> bool {
+        let (Some(spec), Some(mut retrying)) = (&call.retry, self.state.retrying.clone()) else {
+            return false;
+        };
+        let vars = Value::Object(self.state.vars.clone());
+        let scope = Scope {
+            input: Some(self.ctx.input),
+            state: Some(&vars),
+            session: Some(self.ctx.session),
+            result: Some(result),
+            event: None,
+        };
+        let source = spec.condition.source();
+        match retry::judge(spec, &mut retrying, &scope, self.now_ms) {
+            Verdict::Proceed => false,
+            Verdict::Exhausted => {
+                self.record(
+                    "call.retries_exhausted",
+                    json!({"while": source, "retries": retrying.retries}),
+                );
+                false
+            }
+            Verdict::Error(error) => {
+                self.record("call.retry_error", json!({"while": source, "error": error}));
+                false
+            }
+            Verdict::Again { at_ms } => {
+                self.record(
+                    "call.retrying",
+                    json!({"while": source, "retry": retrying.retries, "at_ms": at_ms}),
+                );
+                self.effects.push(Effect::Call {
+                    visit: self.state.visit,
+                    step: self.step_name(),
+                    action: call.action.clone(),
+                    args: self.state.call_args.clone().unwrap_or(Value::Null),
+                    deadline_ms: retrying.deadline_ms,
+                    not_before_ms: Some(at_ms),
+                });
+                self.state.retrying = Some(retrying);
+                true
+            }
+        }
+    }
+
     fn event(&mut self, name: &str, source: &str, data: &Value) -> bool {
         if let Some(Step::Run(run)) = self.current().cloned() {
             return self.child_ended(&run, name, source, data);
@@ -365,6 +417,7 @@ impl Run<'_> {
 
     fn end(&mut self, outcome: Outcome, reason: String) {
         self.state.call_args = None;
+        self.state.retrying = None;
         self.state.poll_args = None;
         self.state.status = SessionStatus::Ended;
         self.state.outcome = Some(outcome);
@@ -391,6 +444,7 @@ impl Run<'_> {
             };
             self.state.visit += 1;
             self.state.step = Some(next.clone());
+            self.state.retrying = None;
             self.record("step.entered", json!({"kind": step.kind()}));
             let vars = Value::Object(self.state.vars.clone());
             let scope = Scope {
@@ -404,15 +458,23 @@ impl Run<'_> {
                 Step::Call(call) => {
                     match call.with.render(&scope) {
                         Ok(args) => {
+                            let deadline_ms = self
+                                .now_ms
+                                .saturating_add(i64::try_from(call.timeout_ms).unwrap_or(i64::MAX));
                             self.state.status = SessionStatus::Running;
                             self.state.call_args = Some(args.clone());
+                            self.state.retrying = call.retry.as_ref().map(|r| Retrying {
+                                deadline_ms,
+                                interval_ms: r.every_ms,
+                                retries: 0,
+                            });
                             self.effects.push(Effect::Call {
                                 visit: self.state.visit,
                                 step: next.clone(),
                                 action: call.action.clone(),
                                 args,
-                                deadline_ms: self.now_ms
-                                    + i64::try_from(call.timeout_ms).unwrap_or(i64::MAX),
+                                deadline_ms,
+                                not_before_ms: None,
                             });
                         }
                         Err(e) => {

@@ -4,6 +4,7 @@
 //! in one transaction; nothing here touches I/O or the clock.
 
 mod apply;
+mod retry;
 mod types;
 
 pub use apply::apply;

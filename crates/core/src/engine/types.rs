@@ -33,6 +33,40 @@ pub struct SessionState {
     /// What an `end` step with `output` handed back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
+    /// Counts the server keeps to bound what the session takes from
+    /// outside; transitions neither read nor change them.
+    #[serde(default, skip_serializing_if = "Intake::is_empty")]
+    pub intake: Intake,
+    /// A call step with `retry`: its deadline and the next delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrying: Option<Retrying>,
+}
+
+/// What a session took in from outside, and what it refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intake {
+    /// Browser input stored for it: signals and chat lines.
+    #[serde(default)]
+    pub signals: u64,
+    /// Inputs refused and not stored: those after its end, or beyond a
+    /// limit of the server's.
+    #[serde(default)]
+    pub refused: u64,
+}
+
+impl Intake {
+    pub fn is_empty(&self) -> bool {
+        self.signals == 0 && self.refused == 0
+    }
+}
+
+/// Where a call step with `retry` stands: the step's deadline (entry +
+/// `timeout`), the delay before the next re-run, and the re-runs so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retrying {
+    pub deadline_ms: i64,
+    pub interval_ms: u64,
+    pub retries: u32,
 }
 
 impl Default for SessionState {
@@ -52,6 +86,8 @@ impl Default for SessionState {
             poll_args: None,
             child: None,
             output: None,
+            intake: Intake::default(),
+            retrying: None,
         }
     }
 }
@@ -122,6 +158,9 @@ pub enum Effect {
         action: String,
         args: Value,
         deadline_ms: i64,
+        /// Not before this time (a `retry` re-run); at once when `None`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        not_before_ms: Option<i64>,
     },
     /// Deliver `Input::Timeout { visit }` at `at_ms`.
     Timer { visit: u32, at_ms: i64 },

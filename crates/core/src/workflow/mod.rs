@@ -3,12 +3,14 @@
 //! found, each with `line:col`; `schema` is the language's JSON Schema.
 
 mod diagnostics;
+mod input;
 mod model;
 mod parse;
 mod schema;
 mod yaml;
 
 pub use diagnostics::{Diagnostic, Diagnostics};
+pub use input::{InputError, InputSchema};
 pub use model::*;
 pub use parse::parse;
 pub use schema::json_schema;

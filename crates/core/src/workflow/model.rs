@@ -1,5 +1,6 @@
 //! The validated, compiled form of a workflow that the engine runs.
 
+use super::input::InputSchema;
 use crate::expr::{Expr, Template};
 use crate::outcome::Outcome;
 use indexmap::IndexMap;
@@ -9,6 +10,9 @@ pub struct Workflow {
     pub id: String,
     pub version: u32,
     pub description: String,
+    /// What a session's input must be (the `input` section); `None` when
+    /// the workflow does not declare it, and any object is accepted.
+    pub input: Option<InputSchema>,
     /// The first step, `start:` or else the first one listed.
     pub start: String,
     pub steps: IndexMap<String, Step>,
@@ -78,6 +82,21 @@ pub struct CallStep {
     pub next: String,
     /// Where to go when the call fails for good; without it the session ends `failed`.
     pub on_error: Option<String>,
+    /// Run the call again, backing off, while a condition over its result
+    /// holds (a read that lags behind a webhook), until `timeout` passes.
+    pub retry: Option<RetrySpec>,
+}
+
+/// `retry:` of a call step.
+#[derive(Debug, Clone)]
+pub struct RetrySpec {
+    /// `while`: over `result` (and `input`, `state`, `session`); true runs
+    /// the call again.
+    pub condition: Expr,
+    /// Delay before the first re-run; it doubles after each one.
+    pub every_ms: u64,
+    /// The longest delay between re-runs.
+    pub max_every_ms: u64,
 }
 
 /// Parks the session until one of the named events or the deadline.

@@ -2,8 +2,8 @@
 
 use super::diagnostics::{Diagnostic, Diagnostics};
 use super::model::*;
-use super::yaml::{get, kind_name, pos, scalar_pos, to_json};
-use crate::catalog;
+use super::yaml::{get, kind_name, pos, scalar_pos, to_json, too_deep};
+use crate::catalog::Catalog;
 use crate::expr::{Expr, Template, compile_string};
 use crate::outcome::Outcome;
 use indexmap::IndexMap;
@@ -15,15 +15,32 @@ const STEP_KINDS: [&str; 5] = ["call", "wait", "decide", "end", "run"];
 const DEFAULT_CALL_TIMEOUT_MS: u64 = 30_000;
 const DEFAULT_POLL_EVERY_MS: u64 = 5_000;
 const DEFAULT_POLL_MAX_MS: u64 = 60_000;
+const DEFAULT_RETRY_EVERY_MS: u64 = 1_000;
+const DEFAULT_RETRY_MAX_MS: u64 = 30_000;
 
-/// Parses and validates one workflow file.
-pub fn parse(source: &str) -> Result<Workflow, Diagnostics> {
-    let opts = LoaderOptions::default().error_on_duplicate_keys(true);
+mod call_retry;
+mod input;
+
+/// Parses and validates one workflow file; `catalog` lists the actions a
+/// `call:` may name.
+pub fn parse(source: &str, catalog: &Catalog) -> Result<Workflow, Diagnostics> {
+    if let Some(d) = too_deep(source) {
+        return Err(Diagnostics(vec![d]));
+    }
+    // Quoted scalars stay strings (`"001"`, `"null"`, `"true"`): only plain
+    // ones are read as numbers, booleans or null (yaml.rs `to_json`).
+    let opts = LoaderOptions::default()
+        .error_on_duplicate_keys(true)
+        .prevent_coercion(true);
     let root = match marked_yaml::parse_yaml_with_options(0, source, opts) {
         Ok(n) => n,
         Err(e) => return Err(Diagnostics(vec![load_error(&e)])),
     };
-    let mut p = Parser { diags: Vec::new() };
+    let mut p = Parser {
+        diags: Vec::new(),
+        input_fields: None,
+        catalog,
+    };
     let wf = p.workflow(&root);
     let mut diags = p.diags;
     diags.sort();
@@ -60,8 +77,12 @@ fn load_error(e: &marked_yaml::LoadError) -> Diagnostic {
     }
 }
 
-struct Parser {
+struct Parser<'c> {
     diags: Vec<Diagnostic>,
+    /// The fields the `input` section declares, once read: what
+    /// `input.<field>` may read. `None`: no section, any field.
+    input_fields: Option<Vec<String>>,
+    catalog: &'c Catalog,
 }
 
 /// A step reference with the position it was written at, checked later.
@@ -70,7 +91,7 @@ struct Ref {
     at: (usize, usize),
 }
 
-impl Parser {
+impl Parser<'_> {
     fn err(&mut self, at: (usize, usize), message: impl Into<String>) {
         self.diags.push(Diagnostic {
             line: at.0,
@@ -86,7 +107,7 @@ impl Parser {
         };
         self.unknown_keys(
             map,
-            &["id", "version", "description", "start", "steps"],
+            &["id", "version", "description", "input", "start", "steps"],
             "workflow",
         );
         let id = self.required_string(map, "id", pos(root));
@@ -116,6 +137,12 @@ impl Parser {
             .and_then(|n| n.as_scalar())
             .map(|s| s.as_str().to_string())
             .unwrap_or_default();
+
+        // Before the steps: their expressions are checked against it.
+        let input = map
+            .iter()
+            .find(|(k, _)| k.as_str() == "input")
+            .and_then(|(k, n)| self.input_section(scalar_pos(k), n));
 
         let Some(steps_node) = get(map, "steps") else {
             self.err(pos(root), "missing `steps`");
@@ -217,6 +244,7 @@ impl Parser {
             id: id?,
             version: version?,
             description,
+            input,
             start,
             steps,
         })
@@ -285,6 +313,7 @@ impl Parser {
                 "timeout",
                 "next",
                 "on_error",
+                "retry",
             ],
             "call step",
         );
@@ -300,6 +329,10 @@ impl Parser {
             .and_then(|n| n.as_scalar())
             .map(|s| s.as_str().to_string())
             .unwrap_or_else(|| name.to_string());
+        let retry = match get(map, "retry") {
+            None => None,
+            Some(r) => Some(self.call_retry(r)?),
+        };
         Some(CallStep {
             action,
             with,
@@ -308,6 +341,7 @@ impl Parser {
             timeout_ms,
             next: next?,
             on_error,
+            retry,
         })
     }
 
@@ -318,9 +352,9 @@ impl Parser {
             .as_scalar()
             .map(|s| s.as_str().to_string())
             .unwrap_or_default();
-        let spec = catalog::action(&action);
+        let spec = self.catalog.action(&action);
         if spec.is_none() {
-            let known: Vec<&str> = catalog::ACTIONS.iter().map(|a| a.name).collect();
+            let known = self.catalog.names();
             self.err(
                 pos(call_node),
                 format!(
@@ -364,7 +398,13 @@ impl Parser {
                         }
                     }
                 }
-                self.template(w, &["input", "state", "session"])?
+                let mut with = self.template(w, &["input", "state", "session"])?;
+                for arg in spec.map_or(&[][..], |s| s.url_paths) {
+                    if let (Some(node), Err(message)) = (get(wmap, arg), with.url_path_field(arg)) {
+                        self.err(pos(node), message);
+                    }
+                }
+                with
             }
         };
         Some((action, with))
@@ -877,6 +917,7 @@ impl Parser {
     }
 
     fn check_vars(&mut self, e: &Expr, allowed: &[&str], at: (usize, usize)) {
+        self.check_input_reads(e, at);
         for v in e.variables() {
             if !allowed.contains(&v.as_str()) {
                 self.err(

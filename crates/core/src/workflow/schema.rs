@@ -1,11 +1,12 @@
 //! The JSON Schema of the workflow language (`gangway schema`), kept next to
 //! the parser it describes; a test checks the shipped workflows against it.
 
-use crate::catalog::ACTIONS;
+use crate::catalog::Catalog;
 use serde_json::{Value, json};
 
-pub fn json_schema() -> Value {
-    let actions: Vec<&str> = ACTIONS.iter().map(|a| a.name).collect();
+/// The schema of workflows that may call the actions of `catalog`.
+pub fn json_schema(catalog: &Catalog) -> Value {
+    let actions = catalog.names();
     let step_name = json!({"type": "string", "pattern": "^[a-z0-9_-]+$"});
     let duration =
         json!({"type": "string", "description": "A duration such as `30s`, `10m`, `2h`."});
@@ -22,6 +23,10 @@ pub fn json_schema() -> Value {
             "id": {"type": "string", "pattern": "^[a-z0-9_-]+$"},
             "version": {"type": "integer", "minimum": 1},
             "description": {"type": "string"},
+            "input": {"type": "object",
+                      "description": "A JSON Schema (type: object) the session input must match; steps may read only the fields its `properties` declare.",
+                      "required": ["type"],
+                      "properties": {"type": {"const": "object"}}},
             "start": step_name,
             "steps": {
                 "type": "object",
@@ -66,7 +71,18 @@ pub fn json_schema() -> Value {
                     "provider_ref": cel,
                     "timeout": duration,
                     "next": step_name,
-                    "on_error": step_name
+                    "on_error": step_name,
+                    "retry": {
+                        "type": "object",
+                        "required": ["while"],
+                        "additionalProperties": false,
+                        "description": "run the call again, backing off, while `while` holds for its result, until `timeout`",
+                        "properties": {
+                            "while": cel,
+                            "every": duration,
+                            "max_every": duration
+                        }
+                    }
                 }
             },
             "wait": {

@@ -1,5 +1,6 @@
 //! Small helpers over marked-yaml's positioned nodes.
 
+use super::diagnostics::Diagnostic;
 use marked_yaml::Node;
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use serde_json::Value;
@@ -66,4 +67,37 @@ fn scalar_to_json(s: &MarkedScalarNode) -> Value {
 
 pub fn get<'a>(map: &'a MarkedMappingNode, key: &str) -> Option<&'a Node> {
     map.get_node(key)
+}
+
+/// Deepest nesting of mappings and sequences a workflow may have. The YAML
+/// loader recurses once per level: a few thousand levels (`- - - ...`,
+/// `[[[...`) overflowed a 2 MiB tokio worker stack and aborted the server
+/// (found by fuzzing). Workflows nest about ten deep.
+pub const MAX_DEPTH: usize = 64;
+
+/// Measures nesting on the parser's event stream (not recursive), before
+/// the recursive loader runs. Scan errors are left to the loader to report.
+pub(super) fn too_deep(source: &str) -> Option<Diagnostic> {
+    use yaml_rust2::Event;
+    let mut parser = yaml_rust2::parser::Parser::new_from_str(source);
+    let mut depth = 0usize;
+    loop {
+        match parser.next_token() {
+            Ok((Event::SequenceStart(..) | Event::MappingStart(..), m)) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(Diagnostic {
+                        line: m.line().max(1),
+                        col: m.col().max(1),
+                        message: format!(
+                            "nested more than {MAX_DEPTH} levels deep; flatten the document"
+                        ),
+                    });
+                }
+            }
+            Ok((Event::SequenceEnd | Event::MappingEnd, _)) => depth = depth.saturating_sub(1),
+            Ok((Event::StreamEnd, _)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
 }

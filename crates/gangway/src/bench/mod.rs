@@ -2,8 +2,12 @@
 //! a Gangway server process (or points at one with `--url`), plays the
 //! provider and the customer's backend itself, and prints one summary line:
 //! `sessions_per_s=... p50_ms=... p99_ms=... create_p99_ms=... peak_rss_mb=...
-//! cpu_ms_per_session=... errors=0`.
+//! cpu_ms_per_session=... errors=0 cpu_x_floor=...`; `cpu_x_floor` is the
+//! server's CPU per session as a multiple of the floor's (floor.rs),
+//! measured in the same run.
 
+mod floor;
+mod floor_node;
 mod idle;
 mod procstat;
 mod provider;
@@ -32,6 +36,12 @@ enum BenchKind {
     Idle(idle::IdleArgs),
     /// Browsers on SSE streams: latency from a webhook to each stream.
     Stream(stream::StreamArgs),
+    /// The same HTTP exchanges per session against handlers that do no
+    /// engine or database work: the floor Gangway's CPU is measured against.
+    Floor(floor::FloorArgs),
+    /// The server process of `bench floor` (started by the bench itself).
+    #[command(hide = true)]
+    FloorNode(floor_node::FloorNodeArgs),
 }
 
 pub async fn main(cmd: BenchCmd) -> anyhow::Result<()> {
@@ -39,6 +49,8 @@ pub async fn main(cmd: BenchCmd) -> anyhow::Result<()> {
         None => run(cmd.run).await,
         Some(BenchKind::Idle(a)) => idle::run(a).await,
         Some(BenchKind::Stream(a)) => stream::run(a).await,
+        Some(BenchKind::Floor(a)) => floor::run(a).await,
+        Some(BenchKind::FloorNode(a)) => floor_node::run(a).await,
     }
 }
 
@@ -58,6 +70,31 @@ pub(crate) async fn setup(
     url: Option<&str>,
     api_key: Option<&str>,
     workflow: Option<&str>,
+) -> anyhow::Result<Setup> {
+    setup_nodes(
+        provider_listen,
+        latency_ms,
+        database_url,
+        nodes,
+        url,
+        api_key,
+        workflow,
+        false,
+    )
+    .await
+}
+
+/// [`setup`], with floor nodes (`gangway bench floor-node`) when `floor`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn setup_nodes(
+    provider_listen: &str,
+    latency_ms: u64,
+    database_url: Option<&str>,
+    nodes: u32,
+    url: Option<&str>,
+    api_key: Option<&str>,
+    workflow: Option<&str>,
+    floor: bool,
 ) -> anyhow::Result<Setup> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
@@ -82,6 +119,7 @@ pub(crate) async fn setup(
                 database_url,
                 nodes,
                 workflow.unwrap_or(server::WORKFLOW),
+                floor,
             )
             .await?
         }
@@ -99,12 +137,29 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.sessions == 0 || args.concurrency == 0 {
         bail!("--sessions and --concurrency must be at least 1");
     }
-    let Setup {
-        client,
-        shared,
-        mut servers,
-        api_key,
-    } = setup(
+    let sqlite = args
+        .database_url
+        .as_deref()
+        .is_none_or(|u| u.starts_with("sqlite:"));
+    if args.nodes > 1 && sqlite && args.url.is_none() {
+        // Said before the floor runs, not after.
+        bail!(
+            "--nodes {} needs a PostgreSQL --database-url: SQLite serves one process",
+            args.nodes
+        );
+    }
+    // The floor first, on its own processes, which are stopped before
+    // Gangway starts: the two runs never share the cores.
+    let floor_sessions = args.floor_sessions.unwrap_or(args.sessions.min(20_000));
+    let floor = if args.url.is_some() || floor_sessions == 0 {
+        None
+    } else {
+        Some(floor::measure(floor_sessions, args.concurrency, args.provider_latency_ms).await?)
+    };
+    if let Some(f) = &floor {
+        eprintln!("bench: floor: {}", f.summary());
+    }
+    let s = setup(
         &args.provider_listen,
         args.provider_latency_ms,
         args.database_url.as_deref(),
@@ -114,73 +169,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         None,
     )
     .await?;
-    let warmup = (args.sessions / 10).clamp(20, 1000);
-    eprintln!(
-        "bench: {} nodes at {}, warming up with {warmup} sessions",
-        servers.urls.len(),
-        servers.urls.join(", ")
-    );
-    let run_id = gangway_server::ids::new_id("b");
-    drive(
-        &client,
-        &servers.urls,
-        &api_key,
-        &shared,
-        &format!("{run_id}w"),
-        warmup,
-        args.concurrency,
-        false,
-    )
-    .await;
-
-    let cpu_before: f64 = servers
-        .pids
-        .iter()
-        .filter_map(|p| procstat::sample(*p))
-        .map(|s| s.0)
-        .sum();
-    let started = Instant::now();
-    let stats = drive(
-        &client,
-        &servers.urls,
-        &api_key,
-        &shared,
-        &run_id,
-        args.sessions,
-        args.concurrency,
-        true,
-    )
-    .await;
-    let elapsed = started.elapsed().as_secs_f64();
-    let samples: Vec<_> = servers
-        .pids
-        .iter()
-        .filter_map(|p| procstat::sample(*p))
-        .collect();
-    let cpu_after: f64 = samples.iter().map(|s| s.0).sum();
-    let peak_rss: f64 = samples.iter().map(|s| s.1).fold(0.0, f64::max);
-    let ok = stats.ok as f64;
-    let cpu_per = if servers.pids.is_empty() || ok == 0.0 {
-        f64::NAN
-    } else {
-        (cpu_after - cpu_before) / ok
+    let m = measure(&s, args.sessions, args.concurrency, "gangway").await;
+    let cpu_x_floor = match &floor {
+        Some(f) => m.cpu_per / f.cpu_per,
+        None => f64::NAN,
     };
-    if shared.bad_signatures.load(Ordering::Relaxed) > 0 {
-        eprintln!(
-            "bench: {} customer webhooks failed signature verification",
-            shared.bad_signatures.load(Ordering::Relaxed)
-        );
-    }
-    println!(
-        "sessions_per_s={:.0} p50_ms={:.2} p99_ms={:.2} create_p99_ms={:.2} peak_rss_mb={:.1} cpu_ms_per_session={:.3} errors={}",
-        ok / elapsed,
-        percentile(&stats.latencies, 50.0),
-        percentile(&stats.latencies, 99.0),
-        percentile(&stats.creates, 99.0),
-        peak_rss,
-        cpu_per,
-        stats.errors + shared.bad_signatures.load(Ordering::Relaxed),
-    );
+    println!("{} cpu_x_floor={cpu_x_floor:.2}", m.summary());
+    let Setup {
+        client,
+        mut servers,
+        api_key,
+        ..
+    } = s;
     if args.check_durability && args.url.is_none() {
         // Durability is not traded for speed: after kill -9 and a restart,
         // every session that ended is still ended.
@@ -202,7 +202,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 None => break,
             }
         }
-        let expected = stats.ok + warmup;
+        let expected = m.ok + m.warmup;
         eprintln!(
             "bench: after kill -9 and restart ({:.2} s), {still_ended} of {expected} completed sessions are ended",
             took.as_secs_f64()
@@ -215,6 +215,124 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     servers.stop();
     Ok(())
+}
+
+/// The figures of one measured run (after its warm-up).
+pub(crate) struct Measured {
+    sessions_per_s: f64,
+    p50: f64,
+    p99: f64,
+    create_p99: f64,
+    peak_rss: f64,
+    /// Server CPU per completed session, ms (NaN without server processes).
+    cpu_per: f64,
+    errors: u64,
+    ok: u64,
+    warmup: u64,
+}
+
+impl Measured {
+    /// The summary line's fields, in the order others rely on.
+    fn summary(&self) -> String {
+        format!(
+            "sessions_per_s={:.0} p50_ms={:.2} p99_ms={:.2} create_p99_ms={:.2} peak_rss_mb={:.1} cpu_ms_per_session={:.3} errors={}",
+            self.sessions_per_s,
+            self.p50,
+            self.p99,
+            self.create_p99,
+            self.peak_rss,
+            self.cpu_per,
+            self.errors,
+        )
+    }
+}
+
+/// Warms up, then drives `sessions` through the servers of `s` and reads
+/// their CPU and memory from /proc. `label` names the run on stderr.
+pub(crate) async fn measure(s: &Setup, sessions: u64, concurrency: u64, label: &str) -> Measured {
+    let Setup {
+        client,
+        shared,
+        servers,
+        api_key,
+    } = s;
+    let warmup = (sessions / 10).clamp(20, 1000);
+    eprintln!(
+        "bench: {label}: {} nodes at {}, warming up with {warmup} sessions",
+        servers.urls.len(),
+        servers.urls.join(", ")
+    );
+    let run_id = gangway_server::ids::new_id("b");
+    drive(
+        client,
+        &servers.urls,
+        api_key,
+        shared,
+        &format!("{run_id}w"),
+        warmup,
+        concurrency,
+        false,
+    )
+    .await;
+
+    let cpu_before: f64 = servers
+        .pids
+        .iter()
+        .filter_map(|p| procstat::sample(*p))
+        .map(|s| s.0)
+        .sum();
+    let started = Instant::now();
+    let stats = drive(
+        client,
+        &servers.urls,
+        api_key,
+        shared,
+        &run_id,
+        sessions,
+        concurrency,
+        true,
+    )
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let samples: Vec<_> = servers
+        .pids
+        .iter()
+        .filter_map(|p| procstat::sample(*p))
+        .collect();
+    let cpu_after: f64 = samples.iter().map(|s| s.0).sum();
+    let peak_rss: f64 = samples.iter().map(|s| s.1).fold(0.0, f64::max);
+    let ok = stats.ok as f64;
+    let cpu_per = if servers.pids.is_empty() || ok == 0.0 {
+        f64::NAN
+    } else {
+        (cpu_after - cpu_before) / ok
+    };
+    let bad_signatures = shared.bad_signatures.load(Ordering::Relaxed);
+    if bad_signatures > 0 {
+        eprintln!(
+            "bench: {label}: {bad_signatures} customer webhooks failed signature verification"
+        );
+    }
+    // The floor must exchange what Gangway exchanges: the sizes say so.
+    let mean = |bytes: &AtomicU64, n: &AtomicU64| {
+        bytes.load(Ordering::Relaxed) as f64 / n.load(Ordering::Relaxed).max(1) as f64
+    };
+    eprintln!(
+        "bench: {label}: payloads on average: create answer {:.0} bytes, session.ended webhook {:.0} bytes",
+        mean(&shared.create_bytes, &shared.creates),
+        mean(&shared.ended_bytes, &shared.endings),
+    );
+    Measured {
+        sessions_per_s: ok / elapsed,
+        p50: percentile(&stats.latencies, 50.0),
+        p99: percentile(&stats.latencies, 99.0),
+        create_p99: percentile(&stats.creates, 99.0),
+        peak_rss,
+        cpu_per,
+        errors: stats.errors + bad_signatures,
+        ok: stats.ok,
+        warmup,
+    }
 }
 
 struct Stats {
@@ -354,6 +472,10 @@ async fn one(
         .send()
         .await?;
     let create_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    if let Some(n) = resp.content_length() {
+        shared.create_bytes.fetch_add(n, Ordering::Relaxed);
+        shared.creates.fetch_add(1, Ordering::Relaxed);
+    }
     if resp.status() != 201 {
         bail!(
             "create answered {}: {}",
@@ -417,6 +539,12 @@ pub struct BenchArgs {
     /// completed session is still completed.
     #[arg(long)]
     pub check_durability: bool,
+    /// Sessions of the floor run (`gangway bench floor`) made before the
+    /// Gangway run, against which `cpu_x_floor` is computed (default: as
+    /// many as `--sessions`, at most 20,000; 0 skips it: `cpu_x_floor=nan`,
+    /// as with `--url`).
+    #[arg(long)]
+    pub floor_sessions: Option<u64>,
 }
 
 /// A created session: reference, session id and client secret.
@@ -492,7 +620,7 @@ pub(crate) async fn wait_for_waiting(s: &Setup, n: u64) -> anyhow::Result<()> {
             .await?;
         let waiting = text
             .lines()
-            .find_map(|l| l.strip_prefix("gangway_sessions{status=\"waiting\"} "))
+            .find_map(|l| l.strip_prefix("gangway_cluster_sessions{status=\"waiting\"} "))
             .and_then(|v| v.trim().parse::<u64>().ok())
             .unwrap_or(0);
         if waiting >= n {

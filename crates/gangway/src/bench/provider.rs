@@ -40,6 +40,12 @@ pub struct Shared {
     pub pending: std::sync::atomic::AtomicBool,
     /// Status reads (polls) received.
     pub status_reads: AtomicU64,
+    /// Bytes and count of create answers (from their Content-Length) and of
+    /// `session.ended` webhook bodies: the floor must match Gangway's.
+    pub create_bytes: AtomicU64,
+    pub creates: AtomicU64,
+    pub ended_bytes: AtomicU64,
+    pub endings: AtomicU64,
 }
 
 impl Shared {
@@ -142,6 +148,10 @@ pub fn router(shared: Arc<Shared>, client: reqwest::Client) -> gangway_server::R
                     }
                     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                     if v["type"] == "session.ended" {
+                        shared
+                            .ended_bytes
+                            .fetch_add(body.len() as u64, Ordering::Relaxed);
+                        shared.endings.fetch_add(1, Ordering::Relaxed);
                         let reference = v["data"]["reference"]
                             .as_str()
                             .unwrap_or_default()

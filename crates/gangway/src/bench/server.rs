@@ -10,8 +10,14 @@ pub struct Servers {
     pub pids: Vec<u32>,
     children: Vec<Child>,
     configs: Vec<std::path::PathBuf>,
+    /// For floor nodes (`gangway bench floor-node`): the API key they accept.
+    floor_key: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
+
+/// The environment variable a floor node reads its API key from (the
+/// `GANGWAY_BENCH_` prefix is never read as configuration).
+pub const FLOOR_KEY_ENV: &str = "GANGWAY_BENCH_FLOOR_API_KEY";
 
 pub const WORKFLOW: &str = include_str!("../../../../workflows/http-score.yaml");
 
@@ -27,23 +33,27 @@ impl Servers {
             pids: Vec::new(),
             children: Vec::new(),
             configs: Vec::new(),
+            floor_key: None,
             _dir: None,
         }
     }
 
-    /// Starts `nodes` `gangway serve` processes on one database; returns them and an API key.
+    /// Starts `nodes` `gangway serve` processes on one database (or, with
+    /// `floor`, `gangway bench floor-node` processes on the same
+    /// configuration, which touch no database); returns them and an API key.
     pub async fn start(
         provider_url: &str,
         database_url: Option<&str>,
         nodes: u32,
         workflow: &str,
+        floor: bool,
     ) -> anyhow::Result<(Servers, String)> {
         let dir = tempfile::tempdir()?;
         let db = match database_url {
             Some(u) => u.to_string(),
             None => format!("sqlite://{}", dir.path().join("bench.db").display()),
         };
-        if nodes > 1 && db.starts_with("sqlite:") {
+        if nodes > 1 && db.starts_with("sqlite:") && !floor {
             bail!("--nodes {nodes} needs a PostgreSQL --database-url: SQLite serves one process");
         }
         let wf = dir.path().join("workflows");
@@ -55,6 +65,7 @@ impl Servers {
             pids: Vec::new(),
             children: Vec::new(),
             configs: Vec::new(),
+            floor_key: floor.then(|| gangway_server::ids::new_secret("gw")),
             _dir: None,
         };
         for n in 0..nodes {
@@ -65,6 +76,10 @@ impl Servers {
                     r#"listen = "127.0.0.1:0"
 database_url = "{db}"
 workflows_dir = "{wf}"
+
+# The bench's receiver runs on this machine or a private network.
+[webhooks]
+allow_private = true
 
 [[webhooks.endpoints]]
 url = "{provider_url}/hooks"
@@ -90,11 +105,15 @@ event_field = "status"
                     wsecret = super::provider::WEBHOOK_SECRET,
                 ),
             )?;
-            let (child, url) = spawn_node(&exe, &config).await?;
+            let (child, url) = spawn_node(&exe, &config, servers.floor_key.as_deref()).await?;
             servers.pids.push(child.id());
             servers.urls.push(url);
             servers.children.push(child);
             servers.configs.push(config);
+        }
+        if let Some(key) = servers.floor_key.clone() {
+            servers._dir = Some(dir);
+            return Ok((servers, key));
         }
         let out = Command::new(&exe)
             .args([
@@ -126,7 +145,7 @@ event_field = "status"
         child.kill()?;
         child.wait()?;
         let started = std::time::Instant::now();
-        let (child, url) = spawn_node(&exe, &self.configs[n]).await?;
+        let (child, url) = spawn_node(&exe, &self.configs[n], self.floor_key.as_deref()).await?;
         let client = reqwest::Client::new();
         let deadline = started + Duration::from_secs(120);
         loop {
@@ -169,9 +188,17 @@ impl Drop for Servers {
 async fn spawn_node(
     exe: &std::path::Path,
     config: &std::path::Path,
+    floor_key: Option<&str>,
 ) -> anyhow::Result<(Child, String)> {
-    let mut child = Command::new(exe)
-        .args(["serve", "--config", config.to_str().unwrap_or_default()])
+    let config = config.to_str().unwrap_or_default();
+    let mut command = Command::new(exe);
+    match floor_key {
+        Some(key) => command
+            .args(["bench", "floor-node", "--config", config])
+            .env(FLOOR_KEY_ENV, key),
+        None => command.args(["serve", "--config", config]),
+    };
+    let mut child = command
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

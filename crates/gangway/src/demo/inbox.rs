@@ -4,6 +4,7 @@
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
+use gangway_server::ids;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -56,7 +57,13 @@ impl Inbox {
                 .unwrap_or_default()
                 .to_string()
         };
-        let verdict = self.webhook.verify(body, headers);
+        let verdict = match stale_timestamp(&header("webhook-timestamp"), unix_now()) {
+            Some(why) => Err(why),
+            None => self
+                .webhook
+                .verify(body, headers)
+                .map_err(|e| e.to_string()),
+        };
         let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let field = |v: &Value| v.as_str().map(str::to_string);
         let entry = Received {
@@ -64,7 +71,7 @@ impl Inbox {
             webhook_id: header("webhook-id"),
             webhook_timestamp: header("webhook-timestamp"),
             verified: verdict.is_ok(),
-            error: verdict.err().map(|e| e.to_string()),
+            error: verdict.err(),
             event_type: field(&parsed["type"]),
             session_id: field(&parsed["data"]["id"]),
             status: field(&parsed["data"]["status"]),
@@ -93,6 +100,24 @@ impl Inbox {
     }
 }
 
+/// The Standard Webhooks tolerance (the library's own, five minutes).
+const TOLERANCE: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// Why a delivery's `webhook-timestamp` is refused before the library sees
+/// it: the library subtracts the timestamp from now unchecked, so a value
+/// such as `now - 2^63` would overflow there (a panic in a debug build, a
+/// wrapped difference that passes in a release build). An unreadable value
+/// is left to the library, which refuses it without arithmetic.
+fn stale_timestamp(value: &str, now_s: i64) -> Option<String> {
+    let t: i64 = value.trim().parse().ok()?;
+    (!ids::within_tolerance(now_s, t, TOLERANCE))
+        .then(|| "timestamp outside the tolerance window".to_string())
+}
+
+fn unix_now() -> i64 {
+    ids::now_ms() / 1000
+}
+
 fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -107,4 +132,49 @@ pub fn new_secret() -> String {
         "whsec_{}",
         base64::engine::general_purpose::STANDARD.encode(bytes)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn delivery(inbox: &Inbox, ts: i64) -> (StatusCode, Received) {
+        let wh = standardwebhooks::Webhook::new(&inbox_secret()).expect("secret");
+        let body = br#"{"type":"session.ended","data":{"id":"ses_1"}}"#;
+        let sig = wh.sign("msg_1", ts, body).expect("sign");
+        let mut h = HeaderMap::new();
+        h.insert("webhook-id", HeaderValue::from_static("msg_1"));
+        h.insert(
+            "webhook-timestamp",
+            HeaderValue::from_str(&ts.to_string()).expect("header"),
+        );
+        h.insert(
+            "webhook-signature",
+            HeaderValue::from_str(&sig).expect("header"),
+        );
+        let status = inbox.receive(&h, &Bytes::from_static(body));
+        (status, inbox.list().remove(0))
+    }
+
+    fn inbox_secret() -> String {
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()
+    }
+
+    #[test]
+    fn timestamps_far_from_now_are_outside_the_window_not_an_overflow() {
+        let inbox = Inbox::new(&inbox_secret()).expect("inbox");
+        let now = unix_now();
+        let (status, got) = delivery(&inbox, now);
+        assert_eq!(status, StatusCode::NO_CONTENT, "{:?}", got.error);
+        for ts in [now + i64::MIN, i64::MIN, i64::MAX, now - 301, now + 301] {
+            let (status, got) = delivery(&inbox, ts);
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{ts}");
+            assert_eq!(
+                got.error.as_deref(),
+                Some("timestamp outside the tolerance window"),
+                "{ts}"
+            );
+        }
+    }
 }

@@ -8,44 +8,37 @@ mod inbox;
 mod site;
 
 use anyhow::Context;
-use gangway_server::config::{Config, EndpointConfig};
+use gangway_server::config::EndpointConfig;
 use gangway_server::ids;
 use gangway_server::sim::incode::IncodeKnobs;
-use gangway_server::sim::setup::{
-    SimCredentials, SimOptions, configure_dialog360, configure_incode, configure_ockto,
-    configure_oih, configure_score, simulators,
-};
+use gangway_server::sim::setup::{SimCredentials, SimOptions, configure_missing, simulators};
 use std::path::PathBuf;
 
-pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow::Result<()> {
-    let mut config = Config::load(config_file.as_deref()).context("invalid configuration")?;
+pub async fn run(
+    listen: Option<String>,
+    config_file: Option<PathBuf>,
+    allow_public: bool,
+) -> anyhow::Result<()> {
+    let mut config = super::load_config(config_file.as_deref())?;
     if let Some(l) = listen {
         config.listen = l
             .parse()
             .with_context(|| format!("--listen: `{l}` is not an address like 127.0.0.1:8080"))?;
     }
+    check_exposure(config.listen.ip(), allow_public)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     config.listen = addr;
+    // One plain listener, no load balancer to drain for.
+    config.tls = None;
+    config.admin_listen = None;
+    config.server.drain_period = std::time::Duration::ZERO;
     let base = format!("http://{addr}");
     let creds = SimCredentials::random();
-    if !config.http.services.contains_key("score") {
-        configure_score(&mut config, &base, &creds);
-    }
-    if config.incode.is_none() {
-        configure_incode(&mut config, &base, &creds);
-    }
-    if config.ockto.is_none() {
-        configure_ockto(&mut config, &base, &creds);
-    }
-    if config.dialog360.is_none() {
-        configure_dialog360(&mut config, &base, &creds);
-    }
-    if config.oih.is_none() {
-        configure_oih(&mut config, &base, &creds);
-    }
+    // Providers the config sets keep their settings; the others use the simulators.
+    configure_missing(&mut config, &base, &creds);
     let api_key = std::env::var("GANGWAY_DEMO_API_KEY")
         .ok()
         .filter(|k| !k.is_empty());
@@ -62,6 +55,9 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
         secret: webhook_secret,
         events: vec!["session.updated".into(), "session.ended".into()],
     });
+    // Its own address is (most likely) loopback or private: allowed
+    // explicitly, and no other.
+    config.webhooks.allowed_networks.push(addr.ip().to_string());
     // On a loopback listener the demo is as likely opened as `localhost`.
     let mut own_origins = vec![base.clone()];
     if addr.ip().is_loopback() {
@@ -87,8 +83,9 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
         frame_sources.push(origin);
     }
     let engine = gangway_server::app::start(config).await?;
+    // SIGHUP re-reads workflows_dir (not in sandboxes: only here).
+    gangway_server::runtime::workflows::hangup::spawn(engine.clone());
     engine
-        .store
         .insert_api_key(
             &ids::new_id("key"),
             "demo",
@@ -110,8 +107,7 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
         SimOptions {
             frame_ancestors,
             incode_knobs: knobs,
-            ockto: None,
-            oih_not_found_delay_ms: None,
+            ..SimOptions::default()
         },
     );
     let site = site::router(site::Site {
@@ -122,6 +118,7 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
         own_origins,
     });
     let router = gangway_server::app::router(engine.clone(), Some(sims.merge(site)));
+    let shutdown = gangway_server::app::shutdown_signal();
     println!("gangway listening on {base}");
     println!();
     println!("  Gangway demo is running: open {base}/demo");
@@ -138,11 +135,41 @@ pub async fn run(listen: Option<String>, config_file: Option<PathBuf>) -> anyhow
     );
     println!();
     gangway_server::app::serve(
-        listener,
+        gangway_server::app::Listeners::plain(listener),
         engine,
         router,
-        gangway_server::app::shutdown_signal(),
+        shutdown,
     )
     .await?;
+    Ok(())
+}
+
+/// The demo serves the simulators' control routes (approve, fail, fault
+/// injection) and a demo backend that creates sessions with its own API
+/// key, all without authentication: only on loopback, unless the operator
+/// says otherwise with `--allow-public`, and then with a loud warning.
+fn check_exposure(ip: std::net::IpAddr, allow_public: bool) -> anyhow::Result<()> {
+    if ip.is_loopback() {
+        return Ok(());
+    }
+    if !allow_public {
+        anyhow::bail!(
+            "refusing to run the demo on {ip}, which is not a loopback address: anyone who can \
+             reach it could drive the simulators and create sessions with the demo's API key. \
+             Use --listen 127.0.0.1:8080, or add --allow-public if this network is yours alone"
+        );
+    }
+    let line = "!".repeat(76);
+    for text in [
+        line.as_str(),
+        &format!("WARNING: the demo listens on {ip} (--allow-public), beyond this machine."),
+        "Anyone who reaches it can approve, fail or fault any simulated provider session,",
+        "create sessions with the demo's API key through its backend, and read its webhooks.",
+        "Never run `gangway demo` where strangers can reach it; use `gangway serve` instead.",
+        line.as_str(),
+    ] {
+        eprintln!("{text}");
+    }
+    tracing::warn!(address = %ip, "the demo listens beyond loopback (--allow-public)");
     Ok(())
 }

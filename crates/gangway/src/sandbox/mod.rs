@@ -31,7 +31,7 @@ pub async fn run(cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
     let name = cmd.workflow.display().to_string();
     let text =
         std::fs::read_to_string(&cmd.workflow).with_context(|| format!("cannot read {name}"))?;
-    let wf = match gangway_core::workflow::parse(&text) {
+    let wf = match gangway_core::workflow::parse(&text, gangway_server::providers::catalog()) {
         Ok(wf) => wf,
         Err(d) => {
             eprintln!("{}", d.render(&name));
@@ -80,7 +80,9 @@ pub async fn run(cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
     }
     let others: Vec<std::sync::Arc<gangway_core::workflow::Workflow>> = files[1..]
         .iter()
-        .filter_map(|(_, src)| gangway_core::workflow::parse(src).ok())
+        .filter_map(|(_, src)| {
+            gangway_core::workflow::parse(src, gangway_server::providers::catalog()).ok()
+        })
         .map(std::sync::Arc::new)
         .collect();
     let lookup = |id: &str| others.iter().find(|w| w.id == id).cloned();

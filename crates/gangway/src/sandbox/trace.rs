@@ -177,6 +177,16 @@ fn describe(e: &TimelineEntry) -> Vec<String> {
             vec![format!("  poll {what}{status}")]
         }
         "poll.matched" => vec![format!("  polling found `{}`", s("event"))],
+        "call.retrying" => vec![format!(
+            "  `{}` holds: call again in {} ms (retry {})",
+            s("while"),
+            d["at_ms"].as_i64().map_or(0, |at| (at - e.at).max(0)),
+            d["retry"]
+        )],
+        "call.retries_exhausted" => vec![format!(
+            "  `{}` still holds at the step's deadline: going on",
+            s("while")
+        )],
         "wait.timed_out" => vec![format!("  wait timed out {}", short(d))],
         "rule.evaluated" => vec![format!(
             "  rule {} `{}` → {}{}",

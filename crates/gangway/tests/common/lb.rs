@@ -25,6 +25,8 @@ struct Inner {
     http: reqwest::Client,
     /// Requests answered, per node URL.
     served: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    /// Every request body passed on, in order.
+    bodies: std::sync::Mutex<Vec<Bytes>>,
 }
 
 impl Lb {
@@ -35,6 +37,7 @@ impl Lb {
             pinned: AtomicUsize::new(NONE),
             http: reqwest::Client::new(),
             served: Default::default(),
+            bodies: Default::default(),
         });
         let app = axum::Router::new()
             .fallback(forward)
@@ -62,6 +65,11 @@ impl Lb {
             .unwrap_or(0)
     }
 
+    /// The bodies of the requests passed on so far.
+    pub fn bodies(&self) -> Vec<Bytes> {
+        self.inner.bodies.lock().unwrap().clone()
+    }
+
     /// Sends every request to node `n` (or round robin again with `None`).
     pub fn pin(&self, n: Option<usize>) {
         self.inner.pinned.store(n.unwrap_or(NONE), Ordering::SeqCst);
@@ -74,6 +82,7 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         Ok(b) => b,
         Err(_) => return StatusCode::BAD_REQUEST.into_response(),
     };
+    inner.bodies.lock().unwrap().push(body.clone());
     let nodes = inner.nodes.lock().unwrap().clone();
     if nodes.is_empty() {
         return StatusCode::BAD_GATEWAY.into_response();

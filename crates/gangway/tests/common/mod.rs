@@ -41,7 +41,51 @@ pub fn repo_root() -> PathBuf {
         .unwrap()
 }
 
+/// `gangway keys create --name NAME [--scope S]... --config CONFIG`: the key.
+pub fn create_key(config: &Path, name: &str, scopes: &[&str]) -> String {
+    let mut args = vec![
+        "keys",
+        "create",
+        "--name",
+        name,
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    for s in scopes {
+        args.extend(["--scope", s]);
+    }
+    let out = Command::new(BIN).args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "keys create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A port free now, for a server started a moment later. Taken below the
+/// kernel's ephemeral range (32768-60999): a port the kernel hands out
+/// (`bind :0`) can be taken again by any outgoing connection before the
+/// server binds it, which failed a CI run with "Address already in use".
+/// Ports given out by this process are never given twice.
 pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for attempt in 0..2000u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(attempt);
+        let port = 20_000 + u16::try_from(h.finish() % 12_000).unwrap();
+        if given.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -131,6 +175,25 @@ pub struct Options {
     pub load_balancer: bool,
     /// `engine.poll_rate`; the default config's when `None`.
     pub poll_rate: Option<u32>,
+    /// `engine.request_timeout` (e.g. "500ms"); the default config's when `None`.
+    pub request_timeout: Option<&'static str>,
+    /// `engine.shutdown_grace` (e.g. "2s"); the default config's when `None`.
+    pub shutdown_grace: Option<&'static str>,
+    /// More lines of the `[engine]` section (`node_id = "a"`, ...).
+    pub engine_toml: &'static str,
+    /// More TOML, appended to the config (e.g. a `[limits]` section).
+    pub extra_toml: &'static str,
+    /// `[oih] base_url` instead of the simulator's (a recording proxy).
+    pub oih_base_url: Option<String>,
+    /// Whether the config allows webhooks to 127.0.0.1 (the receiver).
+    pub allow_loopback_webhooks: bool,
+    /// The host of the receiver's URL in the config (it listens on 127.0.0.1).
+    pub receiver_host: &'static str,
+    /// Like `extra_toml`, built at run time (more endpoints, services, ...);
+    /// `{SIM_URL}` stands for the simulators' base URL.
+    pub extra_config: String,
+    /// Top-level keys (before any section), e.g. `admin_listen = "..."`.
+    pub top_config: String,
 }
 
 impl Default for Options {
@@ -143,6 +206,15 @@ impl Default for Options {
             postgres: false,
             load_balancer: false,
             poll_rate: None,
+            request_timeout: None,
+            shutdown_grace: None,
+            engine_toml: "",
+            extra_toml: "",
+            oih_base_url: None,
+            allow_loopback_webhooks: true,
+            receiver_host: "127.0.0.1",
+            extra_config: String::new(),
+            top_config: String::new(),
         }
     }
 }
@@ -192,7 +264,7 @@ pub struct Harness {
     pub http: reqwest::Client,
     sim: Option<Proc>,
     server: Option<Proc>,
-    config: PathBuf,
+    pub config: PathBuf,
     /// The config with `{PORT}` for the listen port, for more nodes.
     template: String,
     /// In front of every node when `Options::load_balancer`.
@@ -310,6 +382,10 @@ impl Harness {
         let ockto_password = dir.path().join("ockto-password");
         std::fs::write(&ockto_password, OCKTO_PASSWORD).unwrap();
         let ockto_password = ockto_password.display();
+        // The score key inside a longer string, as config.default.toml shows it.
+        let score_key = dir.path().join("score-api-key");
+        std::fs::write(&score_key, format!("{SIM_API_KEY}\n")).unwrap();
+        let score_key = score_key.display();
         // The shipped workflows plus the tests' own (short deadlines).
         let wf_dir = dir.path().join("workflows");
         std::fs::create_dir_all(&wf_dir).unwrap();
@@ -339,12 +415,22 @@ impl Harness {
             .map(|s| format!("\"{s}\""))
             .collect();
         let config = dir.path().join("gangway.toml");
+        let engine_section = format!(
+            "[engine]\n{}{}{}{}",
+            opts.poll_rate
+                .map_or(String::new(), |r| format!("poll_rate = {r}\n")),
+            opts.request_timeout
+                .map_or(String::new(), |t| format!("request_timeout = \"{t}\"\n")),
+            opts.shutdown_grace
+                .map_or(String::new(), |t| format!("shutdown_grace = \"{t}\"\n")),
+            opts.engine_toml,
+        );
         let template = format!(
             r#"listen = "127.0.0.1:{{PORT}}"
 database_url = "{db}"
 workflows_dir = "{wf}"
 encryption_key = "{ENCRYPTION_KEY}"
-
+{top}
 {engine}
 [client]
 secret_ttl = "{ttl}"
@@ -353,6 +439,7 @@ allowed_origins = [{origins}]
 [webhooks]
 retry_schedule = [{schedule}]
 timeout = "2s"
+{webhooks_allowance}
 
 [[webhooks.endpoints]]
 url = "{recv}"
@@ -360,7 +447,7 @@ secret = "{RECEIVER_SECRET}"
 
 [http.services.score]
 base_url = "{sim_url}/sim/score"
-headers = {{ Authorization = "Bearer {SIM_API_KEY}" }}
+headers = {{ Authorization = "Bearer ${{file:{score_key}}}" }}
 
 [incode]
 base_url = "{sim_url}/sim/incode"
@@ -392,7 +479,7 @@ api_key = "{D360_DIRECT_API_KEY}"
 payment = "direct"
 
 [oih]
-base_url = "{sim_url}/sim/oih"
+base_url = "{oih_base}"
 hmac_key = "{OIH_HMAC_KEY}"
 
 [http.webhooks.score]
@@ -403,40 +490,47 @@ signature_prefix = "sha256="
 timestamp_header = "X-Score-Timestamp"
 reference_field = "id"
 event_field = "status"
+{extra}
+{extra_config}
 "#,
+            extra = opts.extra_toml,
+            top = opts.top_config,
+            oih_base = opts
+                .oih_base_url
+                .clone()
+                .unwrap_or_else(|| format!("{sim_url}/sim/oih")),
             db = db.url(),
+            // The receiver runs on this machine: an explicit allowance.
+            webhooks_allowance = if opts.allow_loopback_webhooks {
+                "allowed_networks = [\"127.0.0.1\"]"
+            } else {
+                ""
+            },
+            extra_config = opts.extra_config.replace("{SIM_URL}", &sim_url),
             wf = wf_dir.display(),
             schedule = schedule.join(", "),
             ttl = opts.client_secret_ttl.unwrap_or("1h"),
-            engine = opts
-                .poll_rate
-                .map_or(String::new(), |r| format!("[engine]\npoll_rate = {r}\n")),
+            engine = engine_section,
             // The 360dialog tests' customer page is always allowed.
             origins = std::iter::once(&SHOP_ORIGIN)
                 .chain(opts.allowed_origins.iter())
                 .map(|o| format!("\"{o}\""))
                 .collect::<Vec<_>>()
                 .join(", "),
-            recv = receiver.url(),
+            recv = receiver.url().replace("127.0.0.1", opts.receiver_host),
         );
         std::fs::write(&config, template.replace("{PORT}", &port.to_string())).unwrap();
+        // As in production: the database first, then a key in it.
         let out = Command::new(BIN)
-            .args([
-                "keys",
-                "create",
-                "--name",
-                "tests",
-                "--config",
-                config.to_str().unwrap(),
-            ])
+            .args(["migrate", "--config", config.to_str().unwrap()])
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "keys create failed: {}",
+            "migrate failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let api_key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let api_key = create_key(&config, "tests", &[]);
         let mut h = Harness {
             dir,
             port,
@@ -474,10 +568,17 @@ event_field = "status"
 
     /// Starts one more node on the same database; returns its index in `nodes`.
     pub fn add_node(&mut self) -> usize {
+        self.add_node_with(|toml| toml.to_string())
+    }
+
+    /// `add_node` with a config of its own: `edit` gets the shared one (a
+    /// different `workflows_dir`, `engine.node_id`, ...).
+    pub fn add_node_with(&mut self, edit: impl FnOnce(&str) -> String) -> usize {
         let port = free_port();
         let n = self.nodes.len();
         let config = self.dir.path().join(format!("node{n}.toml"));
-        std::fs::write(&config, self.template.replace("{PORT}", &port.to_string())).unwrap();
+        let toml = edit(&self.template.replace("{PORT}", &port.to_string()));
+        std::fs::write(&config, toml).unwrap();
         self.nodes.push((port, config, None));
         self.start_node(n);
         if let Some(lb) = &self.lb {
@@ -528,6 +629,32 @@ event_field = "status"
             .output()
             .unwrap();
         assert!(out.status.success());
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(status) = p.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop within {secs}s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `kill -<sig>` to the server and returns at once.
+    pub fn signal_server(&self, sig: &str) {
+        let p = self.server.as_ref().expect("a running server");
+        let out = Command::new("kill")
+            .args([&format!("-{sig}"), &p.child.id().to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+
+    /// Waits (up to `secs`) for the server to exit by itself.
+    pub fn wait_server_exit(&mut self, secs: u64) -> std::process::ExitStatus {
+        let mut p = self.server.take().expect("a running server");
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             if let Some(status) = p.child.try_wait().unwrap() {
@@ -763,6 +890,46 @@ event_field = "status"
 
     pub fn server_log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Everything the database holds: the SQLite files' bytes (the WAL
+    /// too), or on PostgreSQL every row of every table as text.
+    pub async fn database_bytes(&self) -> Vec<u8> {
+        match &self.db {
+            pg::TestDb::Sqlite(_) => {
+                let mut all = Vec::new();
+                for file in ["gangway.db", "gangway.db-wal", "gangway.db-shm"] {
+                    if let Ok(b) = std::fs::read(self.dir.path().join(file)) {
+                        all.extend(b);
+                    }
+                }
+                all
+            }
+            pg::TestDb::Postgres { url, .. } => {
+                use sqlx::{Connection, Row};
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                let tables: Vec<String> = sqlx::query(
+                    "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+                )
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<String, _>(0))
+                .collect();
+                let mut all = Vec::new();
+                for t in tables {
+                    let rows = sqlx::query(&format!("SELECT t::text FROM \"{t}\" t"))
+                        .fetch_all(&mut conn)
+                        .await
+                        .unwrap();
+                    for r in rows {
+                        all.extend(r.get::<String, _>(0).into_bytes());
+                    }
+                }
+                all
+            }
+        }
     }
 }
 

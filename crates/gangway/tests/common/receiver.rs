@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::Value;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug)]
@@ -17,6 +17,8 @@ pub struct Received {
     pub body: Value,
     /// Whether the receiver answered 2xx to this attempt.
     pub accepted: bool,
+    /// The request's `User-Agent`.
+    pub user_agent: String,
 }
 
 #[derive(Clone)]
@@ -28,6 +30,8 @@ pub struct Receiver {
 struct Inner {
     secret: String,
     down: AtomicBool,
+    /// Holds each request this long before answering (0: answer at once).
+    hang_ms: AtomicU64,
     got: Mutex<Vec<Received>>,
 }
 
@@ -36,6 +40,7 @@ impl Receiver {
         let inner = Arc::new(Inner {
             secret: secret.to_string(),
             down: AtomicBool::new(false),
+            hang_ms: AtomicU64::new(0),
             got: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
@@ -55,6 +60,13 @@ impl Receiver {
 
     pub fn set_down(&self, down: bool) {
         self.inner.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Holds every request this long before answering, as an endpoint that
+    /// hangs (0: answer at once).
+    pub fn set_hang(&self, hang: std::time::Duration) {
+        let ms = u64::try_from(hang.as_millis()).unwrap_or(u64::MAX);
+        self.inner.hang_ms.store(ms, Ordering::SeqCst);
     }
 
     pub fn all(&self) -> Vec<Received> {
@@ -78,12 +90,23 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
+    let hang = inner.hang_ms.load(Ordering::SeqCst);
+    if hang > 0 {
+        // The sender gives up first; this answer is never read.
+        tokio::time::sleep(std::time::Duration::from_millis(hang)).await;
+        return StatusCode::GATEWAY_TIMEOUT;
+    }
     let down = inner.down.load(Ordering::SeqCst);
     inner.got.lock().unwrap().push(Received {
         webhook_id,
         verified,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         accepted: !down,
+        user_agent: headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string(),
     });
     if down {
         StatusCode::SERVICE_UNAVAILABLE

@@ -22,7 +22,7 @@ use crate::runtime::view;
 use crate::store::ClientEvent;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -35,46 +35,25 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_UNAUTHORIZED: u16 = 4401;
 const CLOSE_BAD_REQUEST: u16 = 4400;
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// `limits.streams_per_session` sockets and streams follow the session.
+const CLOSE_TOO_MANY: u16 = 4429;
 
 pub async fn socket(
     State(st): State<AppState>,
+    super::auth::ClientAddr(source): super::auth::ClientAddr,
     Path(id): Path<String>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if !origin_allowed(&st, &headers) {
-        return super::error::Problem::new(
-            StatusCode::FORBIDDEN,
-            "origin-not-allowed",
-            "Origin not allowed",
-            "this page's origin is not in client.allowed_origins",
-        )
-        .into_response();
+    if !super::origin::allowed(&st, &headers) {
+        return super::origin::refused().into_response();
+    }
+    // An address locked out after failed authentications gets no socket.
+    if let Err(refused) = st.limits.check_lockout(source) {
+        return super::error::Problem::from(refused).into_response();
     }
     ws.max_message_size(64 * 1024)
-        .on_upgrade(move |socket| serve(st, id, socket))
-}
-
-/// Same origin as the request, or one of `client.allowed_origins`. (The
-/// secret authenticates; this keeps other sites from even trying.)
-fn origin_allowed(st: &AppState, headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
-        return true;
-    };
-    let origin = origin.trim_end_matches('/');
-    if st
-        .engine
-        .config
-        .client
-        .allowed_origins
-        .iter()
-        .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin))
-    {
-        return true;
-    }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin_host = origin.split_once("://").map(|(_, h)| h);
-    host.is_some() && host == origin_host
+        .on_upgrade(move |socket| serve(st, source, id, socket))
 }
 
 fn frame(v: &Value) -> Message {
@@ -92,13 +71,13 @@ fn message_frame(ev: &ClientEvent) -> Value {
     json!({"type": "message", "id": ev.seq, "at": view::time_json(Some(ev.at)), "message": ev.data})
 }
 
-async fn serve(st: AppState, id: String, socket: WebSocket) {
+async fn serve(st: AppState, source: std::net::IpAddr, id: String, socket: WebSocket) {
     let (mut tx, mut rx) = socket.split();
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, rx.next()).await {
-        Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<Value>(&t).ok(),
+        Ok(Some(Ok(Message::Text(t)))) => parse_hello(&t),
         _ => None,
     };
-    let Some(hello) = hello.filter(|h| h["type"] == "hello") else {
+    let Some(hello) = hello else {
         let _ = tx
             .send(close(
                 CLOSE_BAD_REQUEST,
@@ -107,8 +86,7 @@ async fn serve(st: AppState, id: String, socket: WebSocket) {
             .await;
         return;
     };
-    let secret = hello["secret"].as_str().unwrap_or_default();
-    let row = match check_client_secret(&st, &id, secret).await {
+    let row = match check_client_secret(&st, source, &id, &hello.secret).await {
         Ok(row) => row,
         Err(p) => {
             let _ = tx
@@ -124,11 +102,21 @@ async fn serve(st: AppState, id: String, socket: WebSocket) {
             .await;
         return;
     }
-    let mut seen = hello["last_id"].as_i64().unwrap_or(0).max(0);
+    let mut seen = hello.last_id;
     let engine = st.engine.clone();
     // Subscribe before reading the backlog so nothing falls in between.
-    let mut live = engine.hub.subscribe(&row.id);
-    let mut shutdown = engine.shutdown.subscribe();
+    let max = engine.config().limits.streams_per_session;
+    let Some(mut live) = engine.subscribe_client_events(&row.id) else {
+        let message = format!(
+            "{max} event streams and chat sockets already follow this session (limits.streams_per_session); close one first"
+        );
+        let _ = tx
+            .send(frame(&json!({"type": "error", "message": message})))
+            .await;
+        let _ = tx.send(close(CLOSE_TOO_MANY, "too many streams")).await;
+        return;
+    };
+    let mut shutdown = engine.shutdown_signal();
     let mut ended = false;
     macro_rules! deliver {
         ($ev:expr) => {{
@@ -150,7 +138,6 @@ async fn serve(st: AppState, id: String, socket: WebSocket) {
         }};
     }
     let backlog = engine
-        .store
         .client_events_after(&row.id, seen)
         .await
         .unwrap_or_default();
@@ -174,7 +161,7 @@ async fn serve(st: AppState, id: String, socket: WebSocket) {
                 Ok(ev) if ev.seq > seen => deliver!(&ev),
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => {
-                    for ev in engine.store.client_events_after(&row.id, seen).await.unwrap_or_default() {
+                    for ev in engine.client_events_after(&row.id, seen).await.unwrap_or_default() {
                         deliver!(&ev);
                     }
                 }
@@ -203,32 +190,77 @@ async fn serve(st: AppState, id: String, socket: WebSocket) {
     }
 }
 
-/// One message from the client: a line typed in the chat.
-async fn said(st: &AppState, session_id: &str, text: &str) -> Value {
+/// The first message: `{"type": "hello", "secret": ..., "last_id": ...}`.
+#[derive(Debug)]
+pub struct Hello {
+    /// Empty when missing (then the secret check refuses it).
+    pub secret: String,
+    /// The last message id the client saw (0 if none).
+    pub last_id: i64,
+}
+
+/// Reads the first message (pure: fuzzed in `fuzz/`); `None` if it is not
+/// a hello.
+pub fn parse_hello(text: &str) -> Option<Hello> {
+    let hello = serde_json::from_str::<Value>(text).ok()?;
+    if hello["type"] != "hello" {
+        return None;
+    }
+    Some(Hello {
+        secret: hello["secret"].as_str().unwrap_or_default().to_string(),
+        last_id: hello["last_id"].as_i64().unwrap_or(0).max(0),
+    })
+}
+
+/// A `say` message, checked: the client's id for the line and the line.
+#[derive(Debug)]
+pub struct SayLine {
+    pub client_id: String,
+    pub line: String,
+}
+
+/// Reads a message after the hello (pure: fuzzed in `fuzz/`): a `say`, or
+/// the error frame to answer.
+pub fn parse_say(text: &str) -> Result<SayLine, Value> {
     let v: Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(e) => return json!({"type": "error", "message": format!("not JSON: {e}")}),
+        Err(e) => return Err(json!({"type": "error", "message": format!("not JSON: {e}")})),
     };
     let client_id = v["client_id"].as_str().unwrap_or_default();
     let error = |m: &str| json!({"type": "error", "client_id": v["client_id"], "message": m});
     if v["type"] != "say" {
-        return error(
+        return Err(error(
             "unknown message type; send {\"type\":\"say\",\"text\":...,\"client_id\":...}",
-        );
+        ));
     }
     if client_id.is_empty() || client_id.len() > 64 {
-        return error("`client_id` must be 1 to 64 characters, unique per line");
+        return Err(error(
+            "`client_id` must be 1 to 64 characters, unique per line",
+        ));
     }
     let Some(line) = v["text"].as_str().map(str::trim).filter(|t| !t.is_empty()) else {
-        return error("`text` must be a non-empty string");
+        return Err(error("`text` must be a non-empty string"));
     };
     if line.chars().count() > chat::MAX_TEXT {
-        return error("the line is too long (4000 characters at most)");
+        return Err(error("the line is too long (4000 characters at most)"));
     }
+    Ok(SayLine {
+        client_id: client_id.to_string(),
+        line: line.to_string(),
+    })
+}
+
+/// One message from the client: a line typed in the chat.
+async fn said(st: &AppState, session_id: &str, text: &str) -> Value {
+    let SayLine { client_id, line } = match parse_say(text) {
+        Ok(say) => say,
+        Err(frame) => return frame,
+    };
+    let error = |m: &str| json!({"type": "error", "client_id": client_id, "message": m});
     let work = ChatWork::Say(Say {
         session_id: session_id.to_string(),
-        client_id: client_id.to_string(),
-        text: line.to_string(),
+        client_id: client_id.clone(),
+        text: line,
     });
     match st.engine.chat(work).await {
         Ok(Said::Posted { id }) => json!({"type": "ack", "client_id": client_id, "id": id}),
@@ -236,8 +268,9 @@ async fn said(st: &AppState, session_id: &str, text: &str) -> Value {
         Ok(Said::Ended) => error("the chat has ended"),
         Ok(Said::NotAChat) => error("this session presents no chat now"),
         Ok(Said::NotFound) => error("no such session"),
+        Ok(Said::Refused(why)) => error(&format!("{}; the line was not stored", why.reason())),
         Err(e) => {
-            tracing::warn!(session = session_id, error = %e, "chat line not taken");
+            tracing::warn!(session_id = session_id, error = %e, "chat line not taken");
             error("the line could not be stored right now; send it again")
         }
     }

@@ -119,8 +119,13 @@ async fn events(
             .ok_or_else(|| Problem::bad_request("Last-Event-ID must be a non-negative integer"))?,
     };
     // Subscribe before reading the backlog so nothing falls in between.
-    let mut live = st.engine.hub.subscribe(&row.id);
-    let mut shutdown = st.engine.shutdown.subscribe();
+    let max = st.engine.config().limits.streams_per_session;
+    let Some(mut live) = st.engine.subscribe_client_events(&row.id) else {
+        return Err(Problem::limit(format!(
+            "{max} event streams and chat sockets already follow this session (limits.streams_per_session); close one first"
+        )));
+    };
+    let mut shutdown = st.engine.shutdown_signal();
     let engine = st.engine.clone();
     let session_id = row.id.clone();
     let stream = async_stream(move |tx| async move {
@@ -131,7 +136,6 @@ async fn events(
             let session_id = session_id.clone();
             async move {
                 engine
-                    .store
                     .client_events_after(&session_id, seen)
                     .await
                     .unwrap_or_default()
@@ -147,6 +151,9 @@ async fn events(
         while !ended {
             let next = tokio::select! {
                 ev = live.recv() => ev,
+                // The client went away: let go of the subscription now, not
+                // at the session's next event (it counts against the limit).
+                () = tx.closed() => return,
                 _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
                     // Going away: tell the client to reconnect (to another node) soon.
                     let _ = tx.send(Event::default().event("reconnect").retry(Duration::from_millis(500)).data("{}")).await;
@@ -242,7 +249,7 @@ async fn signal(
         let Some(child) = target.state.child.clone().filter(|_| !waits_for_it) else {
             break;
         };
-        match st.engine.store.session(&child).await {
+        match st.engine.session(&child).await {
             Ok(Some(c)) => target = c,
             _ => break,
         }
@@ -259,6 +266,10 @@ async fn signal(
             received_at: ids::now_ms(),
         })
         .await?;
+    // Ended (409) or at a limit (429): not stored, only counted.
+    if let Some(why) = ingested.refused {
+        return Err(Problem::refused(why));
+    }
     Ok(Json(
         json!({"accepted": ingested.applied, "duplicate": ingested.duplicate}),
     ))

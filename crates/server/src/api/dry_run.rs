@@ -4,19 +4,17 @@
 //! rule evaluations, waits and the scripted events that ended them.
 
 use super::AppState;
+use super::auth::{ApiKey, scope};
 use super::error::Problem;
-use super::extract::{ApiKey, JsonBody};
+use super::extract::JsonBody;
 use crate::sandbox::{Sandbox, ScriptEvent, script};
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::sync::LazyLock;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::OwnedSemaphorePermit;
 
-/// Dry runs each start an engine; a few at a time is plenty.
-static DRY_RUNS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(2));
 const MAX_TIMEOUT_S: u64 = 60;
 const MAX_EVENTS: usize = 100;
 
@@ -27,9 +25,15 @@ pub(super) struct DryRunBody {
     input: Value,
     #[serde(default)]
     events: Vec<ScriptEvent>,
-    /// Seconds to wait for the end (default 10, at most 60).
-    #[serde(default)]
+    /// Seconds to wait for the end (default 10, at most 60); `null` is
+    /// refused rather than taken as the default.
+    #[serde(default, deserialize_with = "present")]
     timeout_s: Option<u64>,
+}
+
+/// A field that may be left out but, when given, must be a number.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    u64::deserialize(d).map(Some)
 }
 
 fn empty_object() -> Value {
@@ -38,11 +42,11 @@ fn empty_object() -> Value {
 
 pub(super) async fn dry_run(
     State(st): State<AppState>,
-    _key: ApiKey,
+    _key: ApiKey<scope::WorkflowsDryRun>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<DryRunBody>,
 ) -> Result<Json<Value>, Problem> {
-    let Some(wf) = st.engine.workflows.latest(&id) else {
+    let Some(wf) = st.engine.latest_workflow(&id) else {
         return Err(Problem::not_found(format!(
             "unknown workflow `{id}`; GET /v1/workflows lists them"
         )));
@@ -50,13 +54,18 @@ pub(super) async fn dry_run(
     if !body.input.is_object() {
         return Err(Problem::validation("`input` must be a JSON object"));
     }
+    if let Some(schema) = &wf.input
+        && let Err(errors) = schema.check(&body.input)
+    {
+        return Err(Problem::invalid_input(&wf.id, wf.version, &errors));
+    }
     if body.events.len() > MAX_EVENTS {
         return Err(Problem::validation(format!(
             "at most {MAX_EVENTS} events per dry run"
         )));
     }
     script::check(&body.events).map_err(Problem::validation)?;
-    let lookup = |id: &str| st.engine.workflows.latest(id);
+    let lookup = |id: &str| st.engine.latest_workflow(id);
     if let Some(ev) = body
         .events
         .iter()
@@ -73,7 +82,8 @@ pub(super) async fn dry_run(
             "`timeout_s` must be 1 to {MAX_TIMEOUT_S}"
         )));
     }
-    let Ok(_permit) = DRY_RUNS.try_acquire() else {
+    // Each dry run starts an engine: `limits.dry_runs` at a time.
+    let Ok(permit) = st.dry_runs.clone().try_acquire_owned() else {
         return Err(Problem::unavailable(
             "other dry runs are in progress; retry in a moment",
         ));
@@ -81,14 +91,12 @@ pub(super) async fn dry_run(
     // Every workflow's current version: the one run, and any child it runs.
     let latest: std::collections::HashMap<String, u32> = st
         .engine
-        .workflows
-        .list()
+        .workflow_list()
         .into_iter()
         .map(|(id, v, _, _)| (id, v))
         .collect();
     let files: Vec<(String, String)> = st
         .engine
-        .store
         .workflow_versions()
         .await
         .map_err(|e| {
@@ -103,8 +111,13 @@ pub(super) async fn dry_run(
         tracing::error!(error = %e, "dry run could not start");
         Problem::unavailable("the dry run could not start; retry in a moment")
     })?;
+    let running = Running {
+        sandbox,
+        permit: Some(permit),
+    };
     let mut trace = Vec::new();
-    let result = sandbox
+    let result = running
+        .sandbox
         .run(
             &id,
             body.input,
@@ -113,12 +126,14 @@ pub(super) async fn dry_run(
             |item| trace.push(item.to_json()),
         )
         .await;
-    // The answer need not wait for the sandbox to drain.
-    tokio::spawn(sandbox.stop());
+    // The answer need not wait for the sandbox to drain: `running` stops
+    // it on its own task when dropped, here or wherever the handler ends.
+    drop(running);
     match result {
         Ok(f) => Ok(Json(json!({
             "workflow": wf.id,
             "version": wf.version,
+            "input_schema": wf.input.as_ref().map(|i| i.schema()),
             "ended": f.ended,
             "session": f.session,
             "trace": trace,
@@ -131,6 +146,31 @@ pub(super) async fn dry_run(
             Err(Problem::unavailable(
                 "the dry run failed; retry in a moment",
             ))
+        }
+    }
+}
+
+/// A started sandbox and its permit. Dropped when the handler returns, and
+/// also when its future is dropped midway (the client went away): either way
+/// the sandbox is stopped on a task of its own and the permit is given back
+/// only once the sandbox's engine has drained and closed, so the number of
+/// engines alive never exceeds `limits.dry_runs`.
+struct Running {
+    sandbox: Sandbox,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let stopped = self.sandbox.stopping();
+        let permit = self.permit.take();
+        // Without a runtime (never in a handler) the engine still stops:
+        // its server ends on its own.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                stopped.await;
+                drop(permit);
+            });
         }
     }
 }

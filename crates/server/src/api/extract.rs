@@ -1,12 +1,12 @@
-//! Extractors: JSON bodies with problem-JSON rejections, the customer's API
-//! key, and a session's client secret.
+//! Extractors: JSON bodies with problem-JSON rejections and a session's
+//! client secret (the customer's API key is in auth.rs).
 
 use super::AppState;
 use super::error::Problem;
 use crate::ids;
 use crate::store::SessionRow;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -30,6 +30,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 e.body_text()
             ))),
             Err(JsonRejection::JsonDataError(e)) => Err(Problem::validation(e.body_text())),
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(Problem::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+                format!("the body is larger than {} bytes", super::BODY_LIMIT),
+            )),
             Err(e) => Err(Problem::bad_request(e.body_text())),
         }
     }
@@ -43,44 +49,6 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .ok()?
         .strip_prefix("Bearer ")
         .map(str::trim)
-}
-
-/// The authenticated customer backend: its API key id.
-pub struct ApiKey(pub String);
-
-impl FromRequestParts<AppState> for ApiKey {
-    type Rejection = Problem;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let Some(key) = bearer(parts) else {
-            return Err(Problem::unauthorized(
-                "send your API key as `Authorization: Bearer <key>`",
-            ));
-        };
-        let hash = ids::hash_secret(key);
-        if let Some(id) = state
-            .key_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&hash)
-        {
-            return Ok(ApiKey(id.clone()));
-        }
-        match state.engine.store.api_key_by_hash(&hash).await? {
-            Some(id) => {
-                state
-                    .key_cache
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(hash, id.clone());
-                Ok(ApiKey(id))
-            }
-            None => Err(Problem::unauthorized("unknown API key")),
-        }
-    }
 }
 
 /// Checks a client secret against the session it claims; the secret comes
@@ -102,36 +70,49 @@ pub async fn client_session(
             "send the session's client secret as `Authorization: Bearer <client_secret>`",
         ));
     };
-    check_client_secret(state, session_id, &secret).await
+    let source = super::auth::client_address(state, parts);
+    check_client_secret(state, source, session_id, &secret).await
 }
 
 /// The session, if `secret` is its client secret and has not expired.
+/// From an address locked out after failed authentications: 429 before
+/// anything is read; a wrong secret counts as a failure of `source`; a
+/// right one counts against the session's `rate_limits.client_secret`.
 pub async fn check_client_secret(
     state: &AppState,
+    source: std::net::IpAddr,
     session_id: &str,
     secret: &str,
 ) -> Result<SessionRow, Problem> {
-    let row = state.engine.store.session(session_id).await?;
+    state.limits.check_lockout(source)?;
+    let row = state.engine.session(session_id).await?;
     // The same answer for "no such session" and "wrong secret": a secret
     // must not reveal which sessions exist.
-    let Some(row) = row else {
-        return Err(Problem::unauthorized(
-            "client secret does not match this session",
+    let matches = row.as_ref().is_some_and(|row| {
+        ids::secure_eq(
+            ids::hash_secret(secret).as_bytes(),
+            row.client_secret_hash.as_bytes(),
+        )
+    });
+    let (Some(row), true) = (row, matches) else {
+        return Err(super::auth::auth_failed(
+            state,
+            source,
+            "client_secret",
+            Problem::unauthorized("client secret does not match this session"),
         ));
     };
-    if !ids::secure_eq(
-        ids::hash_secret(secret).as_bytes(),
-        row.client_secret_hash.as_bytes(),
-    ) {
-        return Err(Problem::unauthorized(
-            "client secret does not match this session",
-        ));
-    }
     if row.client_secret_expires_at <= ids::now_ms() {
-        return Err(Problem::unauthorized(
+        // Its own type, so that the SDK can tell the page "expired" from
+        // "wrong" (the secret matched: this reveals nothing new).
+        return Err(Problem::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "client-secret-expired",
+            "Client secret expired",
             "client secret expired; ask the customer backend for a new session link",
         ));
     }
+    state.limits.check_client_secret(&row.id)?;
     Ok(row)
 }
 

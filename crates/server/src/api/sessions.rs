@@ -1,8 +1,9 @@
 //! The customer backend's session API (API key).
 
 use super::AppState;
+use super::auth::{ApiKey, scope};
 use super::error::Problem;
-use super::extract::{ApiKey, JsonBody};
+use super::extract::JsonBody;
 use crate::ids;
 use crate::runtime::{CreateRequest, view};
 use crate::store::SessionFilter;
@@ -23,7 +24,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/sessions/{id}/cancel", post(cancel))
         .route("/v1/sessions/{id}/timeline", get(timeline))
         .route("/v1/sessions/{id}/deliveries", get(deliveries))
-        .route("/v1/sessions/{id}/secrets", get(super::dialog360::secrets))
+        .route(
+            "/v1/sessions/{id}/secrets",
+            get(crate::providers::dialog360::webhook::secrets),
+        )
         .route("/v1/workflows", get(workflows))
         .route("/v1/workflows/{id}/dry-run", post(super::dry_run::dry_run))
 }
@@ -46,7 +50,7 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 async fn create(
     State(st): State<AppState>,
-    ApiKey(key): ApiKey,
+    key: ApiKey<scope::SessionsWrite>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<impl IntoResponse, Problem> {
@@ -58,12 +62,13 @@ async fn create(
     if !body.input.is_object() {
         return Err(Problem::validation("`input` must be a JSON object"));
     }
-    if let Some(r) = &body.reference
-        && (r.is_empty() || r.len() > MAX_REFERENCE)
-    {
-        return Err(Problem::validation(format!(
-            "`reference` must be 1 to {MAX_REFERENCE} characters"
-        )));
+    if let Some(r) = &body.reference {
+        if r.is_empty() || r.len() > MAX_REFERENCE {
+            return Err(Problem::validation(format!(
+                "`reference` must be 1 to {MAX_REFERENCE} characters"
+            )));
+        }
+        super::shapes::plain_text("`reference`", r)?;
     }
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,
@@ -72,10 +77,11 @@ async fn create(
                 .to_str()
                 .map_err(|_| Problem::bad_request("Idempotency-Key must be visible ASCII"))?;
             if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY {
-                return Err(Problem::bad_request(format!(
+                return Err(Problem::validation(format!(
                     "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters"
                 )));
             }
+            super::shapes::plain_text("Idempotency-Key", k)?;
             Some(k.to_string())
         }
     };
@@ -84,7 +90,7 @@ async fn create(
     let created = st
         .engine
         .create(CreateRequest {
-            api_key_id: key,
+            api_key_id: key.id,
             workflow: body.workflow,
             input: body.input,
             reference: body.reference,
@@ -104,17 +110,39 @@ async fn create(
     Ok((status, Json(out)))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShowQuery {
+    /// Long poll: answer at the session's next change, or after this long.
+    wait: Option<String>,
+    /// With `wait`: the `updated_at` the caller has seen.
+    after: Option<String>,
+}
+
 async fn show(
     State(st): State<AppState>,
-    _key: ApiKey,
+    _key: ApiKey<scope::SessionsRead>,
     Path(id): Path<String>,
+    Query(q): Query<ShowQuery>,
 ) -> Result<Json<Value>, Problem> {
     let row = st
         .engine
-        .store
         .session(&id)
         .await?
         .ok_or_else(|| Problem::not_found("no session with this id"))?;
+    let Some(wait) = q.wait.as_deref() else {
+        if q.after.is_some() {
+            return Err(Problem::bad_request("`after` needs `wait`"));
+        }
+        return Ok(Json(view::session_json(&row)));
+    };
+    let wait = super::long_poll::parse_wait(wait, st.engine.config().limits.long_poll_max_wait)?;
+    let after = q
+        .after
+        .as_deref()
+        .map(super::long_poll::parse_after)
+        .transpose()?;
+    let row = super::long_poll::wait_for_change(&st, row, wait, after).await?;
     Ok(Json(view::session_json(&row)))
 }
 
@@ -130,7 +158,7 @@ struct ListQuery {
 
 async fn list(
     State(st): State<AppState>,
-    _key: ApiKey,
+    _key: ApiKey<scope::SessionsRead>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, Problem> {
     let Query(q) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
@@ -143,7 +171,6 @@ async fn list(
     }
     let rows = st
         .engine
-        .store
         .sessions(&SessionFilter {
             status: q.status,
             workflow: q.workflow,
@@ -176,7 +203,7 @@ struct CancelBody {
 
 async fn cancel(
     State(st): State<AppState>,
-    _key: ApiKey,
+    _key: ApiKey<scope::SessionsWrite>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, Problem> {
@@ -188,7 +215,6 @@ async fn cancel(
     };
     let row = st
         .engine
-        .store
         .session(&id)
         .await?
         .ok_or_else(|| Problem::not_found("no session with this id"))?;
@@ -212,16 +238,15 @@ async fn cancel(
 
 async fn timeline(
     State(st): State<AppState>,
-    _key: ApiKey,
+    _key: ApiKey<scope::SessionsRead>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     let row = st
         .engine
-        .store
         .session(&id)
         .await?
         .ok_or_else(|| Problem::not_found("no session with this id"))?;
-    let entries = st.engine.store.timeline(&id).await?;
+    let entries = st.engine.timeline(&id).await?;
     let mut prev = row.created_at;
     let entries: Vec<Value> = entries
         .into_iter()
@@ -246,15 +271,14 @@ async fn timeline(
 
 async fn deliveries(
     State(st): State<AppState>,
-    _key: ApiKey,
+    _key: ApiKey<scope::SessionsRead>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     st.engine
-        .store
         .session(&id)
         .await?
         .ok_or_else(|| Problem::not_found("no session with this id"))?;
-    let list = st.engine.store.deliveries(&id).await?;
+    let list = st.engine.deliveries(&id).await?;
     let data: Vec<Value> = list
         .into_iter()
         .map(|d| {
@@ -280,13 +304,19 @@ async fn deliveries(
     Ok(Json(json!({"data": data})))
 }
 
-async fn workflows(State(st): State<AppState>, _key: ApiKey) -> Json<Value> {
+async fn workflows(State(st): State<AppState>, _key: ApiKey<scope::WorkflowsRead>) -> Json<Value> {
     let data: Vec<Value> = st
         .engine
-        .workflows
-        .list()
+        .workflow_list()
         .into_iter()
-        .map(|(id, version, description, versions)| json!({"id": id, "version": version, "description": description, "versions": versions}))
+        .map(|(id, version, description, versions)| {
+            // The latest version's: the one a new session is checked against.
+            let input_schema = st
+                .engine
+                .workflow(&id, version)
+                .and_then(|w| w.input.as_ref().map(|i| i.schema().clone()));
+            json!({"id": id, "version": version, "description": description, "versions": versions, "input_schema": input_schema})
+        })
         .collect();
     Json(json!({"data": data}))
 }

@@ -1,16 +1,21 @@
-//! Connectors: one module per provider. Each turns a workflow action and its
-//! arguments into provider calls, classifying failures as transient (retried
-//! until the step's deadline) or permanent.
+//! Connectors: the engine's one door to the providers (crate::providers,
+//! one folder each). [`Connectors`] runs an action through the provider that
+//! lists it; what is shared by every provider's client lives here: the call's
+//! result and error types, failures classified as transient (retried until
+//! the step's deadline) or permanent, and the redaction of timeline data.
 
-pub mod dialog360;
-pub mod http;
-pub mod incode;
-pub mod ockto;
-pub mod oih;
 mod redact;
+
+// The clients under their former paths (the fuzz targets and tests use them).
+pub use crate::providers::dialog360::client as dialog360;
+pub use crate::providers::http::client as http;
+pub use crate::providers::incode::client as incode;
+pub use crate::providers::ockto::client as ockto;
+pub use crate::providers::oih::client as oih;
 
 pub use redact::redact;
 
+use crate::providers::{self, Provider};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -46,11 +51,17 @@ pub(crate) async fn send_json(
 ) -> Result<(Value, u16), CallError> {
     let started = std::time::Instant::now();
     let resp = req.send().await.map_err(|e| {
+        if let Some(refused) = refused(&e, what) {
+            return refused;
+        }
         let kind = if e.is_timeout() {
             "timed out"
         } else {
             "failed to connect"
         };
+        let status = if e.is_timeout() { "timeout" } else { "connect" };
+        metrics::counter!("gangway_provider_call_errors_total", "action" => connector, "status" => status)
+            .increment(1);
         CallError {
             transient: true,
             retry_after: None,
@@ -59,7 +70,7 @@ pub(crate) async fn send_json(
         }
     })?;
     let status = resp.status().as_u16();
-    let retry_after = http::parse_retry_after(resp.headers());
+    let retry_after = parse_retry_after(resp.headers());
     let bytes = resp.bytes().await.unwrap_or_default();
     metrics::histogram!("gangway_provider_call_seconds", "action" => connector, "call" => what.to_string())
         .record(started.elapsed().as_secs_f64());
@@ -91,46 +102,83 @@ pub(crate) async fn send_json(
     })
 }
 
+/// `Retry-After` as seconds or an HTTP date.
+pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when =
+        time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
+    let delta = when - time::OffsetDateTime::now_utc();
+    Some(Duration::from_millis(
+        u64::try_from(delta.whole_milliseconds()).unwrap_or(0),
+    ))
+}
+
+/// A request the egress policy stopped (a redirect to another origin), as a
+/// permanent call error: it names both origins and never the redirect's path
+/// or query, which may carry tokens.
+pub(crate) fn refused(e: &reqwest::Error, what: &str) -> Option<CallError> {
+    let r = crate::egress::refusal(e)?;
+    crate::egress::note(r, what);
+    let record = match r {
+        crate::egress::Refused::Redirect { from, to } => {
+            serde_json::json!({"call": what, "error": "redirect refused", "from": from, "to": to})
+        }
+        crate::egress::Refused::Address { .. } => {
+            serde_json::json!({"call": what, "error": "address refused"})
+        }
+    };
+    Some(CallError {
+        transient: false,
+        retry_after: None,
+        message: format!("{what} {r}"),
+        record,
+    })
+}
+
+/// Every registered provider's client, built from the config.
 pub struct Connectors {
-    pub http: http::HttpConnector,
-    pub incode: incode::IncodeConnector,
-    pub ockto: ockto::OcktoConnector,
-    pub dialog360: dialog360::Dialog360Connector,
-    pub oih: oih::OihConnector,
+    providers: Vec<(&'static str, Box<dyn Provider>)>,
     sealer: crate::crypto::Sealer,
 }
 
 impl Connectors {
-    pub fn new(config: &crate::config::Config, sealer: crate::crypto::Sealer) -> Connectors {
-        Connectors {
-            http: http::HttpConnector::new(config.http.clone(), config.engine.request_timeout),
-            incode: incode::IncodeConnector::new(
-                config.incode.clone(),
-                config.engine.request_timeout,
-                sealer.clone(),
-            ),
-            ockto: ockto::OcktoConnector::new(config.ockto.clone(), config.engine.request_timeout),
-            dialog360: dialog360::Dialog360Connector::new(
-                config.dialog360.clone(),
-                config.engine.request_timeout,
-                sealer.clone(),
-                config.base_url(),
-                config.client.allowed_origins.clone(),
-            ),
-            oih: oih::OihConnector::new(
-                config.oih.clone(),
-                config.engine.request_timeout,
-                config.base_url(),
-            ),
-            sealer,
-        }
+    /// Fails only when an HTTP client cannot be built (a broken TLS backend).
+    pub fn new(
+        config: &crate::config::Config,
+        sealer: crate::crypto::Sealer,
+    ) -> Result<Connectors, String> {
+        let cx = providers::Context {
+            config,
+            sealer: &sealer,
+        };
+        let providers = providers::REGISTRY
+            .iter()
+            .map(|p| Ok((p.name, (p.connect)(&cx)?)))
+            .collect::<Result<_, String>>()?;
+        Ok(Connectors { providers, sealer })
     }
 
-    /// What must be chosen and committed before a call is sent: the OIH
-    /// request id and callback token, correlated to the session in the
+    /// The client of the provider that lists `action`.
+    fn provider(&self, action: &str) -> Option<(&'static str, &dyn Provider)> {
+        let name = providers::provider_of(action)?.name;
+        self.providers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(n, p)| (*n, p.as_ref()))
+    }
+
+    /// What must be chosen and committed before a call is sent (the OIH
+    /// request id and callback token), correlated to the session in the
     /// transaction that records the call, so an early callback finds it.
-    pub fn prepare(&self, action: &str, args: &Value) -> Option<oih::Prepared> {
-        (action == "oih.trigger").then(|| oih::prepare(args))
+    pub fn prepare(&self, action: &str, args: &Value) -> Option<providers::Prepared> {
+        self.provider(action)?.1.prepare(action, args)
     }
 
     /// Opens a value a connector sealed (for the audited secrets endpoint).
@@ -145,81 +193,21 @@ impl Connectors {
         args: &Value,
         idempotency_key: &str,
     ) -> Result<CallOutput, CallError> {
-        match action {
-            "http.request" => self.http.request(args, idempotency_key).await,
-            // Incode documents no idempotency header: a crash between start
-            // and commit can leave one orphan session, never presented.
-            "incode.start" => self.incode.start(args).await,
-            "incode.status" => self.incode.status(args).await,
-            "incode.score" => self.incode.score(args).await,
-            "ockto.sources" => self.ockto.sources(args).await,
-            // Ockto documents no idempotency header either; the step's key
-            // becomes our `sessionId` at Ockto.
-            "ockto.start" => self.ockto.start(args, idempotency_key).await,
-            "ockto.status" => self.ockto.status(args).await,
-            "ockto.result" => self.ockto.result(args).await,
-            "dialog360.start" => self.dialog360.start(args),
-            "dialog360.confirm" => self.dialog360.confirm(args).await,
-            "dialog360.channels" => self.dialog360.channels(args).await,
-            "dialog360.create_keys" => self.dialog360.create_keys(args).await,
-            "dialog360.key_permission" => self.dialog360.key_permission(args).await,
-            // The hub never deduplicates: a retried trigger may run the flow
-            // twice, with the same request id (flows should be idempotent on it).
-            "oih.trigger" => self.oih.trigger(args).await,
-            other => Err(CallError {
-                transient: false,
-                retry_after: None,
-                message: format!("no connector implements `{other}`"),
-                record: Value::Null,
-            }),
+        match self.provider(action) {
+            Some((_, p)) => p.call(action, args, idempotency_key).await,
+            None => Err(providers::unlisted(action)),
         }
     }
 
     /// The namespace provider references of this call live in; inbound events
     /// name the same namespace.
     pub fn namespace(&self, action: &str, args: &Value) -> String {
-        match action {
-            "http.request" => http::namespace(
-                args.get("service")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-            ),
-            other => other.split('.').next().unwrap_or(other).to_string(),
-        }
-    }
-
-    /// Every action the workflow catalog lists is implemented here.
-    pub fn implements(action: &str) -> bool {
-        matches!(
-            action,
-            "http.request"
-                | "incode.start"
-                | "incode.status"
-                | "incode.score"
-                | "ockto.sources"
-                | "ockto.start"
-                | "ockto.status"
-                | "ockto.result"
-                | "dialog360.start"
-                | "dialog360.confirm"
-                | "dialog360.channels"
-                | "dialog360.create_keys"
-                | "dialog360.key_permission"
-                | "oih.trigger"
-        )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn catalog_and_connectors_agree() {
-        for a in gangway_core::catalog::ACTIONS {
-            assert!(
-                super::Connectors::implements(a.name),
-                "{} is in the catalog but not implemented",
-                a.name
-            );
+        let fallback = || action.split('.').next().unwrap_or(action).to_string();
+        match self.provider(action) {
+            Some((name, p)) => p
+                .namespace(action, args)
+                .unwrap_or_else(|| name.to_string()),
+            None => fallback(),
         }
     }
 }

@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-const SECRET_WORDS: [&str; 10] = [
+/// Words that mark a key as secret for every provider; each provider adds
+/// its own ([`crate::providers::Registration::secret_words`]).
+const SECRET_WORDS: [&str; 8] = [
     "secret",
     "token",
     "password",
@@ -11,14 +13,18 @@ const SECRET_WORDS: [&str; 10] = [
     "api-key",
     "authorization",
     "signature",
-    // An Ockto QR code opens someone's data-sharing session.
-    "qrcode",
-    "qr_code",
 ];
 
 fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    SECRET_WORDS.iter().any(|w| k.contains(w))
+    SECRET_WORDS
+        .iter()
+        .chain(
+            crate::providers::REGISTRY
+                .iter()
+                .flat_map(|p| p.secret_words),
+        )
+        .any(|w| k.contains(w))
 }
 
 /// A copy of `v` with the values of secret-looking keys replaced.

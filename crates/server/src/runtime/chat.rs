@@ -15,9 +15,12 @@
 //! server (`remember`, e.g. the hub's secret id after `/auth`). Memory is
 //! passed to later runs as `input.memory` and never shown in the chat.
 
-use super::committer::{AfterCommit, push_client_event, push_timeline, run_now};
+use super::committer::{AfterTransition, Change, Out};
+use super::executor::Running;
+use super::job::{Cancel, Child, Task};
 use super::{CreateRequest, Engine, Error};
-use crate::store::{Job, SessionRow, Tx};
+use crate::store::SessionRow;
+use async_trait::async_trait;
 use gangway_core::SessionStatus;
 use gangway_core::engine::{self, Input};
 use serde::Deserialize;
@@ -139,7 +142,7 @@ pub fn parse(text: &str, commands: &[CommandSpec]) -> Parsed {
             if flow.is_empty() {
                 return Parsed::Reply(format!("Which flow? Usage: {}", usage(c)));
             }
-            if !crate::connectors::oih::valid_flow_id(flow) {
+            if !crate::providers::oih::client::valid_flow_id(flow) {
                 return Parsed::Reply(format!(
                     "`{}` is not a flow id: use letters, digits, `_` or `-`. Usage: {}",
                     flow.chars().take(64).collect::<String>(),
@@ -260,25 +263,53 @@ pub enum Said {
     NotAChat,
     Ended,
     NotFound,
+    /// Not stored: the session is at a limit.
+    Refused(super::Refused),
 }
 
+/// After a transition: a chat that ended cancels its runs in flight; a
+/// run's ending or new presentation is written into its chat.
+pub(super) struct Messages;
+
+#[async_trait]
+impl AfterTransition for Messages {
+    async fn after_transition(
+        &self,
+        out: &mut Out<'_>,
+        row: &SessionRow,
+        change: Change,
+    ) -> Result<(), crate::store::Error> {
+        if change.ended_now && row.state.vars.contains_key("chat") {
+            chat_ended(out, row).await?;
+        }
+        if let Some(chat_id) = engine::parent_of(&row.id) {
+            if change.ended_now {
+                run_ended(out, row, chat_id).await?;
+            } else if change.view_changed {
+                run_view(out, row, chat_id).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A chat command (`Work::Chat`), in the committer's batch.
 pub(super) async fn apply(
-    tx: &mut dyn Tx,
+    out: &mut Out<'_>,
     work: &ChatWork,
-    now: i64,
-    lease_ms: i64,
-    after: &mut AfterCommit,
+    limits: &crate::config::LimitsConfig,
 ) -> Result<Said, crate::store::Error> {
+    let now = out.now;
     match work {
-        ChatWork::Say(say) => said(tx, say, now, lease_ms, after).await,
+        ChatWork::Say(say) => said(out, say, limits).await,
         ChatWork::RunNotStarted {
             chat_id,
             job,
             run_id,
             reason,
         } => {
-            tx.delete_job(*job).await?;
-            let Some(mut row) = tx.lock_session(chat_id).await? else {
+            out.tx.delete_job(*job).await?;
+            let Some(mut row) = out.tx.lock_session(chat_id).await? else {
                 return Ok(Said::NotFound);
             };
             let entry = running(&mut row).remove(run_id);
@@ -286,22 +317,21 @@ pub(super) async fn apply(
             let command = entry.as_ref().and_then(|e| e.get("command")).cloned();
             let msg = json!({"role": "run", "run": run_id, "reply_to": reply_to, "command": command,
                 "state": "ended", "outcome": "failed", "reason": reason});
-            let id = push_client_event(after, &mut row, now, CHAT_EVENT, msg);
+            let id = out.client_event(&mut row, CHAT_EVENT, msg);
             row.updated_at = now;
-            tx.update_session(&row).await?;
+            out.tx.update_session(&row).await?;
             Ok(Said::Posted { id })
         }
     }
 }
 
 async fn said(
-    tx: &mut dyn Tx,
+    out: &mut Out<'_>,
     say: &Say,
-    now: i64,
-    lease_ms: i64,
-    after: &mut AfterCommit,
+    limits: &crate::config::LimitsConfig,
 ) -> Result<Said, crate::store::Error> {
-    let Some(mut row) = tx.lock_session(&say.session_id).await? else {
+    let (now, lease_ms) = (out.now, out.lease_ms);
+    let Some(mut row) = out.tx.lock_session(&say.session_id).await? else {
         return Ok(Said::NotFound);
     };
     if row.state.status == SessionStatus::Ended {
@@ -310,9 +340,15 @@ async fn said(
     let Some(commands) = commands(&row) else {
         return Ok(Said::NotAChat);
     };
+    if let Some(why) = super::intake::chat_refusal(limits, &row) {
+        out.refused(&mut row, "chat.message", "chat", why);
+        out.tx.update_session(&row).await?;
+        return Ok(Said::Refused(why));
+    }
     // The line is kept as an inbound event too: its client id makes a
     // resend (after a lost acknowledgement) a no-op.
-    let stored = tx
+    let stored = out
+        .tx
         .insert_event(
             &crate::store::NewEvent {
                 source: "chat".into(),
@@ -329,32 +365,27 @@ async fn said(
     let Some(event_id) = stored else {
         return Ok(Said::Duplicate);
     };
-    tx.consume_event(event_id, now).await?;
+    row.state.intake.signals += 1;
+    out.tx.consume_event(event_id, now).await?;
     let user = json!({"role": "user", "text": say.text, "client_id": say.client_id});
-    let id = push_client_event(after, &mut row, now, CHAT_EVENT, user);
+    let id = out.client_event(&mut row, CHAT_EVENT, user);
     let reply = |text: String| json!({"role": "assistant", "text": text, "reply_to": id});
     match parse(&say.text, &commands) {
         Parsed::Help => {
-            push_client_event(
-                after,
-                &mut row,
-                now,
-                CHAT_EVENT,
-                reply(help_text(&commands)),
-            );
+            out.client_event(&mut row, CHAT_EVENT, reply(help_text(&commands)));
         }
         Parsed::Status => {
             let text = status_text(&mut row, now);
-            push_client_event(after, &mut row, now, CHAT_EVENT, reply(text));
+            out.client_event(&mut row, CHAT_EVENT, reply(text));
         }
         Parsed::Reply(text) => {
-            push_client_event(after, &mut row, now, CHAT_EVENT, reply(text));
+            out.client_event(&mut row, CHAT_EVENT, reply(text));
         }
         Parsed::Run { .. } if running(&mut row).len() >= MAX_RUNNING => {
             let text = format!(
                 "{MAX_RUNNING} commands are already running here; wait for one to finish (/status)."
             );
-            push_client_event(after, &mut row, now, CHAT_EVENT, reply(text));
+            out.client_event(&mut row, CHAT_EVENT, reply(text));
         }
         Parsed::Run { command, input } => {
             let c = &commands[command];
@@ -379,30 +410,25 @@ async fn said(
                 json!({"command": c.name, "text": say.text, "reply_to": id, "since": now, "remember": c.remember}),
             );
             let started = json!({"role": "run", "run": run_id, "reply_to": id, "command": c.name, "state": "started"});
-            push_client_event(after, &mut row, now, CHAT_EVENT, started);
+            out.client_event(&mut row, CHAT_EVENT, started);
             let step = row.state.step.clone();
-            push_timeline(
-                after,
+            out.timeline(
                 &mut row,
-                now,
                 "chat.command",
                 step,
                 json!({"command": c.name, "run": run_id, "workflow": c.run}),
             );
-            let args = json!({"workflow": c.run, "session_id": run_id, "input": input});
-            run_now(
-                tx,
-                &row,
-                after,
-                json!({"action": "chat.run", "args": args}),
-                now,
-                now + lease_ms,
-            )
-            .await?;
+            let run = Child {
+                workflow: c.run.clone(),
+                session_id: run_id,
+                input,
+            };
+            out.run_now(&row, Task::ChatRun(run), now + lease_ms)
+                .await?;
         }
     }
     row.updated_at = now;
-    tx.update_session(&row).await?;
+    out.tx.update_session(&row).await?;
     Ok(Said::Posted { id })
 }
 
@@ -421,13 +447,12 @@ fn status_text(row: &mut SessionRow, now: i64) -> String {
 }
 
 /// A run's presentation changed: a progress line or a link for the chat.
-pub(super) async fn run_view(
-    tx: &mut dyn Tx,
+async fn run_view(
+    out: &mut Out<'_>,
     run: &SessionRow,
     chat_id: &str,
-    now: i64,
-    after: &mut AfterCommit,
 ) -> Result<(), crate::store::Error> {
+    let now = out.now;
     let Some(present) = super::view::client_json(run)
         .pointer("/step/present")
         .cloned()
@@ -438,7 +463,7 @@ pub(super) async fn run_view(
     else {
         return Ok(());
     };
-    let Some(mut row) = tx.lock_session(chat_id).await? else {
+    let Some(mut row) = out.tx.lock_session(chat_id).await? else {
         return Ok(());
     };
     if commands(&row).is_none() {
@@ -449,21 +474,20 @@ pub(super) async fn run_view(
     };
     let msg = json!({"role": "run", "run": run.id, "reply_to": entry.get("reply_to"),
         "command": entry.get("command"), "state": "progress", "present": present});
-    push_client_event(after, &mut row, now, CHAT_EVENT, msg);
+    out.client_event(&mut row, CHAT_EVENT, msg);
     row.updated_at = now;
-    tx.update_session(&row).await
+    out.tx.update_session(&row).await
 }
 
 /// A run ended: its reply (outcome, reason, output without what is
 /// remembered) goes to the chat, remembered values to its memory.
-pub(super) async fn run_ended(
-    tx: &mut dyn Tx,
+async fn run_ended(
+    out: &mut Out<'_>,
     run: &SessionRow,
     chat_id: &str,
-    now: i64,
-    after: &mut AfterCommit,
 ) -> Result<(), crate::store::Error> {
-    let Some(mut row) = tx.lock_session(chat_id).await? else {
+    let now = out.now;
+    let Some(mut row) = out.tx.lock_session(chat_id).await? else {
         return Ok(());
     };
     if commands(&row).is_none() {
@@ -493,19 +517,14 @@ pub(super) async fn run_ended(
     let msg = json!({"role": "run", "run": run.id, "reply_to": entry.get("reply_to"),
         "command": entry.get("command"), "state": "ended",
         "outcome": run.state.outcome, "reason": run.state.reason, "output": output});
-    push_client_event(after, &mut row, now, CHAT_EVENT, msg);
+    out.client_event(&mut row, CHAT_EVENT, msg);
     row.updated_at = now;
-    tx.update_session(&row).await
+    out.tx.update_session(&row).await
 }
 
 /// The chat itself ended: its runs still in flight are canceled.
-pub(super) async fn chat_ended(
-    tx: &mut dyn Tx,
-    row: &mut SessionRow,
-    now: i64,
-    lease_ms: i64,
-    after: &mut AfterCommit,
-) -> Result<(), crate::store::Error> {
+async fn chat_ended(out: &mut Out<'_>, row: &SessionRow) -> Result<(), crate::store::Error> {
+    let lease_until = out.now + out.lease_ms;
     let Some(Value::Object(chat)) = row.state.vars.get("chat") else {
         return Ok(());
     };
@@ -515,39 +534,37 @@ pub(super) async fn chat_ended(
         .map(|r| r.keys().cloned().collect())
         .unwrap_or_default();
     for run in runs {
-        let args = json!({"session_id": run, "reason": "the chat ended"});
-        run_now(
-            tx,
-            row,
-            after,
-            json!({"action": "workflow.cancel", "args": args}),
-            now,
-            now + lease_ms,
-        )
-        .await?;
+        let cancel = Cancel {
+            session_id: run,
+            reason: Some("the chat ended".into()),
+        };
+        out.run_now(row, Task::CancelChild(cancel), lease_until)
+            .await?;
     }
     Ok(())
 }
 
 /// The `chat.run` job: starts a command's run as a child session. A
 /// retried start finds the same child (its id is given).
-pub(super) async fn run_job(engine: &Arc<Engine>, job: Job) {
-    let args = job.payload.get("args").cloned().unwrap_or(Value::Null);
-    let workflow = args["workflow"].as_str().unwrap_or_default().to_string();
-    let run_id = args["session_id"].as_str().unwrap_or_default().to_string();
-    if engine::parent_of(&run_id) != Some(job.session_id.as_str()) {
-        tracing::error!(session = %job.session_id, run = %run_id, "chat.run names no child of its chat; dropping the job");
+pub(super) async fn run_job(engine: &Arc<Engine>, job: Running<'_>, run: Child) {
+    let Child {
+        workflow,
+        session_id: run_id,
+        input,
+    } = run;
+    if engine::parent_of(&run_id) != Some(job.session_id) {
+        tracing::error!(session_id = %job.session_id, run = %run_id, "chat.run names no child of its chat; dropping the job");
         let _ = engine.store.finish_job(job.id).await;
         return;
     }
-    let chat = match engine.store.session(&job.session_id).await {
+    let chat = match engine.store.session(job.session_id).await {
         Ok(Some(c)) => c,
         Ok(None) => {
             let _ = engine.store.finish_job(job.id).await;
             return;
         }
         Err(e) => {
-            tracing::warn!(session = %job.session_id, error = %e, "cannot read the chat; the run starts when the job's lease runs out");
+            tracing::warn!(session_id = %job.session_id, error = %e, "cannot read the chat; the run starts when the job's lease runs out");
             return;
         }
     };
@@ -555,7 +572,7 @@ pub(super) async fn run_job(engine: &Arc<Engine>, job: Job) {
         .create(CreateRequest {
             api_key_id: chat.api_key_id.clone(),
             workflow: workflow.clone(),
-            input: args.get("input").cloned().unwrap_or_else(|| json!({})),
+            input,
             reference: Some(chat.id.clone()),
             idempotency_key: None,
             request_hash: String::new(),
@@ -569,7 +586,7 @@ pub(super) async fn run_job(engine: &Arc<Engine>, job: Job) {
             let record = json!({"run": c.row.id, "workflow": c.row.workflow_id, "version": c.row.version, "restarted": c.replayed});
             engine
                 .job_result(
-                    &job.session_id,
+                    job.session_id,
                     job.id,
                     Input::CallSucceeded {
                         visit: 0,
@@ -579,17 +596,29 @@ pub(super) async fn run_job(engine: &Arc<Engine>, job: Job) {
                 )
                 .await;
         }
-        Err(Error::UnknownWorkflow(_)) => {
+        Err(e @ (Error::UnknownWorkflow(_) | Error::InvalidInput { .. })) => {
+            // Starting again would fail the same way: say so in the chat.
+            let reason = match e {
+                Error::InvalidInput { errors, .. } => format!(
+                    "this command's input does not fit workflow `{workflow}`: {}",
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                _ => format!("this command's workflow `{workflow}` is not loaded"),
+            };
             let work = ChatWork::RunNotStarted {
-                chat_id: job.session_id.clone(),
+                chat_id: job.session_id.to_string(),
                 job: job.id,
                 run_id,
-                reason: format!("this command's workflow `{workflow}` is not loaded"),
+                reason,
             };
             let _ = engine.chat(work).await;
         }
         Err(e) => {
-            tracing::warn!(session = %job.session_id, error = %e, "chat run not started; retried when the job's lease runs out");
+            tracing::warn!(session_id = %job.session_id, error = %e, "chat run not started; retried when the job's lease runs out");
         }
     }
 }

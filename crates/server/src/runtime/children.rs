@@ -3,34 +3,77 @@
 //! it again after a crash finds the same child. When a child ends, the
 //! committer hands its ending to the parent as the event `child.ended`.
 
+use super::committer::{AfterTransition, Change, Out};
+use super::executor::Running;
+use super::job::{Cancel, Child};
 use super::{CreateRequest, Engine, Error};
-use crate::store::Job;
-use gangway_core::engine::{CHILD_ENDED, Input};
+use crate::store::{NewEvent, SessionRow};
+use async_trait::async_trait;
+use gangway_core::engine::{self, CHILD_ENDED, Input};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-pub(super) async fn run(engine: &Arc<Engine>, job: Job, action: &str) {
-    match action {
-        "workflow.start" => start(engine, job).await,
-        "workflow.cancel" => cancel(engine, job).await,
-        other => {
-            tracing::error!(action = other, "unknown workflow action; dropping the job");
-            let _ = engine.store.finish_job(job.id).await;
+/// After a child's transition: its ending goes to its parent as the event
+/// `child.ended` (stored, deduplicated by the child's id, applied if the
+/// parent still waits for this child); while the parent waits in its `run`
+/// step, its browser presents what the child presents (the QR code, the
+/// iframe), as the parent's client secret is the only one the browser has.
+pub(super) struct ToParent;
+
+#[async_trait]
+impl AfterTransition for ToParent {
+    async fn after_transition(
+        &self,
+        out: &mut Out<'_>,
+        child: &SessionRow,
+        change: Change,
+    ) -> Result<(), crate::store::Error> {
+        let Some(parent) = engine::parent_of(&child.id) else {
+            return Ok(());
+        };
+        if change.ended_now {
+            out.ingest(NewEvent {
+                source: format!("workflow:{}", child.workflow_id),
+                event_key: child.id.clone(),
+                namespace: "session".into(),
+                reference: parent.to_string(),
+                name: CHILD_ENDED.into(),
+                data: json!({
+                    "session_id": child.id,
+                    "outcome": child.state.outcome,
+                    "reason": child.state.reason,
+                    "output": child.state.output,
+                    "state": child.state.vars,
+                }),
+                received_at: out.now,
+            });
+        } else if change.view_changed {
+            let Some(mut row) = out.tx.lock_session(parent).await? else {
+                return Ok(());
+            };
+            if row.state.child.as_deref() != Some(child.id.as_str()) {
+                return Ok(());
+            }
+            let before = super::view::client_json(&row);
+            row.state.present = child.state.present.clone();
+            if out.client_view(&mut row, before) {
+                row.updated_at = out.now;
+                out.tx.update_session(&row).await?;
+            }
         }
+        Ok(())
     }
 }
 
-async fn start(engine: &Arc<Engine>, job: Job) {
-    let visit = job
-        .payload
-        .get("visit")
-        .and_then(Value::as_u64)
-        .and_then(|v| u32::try_from(v).ok())
-        .unwrap_or(0);
-    let args = job.payload.get("args").cloned().unwrap_or(Value::Null);
-    let workflow = args["workflow"].as_str().unwrap_or_default().to_string();
-    let child_id = args["session_id"].as_str().unwrap_or_default().to_string();
-    let parent = match engine.store.session(&job.session_id).await {
+/// The `workflow.start` job: starts the child (again, after a crash: it
+/// finds the same one).
+pub(super) async fn start(engine: &Arc<Engine>, job: Running<'_>, visit: u32, child: Child) {
+    let Child {
+        workflow,
+        session_id: child_id,
+        input,
+    } = child;
+    let parent = match engine.store.session(job.session_id).await {
         Ok(Some(p)) => p,
         Ok(None) => {
             let _ = engine.store.finish_job(job.id).await;
@@ -38,7 +81,7 @@ async fn start(engine: &Arc<Engine>, job: Job) {
         }
         // The job stays leased and runs again when the lease runs out.
         Err(e) => {
-            tracing::warn!(session = %job.session_id, error = %e, "cannot read the parent session; the child starts later");
+            tracing::warn!(session_id = %job.session_id, error = %e, "cannot read the parent session; the child starts later");
             return;
         }
     };
@@ -46,7 +89,7 @@ async fn start(engine: &Arc<Engine>, job: Job) {
         .create(CreateRequest {
             api_key_id: parent.api_key_id.clone(),
             workflow: workflow.clone(),
-            input: args.get("input").cloned().unwrap_or_else(|| json!({})),
+            input,
             reference: Some(parent.id.clone()),
             idempotency_key: None,
             request_hash: String::new(),
@@ -60,7 +103,7 @@ async fn start(engine: &Arc<Engine>, job: Job) {
             let record = json!({"session_id": c.row.id, "workflow": c.row.workflow_id, "version": c.row.version, "restarted": c.replayed});
             engine
                 .job_result(
-                    &job.session_id,
+                    job.session_id,
                     job.id,
                     Input::CallSucceeded {
                         visit,
@@ -70,11 +113,22 @@ async fn start(engine: &Arc<Engine>, job: Job) {
                 )
                 .await;
         }
-        Err(Error::UnknownWorkflow(_)) => {
-            let reason = format!("the child workflow `{workflow}` is not loaded");
+        Err(e @ (Error::UnknownWorkflow(_) | Error::InvalidInput { .. })) => {
+            // Starting again would fail the same way: the child ends now.
+            let reason = match e {
+                Error::InvalidInput { errors, .. } => format!(
+                    "the child workflow `{workflow}` refused its input: {}",
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                _ => format!("the child workflow `{workflow}` is not loaded"),
+            };
             engine
                 .job_result(
-                    &job.session_id,
+                    job.session_id,
                     job.id,
                     Input::Event {
                         name: CHILD_ENDED.into(),
@@ -86,24 +140,23 @@ async fn start(engine: &Arc<Engine>, job: Job) {
                 .await;
         }
         Err(e) => {
-            tracing::warn!(session = %job.session_id, error = %e, "child session not started; retried when the job's lease runs out");
+            tracing::warn!(session_id = %job.session_id, error = %e, "child session not started; retried when the job's lease runs out");
         }
     }
 }
 
-async fn cancel(engine: &Arc<Engine>, job: Job) {
-    let args = job.payload.get("args").cloned().unwrap_or(Value::Null);
-    let child = args["session_id"].as_str().unwrap_or_default();
-    let reason = args["reason"]
-        .as_str()
-        .unwrap_or("the parent session stopped waiting")
-        .to_string();
+/// The `workflow.cancel` job.
+pub(super) async fn cancel(engine: &Arc<Engine>, job: Running<'_>, cancel: Cancel) {
+    let child = cancel.session_id.as_str();
+    let reason = cancel
+        .reason
+        .unwrap_or_else(|| "the parent session stopped waiting".to_string());
     match engine.apply(child, Input::Cancel { reason }).await {
         Ok(_) | Err(Error::NotFound) => {
             let _ = engine.store.finish_job(job.id).await;
         }
         Err(e) => {
-            tracing::warn!(session = child, error = %e, "child not canceled yet; retried when the job's lease runs out");
+            tracing::warn!(session_id = child, error = %e, "child not canceled yet; retried when the job's lease runs out");
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Signals from the other nodes on a shared database: a free job became due
 //! (wake the scheduler if it sleeps past it) and client events were
 //! committed (read them and feed the streams on this node that follow those
-//! sessions). After the channel was interrupted, every followed session is
+//! sessions), an API key was revoked or rotated (drop cached keys). After the channel was interrupted, every followed session is
 //! read again and the scheduler wakes, so nothing missed is lost.
 
 use super::Engine;
@@ -23,18 +23,31 @@ pub(super) async fn run(engine: Arc<Engine>, mut signals: mpsc::UnboundedReceive
             }
             Signal::ClientEvents(events) => {
                 for (session_id, seq) in events {
+                    engine.session_watch.changed(&session_id);
                     if engine.hub.is_followed(&session_id) {
                         forward(&engine, &session_id, seq - 1).await;
                     }
                 }
             }
+            Signal::KeyChanged(_) => engine.keys.invalidate(),
+            Signal::WorkflowsDeployed => refresh_workflows(&engine).await,
             Signal::Lost => {
+                // A key may have changed, a workflow been deployed meanwhile.
+                engine.keys.invalidate();
+                refresh_workflows(&engine).await;
                 engine.wake.notify_one();
                 for session_id in engine.hub.followed() {
                     forward(&engine, &session_id, 0).await;
                 }
             }
         }
+    }
+}
+
+/// Another node deployed workflow versions: load them from the database.
+async fn refresh_workflows(engine: &Engine) {
+    if let Err(e) = engine.workflows.refresh(engine.store.as_ref()).await {
+        tracing::warn!(error = %e, "cannot load the workflow versions another node deployed");
     }
 }
 
@@ -46,6 +59,6 @@ async fn forward(engine: &Engine, session_id: &str, seq: i64) {
                 engine.hub.publish(session_id, ev);
             }
         }
-        Err(e) => tracing::warn!(error = %e, session = %session_id, "cannot read client events"),
+        Err(e) => tracing::warn!(error = %e, session_id = %session_id, "cannot read client events"),
     }
 }

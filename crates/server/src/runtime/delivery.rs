@@ -3,27 +3,18 @@
 //! can deduplicate. Every attempt is recorded, through the committer so that
 //! the bookkeeping shares its group commit.
 
+use super::executor::Running;
+use super::job::Deliver;
 use super::{DeliveryOutcome, Engine};
 use crate::ids;
-use crate::store::{DeliveryAttempt, Job};
+use crate::store::DeliveryAttempt;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub(super) async fn run(engine: &Arc<Engine>, job: Job) {
-    let Some(delivery_id) = job
-        .payload
-        .get("delivery")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-    else {
-        let _ = engine.store.finish_job(job.id).await;
-        return;
-    };
-    if let (Some(endpoint), Some(body)) = (
-        job.payload.get("endpoint").and_then(Value::as_str),
-        job.payload.get("body"),
-    ) {
+pub(super) async fn run(engine: &Arc<Engine>, job: Running<'_>, d: Deliver) {
+    let delivery_id = d.delivery;
+    if let (Some(endpoint), Some(body)) = (d.endpoint.as_deref(), d.body.as_ref()) {
         let (attempt, status, next) =
             attempt(engine, &delivery_id, endpoint, body, job.attempts + 1).await;
         engine
@@ -55,7 +46,9 @@ pub(super) async fn run(engine: &Arc<Engine>, job: Job) {
             let _ = engine.store.finish_job(job.id).await;
         }
         // The job keeps its lease and runs again when it expires.
-        Err(e) => tracing::error!(error = %e, delivery = %delivery_id, "cannot read delivery"),
+        Err(e) => {
+            tracing::error!(error = %e, delivery = %delivery_id, session_id = %job.session_id, "cannot read delivery")
+        }
     }
 }
 
@@ -88,6 +81,18 @@ async fn attempt(
             None,
         );
     };
+    // A host written as an address never reaches the guarded resolver.
+    let refused = reqwest::Url::parse(endpoint)
+        .map_err(|e| format!("invalid endpoint URL: {e}"))
+        .and_then(|u| {
+            engine.delivery_addresses.check_url(&u).map_err(|r| {
+                crate::egress::note(&r, "customer webhook");
+                r.to_string()
+            })
+        });
+    if let Err(error) = refused {
+        return retry_or_fail(engine, delivery_id, failed_before_sending(error), n);
+    }
     let body = payload.to_string();
     let ts = now / 1000;
     let signature = match standardwebhooks::Webhook::new(&ep.secret)
@@ -116,16 +121,27 @@ async fn attempt(
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let (status_code, error) = match res {
         Ok(r) if r.status().is_success() => (Some(i64::from(r.status().as_u16())), None),
+        // Deliveries follow no redirect: the endpoint is what is configured.
+        Ok(r) if r.status().is_redirection() => (
+            Some(i64::from(r.status().as_u16())),
+            Some(format!(
+                "HTTP {}: redirects are not followed",
+                r.status().as_u16()
+            )),
+        ),
         Ok(r) => (
             Some(i64::from(r.status().as_u16())),
             Some(format!("HTTP {}", r.status().as_u16())),
         ),
         Err(e) => (
             None,
-            Some(if e.is_timeout() {
-                "timed out".to_string()
-            } else {
-                "connection failed".to_string()
+            Some(match crate::egress::refusal(&e) {
+                Some(r) => {
+                    crate::egress::note(r, "customer webhook");
+                    r.to_string()
+                }
+                None if e.is_timeout() => "timed out".to_string(),
+                None => "connection failed".to_string(),
             }),
         ),
     };
@@ -140,6 +156,20 @@ async fn attempt(
         metrics::counter!("gangway_webhook_deliveries_total", "result" => "delivered").increment(1);
         return (record, "delivered", None);
     }
+    // Per endpoint (without user, password or query): which backend is down.
+    metrics::counter!("gangway_webhook_delivery_failures_total", "endpoint" => crate::config::redact_url(endpoint))
+        .increment(1);
+    retry_or_fail(engine, delivery_id, record, n)
+}
+
+/// A failed attempt: the next one after the schedule's `n`-th delay, or
+/// `failed` after the last.
+fn retry_or_fail(
+    engine: &Arc<Engine>,
+    delivery_id: &str,
+    record: DeliveryAttempt,
+    n: i64,
+) -> (DeliveryAttempt, &'static str, Option<i64>) {
     let schedule = &engine.config.webhooks.retry_schedule;
     match usize::try_from(n - 1).ok().and_then(|i| schedule.get(i)) {
         Some(delay) => {

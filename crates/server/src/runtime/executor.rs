@@ -4,36 +4,80 @@
 //! a crash in between runs it again (at least once, idempotency key stable).
 
 use super::Engine;
+use super::job::{Call, Poll, Ready, Task};
 use crate::connectors::CallError;
 use crate::ids;
-use crate::store::{Job, JobKind};
+use crate::store::Job;
 use gangway_core::engine::Input;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(super) fn spawn(engine: Arc<Engine>, job: Job) {
+/// Runs a job claimed from the store; one whose payload this build cannot
+/// read is dropped, with an error in the log.
+pub(super) fn spawn_claimed(engine: Arc<Engine>, job: Job) {
+    let (id, session_id) = (job.id, job.session_id.clone());
+    match Ready::from_row(job) {
+        Ok(ready) => spawn(engine, ready),
+        Err(e) => {
+            tracing::error!(job = id, %session_id, error = %e, "dropping a job this build cannot run");
+            tokio::spawn(async move {
+                let _ = engine.store.finish_job(id).await;
+            });
+        }
+    }
+}
+
+pub(super) fn spawn(engine: Arc<Engine>, job: Ready) {
     tokio::spawn(async move {
         let Ok(_permit) = engine.inflight.acquire().await else {
             return;
         };
-        let id = job.id;
+        let Ready {
+            id,
+            session_id,
+            attempts,
+            task,
+        } = job;
+        let job = Running {
+            id,
+            session_id: &session_id,
+            attempts,
+        };
         let run = async {
-            match job.kind {
-                JobKind::Call => run_call(&engine, job).await,
-                JobKind::Poll => run_poll(&engine, job).await,
-                JobKind::Timer => run_timer(&engine, job).await,
-                JobKind::Deliver => super::delivery::run(&engine, job).await,
+            match task {
+                Task::Call(call) => run_call(&engine, job, call).await,
+                Task::StartChild { visit, child, .. } => {
+                    super::children::start(&engine, job, visit, child).await;
+                }
+                Task::CancelChild(cancel) => super::children::cancel(&engine, job, cancel).await,
+                Task::ChatRun(run) => super::chat::run_job(&engine, job, run).await,
+                Task::Poll(poll) => run_poll(&engine, job, poll).await,
+                Task::Timer { visit } => run_timer(&engine, job, visit).await,
+                Task::Deliver(d) => super::delivery::run(&engine, job, d).await,
             }
         };
-        hold_lease(&engine, id, run).await;
+        hold_lease(&engine, id, &session_id, run).await;
     });
+}
+
+/// The job a task runs as: its row (deleted with its result) and session.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Running<'a> {
+    pub id: i64,
+    pub session_id: &'a str,
+    pub attempts: i64,
 }
 
 /// Runs a job, renewing its lease while it runs longer than half a lease
 /// (a call retried until its deadline), so that no other node takes it
 /// over meanwhile. Jobs that finish sooner cost no write.
-async fn hold_lease(engine: &Engine, id: i64, run: impl std::future::Future<Output = ()>) {
+async fn hold_lease(
+    engine: &Engine,
+    id: i64,
+    session_id: &str,
+    run: impl std::future::Future<Output = ()>,
+) {
     let lease = engine.config.engine.lease;
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(30_000);
     let every = (lease / 2).max(Duration::from_millis(100));
@@ -45,20 +89,12 @@ async fn hold_lease(engine: &Engine, id: i64, run: impl std::future::Future<Outp
             _ = renew.tick() => {
                 match engine.store.extend_lease(id, ids::now_ms() + lease_ms).await {
                     Ok(true) => {}
-                    Ok(false) => tracing::warn!(job = id, "lost the lease of a running job"),
-                    Err(e) => tracing::warn!(job = id, error = %e, "cannot renew a job lease"),
+                    Ok(false) => tracing::warn!(job = id, session_id, "lost the lease of a running job"),
+                    Err(e) => tracing::warn!(job = id, session_id, error = %e, "cannot renew a job lease"),
                 }
             }
         }
     }
-}
-
-fn visit_of(job: &Job) -> u32 {
-    job.payload
-        .get("visit")
-        .and_then(Value::as_u64)
-        .and_then(|v| u32::try_from(v).ok())
-        .unwrap_or(0)
 }
 
 /// Exponential backoff with jitter: 200 ms doubling to at most 5 s.
@@ -68,26 +104,14 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base + jitter)
 }
 
-async fn run_call(engine: &Arc<Engine>, job: Job) {
-    let visit = visit_of(&job);
-    let action = job
-        .payload
-        .get("action")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    if action.starts_with("workflow.") {
-        return super::children::run(engine, job, &action).await;
-    }
-    if action == "chat.run" {
-        return super::chat::run_job(engine, job).await;
-    }
-    let args = job.payload.get("args").cloned().unwrap_or(Value::Null);
-    let deadline = job
-        .payload
-        .get("deadline_ms")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
+async fn run_call(engine: &Arc<Engine>, job: Running<'_>, call: Call) {
+    let Call {
+        visit,
+        action,
+        args,
+        deadline_ms: deadline,
+        ..
+    } = call;
     let key = format!("{}:{}", job.session_id, visit);
     let mut attempts: Vec<Value> = Vec::new();
     let mut attempt = 0u32;
@@ -100,7 +124,7 @@ async fn run_call(engine: &Arc<Engine>, job: Job) {
                 let record = json!({"action": action, "attempts": attempts});
                 engine
                     .job_result(
-                        &job.session_id,
+                        job.session_id,
                         job.id,
                         Input::CallSucceeded {
                             visit,
@@ -124,11 +148,11 @@ async fn run_call(engine: &Arc<Engine>, job: Job) {
                 if transient && engine.is_stopping() {
                     // Shutting down: the job keeps its row, its lease is
                     // freed at shutdown and another node retries it.
-                    tracing::info!(session = %job.session_id, %action, "shutting down; leaving the call to another node");
+                    tracing::info!(session_id = %job.session_id, %action, "shutting down; leaving the call to another node");
                     return;
                 }
                 if transient && next < deadline {
-                    tracing::info!(session = %job.session_id, %action, attempt, error = %message, "provider call failed; retrying");
+                    tracing::info!(session_id = %job.session_id, %action, attempt, error = %message, "provider call failed; retrying");
                     tokio::time::sleep(wait).await;
                     continue;
                 }
@@ -140,7 +164,7 @@ async fn run_call(engine: &Arc<Engine>, job: Job) {
                 let record = json!({"action": action, "attempts": attempts, "error": error});
                 engine
                     .job_result(
-                        &job.session_id,
+                        job.session_id,
                         job.id,
                         Input::CallFailed { visit, error },
                         Some(("provider.call".into(), record)),
@@ -152,22 +176,20 @@ async fn run_call(engine: &Arc<Engine>, job: Job) {
     }
 }
 
-async fn run_poll(engine: &Arc<Engine>, job: Job) {
-    let visit = visit_of(&job);
-    let action = job
-        .payload
-        .get("action")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let args = job.payload.get("args").cloned().unwrap_or(Value::Null);
+async fn run_poll(engine: &Arc<Engine>, job: Running<'_>, poll: Poll) {
+    let Poll {
+        visit,
+        action,
+        args,
+        ..
+    } = poll;
     let key = format!("{}:{}:poll", job.session_id, visit);
     metrics::counter!("gangway_polls_total").increment(1);
     match engine.connectors.call(&action, &args, &key).await {
         Ok(out) => {
             engine
                 .job_result(
-                    &job.session_id,
+                    job.session_id,
                     job.id,
                     Input::PollResult {
                         visit,
@@ -181,7 +203,7 @@ async fn run_poll(engine: &Arc<Engine>, job: Job) {
             // A failed poll is not an event: try again later, backing off.
             let attempts = job.attempts + 1;
             let delay = 5_000i64.saturating_mul(1 << attempts.min(4)).min(60_000);
-            tracing::info!(session = %job.session_id, error = %e.message, "poll failed; backing off");
+            tracing::info!(session_id = %job.session_id, error = %e.message, "poll failed; backing off");
             if let Err(err) = engine
                 .store
                 .reschedule_job(job.id, ids::now_ms() + delay, attempts)
@@ -193,9 +215,8 @@ async fn run_poll(engine: &Arc<Engine>, job: Job) {
     }
 }
 
-async fn run_timer(engine: &Arc<Engine>, job: Job) {
-    let visit = visit_of(&job);
+async fn run_timer(engine: &Arc<Engine>, job: Running<'_>, visit: u32) {
     engine
-        .job_result(&job.session_id, job.id, Input::Timeout { visit }, None)
+        .job_result(job.session_id, job.id, Input::Timeout { visit }, None)
         .await;
 }

@@ -14,11 +14,19 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn subscribe(&self, session_id: &str) -> broadcast::Receiver<ClientEvent> {
+    /// Subscribes, unless `max` streams on this node follow the session
+    /// already (`limits.streams_per_session`). A stream counts until its
+    /// receiver is dropped.
+    pub fn subscribe_at_most(
+        &self,
+        session_id: &str,
+        max: usize,
+    ) -> Option<broadcast::Receiver<ClientEvent>> {
         let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(session_id.to_string())
-            .or_insert_with(|| broadcast::channel(64).0)
-            .subscribe()
+        let tx = map
+            .entry(session_id.to_string())
+            .or_insert_with(|| broadcast::channel(64).0);
+        (tx.receiver_count() < max).then(|| tx.subscribe())
     }
 
     pub fn publish(&self, session_id: &str, ev: ClientEvent) {

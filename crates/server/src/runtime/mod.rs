@@ -6,6 +6,7 @@
 //! the database for the scheduler, so nothing is held in memory per waiting
 //! session and a restart loses nothing.
 
+mod access;
 pub mod chat;
 mod children;
 mod cluster;
@@ -13,11 +14,15 @@ mod committer;
 mod delivery;
 mod executor;
 pub mod hub;
+mod intake;
+mod job;
+pub mod node;
 mod poll_budget;
 pub mod qr;
 mod route;
 mod scheduler;
 pub mod view;
+pub mod watch;
 pub mod workflows;
 
 use crate::config::Config;
@@ -31,10 +36,24 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
 pub use committer::{CreateRequest, Created, Ingested};
 
+/// What runs after every transition of a session, in this order, in the
+/// batch's transaction: a child's ending or view goes to its parent, then
+/// a chat's runs and messages follow.
+static AFTER_TRANSITION: &[&dyn committer::AfterTransition] =
+    &[&children::ToParent, &chat::Messages];
+pub use intake::Refused;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("unknown workflow `{0}`")]
     UnknownWorkflow(String),
+    /// The input does not match the workflow's `input` schema.
+    #[error("the input does not match the `input` schema of workflow `{workflow}` v{version}")]
+    InvalidInput {
+        workflow: String,
+        version: u32,
+        errors: Vec<gangway_core::workflow::InputError>,
+    },
     #[error("session not found")]
     NotFound,
     #[error("Idempotency-Key was already used with a different request body")]
@@ -43,6 +62,8 @@ pub enum Error {
     Ended,
     #[error("the engine is shutting down")]
     ShuttingDown,
+    #[error("refused: {}", .0.reason())]
+    Refused(Refused),
     #[error(transparent)]
     Store(#[from] crate::store::Error),
 }
@@ -107,22 +128,39 @@ pub(crate) struct Command {
     pub reply: Reply,
 }
 
+/// The runtime's handle. Its parts are private to `runtime/`: the rest of
+/// the server uses the commands below and the narrow reads in access.rs.
 pub struct Engine {
-    pub store: Arc<dyn Store>,
-    pub config: Config,
-    pub workflows: workflows::Registry,
-    pub connectors: Connectors,
-    pub hub: hub::Hub,
+    store: Arc<dyn Store>,
+    config: Config,
+    workflows: workflows::Registry,
+    connectors: Connectors,
+    hub: hub::Hub,
+    /// Long polls waiting for a session's next change.
+    session_watch: Arc<watch::SessionWatch>,
+    /// API keys authenticated recently (dropped when a key changes).
+    keys: crate::keys::KeyCache,
     /// One queue per committer (route.rs picks one per command).
     commands: Vec<mpsc::Sender<Command>>,
     /// Wakes the scheduler when a job is due before its planned wake-up.
     wake: Notify,
     next_wake: AtomicI64,
     inflight: Semaphore,
+    /// Customer webhooks: no redirects, only allowed addresses (egress).
     delivery_client: reqwest::Client,
+    delivery_addresses: crate::egress::AddressPolicy,
     stopping: AtomicBool,
+    /// Set on SIGTERM, before `stopping`: `/readyz` answers 503 while the
+    /// node still serves everything (`server.drain_period`).
+    draining: AtomicBool,
+    /// Set once drained: committers return after their current batch, so
+    /// their threads and their hold on the engine (and so on the store's
+    /// connections) end with it.
+    closed: AtomicBool,
     /// Flips to true on shutdown; open streams end with a reconnect hint.
-    pub shutdown: tokio::sync::watch::Sender<bool>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    /// This process's hold on its node id, given up when drained.
+    membership: std::sync::Mutex<Option<node::Membership>>,
 }
 
 impl Engine {
@@ -157,23 +195,40 @@ impl Engine {
             config.postgres.committers.max(1)
         };
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..committers).map(|_| mpsc::channel(8192)).unzip();
-        let delivery_client = reqwest::Client::builder()
-            .timeout(config.webhooks.timeout)
-            .build()
-            .unwrap_or_default();
+        let startup = |e: String| Error::Store(crate::store::Error::Corrupt(e));
+        let delivery_addresses = config
+            .webhooks
+            .address_policy()
+            .map_err(|e| startup(e.to_string()))?;
+        let delivery_client =
+            crate::egress::delivery_client(config.webhooks.timeout, delivery_addresses.clone())
+                .map_err(startup)?;
+        // Other nodes' key changes arrive as notifications on a shared
+        // database; on a file only this process serves, the CLI's do not.
+        let key_ttl = if store.is_shared() {
+            crate::keys::SHARED_TTL
+        } else {
+            crate::keys::LOCAL_TTL
+        };
         let engine = Arc::new(Engine {
-            connectors: Connectors::new(&config, sealer),
+            connectors: Connectors::new(&config, sealer).map_err(startup)?,
             inflight: Semaphore::new(config.engine.max_inflight),
             store,
             config,
             workflows,
             hub: hub::Hub::default(),
+            session_watch: Arc::default(),
+            keys: crate::keys::KeyCache::new(key_ttl),
             commands: txs,
             wake: Notify::new(),
             next_wake: AtomicI64::new(0),
             delivery_client,
+            delivery_addresses,
             stopping: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             shutdown: tokio::sync::watch::Sender::new(false),
+            membership: std::sync::Mutex::new(None),
         });
         // With embedded SQLite the committer gets its own thread: its
         // transaction runs inline (no hop to a database thread per
@@ -204,6 +259,14 @@ impl Engine {
             tokio::spawn(cluster::run(engine.clone(), signals));
         }
         Ok(engine)
+    }
+
+    /// Keeps this process's hold on its node id until `drain`.
+    pub fn set_membership(&self, membership: node::Membership) {
+        *self
+            .membership
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(membership);
     }
 
     async fn send(&self, cmd: Command) -> Result<(), Error> {
@@ -366,6 +429,23 @@ impl Engine {
             .await;
     }
 
+    /// Whether `drain` has finished: committers take nothing more.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Readiness off: the node still serves, but a load balancer should
+    /// send it nothing new (`/readyz` answers 503 `stopping`).
+    pub fn begin_drain(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether `/readyz` should answer `stopping`: draining or stopped.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed) || self.is_stopping()
+    }
+
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -401,16 +481,49 @@ impl Engine {
             }
         })
         .await;
+        // (The grace may have been spent on clients' connections already:
+        // warn only when jobs were in fact still running.)
+        let permits = permits as usize;
+        let running = permits - self.inflight.available_permits().min(permits);
         // Jobs that would start now stay with their rows for another node.
         self.inflight.close();
-        if finished.is_err() {
+        if finished.is_err() && running > 0 {
             tracing::warn!(
+                jobs = running,
                 "shutdown: jobs still running after the grace period; their leases are freed"
             );
         }
         match self.store.release_node_leases().await {
             Ok(n) => tracing::info!(jobs = n, "shutdown: freed this node's job leases"),
             Err(e) => tracing::warn!(error = %e, "shutdown: cannot free job leases; they expire"),
+        }
+        let membership = self
+            .membership
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(m) = membership {
+            m.leave().await;
+        }
+        self.close();
+    }
+
+    /// Ends the committers: each returns after the batch it has (a
+    /// barrier wakes an idle one). A committer holds the engine, and the
+    /// engine its queue, so without this an engine that stopped serving
+    /// (a dry run's sandbox) would keep its thread, its store and the
+    /// store's open files for the life of the process. Later commands fail
+    /// with `ShuttingDown`.
+    fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        for committer in &self.commands {
+            let (reply, _) = oneshot::channel();
+            // Full: it has work, and looks at `closed` after that batch.
+            let _ = committer.try_send(Command {
+                work: Work::Barrier,
+                reply: Reply::Barrier(reply),
+            });
         }
     }
 }

@@ -47,7 +47,7 @@ pub(super) async fn run(engine: Arc<Engine>) {
             || (claimed_polls as i64 == CLAIM_BATCH && poll_limit == CLAIM_BATCH);
         let none = claimed.is_empty();
         for job in claimed {
-            super::executor::spawn(engine.clone(), job);
+            super::executor::spawn_claimed(engine.clone(), job);
         }
         if full {
             tokio::task::yield_now().await;

@@ -47,6 +47,7 @@ pub fn session_json(row: &SessionRow) -> Value {
         "ended_at": time_json(s.ended_ms),
         "waiting_on": waiting_on,
         "providers": s.providers,
+        "refused_events": s.intake.refused,
     })
 }
 

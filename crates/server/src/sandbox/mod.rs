@@ -143,14 +143,24 @@ pub struct Finished {
     pub ended: bool,
 }
 
+/// A running sandbox. Dropped without `stop` (a dry run whose client went
+/// away drops its handler), it still stops its engine: the server then
+/// stops listening, drains and closes the engine, and its store, thread and
+/// temporary directory go with it.
 pub struct Sandbox {
     engine: Arc<Engine>,
     base: String,
     api_key: String,
     http: reqwest::Client,
-    /// The sandbox's server, which drains the engine when it stops.
-    serving: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
+    /// The sandbox's server, which drains and closes the engine when it
+    /// stops, then removes the temporary directory.
+    serving: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.engine.stop();
+    }
 }
 
 impl Sandbox {
@@ -176,6 +186,10 @@ impl Sandbox {
         // A throwaway engine: a call still running at the end is not worth
         // waiting long for.
         config.engine.shutdown_grace = Duration::from_secs(1);
+        // Plain HTTP on its own loopback port, nothing to drain for.
+        config.server.drain_period = Duration::ZERO;
+        config.tls = None;
+        config.admin_listen = None;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| start(&e))?;
@@ -185,16 +199,6 @@ impl Sandbox {
         let creds = SimCredentials::random();
         setup::configure_all(&mut config, &base, &creds);
         let engine = crate::app::start(config).await.map_err(|e| start(&e))?;
-        let api_key = ids::new_secret("gw_sandbox");
-        engine
-            .store
-            .insert_api_key(
-                &ids::new_id("key"),
-                "sandbox",
-                &ids::hash_secret(&api_key),
-                ids::now_ms(),
-            )
-            .await?;
         let sims = setup::simulators(
             &base,
             &base,
@@ -207,20 +211,37 @@ impl Sandbox {
         let router = crate::app::router(engine.clone(), Some(sims));
         let serving = engine.clone();
         let serving = tokio::spawn(async move {
-            let mut stopped = serving.shutdown.subscribe();
-            let _ = crate::app::serve(listener, serving, router, async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
+            let mut stopped = serving.shutdown_signal();
+            let _ = crate::app::serve(
+                crate::app::Listeners::plain(listener),
+                serving,
+                router,
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            )
             .await;
+            // Drained and closed: nothing writes to the database any more.
+            drop(dir);
         });
-        Ok(Sandbox {
+        // From here on, an early return drops the sandbox, which stops it.
+        let sandbox = Sandbox {
             engine,
             base,
-            api_key,
+            api_key: ids::new_secret("gw_sandbox"),
             http: reqwest::Client::new(),
-            serving,
-            _dir: dir,
-        })
+            serving: Some(serving),
+        };
+        sandbox
+            .engine
+            .insert_api_key(
+                &ids::new_id("key"),
+                "sandbox",
+                &ids::hash_secret(&sandbox.api_key),
+                ids::now_ms(),
+            )
+            .await?;
+        Ok(sandbox)
     }
 
     /// Runs a session of `workflow` until it ends or `timeout` passes,
@@ -262,17 +283,16 @@ impl Sandbox {
         loop {
             let row = self
                 .engine
-                .store
                 .session(&id)
                 .await?
                 .ok_or_else(|| Error::Event("the session disappeared".into()))?;
             // Children's steps first (they happen before the parent hears
             // of them), then the session's own.
             for child in tracker.children.clone() {
-                let entries = self.engine.store.timeline(&child).await?;
+                let entries = self.engine.timeline(&child).await?;
                 tracker.observe_child(&child, &entries, &mut on);
             }
-            let entries = self.engine.store.timeline(&id).await?;
+            let entries = self.engine.timeline(&id).await?;
             tracker.observe(&entries, &row.state, &mut on);
             if row.state.status == SessionStatus::Ended {
                 return Ok(Finished {
@@ -339,7 +359,7 @@ impl Sandbox {
             }
             chain.push((step, r.state.visit, r.id.clone(), r.state.providers.clone()));
             if let Some(child) = &r.state.child {
-                match self.engine.store.session(child).await? {
+                match self.engine.session(child).await? {
                     Some(c) => current = Some(c),
                     None => return Ok(Vec::new()),
                 }
@@ -408,9 +428,21 @@ impl Sandbox {
 
     /// Stops the engine and waits until its server has drained it, so that
     /// nothing is still writing when the caller's runtime ends.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
+        self.stopping().await;
+    }
+
+    /// Tells the engine to stop and returns what resolves once its server
+    /// has drained and closed it; for a caller that cannot await here (a
+    /// drop guard hands it to a task).
+    pub fn stopping(&mut self) -> impl Future<Output = ()> + Send + 'static {
         self.engine.stop();
-        let _ = self.serving.await;
+        let serving = self.serving.take();
+        async move {
+            if let Some(serving) = serving {
+                let _ = serving.await;
+            }
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //! - `POST /faults` `{"rules": [...]}`: append rules;
 //! - `GET /faults`: the rules still armed, `times` being what is left;
 //! - `DELETE /faults`: clear the rules;
-//! - `GET /requests`: the request log.
+//! - `GET /requests`: the request log (method, path, the names of the query
+//!   parameters, status, provider reference).
 //!
 //! A rule applies to the first `times` (default 1) requests it matches; when
 //! several rules match, the first installed one that is still armed is used.
@@ -19,7 +20,7 @@
 //! | `delay_ms` | sleeps that long first; alone it gives the correct answer, late |
 //! | `hang` | never answers (logged with status 0) |
 //! | `drop` | the connection is closed without a response (logged with status 0), see below |
-//! | `status` (+ `retry_after`) | that status with the simulator's error body (and `Retry-After`) |
+//! | `status` (+ `retry_after`, `location`) | that status with the simulator's error body (and `Retry-After`, `Location`: a redirect) |
 //! | `malformed` | 200 with truncated JSON |
 //!
 //! Without `after_effect`, the simulator's handler does not run for `hang`,
@@ -117,6 +118,10 @@ pub struct Fault {
     /// `Retry-After` seconds sent with `status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// `Location` sent with `status` (a redirect: `{"status": 302,
+    /// "location": "http://elsewhere/"}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     /// Wait this long before answering.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
@@ -292,10 +297,23 @@ impl Faults {
 
     /// Appends an entry to the request log.
     pub fn record(&self, method: &str, path: &str, status: u16, reference: Option<String>) {
+        self.record_request(
+            &Line {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                query: Vec::new(),
+            },
+            status,
+            reference,
+        );
+    }
+
+    fn record_request(&self, line: &Line, status: u16, reference: Option<String>) {
         let entry = RequestLogEntry {
             at: now_rfc3339(),
-            method: method.to_owned(),
-            path: path.to_owned(),
+            method: line.method.clone(),
+            path: line.path.clone(),
+            query: line.query.clone(),
             status,
             reference,
         };
@@ -350,19 +368,19 @@ impl Faults {
     /// `real` is the handler's response when `after_effect` ran it.
     async fn fail(
         &self,
-        method: &str,
-        path: &str,
+        line: &Line,
         reference: Option<String>,
         fault: &Fault,
         real: Option<Response>,
     ) -> Response {
+        let (method, path) = (line.method.as_str(), line.path.as_str());
         if fault.hang {
-            self.record(method, path, 0, reference);
+            self.record_request(line, 0, reference);
             tracing::debug!(method, path, "sim fault: hang");
             return std::future::pending::<Response>().await;
         }
         if fault.drop {
-            self.record(method, path, 0, reference);
+            self.record_request(line, 0, reference);
             tracing::debug!(method, path, "sim fault: drop");
             return dropped_connection();
         }
@@ -372,6 +390,13 @@ impl Faults {
             if let Some(secs) = fault.retry_after {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            if let Some(location) = fault
+                .location
+                .as_deref()
+                .and_then(|l| HeaderValue::from_str(l).ok())
+            {
+                resp.headers_mut().insert(header::LOCATION, location);
             }
             resp
         } else if fault.malformed {
@@ -394,9 +419,17 @@ impl Faults {
             // after_effect with only a delay: the real answer.
             real.unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())
         };
-        self.record(method, path, response.status().as_u16(), reference);
+        self.record_request(line, response.status().as_u16(), reference);
         response
     }
+}
+
+/// What the request log keeps of a request: never headers or bodies, and of
+/// the query only the parameter names (values may be secrets).
+struct Line {
+    method: String,
+    path: String,
+    query: Vec<String>,
 }
 
 /// The first half of a JSON body (always invalid JSON for an object or array).
@@ -417,14 +450,23 @@ fn dropped_connection() -> Response {
 }
 
 async fn fault_middleware(State(faults): State<Faults>, req: Request, next: Next) -> Response {
-    let method = req.method().as_str().to_owned();
-    let path = req.uri().path().to_owned();
-    let path_ref = (faults.inner.config.ref_from_path)(&path);
+    let line = Line {
+        method: req.method().as_str().to_owned(),
+        path: req.uri().path().to_owned(),
+        query: req
+            .uri()
+            .query()
+            .and_then(|q| reqwest::Url::parse(&format!("http://sim/?{q}")).ok())
+            .map(|u| u.query_pairs().map(|(k, _)| k.into_owned()).collect())
+            .unwrap_or_default(),
+    };
+    let (method, path) = (line.method.as_str(), line.path.as_str());
+    let path_ref = (faults.inner.config.ref_from_path)(path);
 
-    let Some(fault) = faults.take_fault(&method, &path, path_ref.as_deref()) else {
+    let Some(fault) = faults.take_fault(method, path, path_ref.as_deref()) else {
         let resp = next.run(req).await;
         let reference = path_ref.or_else(|| response_ref(&resp));
-        faults.record(&method, &path, resp.status().as_u16(), reference);
+        faults.record_request(&line, resp.status().as_u16(), reference);
         return resp;
     };
     tracing::debug!(%method, %path, ?fault, "sim fault rule applied");
@@ -435,20 +477,18 @@ async fn fault_middleware(State(faults): State<Faults>, req: Request, next: Next
         if let Some(ms) = fault.delay_ms {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
-        return faults
-            .fail(&method, &path, reference, &fault, Some(real))
-            .await;
+        return faults.fail(&line, reference, &fault, Some(real)).await;
     }
 
     if let Some(ms) = fault.delay_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     if fault.fails_response() {
-        return faults.fail(&method, &path, path_ref, &fault, None).await;
+        return faults.fail(&line, path_ref, &fault, None).await;
     }
     let resp = next.run(req).await;
     let reference = path_ref.or_else(|| response_ref(&resp));
-    faults.record(&method, &path, resp.status().as_u16(), reference);
+    faults.record_request(&line, resp.status().as_u16(), reference);
     resp
 }
 

@@ -1,18 +1,22 @@
-//! Built-in provider simulators (real HTTP servers), mounted under `/sim/{provider}/`.
+//! Built-in provider simulators (real HTTP servers), mounted under `/sim/{provider}/`;
+//! each lives in its provider's folder, and this module holds what they share.
 //!
 //! Every simulator serves the provider's paths directly below its mount and its
 //! simulator-only control API below `control/` (providers.md 1.5). The fault
 //! layer in [`faults`] is shared by all simulators: it holds the fault rules and
 //! the request log and wraps a simulator's provider router.
 
-pub mod dialog360;
 pub mod faults;
-pub mod incode;
-pub mod ockto;
-pub mod oih;
-pub mod score;
 pub mod setup;
 pub mod tls;
+
+// Each simulator lives in its provider's folder (providers/<name>/sim); the
+// shared parts (faults, tls, the request log) stay here.
+pub use crate::providers::dialog360::sim as dialog360;
+pub use crate::providers::http::sim as score;
+pub use crate::providers::incode::sim as incode;
+pub use crate::providers::ockto::sim as ockto;
+pub use crate::providers::oih::sim as oih;
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -21,15 +25,19 @@ use serde::{Deserialize, Serialize};
 
 /// One entry of a simulator's request log (`GET …/control/requests`).
 ///
-/// Only the method, the path (no query string) and the provider reference are
-/// recorded: headers and bodies, and therefore secrets, never are.
+/// Only the method, the path, the query's parameter names and the provider
+/// reference are recorded: headers, bodies and query values, and therefore
+/// secrets, never are.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestLogEntry {
     /// When the request finished (or, for `hang`/`drop`, when it was given up), RFC 3339.
     pub at: String,
     pub method: String,
-    /// The path relative to the simulator's mount.
+    /// The path relative to the simulator's mount, as sent (percent-encoded).
     pub path: String,
+    /// The names of the query parameters, in order (never their values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query: Vec<String>,
     /// The final HTTP status; 0 when no response was sent (`hang`, `drop`).
     pub status: u16,
     /// The provider session id named by the path or by the response, if any.

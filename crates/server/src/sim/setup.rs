@@ -1,19 +1,13 @@
 //! The simulators wired to a Gangway: credentials shared by both sides, the
 //! simulators' router, and the config that points Gangway's connectors at
-//! them. Used by `gangway demo`, `gangway sim`, the sandbox and dry runs.
+//! them, each derived from the registered providers (every provider's
+//! sim/setup.rs). Used by `gangway demo`, `gangway sim`, the sandbox and dry
+//! runs.
 
-use crate::config::{
-    Config, Dialog360Config, Dialog360Hub, Dialog360Payment, HttpService, HttpWebhook,
-    IncodeConfig, OcktoConfig, OihConfig,
-};
+use crate::config::Config;
 use crate::ids;
-use crate::sim::dialog360::{Dialog360Sim, Dialog360SimConfig, SimPartner};
-use crate::sim::incode::{IncodeKnobs, IncodeSim, IncodeSimConfig, IncodeWebhookAuth};
-use crate::sim::ockto::{OcktoSim, OcktoSimConfig};
-use crate::sim::oih::{OihSim, OihSimConfig};
-use crate::sim::score::{ScoreSim, ScoreSimConfig};
+use crate::providers::incode::sim::IncodeKnobs;
 use axum::Router;
-use std::time::Duration;
 
 /// Credentials shared by the simulators and the Gangway config that talks to them.
 pub struct SimCredentials {
@@ -35,8 +29,11 @@ pub struct SimCredentials {
 }
 
 /// Partner ids of the simulated 360dialog hubs.
-pub const DIALOG360_PARTNER: &str = "gangway-partner";
-pub const DIALOG360_DIRECT_PARTNER: &str = "gangway-direct";
+pub use crate::providers::dialog360::sim::setup::{
+    DIRECT_PARTNER as DIALOG360_DIRECT_PARTNER, PARTNER as DIALOG360_PARTNER,
+};
+/// The Ockto simulator; phones reach it (the QR code's URL) at `sim_url`.
+pub use crate::providers::ockto::sim::setup::sim as ockto_sim;
 
 impl SimCredentials {
     pub fn random() -> SimCredentials {
@@ -68,16 +65,20 @@ pub struct SimOptions {
     pub ockto: Option<Router>,
     /// How long the OIH simulator waits before its 404 (OIH: 1000 ms).
     pub oih_not_found_delay_ms: Option<u64>,
+    /// Leave `/sim/score` out (`gangway sim` without the score credentials).
+    pub without_score: bool,
+    /// Leave `/sim/incode` out (`gangway sim` without the Incode credentials).
+    pub without_incode: bool,
 }
 
-/// The Ockto simulator; phones reach it (the QR code's URL) at `sim_url`.
-pub fn ockto_sim(sim_url: &str, creds: &SimCredentials) -> OcktoSim {
-    OcktoSim::new(OcktoSimConfig {
-        username: creds.ockto_username.clone(),
-        password: creds.ockto_password.clone(),
-        provider_code: creds.ockto_provider_code.clone(),
-        public_url: format!("{}/sim/ockto", sim_url.trim_end_matches('/')),
-    })
+/// What a provider's simulator is wired with.
+pub struct Wiring<'a> {
+    /// Where Gangway receives the simulators' webhooks (no trailing `/`).
+    pub gangway_url: &'a str,
+    /// Where browsers reach the simulators (no trailing `/`).
+    pub sim_url: &'a str,
+    pub creds: &'a SimCredentials,
+    pub opts: &'a SimOptions,
 }
 
 /// The simulators' router, mounted under `/sim/{provider}`. `gangway_url`
@@ -88,171 +89,40 @@ pub fn simulators(
     creds: &SimCredentials,
     opts: SimOptions,
 ) -> Router {
-    let gangway_url = gangway_url.trim_end_matches('/');
-    let score = ScoreSim::new(ScoreSimConfig {
-        api_key: creds.score_api_key.clone(),
-        webhook_url: format!("{gangway_url}/v1/webhooks/http/score"),
-        webhook_secret: creds.score_webhook_secret.clone(),
-    });
-    let incode = IncodeSim::new(IncodeSimConfig {
-        api_key: creds.incode_api_key.clone(),
-        webhook_url: format!("{gangway_url}/v1/webhooks/incode"),
-        webhook_auth: IncodeWebhookAuth::OAuth2 {
-            token_url: format!("{gangway_url}/v1/webhooks/incode/token"),
-            client_id: creds.incode_client_id.clone(),
-            client_secret: creds.incode_client_secret.clone(),
-        },
-        public_url: format!("{}/sim/incode", sim_url.trim_end_matches('/')),
-        frame_ancestors: opts.frame_ancestors,
-    });
-    if let Err(e) = incode.set_knobs(opts.incode_knobs) {
-        tracing::warn!(error = %e, "incode sim: knobs refused; using the defaults");
-    }
-    let ockto = opts
-        .ockto
-        .unwrap_or_else(|| ockto_sim(sim_url, creds).router());
-    let webhook_url = format!(
-        "{gangway_url}/v1/webhooks/360dialog?token={}",
-        creds.dialog360_webhook_token
-    );
-    let partner = |partner_id: &str, api_key: &str, direct: bool| SimPartner {
-        partner_id: partner_id.into(),
-        api_key: api_key.into(),
-        direct,
-        webhook_url: Some(webhook_url.clone()),
-        redirect_prefix: format!("{gangway_url}/v1/redirect/360dialog/"),
+    let w = Wiring {
+        gangway_url: gangway_url.trim_end_matches('/'),
+        sim_url: sim_url.trim_end_matches('/'),
+        creds,
+        opts: &opts,
     };
-    let dialog360 = Dialog360Sim::new(Dialog360SimConfig {
-        partners: vec![
-            partner(DIALOG360_PARTNER, &creds.dialog360_api_key, false),
-            partner(
-                DIALOG360_DIRECT_PARTNER,
-                &creds.dialog360_direct_api_key,
-                true,
-            ),
-        ],
-        advance_ms: 200,
-    });
-    let oih = OihSim::new(OihSimConfig {
-        flows: crate::sim::oih::shipped_flows(&creds.oih_hmac_key),
-        public_url: format!("{}/sim/oih", sim_url.trim_end_matches('/')),
-        not_found_delay_ms: opts.oih_not_found_delay_ms.unwrap_or(1000),
-        knobs: Default::default(),
-    });
-    Router::new()
-        .nest("/sim/score", score.router())
-        .nest("/sim/oih", oih.router())
-        .nest("/sim/incode", incode.router())
-        .nest("/sim/ockto", ockto)
-        .nest("/sim/360dialog", dialog360.router())
+    crate::providers::REGISTRY
+        .iter()
+        .filter_map(|p| p.sim.as_ref())
+        .fold(Router::new(), |router, sim| match (sim.router)(&w) {
+            Some(r) => router.nest(&format!("/sim/{}", sim.mount), r),
+            None => router,
+        })
 }
 
 /// Points every connector that has a simulator at the simulators on `base`.
 pub fn configure_all(config: &mut Config, base: &str, creds: &SimCredentials) {
-    configure_score(config, base, creds);
-    configure_incode(config, base, creds);
-    configure_ockto(config, base, creds);
-    configure_dialog360(config, base, creds);
-    configure_oih(config, base, creds);
+    for sim in crate::providers::REGISTRY
+        .iter()
+        .filter_map(|p| p.sim.as_ref())
+    {
+        (sim.configure)(config, base, creds);
+    }
 }
 
-/// Points the `oih` connector at the simulated hub on `base`; every shipped
-/// flow takes the same HMAC key.
-pub fn configure_oih(config: &mut Config, base: &str, creds: &SimCredentials) {
-    config.oih = Some(OihConfig {
-        base_url: format!("{base}/sim/oih"),
-        hmac_key: Some(creds.oih_hmac_key.clone()),
-        flows: Default::default(),
-    });
-}
-
-/// Points the `dialog360` connector at the simulator on `base`: hub `main`
-/// (Partner Payment, the default) and hub `direct` (Direct Payment).
-pub fn configure_dialog360(config: &mut Config, base: &str, creds: &SimCredentials) {
-    let hubs = [
-        (
-            "main".to_string(),
-            Dialog360Hub {
-                partner_id: DIALOG360_PARTNER.into(),
-                api_key: creds.dialog360_api_key.clone(),
-                payment: Dialog360Payment::Partner,
-            },
-        ),
-        (
-            "direct".to_string(),
-            Dialog360Hub {
-                partner_id: DIALOG360_DIRECT_PARTNER.into(),
-                api_key: creds.dialog360_direct_api_key.clone(),
-                payment: Dialog360Payment::Direct,
-            },
-        ),
-    ]
-    .into_iter()
-    .collect();
-    config.dialog360 = Some(Dialog360Config {
-        base_url: format!("{base}/sim/360dialog/api/v2"),
-        hub_url: format!("{base}/sim/360dialog"),
-        webhook_token: creds.dialog360_webhook_token.clone(),
-        default_hub: Some("main".into()),
-        hubs,
-    });
-}
-
-/// Points the `ockto` connector at the simulator on `base` (plain HTTP).
-pub fn configure_ockto(config: &mut Config, base: &str, creds: &SimCredentials) {
-    config.ockto = Some(OcktoConfig {
-        base_url: format!("{base}/sim/ockto"),
-        username: creds.ockto_username.clone(),
-        password: creds.ockto_password.clone(),
-        provider_code: creds.ockto_provider_code.clone(),
-        client_cert: None,
-        client_key: None,
-        ca_cert: None,
-        ockto_type: "P".into(),
-        consent_code: None,
-    });
-}
-
-/// Points the `incode` connector at the simulator on `base`.
-pub fn configure_incode(config: &mut Config, base: &str, creds: &SimCredentials) {
-    config.incode = Some(IncodeConfig {
-        base_url: format!("{base}/sim/incode"),
-        api_key: creds.incode_api_key.clone(),
-        configuration_id: "gangway-demo-flow".into(),
-        language: "en-US".into(),
-        webhook_client_id: Some(creds.incode_client_id.clone()),
-        webhook_client_secret: Some(creds.incode_client_secret.clone()),
-        webhook_header_secret: None,
-    });
-}
-
-/// Points the `score` service and webhook at the simulator on `base`.
-pub fn configure_score(config: &mut Config, base: &str, creds: &SimCredentials) {
-    let headers = [(
-        "Authorization".to_string(),
-        format!("Bearer {}", creds.score_api_key),
-    )]
-    .into_iter()
-    .collect();
-    config.http.services.insert(
-        "score".into(),
-        HttpService {
-            base_url: format!("{base}/sim/score"),
-            headers,
-        },
-    );
-    config.http.webhooks.insert(
-        "score".into(),
-        HttpWebhook {
-            service: "score".into(),
-            secret: creds.score_webhook_secret.clone(),
-            signature_header: "X-Score-Signature".into(),
-            signature_prefix: "sha256=".into(),
-            timestamp_header: Some("X-Score-Timestamp".into()),
-            tolerance: Duration::from_secs(300),
-            reference_field: "id".into(),
-            event_field: "status".into(),
-            id_field: None,
-        },
-    );
+/// Points each connector that has a simulator and is not configured yet at
+/// the simulators on `base` (`gangway demo` keeps what the config sets).
+pub fn configure_missing(config: &mut Config, base: &str, creds: &SimCredentials) {
+    for sim in crate::providers::REGISTRY
+        .iter()
+        .filter_map(|p| p.sim.as_ref())
+    {
+        if !(sim.configured)(config) {
+            (sim.configure)(config, base, creds);
+        }
+    }
 }

@@ -122,6 +122,8 @@ impl MtlsListener {
                         continue;
                     }
                 };
+                // Small writes go out at once (no delayed-ACK stall).
+                let _ = stream.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let conn_tx = tx.clone();
                 let rejections = rejections.clone();

@@ -3,10 +3,20 @@
 //! has its own module and migrations. A transaction (`Tx`) carries one group
 //! commit.
 
+mod keys;
+mod migrate;
+mod nodes;
+mod observe;
 mod postgres;
+pub mod schema;
+mod sql;
 mod sqlite;
 
+pub use keys::{ApiKeyMatch, ApiKeyRow, ApiKeys, NewApiKey};
+pub use nodes::{NodeHolder, Nodes};
+pub use observe::{JobBacklog, Observe, PoolStats};
 pub use postgres::PgStore;
+pub use schema::Migrated;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -22,8 +32,27 @@ pub enum Error {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The database has a migration this build does not know, and it is not
+    /// declared backward-compatible.
+    #[error(
+        "the database schema is at version {database}, newer than this build knows (version {known}); \
+         migration(s) {incompatible} of a newer release are not declared backward-compatible. \
+         Run the release that migrated the database (or a newer one), or restore the database \
+         from before that upgrade (docs/deploy.md, \"Upgrades and rollback\")"
+    )]
+    SchemaTooNew {
+        database: i64,
+        known: i64,
+        incompatible: String,
+    },
+    /// A session's workflow version cannot be loaded.
+    #[error("workflow: {0}")]
+    Workflow(String),
     #[error("unsupported database URL `{0}`")]
     Unsupported(String),
+    /// The first connection failed: what went wrong, in one sentence.
+    #[error("{0}")]
+    Connect(String),
 }
 
 impl Error {
@@ -66,6 +95,11 @@ pub enum Signal {
     JobsDue(i64),
     /// Client events were committed: `(session_id, seq)`.
     ClientEvents(Vec<(String, i64)>),
+    /// An API key was revoked or rotated (its id): drop it from caches.
+    KeyChanged(String),
+    /// Workflow versions were deployed: load them, start new sessions on
+    /// the latest.
+    WorkflowsDeployed,
     /// The channel was interrupted: signals may have been missed.
     Lost,
 }
@@ -367,7 +401,7 @@ pub trait Tx: Send {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ApiKeys + Nodes + Observe + Send + Sync + 'static {
     /// True when a transaction runs its statements inline, blocking the
     /// calling thread (embedded SQLite): the committer then gets a thread of
     /// its own. False for network databases driven asynchronously.
@@ -401,11 +435,32 @@ pub trait Store: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
-    async fn migrate(&self) -> Result<()>;
+    /// Applies the migrations the database lacks; refuses a database that
+    /// a newer release migrated, unless its newer migrations are all
+    /// backward-compatible (store/schema.rs).
+    async fn migrate(&self) -> Result<Migrated>;
+    /// Migrations this build knows that the database lacks (all of them
+    /// for an empty database).
+    async fn pending_migrations(&self) -> Result<Vec<i64>>;
     async fn begin(&self) -> Result<Box<dyn Tx>>;
 
-    async fn insert_api_key(&self, id: &str, name: &str, key_hash: &str, at: i64) -> Result<()>;
-    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<String>>;
+    /// Stores a key with the default scopes and no expiry (the demo's and
+    /// the sandbox's own keys); a secret stored before is left as it is.
+    async fn insert_api_key(&self, id: &str, name: &str, key_hash: &str, at: i64) -> Result<()> {
+        self.create_api_key(&NewApiKey {
+            id: id.to_string(),
+            name: name.to_string(),
+            key_hash: key_hash.to_string(),
+            scopes: crate::keys::Scope::DEFAULT
+                .iter()
+                .map(|s| s.as_str().to_string())
+                .collect(),
+            created_at: at,
+            expires_at: None,
+        })
+        .await
+        .map(|_| ())
+    }
 
     /// Stores a workflow version; returns the stored hash if it already existed.
     async fn upsert_workflow_version(
@@ -418,6 +473,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<String>>;
     /// Every stored workflow version `(id, version, source)`.
     async fn workflow_versions(&self) -> Result<Vec<(String, u32, String)>>;
+    /// Tells the other nodes on this database that workflow versions were
+    /// deployed (`Signal::WorkflowsDeployed`). One node alone: nothing to do.
+    async fn announce_workflows(&self) -> Result<()> {
+        Ok(())
+    }
+    /// The source of one stored workflow version (a node that did not load
+    /// it at start runs a session that another node started on it).
+    async fn workflow_version(&self, id: &str, version: u32) -> Result<Option<String>>;
 
     async fn session(&self, id: &str) -> Result<Option<SessionRow>>;
     async fn sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionRow>>;
@@ -474,6 +537,13 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_job(&self, id: i64) -> Result<()>;
 
     async fn delivery_payload(&self, id: &str) -> Result<Option<(String, String, Value, i64)>>;
+}
+
+/// The file of a `sqlite:` URL; `None` for other databases.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    url.starts_with("sqlite:")
+        .then(|| sqlite::path_of_url(url).ok())
+        .flatten()
 }
 
 /// Opens the store named by the URL's scheme, for a one-off command.

@@ -3,13 +3,17 @@
 //! statement on the runtime, batches of rows go in one `UNNEST` insert, and
 //! due jobs are claimed with `FOR UPDATE SKIP LOCKED` under a lease that
 //! names the node holding it. Other nodes hear about new free jobs and new
-//! client events through `LISTEN/NOTIFY` (notify.rs).
+//! client events through `LISTEN/NOTIFY` (notify.rs); API keys are in keys.rs.
 
+mod connect;
 mod events;
 mod flush;
 mod jobs;
+mod keys;
 mod migrate;
+mod nodes;
 mod notify;
+mod observe;
 mod rows;
 mod tx;
 mod writes;
@@ -27,9 +31,9 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Connects lazily: the pool opens connections on demand, so a database
-    /// that is down at start fails the first statement (migrations), with
-    /// the URL's password never shown.
+    /// The pool opens connections on demand; one connection is made here
+    /// first, so that a wrong host, port, database or user fails the start
+    /// with one clear error (connect.rs), the URL's password never shown.
     pub async fn open(url: &str, options: &OpenOptions) -> Result<PgStore> {
         let connect = PgConnectOptions::from_str(url)
             .map_err(|_| Error::Unsupported(crate::config::redact_url(url)))?
@@ -40,7 +44,8 @@ impl PgStore {
             .acquire_timeout(options.acquire_timeout)
             .idle_timeout(std::time::Duration::from_secs(300))
             .test_before_acquire(true)
-            .connect_lazy_with(connect);
+            .connect_lazy_with(connect.clone());
+        connect::check(&connect, options.acquire_timeout).await?;
         Ok(PgStore {
             pool,
             node: Arc::from(options.node_id.as_str()),
@@ -53,10 +58,6 @@ impl PgStore {
     pub fn node_id(&self) -> &str {
         &self.node
     }
-}
-
-fn state_json(state: &SessionState) -> String {
-    serde_json::to_string(state).unwrap_or_else(|_| "{}".into())
 }
 
 async fn reschedule(
@@ -121,8 +122,12 @@ impl Store for PgStore {
         .await?)
     }
 
-    async fn migrate(&self) -> Result<()> {
+    async fn migrate(&self) -> Result<super::Migrated> {
         migrate::run(&self.pool).await
+    }
+
+    async fn pending_migrations(&self) -> Result<Vec<i64>> {
+        migrate::pending(&self.pool).await
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>> {
@@ -143,28 +148,6 @@ impl Store for PgStore {
         }))
     }
 
-    async fn insert_api_key(&self, id: &str, name: &str, key_hash: &str, at: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO api_keys (id, name, key_hash, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (key_hash) DO NOTHING",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(key_hash)
-        .bind(at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<String>> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT id FROM api_keys WHERE key_hash = $1")
-            .bind(key_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|(id,)| id))
-    }
-
     async fn upsert_workflow_version(
         &self,
         id: &str,
@@ -175,49 +158,55 @@ impl Store for PgStore {
     ) -> Result<Option<String>> {
         // Insert first: of two nodes loading the same version, one inserts
         // and the other reads what it stored.
-        let inserted = sqlx::query(
-            "INSERT INTO workflow_versions (workflow_id, version, source, source_hash, loaded_at)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        )
-        .bind(id)
-        .bind(i64::from(version))
-        .bind(source)
-        .bind(hash)
-        .bind(at)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let inserted = sqlx::query(sql::INSERT_WORKFLOW_VERSION)
+            .bind(id)
+            .bind(i64::from(version))
+            .bind(source)
+            .bind(hash)
+            .bind(at)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         if inserted == 1 {
             return Ok(None);
         }
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT source_hash FROM workflow_versions WHERE workflow_id = $1 AND version = $2",
-        )
-        .bind(id)
-        .bind(i64::from(version))
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<(String,)> = sqlx::query_as(sql::WORKFLOW_HASH)
+            .bind(id)
+            .bind(i64::from(version))
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|(h,)| h))
     }
 
     async fn workflow_versions(&self) -> Result<Vec<(String, u32, String)>> {
-        let rows: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT workflow_id, version, source FROM workflow_versions ORDER BY workflow_id, version",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(sql::WORKFLOW_VERSIONS)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(id, v, s)| (id, u32::try_from(v).unwrap_or_default(), s))
             .collect())
     }
 
+    async fn announce_workflows(&self) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(notify::WORKFLOWS)
+            .bind(&*self.node)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn workflow_version(&self, id: &str, version: u32) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(sql::WORKFLOW_SOURCE)
+            .bind(id)
+            .bind(i64::from(version))
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     async fn session(&self, id: &str) -> Result<Option<SessionRow>> {
-        let sql = format!(
-            "SELECT {} FROM sessions WHERE id = $1",
-            rows::SESSION_COLUMNS
-        );
-        let row = sqlx::query(&sql)
+        let row = sqlx::query(sql::SESSION_BY_ID)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -225,24 +214,7 @@ impl Store for PgStore {
     }
 
     async fn sessions(&self, f: &SessionFilter) -> Result<Vec<SessionRow>> {
-        let mut sql = format!("SELECT {} FROM sessions WHERE 1 = 1", rows::SESSION_COLUMNS);
-        let mut args = Vec::with_capacity(4);
-        let filters = [
-            ("status", &f.status),
-            ("workflow_id", &f.workflow),
-            ("reference", &f.reference),
-        ];
-        for (col, value) in filters {
-            if let Some(v) = value {
-                args.push(v.clone());
-                sql.push_str(&format!(" AND {col} = ${}", args.len()));
-            }
-        }
-        if let Some(before) = &f.before {
-            args.push(before.clone());
-            sql.push_str(&format!(" AND id < ${}", args.len()));
-        }
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", args.len() + 1));
+        let (sql, args) = sql::sessions(f);
         let mut q = sqlx::query(&sql);
         for a in args {
             q = q.bind(a);
@@ -256,45 +228,36 @@ impl Store for PgStore {
     }
 
     async fn timeline(&self, session_id: &str) -> Result<Vec<TimelineEntry>> {
-        sqlx::query(
-            "SELECT seq, at, kind, step, data FROM timeline WHERE session_id = $1 ORDER BY seq",
-        )
-        .bind(session_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(rows::timeline)
-        .collect()
+        sqlx::query(sql::TIMELINE)
+            .bind(session_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(rows::timeline)
+            .collect()
     }
 
     async fn client_events_after(&self, session_id: &str, seq: i64) -> Result<Vec<ClientEvent>> {
-        sqlx::query(
-            "SELECT seq, at, event, data FROM client_events WHERE session_id = $1 AND seq > $2 ORDER BY seq",
-        )
-        .bind(session_id)
-        .bind(seq)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(rows::client_event)
-        .collect()
+        sqlx::query(sql::CLIENT_EVENTS_AFTER)
+            .bind(session_id)
+            .bind(seq)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(rows::client_event)
+            .collect()
     }
 
     async fn deliveries(&self, session_id: &str) -> Result<Vec<Delivery>> {
-        let rows = sqlx::query(
-            "SELECT id, session_id, endpoint, event_type, status, attempts, created_at,
-               next_attempt_at, delivered_at
-             FROM deliveries WHERE session_id = $1 ORDER BY created_at, id",
-        )
-        .bind(session_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::DELIVERIES)
+            .bind(session_id)
+            .fetch_all(&self.pool)
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let id: String = r.try_get("id")?;
             let attempt_log = sqlx::query_as::<_, (i64, i64, Option<i64>, Option<String>, i64)>(
-                "SELECT attempt, at, status_code, error, duration_ms FROM delivery_attempts
-                 WHERE delivery_id = $1 ORDER BY attempt",
+                sql::DELIVERY_ATTEMPTS,
             )
             .bind(&id)
             .fetch_all(&self.pool)
@@ -327,11 +290,9 @@ impl Store for PgStore {
     }
 
     async fn count_by_status(&self) -> Result<Vec<(String, i64)>> {
-        Ok(
-            sqlx::query_as("SELECT status, COUNT(*) AS n FROM sessions GROUP BY status")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_as(sql::COUNT_BY_STATUS)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn ping(&self) -> Result<()> {
@@ -348,17 +309,22 @@ impl Store for PgStore {
     ) -> Result<Vec<Job>> {
         // Rows another node is claiming right now are skipped, not waited
         // for. Each class walks its own index on the ready time.
-        sqlx::query(
+        // A ready row that still names an owner is a lease that ran out:
+        // another node's (it died or stalled) is a takeover.
+        let rows = sqlx::query(
             "WITH other AS (
-               SELECT id FROM jobs WHERE kind <> 'poll' AND GREATEST(due_at, lease_until) <= $1
+               SELECT id, lease_owner FROM jobs WHERE kind <> 'poll' AND GREATEST(due_at, lease_until) <= $1
                ORDER BY GREATEST(due_at, lease_until) LIMIT $2 FOR UPDATE SKIP LOCKED
              ), polls AS (
-               SELECT id FROM jobs WHERE kind = 'poll' AND GREATEST(due_at, lease_until) <= $1
+               SELECT id, lease_owner FROM jobs WHERE kind = 'poll' AND GREATEST(due_at, lease_until) <= $1
                ORDER BY GREATEST(due_at, lease_until) LIMIT $3 FOR UPDATE SKIP LOCKED
+             ), claimed AS (
+               SELECT * FROM other UNION ALL SELECT * FROM polls
              )
-             UPDATE jobs SET lease_until = $4, lease_owner = $5
-             WHERE id IN (SELECT id FROM other UNION ALL SELECT id FROM polls)
-             RETURNING id, session_id, kind, payload, due_at, attempts",
+             UPDATE jobs j SET lease_until = $4, lease_owner = $5
+             FROM claimed c WHERE j.id = c.id
+             RETURNING j.id, j.session_id, j.kind, j.payload, j.due_at, j.attempts,
+                       c.lease_owner AS previous_owner",
         )
         .bind(now)
         .bind(limit.max(0))
@@ -366,10 +332,18 @@ impl Store for PgStore {
         .bind(lease_until)
         .bind(&*self.node)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(rows::job)
-        .collect()
+        .await?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let job = rows::job(row)?;
+            let previous: Option<String> = row.try_get("previous_owner")?;
+            if previous.is_some_and(|p| p != *self.node) {
+                metrics::counter!("gangway_lease_takeovers_total", "class" => job.kind.as_str())
+                    .increment(1);
+            }
+            jobs.push(job);
+        }
+        Ok(jobs)
     }
 
     async fn next_due(&self, now: i64) -> Result<NextDue> {
@@ -440,15 +414,13 @@ impl Store for PgStore {
 
     async fn expedite_jobs(&self, session_id: &str, kind: JobKind, due_at: i64) -> Result<u64> {
         // Only jobs no node holds: a leased one is running already.
-        let n = sqlx::query(
-            "UPDATE jobs SET due_at = $1 WHERE session_id = $2 AND kind = $3 AND due_at > $1 AND lease_until < $1",
-        )
-        .bind(due_at)
-        .bind(session_id)
-        .bind(kind.as_str())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let n = sqlx::query(sql::EXPEDITE_JOBS)
+            .bind(due_at)
+            .bind(session_id)
+            .bind(kind.as_str())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         if n > 0 {
             // Whichever node is awake soonest may take them.
             sqlx::query("SELECT pg_notify($1, $2)")
@@ -465,18 +437,16 @@ impl Store for PgStore {
         namespace: &str,
         reference: &str,
     ) -> Result<Option<String>> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT session_id FROM correlations WHERE namespace = $1 AND reference = $2",
-        )
-        .bind(namespace)
-        .bind(reference)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<(String,)> = sqlx::query_as(sql::CORRELATION)
+            .bind(namespace)
+            .bind(reference)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|(s,)| s))
     }
 
     async fn finish_job(&self, id: i64) -> Result<()> {
-        sqlx::query("DELETE FROM jobs WHERE id = $1")
+        sqlx::query(sql::DELETE_JOB)
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -484,12 +454,10 @@ impl Store for PgStore {
     }
 
     async fn delivery_payload(&self, id: &str) -> Result<Option<(String, String, Value, i64)>> {
-        let row = sqlx::query(
-            "SELECT endpoint, event_type, payload, attempts FROM deliveries WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(sql::DELIVERY_PAYLOAD)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         match row {
             Some(r) => Ok(Some((
                 r.try_get("endpoint")?,

@@ -13,11 +13,19 @@ use tokio::sync::mpsc;
 pub(super) const JOBS: &str = "gangway_jobs";
 /// Client events were committed: payload `{"node": .., "events": [[session, seq], ..]}`.
 pub(super) const CLIENT: &str = "gangway_client";
+/// An API key was revoked or rotated: payload `<node> <key id>`.
+pub(super) const KEYS: &str = "gangway_keys";
+/// Workflow versions were deployed: payload `<node>`.
+pub(super) const WORKFLOWS: &str = "gangway_workflows";
 /// PostgreSQL refuses payloads of 8000 bytes and more; stay well below.
 const MAX_PAYLOAD: usize = 7000;
 
 pub(super) fn jobs_payload(node: &str, at: i64) -> String {
     format!("{node} {at}")
+}
+
+pub(super) fn keys_payload(node: &str, key_id: &str) -> String {
+    format!("{node} {key_id}")
 }
 
 /// Client-event payloads, split so that each stays under the size limit.
@@ -62,13 +70,19 @@ pub(super) fn decode(channel: &str, payload: &str, node: &str) -> Option<Signal>
                 .collect();
             Some(Signal::ClientEvents(events))
         }
+        KEYS => {
+            let (from, id) = payload.split_once(' ')?;
+            (from != node).then_some(())?;
+            Some(Signal::KeyChanged(id.to_string()))
+        }
+        WORKFLOWS => (payload != node).then_some(Signal::WorkflowsDeployed),
         _ => None,
     }
 }
 
 async fn connect(pool: &PgPool) -> std::result::Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen_all([JOBS, CLIENT]).await?;
+    listener.listen_all([JOBS, CLIENT, KEYS, WORKFLOWS]).await?;
     Ok(listener)
 }
 
@@ -142,6 +156,13 @@ mod tests {
         }
         assert_eq!(back, events);
         assert_eq!(decode(CLIENT, "not json", "b"), None);
+        assert_eq!(
+            decode(KEYS, &keys_payload("a", "key_1"), "b"),
+            Some(Signal::KeyChanged("key_1".into()))
+        );
+        assert_eq!(decode(KEYS, &keys_payload("a", "key_1"), "a"), None);
+        assert_eq!(decode(WORKFLOWS, "a", "b"), Some(Signal::WorkflowsDeployed));
+        assert_eq!(decode(WORKFLOWS, "a", "a"), None);
         assert_eq!(decode("other", "x", "b"), None);
     }
 }

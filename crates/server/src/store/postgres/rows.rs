@@ -1,15 +1,9 @@
-//! Rows to domain values: one place that knows the column order.
+//! Rows to domain values, read by column name.
 
 use super::super::{ClientEvent, Error, Job, JobKind, Result, SessionRow, TimelineEntry};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
-
-/// The session columns in the order `session` reads them.
-pub(super) const SESSION_COLUMNS: &str =
-    "id, workflow_id, version, reference, input, state, created_at, updated_at,
-   client_secret_hash, client_secret_expires_at, api_key_id, idempotency_key, request_hash,
-   timeline_seq, client_seq";
 
 pub(super) fn json(row: &PgRow, col: &str) -> Result<Value> {
     let text: String = row.try_get(col)?;

@@ -101,11 +101,7 @@ impl Tx for PgTx {
         {
             return Ok(Some(row.clone()));
         }
-        let sql = format!(
-            "SELECT {} FROM sessions WHERE id = $1 FOR UPDATE",
-            rows::SESSION_COLUMNS
-        );
-        let row = sqlx::query(&sql)
+        let row = sqlx::query(sql::SESSION_BY_ID_FOR_UPDATE)
             .bind(id)
             .fetch_optional(&mut *self.tx)
             .await?;
@@ -116,11 +112,10 @@ impl Tx for PgTx {
         if ids.is_empty() {
             return Ok(());
         }
-        let sql = format!(
-            "SELECT {} FROM sessions WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-            rows::SESSION_COLUMNS
-        );
-        let found = sqlx::query(&sql).bind(ids).fetch_all(&mut *self.tx).await?;
+        let found = sqlx::query(sql::SESSIONS_BY_IDS_FOR_UPDATE)
+            .bind(ids)
+            .fetch_all(&mut *self.tx)
+            .await?;
         let mut existing = Vec::with_capacity(found.len());
         for r in &found {
             let row = rows::session(r)?;
@@ -147,14 +142,12 @@ impl Tx for PgTx {
     }
 
     async fn set_client_secret(&mut self, id: &str, hash: &str, expires_at: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE sessions SET client_secret_hash = $1, client_secret_expires_at = $2 WHERE id = $3",
-        )
-        .bind(hash)
-        .bind(expires_at)
-        .bind(id)
-        .execute(&mut *self.tx)
-        .await?;
+        sqlx::query(sql::SET_CLIENT_SECRET)
+            .bind(hash)
+            .bind(expires_at)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
         for row in [
             self.updated.get_mut(id),
             self.created.get_mut(id),
@@ -182,13 +175,11 @@ impl Tx for PgTx {
         {
             return Ok(Some((r.id.clone(), r.request_hash.clone())));
         }
-        Ok(sqlx::query_as(
-            "SELECT id, request_hash FROM sessions WHERE api_key_id = $1 AND idempotency_key = $2",
-        )
-        .bind(api_key_id)
-        .bind(key)
-        .fetch_optional(&mut *self.tx)
-        .await?)
+        Ok(sqlx::query_as(sql::FIND_IDEMPOTENT)
+            .bind(api_key_id)
+            .bind(key)
+            .fetch_optional(&mut *self.tx)
+            .await?)
     }
 
     async fn insert_timeline(&mut self, entries: &[(String, TimelineEntry)]) -> Result<()> {
@@ -254,13 +245,11 @@ impl Tx for PgTx {
     }
 
     async fn correlation(&mut self, namespace: &str, reference: &str) -> Result<Option<String>> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT session_id FROM correlations WHERE namespace = $1 AND reference = $2",
-        )
-        .bind(namespace)
-        .bind(reference)
-        .fetch_optional(&mut *self.tx)
-        .await?;
+        let row: Option<(String,)> = sqlx::query_as(sql::CORRELATION)
+            .bind(namespace)
+            .bind(reference)
+            .fetch_optional(&mut *self.tx)
+            .await?;
         Ok(row.map(|(s,)| s))
     }
 
@@ -422,14 +411,12 @@ impl Tx for PgTx {
         if self.events.consume_named(session_id, name, at) {
             return Ok(());
         }
-        sqlx::query(
-            "UPDATE inbound_events SET consumed_at = $1 WHERE session_id = $2 AND name = $3 AND consumed_at IS NULL",
-        )
-        .bind(at)
-        .bind(session_id)
-        .bind(name)
-        .execute(&mut *self.tx)
-        .await?;
+        sqlx::query(sql::CONSUME_EVENTS_NAMED)
+            .bind(at)
+            .bind(session_id)
+            .bind(name)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 

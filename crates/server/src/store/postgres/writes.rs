@@ -32,7 +32,10 @@ pub(super) fn insert_sessions(f: &mut Flush<'_>, rows: &[SessionRow]) {
                 .col(col(|r| r.state.reason.clone()), "text[]")
                 .col(col(|r| r.reference.clone()), "text[]")
                 .col(col(|r| Some(r.input.to_string())), "text[]")
-                .col(col(|r| Some(super::state_json(&r.state))), "text[]")
+                .col(
+                    col(|r| Some(super::super::sql::state_json(&r.state))),
+                    "text[]",
+                )
                 .col(int(|r| Some(r.created_at)), "int8[]")
                 .col(int(|r| Some(r.updated_at)), "int8[]")
                 .col(int(|r| r.state.ended_ms), "int8[]")
@@ -83,7 +86,7 @@ pub(super) fn update_sessions(f: &mut Flush<'_>, rows: &[SessionRow]) {
                 )
                 .col(
                     rows.iter()
-                        .map(|r| super::state_json(&r.state))
+                        .map(|r| super::super::sql::state_json(&r.state))
                         .collect::<Vec<_>>(),
                     "text[]",
                 )

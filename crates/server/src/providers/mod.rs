@@ -1,0 +1,170 @@
+//! Providers: one folder per provider, each holding everything Gangway knows
+//! about it: its client calls (client.rs), the inbound webhook or callback
+//! that turns a request into a verified event or a clear rejection, its
+//! config section (config.rs), its actions for validation and the catalog,
+//! its secret redaction, and its simulator with the simulator's control API
+//! (sim/). docs/connectors.md walks through adding one.
+//!
+//! The contract between the engine and a provider is [`Registration`]
+//! (what is known without a config: name, actions, routes, secret words,
+//! config checks, simulator) and [`Provider`] (the client built from the
+//! config). The workflow catalog, the inbound routes, the config checks,
+//! redaction and the simulators' mounts and config are derived from
+//! [`REGISTRY`], so a new provider is its folder plus its `mod` line and one
+//! entry there (and, for its config section's type, one field in
+//! `config::Config`, which serde reads; for its simulator's credentials,
+//! fields in `sim::setup::SimCredentials`).
+
+pub mod dialog360;
+pub mod http;
+pub mod incode;
+pub mod ockto;
+pub mod oih;
+
+use crate::api::AppState;
+use crate::config::{Config, ConfigError};
+use crate::connectors::{CallError, CallOutput};
+use crate::crypto::Sealer;
+use crate::sim::setup::{SimCredentials, Wiring};
+use axum::Router;
+use gangway_core::catalog::{ActionSpec, Catalog};
+use serde_json::Value;
+use std::sync::LazyLock;
+
+/// Every provider this build knows, in the order their config sections are
+/// checked. Adding a provider adds one line here.
+pub const REGISTRY: &[Registration] = &[
+    http::PROVIDER,
+    incode::PROVIDER,
+    ockto::PROVIDER,
+    dialog360::PROVIDER,
+    oih::PROVIDER,
+];
+
+/// What the server knows of a provider before any config is read.
+pub struct Registration {
+    /// The namespace of its actions (`incode` in `incode.start`).
+    pub name: &'static str,
+    /// Its actions, listed here once: the catalog workflows are validated
+    /// against, the JSON Schema's `call` enum, and what [`Provider::call`]
+    /// is asked to run.
+    pub actions: &'static [ActionSpec],
+    /// Builds its client from the config (fails only when an HTTP client
+    /// cannot be built: a broken TLS backend).
+    pub connect: fn(&Context<'_>) -> Result<Box<dyn Provider>, String>,
+    /// Its inbound routes (webhooks, callbacks, redirect pages): they carry
+    /// no API key, so they are rate-limited per client address; each
+    /// handler authenticates the request before anything is stored.
+    pub routes: fn() -> Router<AppState>,
+    /// Words (lowercase) that mark a key of its results or answers as secret,
+    /// beyond the ones every provider shares (`secret`, `token`, ...): such
+    /// values never reach the timeline or logs (connectors/redact.rs).
+    pub secret_words: &'static [&'static str],
+    /// What the types of its config section cannot check.
+    pub check_config: fn(&Config) -> Result<(), ConfigError>,
+    /// Its simulator, when it has one.
+    pub sim: Option<SimRegistration>,
+}
+
+/// A provider's simulator as `gangway sim`, `gangway demo`, the sandbox and
+/// dry runs mount it and point Gangway at it (its sim/setup.rs).
+pub struct SimRegistration {
+    /// Where it is served: `/sim/{mount}`.
+    pub mount: &'static str,
+    /// Its router, wired to a Gangway; `None`: left out (no credentials).
+    pub router: fn(&Wiring<'_>) -> Option<Router>,
+    /// Whether the config already has the provider's section.
+    pub configured: fn(&Config) -> bool,
+    /// Points the provider's config section at the simulator on a base URL.
+    pub configure: fn(&mut Config, &str, &SimCredentials),
+}
+
+/// What a provider's client is built from.
+pub struct Context<'a> {
+    pub config: &'a Config,
+    /// Seals provider tokens and keys before they reach state or the DB.
+    pub sealer: &'a Sealer,
+}
+
+/// One provider's client, as the engine calls it.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    /// Runs one of its actions (the registry checked that `action` is one of
+    /// them). `idempotency_key` is stable across retries of one step visit:
+    /// a start sends it where the provider deduplicates, or says why not.
+    async fn call(
+        &self,
+        action: &str,
+        args: &Value,
+        idempotency_key: &str,
+    ) -> Result<CallOutput, CallError>;
+
+    /// What must be chosen and committed before the call is sent (see
+    /// [`Prepared`]); most providers need nothing.
+    fn prepare(&self, _action: &str, _args: &Value) -> Option<Prepared> {
+        None
+    }
+
+    /// The namespace the provider references of this call live in; inbound
+    /// events name the same one. `None`: the provider's name.
+    fn namespace(&self, _action: &str, _args: &Value) -> Option<String> {
+        None
+    }
+}
+
+/// What a call needs before it is sent, committed with the step that makes
+/// it, so that an early callback finds the session (the OIH request id and
+/// callback token).
+pub struct Prepared {
+    pub args: Value,
+    /// `(namespace, reference)` pairs to correlate to the session now.
+    pub correlations: Vec<(String, String)>,
+}
+
+/// The answer to an action no registered provider lists (validation stops
+/// such workflows; this covers a stored call of an older build).
+pub fn unlisted(action: &str) -> CallError {
+    CallError {
+        transient: false,
+        retry_after: None,
+        message: format!("no connector implements `{action}`"),
+        record: Value::Null,
+    }
+}
+
+/// The registered provider whose namespace starts `action`, if it lists it.
+pub fn provider_of(action: &str) -> Option<&'static Registration> {
+    let (name, _) = action.split_once('.')?;
+    REGISTRY
+        .iter()
+        .find(|p| p.name == name && p.actions.iter().any(|a| a.name == action))
+}
+
+/// The actions workflows may call: every registered provider's.
+pub fn catalog() -> &'static Catalog {
+    static CATALOG: LazyLock<Catalog> =
+        LazyLock::new(|| Catalog::new(REGISTRY.iter().map(|p| p.actions)));
+    &CATALOG
+}
+
+/// Every provider's inbound routes.
+pub fn routes() -> Router<AppState> {
+    REGISTRY
+        .iter()
+        .fold(Router::new(), |r, p| r.merge((p.routes)()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn action_names_are_namespaced_by_their_provider_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for p in super::REGISTRY {
+            for a in p.actions {
+                assert_eq!(a.name.split_once('.').map(|(n, _)| n), Some(p.name));
+                assert!(seen.insert(a.name), "{} listed twice", a.name);
+                assert!(super::provider_of(a.name).is_some());
+            }
+        }
+    }
+}

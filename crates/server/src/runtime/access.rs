@@ -1,0 +1,217 @@
+//! What the rest of the server (API handlers, provider webhooks, the
+//! sandbox, the app's setup) may ask of the engine. The store, config,
+//! registry, connectors and streams stay private to the runtime: callers
+//! get these narrow methods, grouped by what they serve, so a read cannot
+//! grow into a write that bypasses the committer, and what the API depends
+//! on is listed in one place.
+
+use super::{Engine, watch, workflows};
+use crate::config::Config;
+use crate::store::{
+    self, ApiKeyMatch, ApiKeyRow, ClientEvent, Delivery, JobBacklog, NewApiKey, PoolStats,
+    SessionFilter, SessionRow, TimelineEntry,
+};
+use gangway_core::workflow::Workflow;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// Settings.
+impl Engine {
+    /// The server's configuration, read-only: the app's listeners and
+    /// limits, and each provider's section for its webhook verification.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+/// Sessions, read as the API shows them (writes go through `create`,
+/// `apply`, `ingest` and `record`).
+impl Engine {
+    pub async fn session(&self, id: &str) -> store::Result<Option<SessionRow>> {
+        self.store.session(id).await
+    }
+
+    pub async fn sessions(&self, filter: &SessionFilter) -> store::Result<Vec<SessionRow>> {
+        self.store.sessions(filter).await
+    }
+
+    /// The session a provider's reference (e.g. its interview id, a
+    /// callback token's hash) is correlated to.
+    pub async fn session_for_reference(
+        &self,
+        namespace: &str,
+        reference: &str,
+    ) -> store::Result<Option<String>> {
+        self.store.session_for_reference(namespace, reference).await
+    }
+
+    pub async fn timeline(&self, session_id: &str) -> store::Result<Vec<TimelineEntry>> {
+        self.store.timeline(session_id).await
+    }
+
+    pub async fn deliveries(&self, session_id: &str) -> store::Result<Vec<Delivery>> {
+        self.store.deliveries(session_id).await
+    }
+
+    /// The client events after `seq` (a stream's backlog on reconnect).
+    pub async fn client_events_after(
+        &self,
+        session_id: &str,
+        seq: i64,
+    ) -> store::Result<Vec<ClientEvent>> {
+        self.store.client_events_after(session_id, seq).await
+    }
+
+    /// Opens a sealed provider token (e.g. a chat's 360dialog client id).
+    pub fn open_sealed(&self, sealed: &str) -> Result<String, crate::crypto::Error> {
+        self.connectors.open_sealed(sealed)
+    }
+}
+
+/// Live streams and long polls on this node.
+impl Engine {
+    /// Follows a session's client events, unless `limits.streams_per_session`
+    /// streams on this node follow it already.
+    pub fn subscribe_client_events(
+        &self,
+        session_id: &str,
+    ) -> Option<broadcast::Receiver<ClientEvent>> {
+        self.hub
+            .subscribe_at_most(session_id, self.config.limits.streams_per_session)
+    }
+
+    /// Woken whenever the session changes (long polls).
+    pub fn watch_session(&self, session_id: &str) -> watch::Watcher {
+        self.session_watch.watch(session_id)
+    }
+
+    /// Turns true on shutdown: open streams end with a reconnect hint.
+    pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Number of sessions with at least one live stream (for metrics).
+    pub fn open_streams(&self) -> usize {
+        self.hub.streams()
+    }
+}
+
+/// Workflows.
+impl Engine {
+    pub fn latest_workflow(&self, id: &str) -> Option<Arc<Workflow>> {
+        self.workflows.latest(id)
+    }
+
+    pub fn workflow(&self, id: &str, version: u32) -> Option<Arc<Workflow>> {
+        self.workflows.get(id, version)
+    }
+
+    /// `(id, latest version, description, all versions)`.
+    pub fn workflow_list(&self) -> Vec<(String, u32, String, Vec<u32>)> {
+        self.workflows.list()
+    }
+
+    /// Every stored version: `(id, version, source)`.
+    pub async fn workflow_versions(&self) -> store::Result<Vec<(String, u32, String)>> {
+        self.store.workflow_versions().await
+    }
+
+    /// Validates the sources and, unless `dry_run`, stores them as new
+    /// versions and tells the other nodes.
+    pub async fn deploy_workflows(
+        &self,
+        sources: &[workflows::Source],
+        dry_run: bool,
+    ) -> Result<Vec<workflows::Deployed>, workflows::Error> {
+        self.workflows
+            .deploy(self.store.as_ref(), sources, dry_run)
+            .await
+    }
+}
+
+/// API keys. Revoking and rotating drop the authentication cache, so a
+/// changed key takes effect on this node at once.
+impl Engine {
+    /// Recently authenticated keys, consulted before the database.
+    pub fn key_cache(&self) -> &crate::keys::KeyCache {
+        &self.keys
+    }
+
+    pub async fn api_key_by_hash(
+        &self,
+        key_hash: &str,
+        now: i64,
+    ) -> store::Result<Option<ApiKeyMatch>> {
+        self.store.api_key_by_hash(key_hash, now).await
+    }
+
+    pub async fn api_keys(&self, now: i64) -> store::Result<Vec<ApiKeyRow>> {
+        self.store.api_keys(now).await
+    }
+
+    pub async fn api_key(&self, id: &str, now: i64) -> store::Result<Option<ApiKeyRow>> {
+        self.store.api_key(id, now).await
+    }
+
+    pub async fn create_api_key(&self, key: &NewApiKey) -> store::Result<bool> {
+        self.store.create_api_key(key).await
+    }
+
+    /// An all-scopes key (the sandbox's and `gangway demo`'s own).
+    pub async fn insert_api_key(
+        &self,
+        id: &str,
+        name: &str,
+        key_hash: &str,
+        at: i64,
+    ) -> store::Result<()> {
+        self.store.insert_api_key(id, name, key_hash, at).await
+    }
+
+    /// `None` for an unknown id.
+    pub async fn revoke_api_key(&self, id: &str, at: i64) -> store::Result<Option<ApiKeyRow>> {
+        let row = self.store.revoke_api_key(id, at).await?;
+        if row.is_some() {
+            self.keys.invalidate();
+        }
+        Ok(row)
+    }
+
+    /// `None` for an unknown or revoked key.
+    pub async fn rotate_api_key(
+        &self,
+        id: &str,
+        new_hash: &str,
+        at: i64,
+        grace_until: i64,
+    ) -> store::Result<Option<ApiKeyRow>> {
+        let row = self
+            .store
+            .rotate_api_key(id, new_hash, at, grace_until)
+            .await?;
+        if row.is_some() {
+            self.keys.invalidate();
+        }
+        Ok(row)
+    }
+}
+
+/// Health and metrics.
+impl Engine {
+    /// Succeeds when the database answers (readiness).
+    pub async fn ping_store(&self) -> store::Result<()> {
+        self.store.ping().await
+    }
+
+    pub async fn count_by_status(&self) -> store::Result<Vec<(String, i64)>> {
+        self.store.count_by_status().await
+    }
+
+    pub async fn job_backlog(&self, now: i64) -> store::Result<Vec<JobBacklog>> {
+        self.store.job_backlog(now).await
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        self.store.pool_stats()
+    }
+}

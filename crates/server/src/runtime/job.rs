@@ -1,0 +1,332 @@
+//! What a job does, typed: the committer makes a `Task`, the executor runs
+//! it. A task is stored as JSON in `jobs.payload` (its class in `jobs.kind`)
+//! in exactly the shape the release before typed tasks wrote, so that jobs
+//! written before an upgrade still run after it, and jobs written by this
+//! release still run on a node of the previous release during a rolling
+//! upgrade. Fields that release could leave out are optional here too.
+
+use crate::store::{Job, JobKind};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The `action` of a call job that starts a `run` step's child session.
+pub const START_CHILD: &str = "workflow.start";
+/// The `action` of a call job that cancels a child session.
+pub const CANCEL_CHILD: &str = "workflow.cancel";
+/// The `action` of a call job that starts a chat command's run.
+pub const CHAT_RUN: &str = "chat.run";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Task {
+    /// A `call` step's connector action, retried until its deadline.
+    Call(Call),
+    /// Starts the child session of a `run` step.
+    StartChild {
+        visit: u32,
+        step: String,
+        deadline_ms: i64,
+        child: Child,
+    },
+    /// Cancels a child session (its parent stopped waiting for it).
+    CancelChild(Cancel),
+    /// Starts a chat command's run, a child session of the chat.
+    ChatRun(Child),
+    /// A wait's status action.
+    Poll(Poll),
+    /// A wait's deadline.
+    Timer { visit: u32 },
+    /// One customer webhook delivery.
+    Deliver(Deliver),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Call {
+    #[serde(default)]
+    pub visit: u32,
+    #[serde(default)]
+    pub step: String,
+    #[serde(default)]
+    pub action: String,
+    #[serde(default)]
+    pub args: Value,
+    #[serde(default)]
+    pub deadline_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Poll {
+    #[serde(default)]
+    pub visit: u32,
+    #[serde(default)]
+    pub step: String,
+    #[serde(default)]
+    pub action: String,
+    #[serde(default)]
+    pub args: Value,
+}
+
+/// A child session to start: given its id, a retried start finds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Child {
+    #[serde(default)]
+    pub workflow: String,
+    #[serde(default)]
+    pub session_id: String,
+    #[serde(default = "empty_object")]
+    pub input: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cancel {
+    #[serde(default)]
+    pub session_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A delivery carries what it sends, so that it needs no extra read; jobs
+/// of releases before that name only the delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deliver {
+    pub delivery: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(serde_json::Map::new())
+}
+
+/// The stored shape of every `call` job: the action names what it does.
+#[derive(Serialize, Deserialize)]
+struct CallRow<A> {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    visit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    step: Option<String>,
+    #[serde(default)]
+    action: String,
+    args: A,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deadline_ms: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TimerRow {
+    #[serde(default)]
+    visit: u32,
+}
+
+/// A stored payload that this build cannot run.
+#[derive(Debug, thiserror::Error)]
+#[error("job payload: {0}")]
+pub struct Undecodable(String);
+
+impl Task {
+    pub fn kind(&self) -> JobKind {
+        match self {
+            Task::Call(_) | Task::StartChild { .. } | Task::CancelChild(_) | Task::ChatRun(_) => {
+                JobKind::Call
+            }
+            Task::Poll(_) => JobKind::Poll,
+            Task::Timer { .. } => JobKind::Timer,
+            Task::Deliver(_) => JobKind::Deliver,
+        }
+    }
+
+    /// The JSON stored in `jobs.payload`.
+    pub fn encode(&self) -> Value {
+        let encoded = match self {
+            Task::Call(c) => serde_json::to_value(c),
+            Task::StartChild {
+                visit,
+                step,
+                deadline_ms,
+                child,
+            } => serde_json::to_value(CallRow {
+                visit: Some(*visit),
+                step: Some(step.clone()),
+                action: START_CHILD.to_string(),
+                args: child,
+                deadline_ms: Some(*deadline_ms),
+            }),
+            Task::CancelChild(cancel) => serde_json::to_value(CallRow {
+                visit: None,
+                step: None,
+                action: CANCEL_CHILD.to_string(),
+                args: cancel,
+                deadline_ms: None,
+            }),
+            Task::ChatRun(child) => serde_json::to_value(CallRow {
+                visit: None,
+                step: None,
+                action: CHAT_RUN.to_string(),
+                args: child,
+                deadline_ms: None,
+            }),
+            Task::Poll(p) => serde_json::to_value(p),
+            Task::Timer { visit } => serde_json::to_value(TimerRow { visit: *visit }),
+            Task::Deliver(d) => serde_json::to_value(d),
+        };
+        // Strings, numbers and JSON values only: serializing cannot fail.
+        encoded.unwrap_or(Value::Null)
+    }
+
+    /// The task of a stored job of class `kind`.
+    pub fn decode(kind: JobKind, payload: &Value) -> Result<Task, Undecodable> {
+        let bad = |e: serde_json::Error| Undecodable(e.to_string());
+        Ok(match kind {
+            JobKind::Timer => Task::Timer {
+                visit: TimerRow::deserialize(payload).map_err(bad)?.visit,
+            },
+            JobKind::Poll => Task::Poll(Poll::deserialize(payload).map_err(bad)?),
+            JobKind::Deliver => Task::Deliver(Deliver::deserialize(payload).map_err(bad)?),
+            JobKind::Call => {
+                let row = CallRow::<Value>::deserialize(payload).map_err(bad)?;
+                match row.action.as_str() {
+                    START_CHILD => Task::StartChild {
+                        visit: row.visit.unwrap_or(0),
+                        step: row.step.unwrap_or_default(),
+                        deadline_ms: row.deadline_ms.unwrap_or(0),
+                        child: Child::deserialize(&row.args).map_err(bad)?,
+                    },
+                    CANCEL_CHILD => Task::CancelChild(Cancel::deserialize(&row.args).map_err(bad)?),
+                    CHAT_RUN => Task::ChatRun(Child::deserialize(&row.args).map_err(bad)?),
+                    other if other.starts_with("workflow.") => {
+                        return Err(Undecodable(format!("unknown workflow action `{other}`")));
+                    }
+                    _ => Task::Call(Call {
+                        visit: row.visit.unwrap_or(0),
+                        step: row.step.unwrap_or_default(),
+                        action: row.action,
+                        args: row.args,
+                        deadline_ms: row.deadline_ms.unwrap_or(0),
+                    }),
+                }
+            }
+        })
+    }
+}
+
+/// A job to run now: claimed by the scheduler, or made by a commit.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub id: i64,
+    pub session_id: String,
+    /// Attempts so far (polls back off by it; deliveries number by it).
+    pub attempts: i64,
+    pub task: Task,
+}
+
+impl Ready {
+    pub fn from_row(job: Job) -> Result<Ready, Undecodable> {
+        Ok(Ready {
+            task: Task::decode(job.kind, &job.payload)?,
+            id: job.id,
+            session_id: job.session_id,
+            attempts: job.attempts,
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Payloads as the release before typed tasks stored them (texts from
+    /// its `jobs.payload` column): each decodes to the task it meant, and
+    /// encodes back to the same text, so that rows written before and
+    /// after an upgrade run on either release.
+    #[test]
+    fn payloads_of_the_previous_release_decode_and_encode_alike() {
+        let cases = [
+            (
+                JobKind::Call,
+                r#"{"visit":3,"step":"check","action":"incode.start","args":{"flow":"f"},"deadline_ms":900}"#,
+                Task::Call(Call {
+                    visit: 3,
+                    step: "check".into(),
+                    action: "incode.start".into(),
+                    args: serde_json::json!({"flow": "f"}),
+                    deadline_ms: 900,
+                }),
+            ),
+            (
+                JobKind::Call,
+                r#"{"visit":2,"step":"kyc","action":"workflow.start","args":{"workflow":"child","session_id":"ses_a-2","input":{"x":1}},"deadline_ms":50}"#,
+                Task::StartChild {
+                    visit: 2,
+                    step: "kyc".into(),
+                    deadline_ms: 50,
+                    child: Child {
+                        workflow: "child".into(),
+                        session_id: "ses_a-2".into(),
+                        input: serde_json::json!({"x": 1}),
+                    },
+                },
+            ),
+            (
+                JobKind::Call,
+                r#"{"action":"workflow.cancel","args":{"session_id":"ses_a-2","reason":"the chat ended"}}"#,
+                Task::CancelChild(Cancel {
+                    session_id: "ses_a-2".into(),
+                    reason: Some("the chat ended".into()),
+                }),
+            ),
+            (
+                JobKind::Call,
+                r#"{"action":"chat.run","args":{"workflow":"w","session_id":"ses_c-1","input":{"command":"kyc"}}}"#,
+                Task::ChatRun(Child {
+                    workflow: "w".into(),
+                    session_id: "ses_c-1".into(),
+                    input: serde_json::json!({"command": "kyc"}),
+                }),
+            ),
+            (
+                JobKind::Poll,
+                r#"{"visit":4,"step":"wait","action":"ockto.status","args":{"id":"r"}}"#,
+                Task::Poll(Poll {
+                    visit: 4,
+                    step: "wait".into(),
+                    action: "ockto.status".into(),
+                    args: serde_json::json!({"id": "r"}),
+                }),
+            ),
+            (JobKind::Timer, r#"{"visit":7}"#, Task::Timer { visit: 7 }),
+            (
+                JobKind::Deliver,
+                r#"{"delivery":"msg_1","endpoint":"http://127.0.0.1:9/h","body":{"type":"session.ended"}}"#,
+                Task::Deliver(Deliver {
+                    delivery: "msg_1".into(),
+                    endpoint: Some("http://127.0.0.1:9/h".into()),
+                    body: Some(serde_json::json!({"type": "session.ended"})),
+                }),
+            ),
+            (
+                JobKind::Deliver,
+                r#"{"delivery":"msg_2"}"#,
+                Task::Deliver(Deliver {
+                    delivery: "msg_2".into(),
+                    endpoint: None,
+                    body: None,
+                }),
+            ),
+        ];
+        for (kind, text, task) in cases {
+            let stored: Value = serde_json::from_str(text).unwrap();
+            let decoded = Task::decode(kind, &stored).unwrap();
+            assert_eq!(decoded, task, "{text}");
+            assert_eq!(decoded.kind(), kind);
+            assert_eq!(decoded.encode().to_string(), text);
+        }
+    }
+
+    #[test]
+    fn an_unknown_workflow_action_is_refused() {
+        let stored = serde_json::json!({"action": "workflow.pause", "args": {}});
+        assert!(Task::decode(JobKind::Call, &stored).is_err());
+    }
+}
