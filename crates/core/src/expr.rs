@@ -4,6 +4,10 @@
 //! expression's typed value, a string with `${expr}` inside is interpolated.
 //! Expressions are compiled once, when the workflow is loaded.
 
+mod complexity;
+
+use complexity::check_complexity;
+pub use complexity::{MAX_CONDITIONALS, MAX_OPERATORS, MAX_TOKENS};
 use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
@@ -184,79 +188,6 @@ impl Expr {
 
 /// JSON to CEL. Whole numbers become `int` (not `uint`, which serde would
 /// pick for positive values) so that `input.n + 1` works as people expect.
-/// Operators (and brackets, dots, commas) one expression may hold. The
-/// CEL parser and evaluator recurse once per operator of a chain
-/// (`a.b.c...`, `1 + 1 + ...`): a few thousand overflow a 2 MiB tokio
-/// worker stack and abort the whole server (found by fuzzing). Rules in
-/// workflows use a few dozen.
-pub const MAX_OPERATORS: usize = 256;
-/// Conditionals (`?`) one expression may chain: each nests the parse.
-pub const MAX_CONDITIONALS: usize = 32;
-
-/// Words and operators one expression may hold (a bound on what the
-/// parser's error recovery walks through).
-pub const MAX_TOKENS: usize = 1024;
-
-/// Refuses expressions deep enough to exhaust the stack, before the parser
-/// sees them. Counts outside string literals (a quote toggles; escapes
-/// skip a character), so long literals cost nothing; `in` is an operator.
-fn check_complexity(source: &str) -> Result<(), String> {
-    let (mut operators, mut conditionals, mut tokens) = (0usize, 0usize, 0usize);
-    let mut quote: Option<char> = None;
-    let mut chars = source.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(_), '\\') => {
-                chars.next();
-            }
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                tokens += 1;
-            }
-            (None, '?') => {
-                conditionals += 1;
-                operators += 1;
-            }
-            (None, '.' | '+' | '-' | '*' | '/' | '%' | '<' | '>' | '=' | '!' | '&' | '|')
-            | (None, '(' | '[' | '{' | ',' | ':') => operators += 1,
-            (None, c) if c.is_alphanumeric() || c == '_' => {
-                let mut word = String::from(c);
-                while let Some(&n) = chars.peek() {
-                    if !(n.is_alphanumeric() || n == '_') {
-                        break;
-                    }
-                    word.push(n);
-                    chars.next();
-                }
-                tokens += 1;
-                if word == "in" {
-                    operators += 1;
-                }
-            }
-            (None, _) => {}
-        }
-    }
-    tokens += operators;
-    if conditionals > MAX_CONDITIONALS {
-        return Err(format!(
-            "the expression chains {conditionals} conditionals (`?`), at most {MAX_CONDITIONALS}; split it into steps"
-        ));
-    }
-    if operators > MAX_OPERATORS {
-        return Err(format!(
-            "the expression is too long: {operators} operators, at most {MAX_OPERATORS}; split it into steps"
-        ));
-    }
-    if tokens > MAX_TOKENS {
-        return Err(format!(
-            "the expression is too long: {tokens} words and operators, at most {MAX_TOKENS}; split it into steps"
-        ));
-    }
-    Ok(())
-}
-
 fn json_to_cel(v: &Value) -> cel::Value {
     match v {
         Value::Null => cel::Value::Null,
