@@ -279,3 +279,74 @@ async fn dry_runs_give_back_what_they_took() {
     let (status, body) = dry_run_when_free(&h, "http-score", complete).await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// Issue 18 finding 1: at most `limits.dry_runs` (2 by default) run at once;
+/// one more gets 503 problem JSON with `Retry-After` and starts nothing.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_past_the_cap_is_refused_with_retry_after() {
+    let h = Harness::start().await;
+    let sandboxes = || h.server_log().matches("sandbox.db").count();
+    let before = sandboxes();
+    // Two runs that would go on for a minute take both slots.
+    let client = reqwest::Client::new();
+    let holders: Vec<_> = (0..2)
+        .map(|_| {
+            let request = client
+                .post(h.url("/v1/workflows/http-score/dry-run"))
+                .bearer_auth(&h.api_key)
+                .json(&json!({"timeout_s": 60}))
+                .send();
+            tokio::spawn(request)
+        })
+        .collect();
+    common::eventually("both slots to be taken", 60, || async {
+        (sandboxes() >= before + 2).then_some(())
+    })
+    .await;
+    let third = client
+        .post(h.url("/v1/workflows/http-score/dry-run"))
+        .bearer_auth(&h.api_key)
+        .json(&json!({"timeout_s": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(third.status(), 503);
+    assert_eq!(
+        third.headers()["content-type"],
+        "application/problem+json",
+        "{:?}",
+        third.headers()
+    );
+    let retry_after: u64 = third.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1, "Retry-After {retry_after}");
+    let problem: Value = third.json().await.unwrap();
+    assert_eq!(problem["status"], 503, "{problem}");
+    // The refused run started no engine of its own, and on-call sees it.
+    assert_eq!(sandboxes(), before + 2, "{}", h.server_log());
+    let metrics = h
+        .http
+        .get(h.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let refused = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("gangway_http_requests_total{")
+                && l.contains("route=\"/v1/workflows/{id}/dry-run\"")
+                && l.contains("status=\"503\"")
+        })
+        .unwrap_or_else(|| panic!("no 503 counted for the dry-run route:\n{metrics}"));
+    assert!(refused.ends_with(" 1"), "{refused}");
+    for holder in holders {
+        holder.abort();
+    }
+}

@@ -48,6 +48,13 @@ async fn metrics_cover_what_on_call_needs() {
         ..Options::default()
     })
     .await;
+    // The provider answers the first start with 503: a provider call error.
+    let (st, body) = h
+        .sim_post("/control/faults", serde_json::json!({"rules": [
+            {"match": {"method": "POST", "path": "/v1/sessions"}, "times": 1, "fault": {"status": 503}}
+        ]}))
+        .await;
+    assert_eq!(st, 200, "installing the fault: {body}");
     // The receiver is down for the first attempt: a failure per endpoint.
     h.receiver.set_down(true);
     let s = h.create_score_session("metrics").await;
@@ -153,6 +160,9 @@ async fn metrics_cover_what_on_call_needs() {
     );
     let max = value(&m, &["gangway_db_pool_max_connections"], &text);
     assert!(in_use >= 0.0 && in_use <= max && max >= 1.0, "{text}");
+    // Nobody waits for a connection once the flow is over (the count while
+    // they do is checked in store_conformance.rs).
+    assert_eq!(value(&m, &["gangway_db_pool_waiting"], &text), 0.0);
     assert_eq!(
         value(
             &m,
@@ -179,7 +189,19 @@ async fn metrics_cover_what_on_call_needs() {
         ) >= 1.0
     );
 
-    // Provider calls per connector.
+    // Provider calls per connector, and their errors by status.
+    assert_eq!(
+        value(
+            &m,
+            &[
+                "gangway_provider_call_errors_total{",
+                "action=\"http.request\"",
+                "status=\"503\""
+            ],
+            &text
+        ),
+        1.0
+    );
     assert!(
         value(
             &m,

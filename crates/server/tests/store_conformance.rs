@@ -1142,3 +1142,42 @@ async fn postgres_signals_reach_other_nodes() {
     drop((a, b));
     db.drop_now().await;
 }
+
+/// Issue 23 finding 9: callers waiting for a connection are counted
+/// (`gangway_db_pool_waiting`), uncounted when they get one.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_counts_callers_waiting_for_a_connection() {
+    let db = PgDb::create().await;
+    let s = db.node("node-a", true).await;
+    let max = s.pool_stats().max;
+    let mut held = Vec::new();
+    for _ in 0..max {
+        held.push(s.begin().await.unwrap());
+    }
+    assert_eq!(s.pool_stats().in_use, max);
+    assert_eq!(s.pool_stats().waiting, 0);
+    let waiters: Vec<_> = (0..2)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.begin().await.map(drop) })
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+    while s.pool_stats().waiting != 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waiting: {:?}",
+            s.pool_stats()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A connection comes back: both waiters get one in turn.
+    held.pop();
+    for w in waiters {
+        w.await.unwrap().unwrap();
+    }
+    assert_eq!(s.pool_stats().waiting, 0);
+    drop(held);
+    drop(s);
+    db.drop_now().await;
+}

@@ -145,15 +145,13 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         "The most connections this node opens.",
     );
     let _ = writeln!(text, "gangway_db_pool_max_connections {}", pool.max);
-    if let Some(waiting) = pool.waiting {
-        help(
-            &mut text,
-            "gangway_db_pool_waiting",
-            "gauge",
-            "Callers on this node waiting for a database connection.",
-        );
-        let _ = writeln!(text, "gangway_db_pool_waiting {waiting}");
-    }
+    help(
+        &mut text,
+        "gangway_db_pool_waiting",
+        "gauge",
+        "Callers on this node waiting for a database connection.",
+    );
+    let _ = writeln!(text, "gangway_db_pool_waiting {}", pool.waiting);
     help(
         &mut text,
         "gangway_streams",

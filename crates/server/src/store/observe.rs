@@ -20,8 +20,8 @@ pub struct PoolStats {
     pub in_use: u64,
     pub idle: u64,
     pub max: u64,
-    /// Callers waiting for a connection, where the pool tells.
-    pub waiting: Option<u64>,
+    /// Callers waiting for a connection.
+    pub waiting: u64,
 }
 
 #[async_trait]

@@ -73,7 +73,7 @@ impl ApiKeys for PgStore {
         .bind(key.created_at)
         .bind(join_scopes(&key.scopes))
         .bind(key.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -82,7 +82,7 @@ impl ApiKeys for PgStore {
         let current = sqlx::query(&format!("{SELECT_KEYS} WHERE k.key_hash = $2"))
             .bind(now)
             .bind(key_hash)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         if let Some(row) = current {
             return Ok(Some(ApiKeyMatch {
@@ -94,12 +94,12 @@ impl ApiKeys for PgStore {
             "SELECT key_id, expires_at FROM api_key_predecessors WHERE key_hash = $1",
         )
         .bind(key_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         let Some((id, until)) = previous else {
             return Ok(None);
         };
-        Ok(key_by_id(&self.pool, &id, now)
+        Ok(key_by_id(&mut *self.conn().await?, &id, now)
             .await?
             .map(|key| ApiKeyMatch {
                 key,
@@ -110,7 +110,7 @@ impl ApiKeys for PgStore {
     async fn api_keys(&self, now: i64) -> Result<Vec<ApiKeyRow>> {
         sqlx::query(&format!("{SELECT_KEYS} ORDER BY k.created_at, k.id"))
             .bind(now)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?
             .iter()
             .map(key_from_row)
@@ -118,11 +118,11 @@ impl ApiKeys for PgStore {
     }
 
     async fn api_key(&self, id: &str, now: i64) -> Result<Option<ApiKeyRow>> {
-        key_by_id(&self.pool, id, now).await
+        key_by_id(&mut *self.conn().await?, id, now).await
     }
 
     async fn revoke_api_key(&self, id: &str, at: i64) -> Result<Option<ApiKeyRow>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_tx().await?;
         let changed =
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(at)
@@ -135,7 +135,7 @@ impl ApiKeys for PgStore {
         } else {
             tx.rollback().await?;
         }
-        key_by_id(&self.pool, id, at).await
+        key_by_id(&mut *self.conn().await?, id, at).await
     }
 
     async fn rotate_api_key(
@@ -145,7 +145,7 @@ impl ApiKeys for PgStore {
         at: i64,
         grace_until: i64,
     ) -> Result<Option<ApiKeyRow>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_tx().await?;
         let old: Option<(String,)> = sqlx::query_as(
             "SELECT key_hash FROM api_keys WHERE id = $1 AND revoked_at IS NULL FOR UPDATE",
         )
@@ -185,6 +185,6 @@ impl ApiKeys for PgStore {
             )));
         }
         self.commit_key_change(tx, id).await?;
-        key_by_id(&self.pool, id, at).await
+        key_by_id(&mut *self.conn().await?, id, at).await
     }
 }

@@ -5,6 +5,7 @@
 //! names the node holding it. Other nodes hear about new free jobs and new
 //! client events through `LISTEN/NOTIFY` (notify.rs); API keys are in keys.rs.
 
+mod acquire;
 mod connect;
 mod events;
 mod flush;
@@ -25,6 +26,8 @@ use std::str::FromStr;
 
 pub struct PgStore {
     pool: PgPool,
+    /// Callers waiting for a connection (acquire.rs).
+    waiting: std::sync::atomic::AtomicU64,
     node: Arc<str>,
     stable_node: bool,
     job_ids: Arc<jobs::JobIds>,
@@ -48,6 +51,7 @@ impl PgStore {
         connect::check(&connect, options.acquire_timeout).await?;
         Ok(PgStore {
             pool,
+            waiting: std::sync::atomic::AtomicU64::new(0),
             node: Arc::from(options.node_id.as_str()),
             stable_node: options.stable_node_id,
             job_ids: Arc::default(),
@@ -89,7 +93,7 @@ impl Store for PgStore {
              JOIN correlations c ON c.namespace = e.namespace AND c.reference = e.reference
              WHERE e.session_id IS NULL",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?)
     }
 
@@ -118,7 +122,7 @@ impl Store for PgStore {
         )
         .bind(namespaces)
         .bind(references)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?)
     }
 
@@ -132,7 +136,7 @@ impl Store for PgStore {
 
     async fn begin(&self) -> Result<Box<dyn Tx>> {
         Ok(Box::new(tx::PgTx {
-            tx: self.pool.begin().await?,
+            tx: self.begin_tx().await?,
             node: self.node.clone(),
             free_job_due: None,
             client_events: Vec::new(),
@@ -164,7 +168,7 @@ impl Store for PgStore {
             .bind(source)
             .bind(hash)
             .bind(at)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?
             .rows_affected();
         if inserted == 1 {
@@ -173,14 +177,14 @@ impl Store for PgStore {
         let row: Option<(String,)> = sqlx::query_as(sql::WORKFLOW_HASH)
             .bind(id)
             .bind(i64::from(version))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         Ok(row.map(|(h,)| h))
     }
 
     async fn workflow_versions(&self) -> Result<Vec<(String, u32, String)>> {
         let rows: Vec<(String, i64, String)> = sqlx::query_as(sql::WORKFLOW_VERSIONS)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         Ok(rows
             .into_iter()
@@ -192,7 +196,7 @@ impl Store for PgStore {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(notify::WORKFLOWS)
             .bind(&*self.node)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }
@@ -201,14 +205,14 @@ impl Store for PgStore {
         Ok(sqlx::query_scalar(sql::WORKFLOW_SOURCE)
             .bind(id)
             .bind(i64::from(version))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?)
     }
 
     async fn session(&self, id: &str) -> Result<Option<SessionRow>> {
         let row = sqlx::query(sql::SESSION_BY_ID)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.as_ref().map(rows::session).transpose()
     }
@@ -220,7 +224,7 @@ impl Store for PgStore {
             q = q.bind(a);
         }
         q.bind(f.limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?
             .iter()
             .map(rows::session)
@@ -230,7 +234,7 @@ impl Store for PgStore {
     async fn timeline(&self, session_id: &str) -> Result<Vec<TimelineEntry>> {
         sqlx::query(sql::TIMELINE)
             .bind(session_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?
             .iter()
             .map(rows::timeline)
@@ -241,7 +245,7 @@ impl Store for PgStore {
         sqlx::query(sql::CLIENT_EVENTS_AFTER)
             .bind(session_id)
             .bind(seq)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?
             .iter()
             .map(rows::client_event)
@@ -251,7 +255,7 @@ impl Store for PgStore {
     async fn deliveries(&self, session_id: &str) -> Result<Vec<Delivery>> {
         let rows = sqlx::query(sql::DELIVERIES)
             .bind(session_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
@@ -260,7 +264,7 @@ impl Store for PgStore {
                 sql::DELIVERY_ATTEMPTS,
             )
             .bind(&id)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?
             .into_iter()
             .map(
@@ -291,12 +295,14 @@ impl Store for PgStore {
 
     async fn count_by_status(&self) -> Result<Vec<(String, i64)>> {
         Ok(sqlx::query_as(sql::COUNT_BY_STATUS)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?)
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1")
+            .execute(&mut *self.conn().await?)
+            .await?;
         Ok(())
     }
 
@@ -331,7 +337,7 @@ impl Store for PgStore {
         .bind(poll_limit.max(0))
         .bind(lease_until)
         .bind(&*self.node)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         let mut jobs = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -352,7 +358,7 @@ impl Store for PgStore {
             "SELECT (SELECT MIN(GREATEST(due_at, lease_until)) FROM jobs WHERE kind = 'poll'),
                     (SELECT MIN(GREATEST(due_at, lease_until)) FROM jobs WHERE kind <> 'poll')",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         Ok(NextDue {
             polls: polls.map(|t| t.max(now)),
@@ -365,7 +371,7 @@ impl Store for PgStore {
             "UPDATE jobs SET lease_until = 0, lease_owner = NULL WHERE lease_owner = $1",
         )
         .bind(&*self.node)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?
         .rows_affected();
         Ok(n)
@@ -387,7 +393,7 @@ impl Store for PgStore {
     }
 
     async fn reschedule_job(&self, id: i64, due_at: i64, attempts: i64) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.conn().await?;
         reschedule(&mut conn, id, due_at, attempts).await?;
         // Whichever node is awake soonest may take it.
         sqlx::query("SELECT pg_notify($1, $2)")
@@ -406,7 +412,7 @@ impl Store for PgStore {
         .bind(id)
         .bind(lease_until)
         .bind(&*self.node)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -418,7 +424,7 @@ impl Store for PgStore {
             .bind(due_at)
             .bind(session_id)
             .bind(kind.as_str())
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?
             .rows_affected();
         if n > 0 {
@@ -426,7 +432,7 @@ impl Store for PgStore {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(notify::JOBS)
                 .bind(notify::jobs_payload(&self.node, due_at))
-                .execute(&self.pool)
+                .execute(&mut *self.conn().await?)
                 .await?;
         }
         Ok(n)
@@ -440,7 +446,7 @@ impl Store for PgStore {
         let row: Option<(String,)> = sqlx::query_as(sql::CORRELATION)
             .bind(namespace)
             .bind(reference)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         Ok(row.map(|(s,)| s))
     }
@@ -448,7 +454,7 @@ impl Store for PgStore {
     async fn finish_job(&self, id: i64) -> Result<()> {
         sqlx::query(sql::DELETE_JOB)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }
@@ -456,7 +462,7 @@ impl Store for PgStore {
     async fn delivery_payload(&self, id: &str) -> Result<Option<(String, String, Value, i64)>> {
         let row = sqlx::query(sql::DELIVERY_PAYLOAD)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         match row {
             Some(r) => Ok(Some((

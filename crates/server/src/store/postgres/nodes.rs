@@ -12,7 +12,7 @@ impl Nodes for PgStore {
             "SELECT token, process, started_at, heartbeat_at FROM nodes WHERE node_id = $1",
         )
         .bind(node_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         Ok(
             row.map(|(token, process, started_at, heartbeat_at)| NodeHolder {
@@ -43,7 +43,7 @@ impl Nodes for PgStore {
                     .bind(token)
                     .bind(process)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&mut *self.conn().await?)
                     .await?
                 }
                 Some(p) => sqlx::query(
@@ -56,7 +56,7 @@ impl Nodes for PgStore {
                 .bind(now)
                 .bind(&p.token)
                 .bind(p.heartbeat_at)
-                .execute(&self.pool)
+                .execute(&mut *self.conn().await?)
                 .await?,
             };
         Ok(done.rows_affected() == 1)
@@ -69,7 +69,7 @@ impl Nodes for PgStore {
         .bind(node_id)
         .bind(token)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -78,7 +78,7 @@ impl Nodes for PgStore {
         sqlx::query("DELETE FROM nodes WHERE node_id = $1 AND token = $2")
             .bind(node_id)
             .bind(token)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }

@@ -13,7 +13,7 @@ impl Observe for PgStore {
              WHERE GREATEST(due_at, lease_until) <= $1 GROUP BY kind ORDER BY kind",
         )
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         Ok(rows
             .into_iter()
@@ -32,7 +32,7 @@ impl Observe for PgStore {
             in_use: size.saturating_sub(idle),
             idle,
             max: u64::from(self.pool.options().get_max_connections()),
-            waiting: None,
+            waiting: self.waiting(),
         }
     }
 }

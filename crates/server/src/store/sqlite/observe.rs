@@ -34,7 +34,7 @@ impl Observe for SqliteStore {
             in_use: (state.open as u64).saturating_sub(idle),
             idle,
             max: MAX_CONNECTIONS as u64,
-            waiting: Some(state.waiting as u64),
+            waiting: state.waiting as u64,
         }
     }
 }
