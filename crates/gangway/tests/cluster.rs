@@ -7,6 +7,10 @@
 //! stream on one node sees the ending of a session another node processed.
 //! Provider webhooks reach the nodes through a round-robin load balancer,
 //! so the killed node is in the middle of work when it dies.
+//!
+//! The kill moment and the completion order come from a seed the test
+//! prints (`cluster test seed: N`, shown with a failure's output);
+//! `GANGWAY_TEST_SEED=N` runs that order again.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -68,6 +72,17 @@ async fn complete(h: &Harness, i: usize, provider: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cluster_of_three_survives_kill_9() {
+    // The kill moment and the completion order come from one seed, printed
+    // (and checked) first so that a failure can be reproduced:
+    // GANGWAY_TEST_SEED=<seed>.
+    let seed = match std::env::var("GANGWAY_TEST_SEED") {
+        Ok(s) => s
+            .trim()
+            .parse::<u64>()
+            .unwrap_or_else(|e| panic!("GANGWAY_TEST_SEED={s:?} is not a u64: {e}")),
+        Err(_) => rand::random(),
+    };
+    println!("cluster test seed: {seed} (rerun with GANGWAY_TEST_SEED={seed})");
     let mut h = Harness::start_with(Options {
         postgres: true,
         load_balancer: true,
@@ -182,15 +197,10 @@ async fn cluster_of_three_survives_kill_9() {
     let chunks = SESSIONS.div_ceil(PARALLEL);
     // Never before the first chunk: every node must have served webhooks
     // (checked below) before one of them dies.
-    // The kill moment and the completion order come from one seed, printed
-    // so that a failure can be reproduced: GANGWAY_TEST_SEED=<seed>.
-    let seed = std::env::var("GANGWAY_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or_else(rand::random);
-    println!("cluster test seed: {seed} (rerun with GANGWAY_TEST_SEED={seed})");
+    // The kill moment and the completion order come from the seed.
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let kill_at = 1 + rng.random_range(0..chunks - 1);
+    println!("cluster test: node 1 killed before chunk {kill_at} of {chunks}");
     let mut h = Arc::into_inner(h).unwrap();
     let mut killed = false;
     h.lb.as_ref().unwrap().pin(Some(0));

@@ -899,6 +899,21 @@ async fn postgres_session_locks_serialize_nodes() {
 
     let mut ta = a.begin().await.unwrap();
     let mut row = ta.lock_session("s1").await.unwrap().unwrap();
+    // This transaction's backend: the only one in this database holding
+    // the row-share lock a `FOR UPDATE` takes on `sessions` (nothing else
+    // runs a transaction here yet).
+    let mut watch = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let holders: Vec<(i32,)> = sqlx::query_as(
+        "SELECT l.pid FROM pg_locks l \
+         JOIN pg_database d ON d.oid = l.database AND d.datname = current_database() \
+         WHERE l.relation = 'sessions'::regclass AND l.mode = 'RowShareLock' \
+         AND l.granted AND l.pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut watch)
+    .await
+    .unwrap();
+    assert_eq!(holders.len(), 1, "one backend holds the lock: {holders:?}");
+    let holder = holders[0].0;
     let (locked_tx, mut locked_rx) = tokio::sync::mpsc::unbounded_channel();
     let other = tokio::spawn(async move {
         let mut tb = b.begin().await.unwrap();
@@ -907,16 +922,18 @@ async fn postgres_session_locks_serialize_nodes() {
         tb.commit().await.unwrap();
     });
     // The other node waits for this transaction's row lock, and has not
-    // got the row meanwhile. Only this test's database counts: another
-    // test's lock wait on the shared server must not pass this check.
-    let mut watch = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    // got the row meanwhile. Only a lock wait in this test's database that
+    // this transaction's backend blocks counts: another test's lock wait
+    // on the shared server, or another backend's, must not pass this check.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let (waiting,): (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid() \
-             AND wait_event_type = 'Lock' AND cardinality(pg_blocking_pids(pid)) > 0",
+            "SELECT count(*) FROM pg_locks l \
+             JOIN pg_stat_activity a ON a.pid = l.pid AND a.datname = current_database() \
+             WHERE NOT l.granted AND l.pid NOT IN ($1, pg_backend_pid()) \
+             AND $1 = ANY(pg_blocking_pids(l.pid))",
         )
+        .bind(holder)
         .fetch_one(&mut watch)
         .await
         .unwrap();

@@ -176,6 +176,11 @@ fn describe(e: &TimelineEntry) -> Vec<String> {
                 .unwrap_or_default();
             vec![format!("  poll {what}{status}")]
         }
+        "poll.failed" => vec![format!(
+            "  poll failed: {}; again in {} ms",
+            s("error"),
+            d["retry_at_ms"].as_i64().map_or(0, |at| (at - e.at).max(0))
+        )],
         "poll.matched" => vec![format!("  polling found `{}`", s("event"))],
         "call.retrying" => vec![format!(
             "  `{}` holds: call again in {} ms (retry {})",

@@ -203,13 +203,21 @@ async fn run_poll(engine: &Arc<Engine>, job: Running<'_>, poll: Poll) {
             // A failed poll is not an event: try again later, backing off.
             let attempts = job.attempts + 1;
             let delay = 5_000i64.saturating_mul(1 << attempts.min(4)).min(60_000);
+            let retry_at = ids::now_ms() + delay;
             tracing::info!(session_id = %job.session_id, error = %e.message, "poll failed; backing off");
             if let Err(err) = engine
                 .store
-                .reschedule_job(job.id, ids::now_ms() + delay, attempts)
+                .reschedule_job(job.id, retry_at, attempts)
                 .await
             {
                 tracing::error!(error = %err, "could not reschedule poll");
+            }
+            // Still worth a timeline entry (a timeout, a 5xx, ...): without
+            // it a wait whose polls all fail looks idle until its deadline.
+            // At most one per back-off, so `engine.poll_rate` bounds them.
+            let data = json!({"error": e.message, "attempt": e.record, "retry_at_ms": retry_at});
+            if let Err(err) = engine.record(job.session_id, "poll.failed", data).await {
+                tracing::debug!(session_id = %job.session_id, error = %err, "failed poll not recorded");
             }
         }
     }
