@@ -64,7 +64,10 @@ pub(super) async fn create(
         version: wf.version,
         reference: req.reference.clone(),
         input: req.input.clone(),
-        state: engine::SessionState::default(),
+        state: engine::SessionState {
+            trace: req.trace.clone(),
+            ..Default::default()
+        },
         created_at: now,
         updated_at: now,
         client_secret_hash: ids::hash_secret(&client_secret),
