@@ -37,6 +37,8 @@ struct Got {
     id: String,
     parent: String,
     attrs: Vec<(String, String)>,
+    /// Links as (trace id, span id).
+    links: Vec<(String, String)>,
 }
 
 impl Got {
@@ -124,6 +126,11 @@ async fn export(
                         .attributes
                         .iter()
                         .map(|a| (a.key.clone(), text(&a.value)))
+                        .collect(),
+                    links: s
+                        .links
+                        .iter()
+                        .map(|l| (hex(&l.trace_id), hex(&l.span_id)))
                         .collect(),
                 });
             }
@@ -237,12 +244,23 @@ async fn a_callers_trace_continues_through_the_session_and_is_flushed_at_shutdow
         assert_eq!(d.attr("gangway.session_id"), Some(id.as_str()));
     }
 
-    // The committer's batches are spans of their own.
+    // The committer's batches are roots of their own, linked to the trace
+    // of each session they changed: the create, the call's result, the
+    // provider's webhook, the delivery's result.
+    let batches: Vec<&Got> = spans.iter().filter(|s| s.name == "commit.batch").collect();
     assert!(
-        spans
+        batches
             .iter()
-            .any(|s| s.name == "commit.batch" && s.attr("gangway.commands").is_some()),
-        "{names:?}"
+            .all(|b| b.parent.is_empty() && b.attr("gangway.commands").is_some()),
+        "{batches:?}"
+    );
+    let linked = batches
+        .iter()
+        .filter(|b| b.links.contains(&(TRACE.to_string(), request.id.clone())))
+        .count();
+    assert!(
+        linked >= 3,
+        "{linked} batches link to the session: {batches:?}"
     );
 
     // What the provider and the customer received names those spans.

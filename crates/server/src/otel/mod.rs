@@ -21,7 +21,7 @@ mod propagate;
 mod spans;
 
 pub use propagate::{RequestTrace, send, traceparent};
-pub use spans::{batch, delivery, provider_call, server_request};
+pub use spans::{batch, delivery, link_session, provider_call, server_request};
 
 use crate::config::OtelConfig;
 use opentelemetry::KeyValue;

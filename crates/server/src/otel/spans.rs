@@ -41,8 +41,9 @@ pub fn server_request(
     span
 }
 
-/// One group commit of the committer (a root span: a batch serves many
-/// sessions and traces).
+/// One group commit of the committer: a root span, since a batch serves
+/// many sessions and traces; it links to the traces of the sessions it
+/// changes (`link_session`).
 pub fn batch(commands: usize) -> Span {
     if !enabled() {
         return Span::none();
@@ -107,6 +108,18 @@ pub fn delivery(delivery_id: &str, session_id: &str, attempt: i64, trace: Option
     );
     adopt(&span, trace);
     span
+}
+
+/// Links the current span (a commit batch's) to the trace of a session it
+/// changes, so that a session's trace leads to the batches that wrote it.
+pub fn link_session(trace: Option<&str>) {
+    if !enabled() {
+        return;
+    }
+    if let Some(cx) = trace.and_then(remote) {
+        use opentelemetry::trace::TraceContextExt;
+        Span::current().add_link(cx.span().span_context().clone());
+    }
 }
 
 fn adopt(span: &Span, trace: Option<&str>) {

@@ -132,6 +132,7 @@ pub(super) async fn transition(
         .workflows
         .for_session(engine.store.as_ref(), row)
         .await?;
+    crate::otel::link_session(row.state.trace.as_deref());
     let client_before = view::client_json(row);
     let was_ended = row.state.status == SessionStatus::Ended;
     let session_ctx = json!({"id": row.id, "reference": row.reference});
