@@ -166,7 +166,10 @@ async fn open_store(
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Serve { config } => {
-            let config = load_config(config.as_deref())?;
+            // Only `serve` exports traces (`[otel]`).
+            let config = Config::load(config.as_deref()).context("invalid configuration")?;
+            gangway_server::logging::init_traced(&config.log, &config.otel)
+                .map_err(anyhow::Error::msg)?;
             let listeners = gangway_server::app::Listeners::bind(&config).await?;
             let url = listeners.api_url()?;
             let admin = listeners.admin_url();
@@ -179,7 +182,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 println!("gangway admin listening on {admin}");
             }
             let router = gangway_server::app::router(engine.clone(), None);
-            gangway_server::app::serve(listeners, engine, router, shutdown).await?;
+            let served = gangway_server::app::serve(listeners, engine, router, shutdown).await;
+            // The spans of the last requests and jobs, within `otel.timeout`.
+            gangway_server::otel::shutdown().await;
+            served?;
         }
         Command::Demo {
             listen,

@@ -15,6 +15,7 @@ mod expand;
 mod limits;
 mod load;
 mod origin;
+mod otel;
 mod providers;
 mod server;
 #[cfg(test)]
@@ -22,6 +23,7 @@ mod tests;
 mod validate;
 
 pub use limits::LimitsConfig;
+pub use otel::OtelConfig;
 // Each provider's section is typed in its own folder (providers/<name>/config.rs).
 pub use crate::providers::dialog360::config::{Dialog360Config, Dialog360Hub, Dialog360Payment};
 pub use crate::providers::http::config::{Headers, HttpConnectorConfig, HttpService, HttpWebhook};
@@ -91,6 +93,8 @@ pub struct Config {
     pub engine: EngineConfig,
     pub webhooks: WebhooksConfig,
     pub log: LogConfig,
+    /// Traces over OTLP/HTTP; off by default.
+    pub otel: OtelConfig,
     /// AES-256-GCM key (base64 of 32 bytes) sealing provider tokens and keys
     /// at rest. Without one, a random key is used per process and sealed
     /// tokens are renewed from the provider after a restart.

@@ -11,6 +11,7 @@ pub mod ids;
 pub mod keys;
 pub mod limits;
 pub mod logging;
+pub mod otel;
 pub mod providers;
 pub mod runtime;
 pub mod sandbox;

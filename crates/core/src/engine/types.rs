@@ -40,6 +40,11 @@ pub struct SessionState {
     /// A call step with `retry`: its deadline and the next delay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retrying: Option<Retrying>,
+    /// The W3C `traceparent` of the request that created the session, kept
+    /// by the server (traces on) so that the session's later work joins
+    /// that trace; transitions neither read nor change it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// What a session took in from outside, and what it refused.
@@ -88,6 +93,7 @@ impl Default for SessionState {
             output: None,
             intake: Intake::default(),
             retrying: None,
+            trace: None,
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct Received {
     pub accepted: bool,
     /// The request's `User-Agent`.
     pub user_agent: String,
+    /// The request's W3C `traceparent`, if it had one.
+    pub traceparent: Option<String>,
 }
 
 #[derive(Clone)]
@@ -107,6 +109,10 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string(),
+        traceparent: headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
     });
     if down {
         StatusCode::SERVICE_UNAVAILABLE

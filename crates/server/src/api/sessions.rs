@@ -52,6 +52,7 @@ async fn create(
     State(st): State<AppState>,
     key: ApiKey<scope::SessionsWrite>,
     headers: HeaderMap,
+    trace: Option<axum::Extension<crate::otel::RequestTrace>>,
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<impl IntoResponse, Problem> {
     if st.engine.is_stopping() {
@@ -97,6 +98,8 @@ async fn create(
             idempotency_key,
             request_hash: ids::digest(fingerprint.to_string().as_bytes()),
             session_id: None,
+            // Traces on: the session's later work continues this request's trace.
+            trace: trace.map(|t| t.0.0),
         })
         .await?;
     let mut out = view::session_json(&created.row);

@@ -493,3 +493,40 @@ fn server_limits_admin_listen_and_tls_are_checked() {
     assert_eq!(tls.hsts().as_deref(), Some("max-age=31536000"));
     assert!(config.base_url().starts_with("https://"));
 }
+
+#[test]
+fn otel_is_off_by_default_and_its_values_are_checked_when_on() {
+    let c = Config::load_with(None, &[]).expect("defaults are valid");
+    assert!(!c.otel.enabled);
+    // Off: the other values are not looked at.
+    Config::load_with(None, &env(&[("GANGWAY_OTEL__ENDPOINT", "nope")])).expect("off");
+    let on = |k: &str, v: &str| {
+        Config::load_with(None, &env(&[("GANGWAY_OTEL__ENABLED", "true"), (k, v)]))
+    };
+    let c = on("GANGWAY_OTEL__SAMPLE_RATIO", "0.25").expect("valid");
+    assert!(c.otel.enabled);
+    assert!((c.otel.sample_ratio - 0.25).abs() < f64::EPSILON);
+    for (var, value, key) in [
+        ("GANGWAY_OTEL__ENDPOINT", "collector:4318", "otel.endpoint"),
+        (
+            "GANGWAY_OTEL__ENDPOINT",
+            "grpc://collector:4317",
+            "otel.endpoint",
+        ),
+        (
+            "GANGWAY_OTEL__ENDPOINT",
+            "http://u:p@collector:4318/v1/traces",
+            "otel.endpoint",
+        ),
+        ("GANGWAY_OTEL__SERVICE_NAME", " ", "otel.service_name"),
+        ("GANGWAY_OTEL__SAMPLE_RATIO", "1.5", "otel.sample_ratio"),
+        ("GANGWAY_OTEL__SAMPLE_RATIO", "-0.1", "otel.sample_ratio"),
+        ("GANGWAY_OTEL__TIMEOUT", "0s", "otel.timeout"),
+        ("GANGWAY_OTEL__TIMEOUT", "2m", "otel.timeout"),
+        ("GANGWAY_OTEL__BATCH_DELAY", "0s", "otel.batch_delay"),
+    ] {
+        let e = on(var, value).expect_err(value).to_string();
+        assert!(e.contains(key), "{value}: {e}");
+        assert!(!e.contains("u:p"), "{e}");
+    }
+}

@@ -25,6 +25,7 @@ impl Config {
         self.check_engine()?;
         self.limits.check()?;
         self.rate_limits.check()?;
+        self.otel.check()?;
         self.check_webhooks()?;
         self.check_providers()?;
         Ok(())

@@ -50,7 +50,7 @@ pub(crate) async fn send_json(
     detail: &[&str],
 ) -> Result<(Value, u16), CallError> {
     let started = std::time::Instant::now();
-    let resp = req.send().await.map_err(|e| {
+    let resp = crate::otel::send(req).await.map_err(|e| {
         if let Some(refused) = refused(&e, what) {
             return refused;
         }

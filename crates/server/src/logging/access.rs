@@ -4,7 +4,9 @@
 //! latency to the response's head, the API key's id and the session id.
 //! Never a query string (the event stream takes `?client_secret=`), a
 //! header or a body. A request with a W3C `traceparent` runs in a span
-//! with its `trace_id`, so every line it logs carries it.
+//! with its `trace_id`, so every line it logs carries it. With traces on
+//! (`[otel]`) the request also runs in an exported span (crate::otel):
+//! the trace id is then that span's, continued from the caller's.
 
 use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::middleware::Next;
@@ -35,8 +37,9 @@ pub async fn access_log(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let trace_id = trace_id(req.headers());
-    if !enabled && trace_id.is_none() {
+    let traced = crate::otel::enabled();
+    let mut trace_id = trace_id(req.headers());
+    if !enabled && trace_id.is_none() && !traced {
         return next.run(req).await;
     }
     let start = Instant::now();
@@ -45,6 +48,15 @@ pub async fn access_log(
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string());
+    // The exported span (traces on): the caller's trace continues in it,
+    // its trace id goes on the log lines, and the handler may store its
+    // context with what it creates.
+    let exported = crate::otel::server_request(&method, route.as_deref(), req.headers());
+    if let Some(parent) = crate::otel::traceparent(&exported) {
+        trace_id = parent.get(3..35).map(str::to_string);
+        req.extensions_mut()
+            .insert(crate::otel::RequestTrace(parent));
+    }
     // Session routes name the session as `{id}`; a session id is no secret.
     let session_id = route
         .as_deref()
@@ -62,7 +74,18 @@ pub async fn access_log(
         trace_id = trace_id.as_deref(),
         session_id = session_id.as_deref()
     );
-    let response = next.run(req).instrument(span.clone()).await;
+    let response = next
+        .run(req)
+        .instrument(span.clone())
+        .instrument(exported.clone())
+        .await;
+    if traced {
+        let status = response.status().as_u16();
+        exported.record("http.response.status_code", status);
+        if status >= 500 {
+            exported.record("otel.status_code", "ERROR");
+        }
+    }
     if enabled {
         let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
         let _in = span.enter();

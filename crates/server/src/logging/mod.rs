@@ -8,10 +8,13 @@ mod json;
 
 pub use access::{AccessNote, access_log};
 
-use crate::config::{LogConfig, LogFormat};
+use crate::config::{LogConfig, LogFormat, OtelConfig};
 use std::io::IsTerminal;
 use std::sync::OnceLock;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{FilterExt, filter_fn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 static NODE_ID: OnceLock<String> = OnceLock::new();
 
@@ -46,6 +49,16 @@ pub fn filter(level: &str) -> Result<EnvFilter, String> {
 /// Installs the process's subscriber. `RUST_LOG`, when set and valid,
 /// replaces `log.level`; when invalid, the level is used and a line says so.
 pub fn init(config: &LogConfig) -> Result<(), String> {
+    install(config, None)
+}
+
+/// As [`init`], and exports traces as `[otel]` says when it is enabled
+/// (`gangway serve`); needs the tokio runtime.
+pub fn init_traced(config: &LogConfig, otel: &OtelConfig) -> Result<(), String> {
+    install(config, Some(otel).filter(|o| o.enabled))
+}
+
+fn install(config: &LogConfig, otel: Option<&OtelConfig>) -> Result<(), String> {
     let mut warning = None;
     let filter = match std::env::var("RUST_LOG") {
         Ok(rust_log) if !rust_log.trim().is_empty() => {
@@ -59,17 +72,22 @@ pub fn init(config: &LogConfig) -> Result<(), String> {
         }
         _ => filter(&config.level)?,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let installed = match config.format {
-        LogFormat::Text => builder.with_ansi(colour()).try_init(),
-        LogFormat::Json => builder
-            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
-            .event_format(json::Json)
-            .try_init(),
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt: Box<dyn Layer<Registry> + Send + Sync> = match config.format {
+        LogFormat::Text => Box::new(fmt.with_ansi(colour())),
+        LogFormat::Json => Box::new(
+            fmt.fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+                .event_format(json::Json),
+        ),
     };
-    installed.map_err(|e| format!("cannot install the logger: {e}"))?;
+    // The exported spans (crate::otel) are not log lines.
+    let fmt = fmt.with_filter(filter.and(filter_fn(|m| m.target() != crate::otel::TARGET)));
+    let otel = otel.map(crate::otel::layer).transpose()?;
+    tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
+        .try_init()
+        .map_err(|e| format!("cannot install the logger: {e}"))?;
     if let Some(w) = warning {
         tracing::warn!("{w}");
     }

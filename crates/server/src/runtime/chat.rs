@@ -577,6 +577,7 @@ pub(super) async fn run_job(engine: &Arc<Engine>, job: Running<'_>, run: Child) 
             idempotency_key: None,
             request_hash: String::new(),
             session_id: Some(run_id.clone()),
+            trace: chat.state.trace.clone(),
         })
         .await;
     match created {

@@ -94,6 +94,7 @@ pub(super) async fn start(engine: &Arc<Engine>, job: Running<'_>, visit: u32, ch
             idempotency_key: None,
             request_hash: String::new(),
             session_id: Some(child_id.clone()),
+            trace: parent.state.trace.clone(),
         })
         .await;
     match created {

@@ -11,12 +11,17 @@ use crate::store::DeliveryAttempt;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 pub(super) async fn run(engine: &Arc<Engine>, job: Running<'_>, d: Deliver) {
     let delivery_id = d.delivery;
+    let trace = d.trace.as_deref();
     if let (Some(endpoint), Some(body)) = (d.endpoint.as_deref(), d.body.as_ref()) {
-        let (attempt, status, next) =
-            attempt(engine, &delivery_id, endpoint, body, job.attempts + 1).await;
+        let n = job.attempts + 1;
+        let span = crate::otel::delivery(&delivery_id, job.session_id, n, trace);
+        let (attempt, status, next) = attempt(engine, &delivery_id, endpoint, body, n)
+            .instrument(span)
+            .await;
         engine
             .delivery_result(DeliveryOutcome {
                 delivery_id,
@@ -30,8 +35,11 @@ pub(super) async fn run(engine: &Arc<Engine>, job: Running<'_>, d: Deliver) {
     }
     match engine.store.delivery_payload(&delivery_id).await {
         Ok(Some((endpoint, _event_type, payload, attempts))) => {
-            let (attempt, status, next) =
-                attempt(engine, &delivery_id, &endpoint, &payload, attempts + 1).await;
+            let n = attempts + 1;
+            let span = crate::otel::delivery(&delivery_id, job.session_id, n, trace);
+            let (attempt, status, next) = attempt(engine, &delivery_id, &endpoint, &payload, n)
+                .instrument(span)
+                .await;
             engine
                 .delivery_result(DeliveryOutcome {
                     delivery_id,
@@ -108,16 +116,19 @@ async fn attempt(
         }
     };
     let started = Instant::now();
-    let res = engine
-        .delivery_client
-        .post(endpoint)
-        .header("content-type", "application/json")
-        .header("webhook-id", delivery_id)
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", signature)
-        .body(body)
-        .send()
-        .await;
+    // Traces on: with the session's `traceparent` (not signed: Standard
+    // Webhooks signs the id, the timestamp and the body).
+    let res = crate::otel::send(
+        engine
+            .delivery_client
+            .post(endpoint)
+            .header("content-type", "application/json")
+            .header("webhook-id", delivery_id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signature)
+            .body(body),
+    )
+    .await;
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let (status_code, error) = match res {
         Ok(r) if r.status().is_success() => (Some(i64::from(r.status().as_u16())), None),

@@ -12,6 +12,7 @@ use gangway_core::engine::Input;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Runs a job claimed from the store; one whose payload this build cannot
 /// read is dropped, with an error in the log.
@@ -110,6 +111,7 @@ async fn run_call(engine: &Arc<Engine>, job: Running<'_>, call: Call) {
         action,
         args,
         deadline_ms: deadline,
+        trace,
         ..
     } = call;
     let key = format!("{}:{}", job.session_id, visit);
@@ -117,7 +119,17 @@ async fn run_call(engine: &Arc<Engine>, job: Running<'_>, call: Call) {
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let result = engine.connectors.call(&action, &args, &key).await;
+        let span =
+            crate::otel::provider_call("call", &action, job.session_id, attempt, trace.as_deref());
+        let result = engine
+            .connectors
+            .call(&action, &args, &key)
+            .instrument(span.clone())
+            .await;
+        if result.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
+        drop(span);
         match result {
             Ok(out) => {
                 attempts.push(out.record);
@@ -181,11 +193,24 @@ async fn run_poll(engine: &Arc<Engine>, job: Running<'_>, poll: Poll) {
         visit,
         action,
         args,
+        trace,
         ..
     } = poll;
     let key = format!("{}:{}:poll", job.session_id, visit);
     metrics::counter!("gangway_polls_total").increment(1);
-    match engine.connectors.call(&action, &args, &key).await {
+    let attempt = u32::try_from(job.attempts + 1).unwrap_or(u32::MAX);
+    let span =
+        crate::otel::provider_call("poll", &action, job.session_id, attempt, trace.as_deref());
+    let result = engine
+        .connectors
+        .call(&action, &args, &key)
+        .instrument(span.clone())
+        .await;
+    if result.is_err() {
+        span.record("otel.status_code", "ERROR");
+    }
+    drop(span);
+    match result {
         Ok(out) => {
             engine
                 .job_result(

@@ -51,6 +51,11 @@ pub struct Call {
     pub args: Value,
     #[serde(default)]
     pub deadline_ms: i64,
+    /// The session's trace (`state.trace`), when traces are on: the job's
+    /// span continues it (crate::otel). Left out otherwise, so payloads
+    /// keep the earlier release's shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +68,11 @@ pub struct Poll {
     pub action: String,
     #[serde(default)]
     pub args: Value,
+    /// The session's trace (`state.trace`), when traces are on: the job's
+    /// span continues it (crate::otel). Left out otherwise, so payloads
+    /// keep the earlier release's shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// A child session to start: given its id, a retried start finds it.
@@ -93,6 +103,11 @@ pub struct Deliver {
     pub endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Value>,
+    /// The session's trace (`state.trace`), when traces are on: the job's
+    /// span continues it (crate::otel). Left out otherwise, so payloads
+    /// keep the earlier release's shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 fn empty_object() -> Value {
@@ -111,6 +126,8 @@ struct CallRow<A> {
     args: A,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     deadline_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trace: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -151,6 +168,7 @@ impl Task {
                 action: START_CHILD.to_string(),
                 args: child,
                 deadline_ms: Some(*deadline_ms),
+                trace: None,
             }),
             Task::CancelChild(cancel) => serde_json::to_value(CallRow {
                 visit: None,
@@ -158,6 +176,7 @@ impl Task {
                 action: CANCEL_CHILD.to_string(),
                 args: cancel,
                 deadline_ms: None,
+                trace: None,
             }),
             Task::ChatRun(child) => serde_json::to_value(CallRow {
                 visit: None,
@@ -165,6 +184,7 @@ impl Task {
                 action: CHAT_RUN.to_string(),
                 args: child,
                 deadline_ms: None,
+                trace: None,
             }),
             Task::Poll(p) => serde_json::to_value(p),
             Task::Timer { visit } => serde_json::to_value(TimerRow { visit: *visit }),
@@ -203,6 +223,7 @@ impl Task {
                         action: row.action,
                         args: row.args,
                         deadline_ms: row.deadline_ms.unwrap_or(0),
+                        trace: row.trace,
                     }),
                 }
             }
@@ -252,6 +273,7 @@ mod tests {
                     action: "incode.start".into(),
                     args: serde_json::json!({"flow": "f"}),
                     deadline_ms: 900,
+                    trace: None,
                 }),
             ),
             (
@@ -293,6 +315,7 @@ mod tests {
                     step: "wait".into(),
                     action: "ockto.status".into(),
                     args: serde_json::json!({"id": "r"}),
+                    trace: None,
                 }),
             ),
             (JobKind::Timer, r#"{"visit":7}"#, Task::Timer { visit: 7 }),
@@ -303,6 +326,7 @@ mod tests {
                     delivery: "msg_1".into(),
                     endpoint: Some("http://127.0.0.1:9/h".into()),
                     body: Some(serde_json::json!({"type": "session.ended"})),
+                    trace: None,
                 }),
             ),
             (
@@ -312,6 +336,7 @@ mod tests {
                     delivery: "msg_2".into(),
                     endpoint: None,
                     body: None,
+                    trace: None,
                 }),
             ),
         ];
@@ -321,6 +346,44 @@ mod tests {
             assert_eq!(decoded, task, "{text}");
             assert_eq!(decoded.kind(), kind);
             assert_eq!(decoded.encode().to_string(), text);
+        }
+    }
+
+    /// With traces on, call, poll and delivery payloads carry the trace;
+    /// it survives a round trip (older releases ignore the member).
+    #[test]
+    fn a_trace_rides_along_in_call_poll_and_delivery_payloads() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        for (kind, text) in [
+            (
+                JobKind::Call,
+                format!(
+                    r#"{{"visit":1,"step":"s","action":"http.call","args":{{}},"deadline_ms":5,"trace":"{tp}"}}"#
+                ),
+            ),
+            (
+                JobKind::Poll,
+                format!(
+                    r#"{{"visit":1,"step":"s","action":"ockto.status","args":{{}},"trace":"{tp}"}}"#
+                ),
+            ),
+            (
+                JobKind::Deliver,
+                format!(
+                    r#"{{"delivery":"msg_1","endpoint":"http://127.0.0.1:9/h","body":{{}},"trace":"{tp}"}}"#
+                ),
+            ),
+        ] {
+            let stored: Value = serde_json::from_str(&text).unwrap();
+            let task = Task::decode(kind, &stored).unwrap();
+            let trace = match &task {
+                Task::Call(c) => c.trace.as_deref(),
+                Task::Poll(p) => p.trace.as_deref(),
+                Task::Deliver(d) => d.trace.as_deref(),
+                _ => None,
+            };
+            assert_eq!(trace, Some(tp), "{text}");
+            assert_eq!(task.encode().to_string(), text);
         }
     }
 

@@ -302,6 +302,7 @@ impl Faults {
                 method: method.to_owned(),
                 path: path.to_owned(),
                 query: Vec::new(),
+                traceparent: None,
             },
             status,
             reference,
@@ -316,6 +317,7 @@ impl Faults {
             query: line.query.clone(),
             status,
             reference,
+            traceparent: line.traceparent.clone(),
         };
         let mut st = self.lock();
         if st.log.len() >= REQUEST_LOG_CAPACITY {
@@ -424,12 +426,14 @@ impl Faults {
     }
 }
 
-/// What the request log keeps of a request: never headers or bodies, and of
-/// the query only the parameter names (values may be secrets).
+/// What the request log keeps of a request: no header but `traceparent`,
+/// never bodies, and of the query only the parameter names (values may be
+/// secrets).
 struct Line {
     method: String,
     path: String,
     query: Vec<String>,
+    traceparent: Option<String>,
 }
 
 /// The first half of a JSON body (always invalid JSON for an object or array).
@@ -459,6 +463,11 @@ async fn fault_middleware(State(faults): State<Faults>, req: Request, next: Next
             .and_then(|q| reqwest::Url::parse(&format!("http://sim/?{q}")).ok())
             .map(|u| u.query_pairs().map(|(k, _)| k.into_owned()).collect())
             .unwrap_or_default(),
+        traceparent: req
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
     };
     let (method, path) = (line.method.as_str(), line.path.as_str());
     let path_ref = (faults.inner.config.ref_from_path)(path);

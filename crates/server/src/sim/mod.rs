@@ -25,9 +25,9 @@ use serde::{Deserialize, Serialize};
 
 /// One entry of a simulator's request log (`GET …/control/requests`).
 ///
-/// Only the method, the path, the query's parameter names and the provider
-/// reference are recorded: headers, bodies and query values, and therefore
-/// secrets, never are.
+/// Only the method, the path, the query's parameter names, the provider
+/// reference and the W3C `traceparent` are recorded: other headers, bodies
+/// and query values, and therefore secrets, never are.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestLogEntry {
     /// When the request finished (or, for `hang`/`drop`, when it was given up), RFC 3339.
@@ -43,6 +43,9 @@ pub struct RequestLogEntry {
     /// The provider session id named by the path or by the response, if any.
     #[serde(rename = "ref")]
     pub reference: Option<String>,
+    /// The request's `traceparent` header (traces on in Gangway), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// Response extension a simulator handler attaches to name the provider

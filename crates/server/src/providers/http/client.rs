@@ -99,7 +99,7 @@ impl HttpConnector {
             }
             record
         };
-        let resp = match req.send().await {
+        let resp = match crate::otel::send(req).await {
             Ok(r) => r,
             Err(e) => {
                 let what = format!("{} {}", method, url.path());

@@ -190,27 +190,27 @@ impl OihConnector {
         let url = format!("{}/hook/{flow}", config.base_url.trim_end_matches('/'));
         let started = Instant::now();
         let record = |status: Option<u16>, error: Option<&str>| json!({"flow": flow, "request_id": request_id, "status": status, "error": error});
-        let resp = self
-            .client
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("x-request-id", request_id)
-            .header(header, signature)
-            .body(bytes)
-            .send()
-            .await
-            .map_err(|e| {
-                let kind = if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "failed to connect"
-                };
-                fail(
-                    true,
-                    format!("triggering flow `{flow}` {kind}"),
-                    record(None, Some(kind)),
-                )
-            })?;
+        let resp = crate::otel::send(
+            self.client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("x-request-id", request_id)
+                .header(header, signature)
+                .body(bytes),
+        )
+        .await
+        .map_err(|e| {
+            let kind = if e.is_timeout() {
+                "timed out"
+            } else {
+                "failed to connect"
+            };
+            fail(
+                true,
+                format!("triggering flow `{flow}` {kind}"),
+                record(None, Some(kind)),
+            )
+        })?;
         let status = resp.status().as_u16();
         let retry_after = crate::connectors::parse_retry_after(resp.headers());
         let bytes = resp.bytes().await.unwrap_or_default();

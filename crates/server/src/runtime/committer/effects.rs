@@ -37,6 +37,7 @@ pub(super) async fn apply_effect(
                 action,
                 args,
                 deadline_ms,
+                trace: row.state.trace.clone(),
             });
             // A `retry` re-run is due later: the scheduler claims it then.
             match not_before_ms.filter(|at| *at > now) {
@@ -66,6 +67,7 @@ pub(super) async fn apply_effect(
                 step,
                 action,
                 args,
+                trace: row.state.trace.clone(),
             });
             insert_job(tx, row, &task, at_ms, 0).await?;
             after.wake_at(at_ms);
@@ -139,6 +141,7 @@ pub(super) async fn apply_effect(
                     delivery: d.id,
                     endpoint: Some(d.endpoint),
                     body: Some(d.payload),
+                    trace: row.state.trace.clone(),
                 });
                 let lease_until = now
                     + lease_ms

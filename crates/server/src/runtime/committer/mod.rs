@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 pub struct CreateRequest {
     pub api_key_id: String,
@@ -40,6 +41,9 @@ pub struct CreateRequest {
     pub request_hash: String,
     /// A given id (child sessions): if it exists already, it is the answer.
     pub session_id: Option<String>,
+    /// The `traceparent` the session's later work continues (crate::otel):
+    /// the creating request's span, or a child's parent's trace.
+    pub trace: Option<String>,
 }
 
 pub struct Created {
@@ -92,7 +96,14 @@ async fn commit_batch(engine: &Arc<Engine>, cmds: Vec<Command>) {
     let (works, replies): (Vec<Work>, Vec<Reply>) =
         cmds.into_iter().map(|c| (c.work, c.reply)).unzip();
     let started = std::time::Instant::now();
-    let result = batch::try_batch(engine, &works).await;
+    let span = crate::otel::batch(works.len());
+    let result = batch::try_batch(engine, &works)
+        .instrument(span.clone())
+        .await;
+    if result.is_err() {
+        span.record("otel.status_code", "ERROR");
+    }
+    drop(span);
     crate::telemetry::commit(works.len(), started, result.is_ok());
     match result {
         Ok((answers, after)) => finish(engine, after, replies.into_iter().zip(answers).collect()),

@@ -64,7 +64,10 @@ pub(super) async fn create(
         version: wf.version,
         reference: req.reference.clone(),
         input: req.input.clone(),
-        state: engine::SessionState::default(),
+        state: engine::SessionState {
+            trace: req.trace.clone(),
+            ..Default::default()
+        },
         created_at: now,
         updated_at: now,
         client_secret_hash: ids::hash_secret(&client_secret),
@@ -129,6 +132,7 @@ pub(super) async fn transition(
         .workflows
         .for_session(engine.store.as_ref(), row)
         .await?;
+    crate::otel::link_session(row.state.trace.as_deref());
     let client_before = view::client_json(row);
     let was_ended = row.state.status == SessionStatus::Ended;
     let session_ctx = json!({"id": row.id, "reference": row.reference});

@@ -90,13 +90,13 @@ impl Client {
         what: &str,
     ) -> Result<(Value, u16), CallError> {
         let started = Instant::now();
-        let resp = req
-            .header(reqwest::header::AUTHORIZATION, &self.basic)
-            .header(PROVIDER_CODE_HEADER, &self.provider_code)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&e, what))?;
+        let resp = crate::otel::send(
+            req.header(reqwest::header::AUTHORIZATION, &self.basic)
+                .header(PROVIDER_CODE_HEADER, &self.provider_code)
+                .header(reqwest::header::ACCEPT, "application/json"),
+        )
+        .await
+        .map_err(|e| self.transport_error(&e, what))?;
         let status = resp.status().as_u16();
         let retry_after = crate::connectors::parse_retry_after(resp.headers());
         let bytes = resp.bytes().await.unwrap_or_default();
