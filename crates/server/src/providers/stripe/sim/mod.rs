@@ -257,6 +257,10 @@ impl StripeSim {
             .route("/sessions/{id}", get(control::get_session))
             .route("/sessions/{id}/submit", post(control::submit))
             .route("/sessions/{id}/cancel", post(control::cancel))
+            // The shape dry runs and `gangway sandbox` scripts call:
+            // `control/{provider session}/{action}`.
+            .route("/{id}/submit", post(control::submit))
+            .route("/{id}/cancel", post(control::cancel))
             .route("/events", get(control::list_events))
             .with_state(self.clone())
             .merge(self.inner.faults.control_router());
