@@ -113,6 +113,14 @@ for kind in ["progress", "result", "error"]:
     write("oih", f"callback_{kind}", parts(0, j({"requestId": "a1b2c3", "seq": 1, "type": kind, "data": {"step": 1}, "message": "thank you"}), "hook-secret"))
 write("oih", "callback_bad_seq", parts(1, j({"requestId": "a1b2c3", "seq": 100001, "type": "result", "data": None}), "flow_1"))
 
+for kind in ["verified", "requires_input", "processing", "canceled", "redacted", "created"]:
+    ev = {"id": "evt_1", "object": "event", "type": f"identity.verification_session.{kind}", "livemode": False,
+          "data": {"object": {"id": "vs_1", "object": "identity.verification_session", "status": kind,
+                              "last_error": {"code": "document_expired", "reason": "expired"} if kind == "requires_input" else None}}}
+    write("stripe", f"signed_{kind}", parts(0b001, "", j(ev), "1767225600", "1767225600"))
+write("stripe", "header_rotation", parts(0, "t=1767225600,v1=00ff,v1=" + "ab" * 32 + ",v0=1", j({"id": "evt_2"}), "1767225600"))
+write("stripe", "header_extreme", parts(0b010, "t=-9223372036854775808,v1=zz", "{}", "9223372036854775807"))
+
 odm = {"odmVersion": "3.0", "sessionId": "ock_a", "persons": [{"role": "applicant", "income": {"grossYearly": 52000, "netMonthly": 3100},
        "employment": [{"employer": "ACME", "contract": "permanent", "startDate": "2015-04-01", "grossYearlyIncome": 52000}],
        "fixedCosts": {"rentMonthly": 900, "insuranceMonthly": 150, "otherMonthly": 80},

@@ -31,6 +31,7 @@ pub const TARGETS: &[Target] = &[
     targets::incode::TARGET,
     targets::dialog360::TARGET,
     targets::oih::TARGET,
+    targets::stripe::TARGET,
     targets::ockto::TARGET,
     targets::chat::TARGET,
 ];

@@ -275,3 +275,22 @@ test("a javascript: iframe and an unknown kind are refused; the end removes the 
   assert.equal(await page.evaluate(() => document.getElementById("flow").outerHTML), '<div id="flow" class=""></div>');
   await context.close();
 });
+
+test("redirect: a same-tab link to the provider's page; a javascript: URL is refused; updates in place", async () => {
+  const { context, page, push } = await mounted();
+  await push({ kind: "redirect", label: "Verify with Stripe", title: "Verify your identity", url: "https://verify.example/start/test_1" });
+  const link = page.locator("#flow .gw-redirect a[data-gangway-redirect]");
+  await link.waitFor();
+  assert.equal(await link.getAttribute("href"), "https://verify.example/start/test_1");
+  assert.equal(await link.getAttribute("target"), null, "the same tab");
+  assert.equal(await link.textContent(), "Verify with Stripe");
+  assert.equal(await page.locator("#flow .gw-redirect .gw-title").textContent(), "Verify your identity");
+  const box = await page.locator("#flow .gw-redirect").elementHandle();
+  await push({ kind: "redirect", label: "Verify with Stripe", title: "Verify your identity", url: "https://verify.example/start/test_1" });
+  assert.ok(await box.evaluate((b) => b.isConnected), "the same presentation keeps its element");
+  await push({ kind: "redirect", url: "javascript:alert(1)" });
+  await page.locator("#flow .gw-message", { hasText: "This step cannot be shown" }).waitFor();
+  assert.equal(await page.locator("#flow a[data-gangway-redirect]").count(), 0);
+  assert.equal(await page.evaluate(() => window.__signals.length), 0, "nothing is sent");
+  await context.close();
+});

@@ -16,6 +16,14 @@ const OUTCOMES = {
     canceled: ["Verification stopped", "You left the identity check."],
     expired: ["Time is up", "The check was not finished in time. Please start over."],
   },
+  "stripe-identity": {
+    approved: ["Welcome, seller", "Stripe verified your identity; your shop can open."],
+    declined: ["We could not verify you", "Stripe could not match the document to you."],
+    review: ["Almost there", "A specialist will look at your verification; we will email you shortly."],
+    failed: ["Something went wrong", "The check could not be completed. Please start over."],
+    canceled: ["Verification stopped", "The identity check was canceled."],
+    expired: ["Time is up", "The check was not finished in time. Please start over."],
+  },
   "ockto-mortgage": {
     approved: ["Your mortgage fits", "Based on the data you shared, we can offer this loan."],
     declined: ["This loan does not fit", "Based on the data you shared, we cannot offer this loan."],

@@ -4,8 +4,8 @@ export declare const VERSION: string;
 
 /** What a step shows: `kind` picks the renderer; the other fields are the kind's own. */
 export interface Presentation {
-  kind: "iframe" | "qr" | "popup" | "chat" | "progress" | string;
-  /** iframe, popup: the provider's URL (http or https). */
+  kind: "iframe" | "qr" | "popup" | "redirect" | "chat" | "progress" | string;
+  /** iframe, popup, redirect: the provider's URL (http or https). */
   url?: string;
   /** iframe: the `allow` attribute (default `camera; microphone; geolocation`). */
   allow?: string;
@@ -19,9 +19,11 @@ export interface Presentation {
   state?: string;
   /** popup: the provider's name in the texts ("The 360dialog window was closed."). */
   provider?: string;
-  /** popup: the button's label (default "Continue"); `title`: the heading. */
+  /** popup, redirect: the button's label (default "Continue"); `title`: the heading. */
   label?: string;
   title?: string;
+  /** redirect: the line under the heading. */
+  text?: string;
   /** popup: the window was closed without an answer; offer "Try again" and "Cancel" (signal `cancel`). */
   closed?: boolean;
   /** chat: the greeting shown first, and the input's placeholder. */

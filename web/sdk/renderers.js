@@ -388,4 +388,29 @@ registerRenderer("popup", (container, present, ctx) => {
   };
 });
 
+// A hosted page that takes over the tab (Stripe Identity's `url`, a
+// provider without a popup mode): {kind: "redirect", url, label?, title?,
+// text?}. A button navigates this tab to the URL; the provider sends the
+// user back to its `return_url` (the customer's page, which resumes the
+// same session with the client secret it kept), and the outcome arrives
+// from the server as always. Nothing is sent from here.
+registerRenderer("redirect", (container, present) => {
+  const url = safeUrl(present.url);
+  if (!url) throw new Error("the redirect step has no valid http(s) URL");
+  const str = (v, fallback) => (typeof v === "string" && v ? v : fallback);
+  const link = h("a", { class: "gw-button", href: url, rel: "noopener", "data-gangway-redirect": true, text: str(present.label, "Continue") });
+  const box = h(
+    "div",
+    { class: "gw-message gw-redirect" },
+    h("p", { class: "gw-title", text: str(present.title, "Continue on the next page") }),
+    h("p", { class: "gw-text", text: str(present.text, "You will come back here when you are done.") }),
+    h("div", { class: "gw-actions" }, link),
+  );
+  container.append(box);
+  return {
+    update: (next) => safeUrl(next.url) === url && next.label === present.label && next.title === present.title,
+    destroy: () => removeNode(box),
+  };
+});
+
 // The chat (`kind: "chat"`) lives in chat.js: it has a socket of its own.

@@ -55,6 +55,22 @@ pub struct SimCmd {
     /// HMAC key the simulated Open Integration Hub's flows require.
     #[arg(long, env = "SIM_OIH_HMAC_KEY", default_value = "")]
     oih_hmac_key: String,
+    /// Secret key the Stripe simulator expects. With --stripe-webhook-secret;
+    /// without both, /sim/stripe is not served.
+    #[arg(
+        long,
+        env = "SIM_STRIPE_SECRET_KEY",
+        requires = "stripe_webhook_secret"
+    )]
+    stripe_secret_key: Option<String>,
+    /// Signing secret of the Stripe simulator's events (Gangway's
+    /// `stripe.webhook_secrets` lists it).
+    #[arg(
+        long,
+        env = "SIM_STRIPE_WEBHOOK_SECRET",
+        requires = "stripe_secret_key"
+    )]
+    stripe_webhook_secret: Option<String>,
     /// Delay of the simulated hub's 404 for unknown or stopped flows.
     #[arg(long, default_value_t = 1000)]
     oih_not_found_delay_ms: u64,
@@ -102,6 +118,8 @@ pub async fn run(cmd: SimCmd) -> anyhow::Result<()> {
         dialog360_direct_api_key,
         dialog360_webhook_token,
         oih_hmac_key,
+        stripe_secret_key,
+        stripe_webhook_secret,
         oih_not_found_delay_ms,
         frame_ancestors,
     } = cmd;
@@ -114,6 +132,7 @@ pub async fn run(cmd: SimCmd) -> anyhow::Result<()> {
     // checks that each pair is given whole).
     let without_score = score_api_key.is_none();
     let without_incode = incode_api_key.is_none();
+    let without_stripe = stripe_secret_key.is_none();
     let creds = setup::SimCredentials {
         score_api_key: score_api_key.unwrap_or_default(),
         score_webhook_secret: score_webhook_secret.unwrap_or_default(),
@@ -127,6 +146,8 @@ pub async fn run(cmd: SimCmd) -> anyhow::Result<()> {
         dialog360_direct_api_key,
         dialog360_webhook_token,
         oih_hmac_key,
+        stripe_secret_key: stripe_secret_key.unwrap_or_default(),
+        stripe_webhook_secret: stripe_webhook_secret.unwrap_or_default(),
     };
     let sim_url = format!("http://{addr}");
     let ockto = setup::ockto_sim(&sim_url, &creds);
@@ -163,6 +184,11 @@ pub async fn run(cmd: SimCmd) -> anyhow::Result<()> {
             without_score,
             "/sim/score",
             "--score-api-key, --score-webhook-secret",
+        ),
+        (
+            without_stripe,
+            "/sim/stripe",
+            "--stripe-secret-key, --stripe-webhook-secret",
         ),
     ] {
         if off {

@@ -350,3 +350,23 @@ async fn a_dry_run_past_the_cap_is_refused_with_retry_after() {
         holder.abort();
     }
 }
+
+/// Stripe in a dry run: the script submits a failure the user can fix, then
+/// a pass, through the simulator's control API.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stripe_retry_in_a_dry_run() {
+    let h = Harness::start().await;
+    let (status, body) = h
+        .post(
+            "/v1/workflows/stripe-identity/dry-run",
+            json!({"input": {}, "events": [
+                {"at": "verify", "sim": "stripe", "action": "submit",
+                 "body": {"result": "requires_input", "code": "document_expired"}},
+                {"at": "retry", "sim": "stripe", "action": "submit", "body": {"result": "verified"}}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["session"]["outcome"], "approved", "{body}");
+    assert_eq!(body["session"]["output"]["last_name"], "Rosen");
+}

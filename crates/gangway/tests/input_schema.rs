@@ -97,6 +97,7 @@ async fn the_schema_is_listed_and_checked_by_the_dry_run() {
         "oih-auth",
         "oih-me",
         "oih-run-flow",
+        "stripe-identity",
     ] {
         let w = data.iter().find(|w| w["id"] == shipped).unwrap();
         assert_eq!(w["input_schema"]["type"], "object", "{shipped}: {w}");

@@ -30,6 +30,7 @@ pub use crate::providers::http::config::{Headers, HttpConnectorConfig, HttpServi
 pub use crate::providers::incode::config::IncodeConfig;
 pub use crate::providers::ockto::config::OcktoConfig;
 pub use crate::providers::oih::config::{OihConfig, OihFlowConfig};
+pub use crate::providers::stripe::config::StripeConfig;
 pub(crate) use providers::{MIN_SECRET, header_name};
 pub use server::{ServerConfig, TlsConfig};
 pub(crate) use validate::http_url;
@@ -110,6 +111,8 @@ pub struct Config {
     pub dialog360: Option<Dialog360Config>,
     #[serde(default)]
     pub oih: Option<OihConfig>,
+    #[serde(default)]
+    pub stripe: Option<StripeConfig>,
     pub postgres: PostgresConfig,
     pub limits: LimitsConfig,
     /// Rate limits, failed-authentication lockouts, trusted proxies.

@@ -7,6 +7,7 @@ pub mod expr;
 pub mod incode;
 pub mod ockto;
 pub mod oih;
+pub mod stripe;
 pub mod template;
 pub mod webhook_http;
 pub mod workflow;

@@ -22,9 +22,11 @@ export async function until(what, check, ms = 20000, every = 50) {
 
 /**
  * `allowedOrigins`: extra `client.allowed_origins` (customer pages on other
- * origins); `secretTtl`: `client.secret_ttl` (default the server's, 1h).
+ * origins); `secretTtl`: `client.secret_ttl` (default the server's, 1h);
+ * `extraConfig`: more TOML sections (a provider section the demo then keeps
+ * instead of pointing it at its simulator).
  */
-export async function startDemo({ allowedOrigins = [], secretTtl = null } = {}) {
+export async function startDemo({ allowedOrigins = [], secretTtl = null, extraConfig = "" } = {}) {
   // Where cargo put it: CARGO_TARGET_DIR when set, as cargo itself does.
   const target = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(ROOT, "target");
   const bin = process.env.GANGWAY_BIN || join(target, "debug/gangway");
@@ -34,7 +36,7 @@ export async function startDemo({ allowedOrigins = [], secretTtl = null } = {}) 
   const log = join(dir, "gangway.log");
   const config = join(dir, "gangway.toml");
   const ttl = secretTtl ? `secret_ttl = ${JSON.stringify(secretTtl)}\n` : "";
-  writeFileSync(config, `[client]\nallowed_origins = ${JSON.stringify(allowedOrigins)}\n${ttl}`);
+  writeFileSync(config, `[client]\nallowed_origins = ${JSON.stringify(allowedOrigins)}\n${ttl}\n${extraConfig}`);
   const child = spawn(bin, ["demo", "--listen", "127.0.0.1:0", "--config", config], {
     cwd: dir,
     env: {

@@ -112,7 +112,7 @@ pub fn json_schema(catalog: &Catalog) -> Value {
                         "type": "object",
                         "required": ["kind"],
                         "properties": {"kind": {"type": "string",
-                            "description": "built into the SDK: iframe, qr, popup, chat, progress; other kinds need a renderer registered in the page (Gangway.registerRenderer)"}}
+                            "description": "built into the SDK: iframe, qr, popup, redirect, chat, progress; other kinds need a renderer registered in the page (Gangway.registerRenderer)"}}
                     }
                 }
             },

@@ -131,7 +131,7 @@ pub async fn run(
         println!("  API key:    from GANGWAY_DEMO_API_KEY");
     }
     println!(
-        "  Simulators: {base}/sim/score/  {base}/sim/incode/  {base}/sim/ockto/  {base}/sim/360dialog/  {base}/sim/oih/"
+        "  Simulators: {base}/sim/score/  {base}/sim/incode/  {base}/sim/ockto/  {base}/sim/360dialog/  {base}/sim/oih/  {base}/sim/stripe/"
     );
     println!();
     gangway_server::app::serve(

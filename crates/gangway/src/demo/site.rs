@@ -39,6 +39,15 @@ pub(super) const FLOWS: &[DemoFlow] = &[
         return_to_page: false,
     },
     DemoFlow {
+        slug: "stripe-identity",
+        workflow: "stripe-identity",
+        eyebrow: "Marketplace seller · identity",
+        title: "Verify with Stripe",
+        lead: "Photograph an identity document and take a selfie on Stripe's page, in a window of its own. If a photo does not work out, you can try again.",
+        input: "{}",
+        return_to_page: false,
+    },
+    DemoFlow {
         slug: "ockto-mortgage",
         workflow: "ockto-mortgage",
         eyebrow: "Mortgage · € 250,000 · income check",

@@ -21,6 +21,10 @@ pub const SIM_API_KEY: &str = "sim-score-api-key-for-tests-0001";
 pub const SIM_WEBHOOK_SECRET: &str = "sim-score-webhook-secret-0001";
 pub const INCODE_API_KEY: &str = "incode-api-key-for-tests-000001";
 pub const INCODE_CLIENT_SECRET: &str = "incode-client-secret-for-tests-01";
+pub const STRIPE_SECRET_KEY: &str = "sk_test_gangway_tests_0000000001";
+pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_gangway_tests_000000000001";
+/// A second signing secret Gangway accepts (a secret rotation in progress).
+pub const STRIPE_WEBHOOK_SECRET_NEXT: &str = "whsec_gangway_tests_000000000002";
 pub const OCKTO_USERNAME: &str = "gangway-tests";
 pub const OCKTO_PASSWORD: &str = "ockto-password-for-tests-000001";
 pub const OCKTO_PROVIDER_CODE: &str = "OCKTO-PROVIDER-CODE-TESTS-01";
@@ -328,6 +332,10 @@ impl Harness {
             D360_WEBHOOK_TOKEN,
             "--oih-hmac-key",
             OIH_HMAC_KEY,
+            "--stripe-secret-key",
+            STRIPE_SECRET_KEY,
+            "--stripe-webhook-secret",
+            STRIPE_WEBHOOK_SECRET,
             "--oih-not-found-delay-ms",
             "200",
         ]
@@ -481,6 +489,11 @@ payment = "direct"
 [oih]
 base_url = "{oih_base}"
 hmac_key = "{OIH_HMAC_KEY}"
+
+[stripe]
+base_url = "{sim_url}/sim/stripe"
+secret_key = "{STRIPE_SECRET_KEY}"
+webhook_secrets = ["{STRIPE_WEBHOOK_SECRET}", "{STRIPE_WEBHOOK_SECRET_NEXT}"]
 
 [http.webhooks.score]
 service = "score"
@@ -737,6 +750,33 @@ event_field = "status"
     pub async fn incode_requests(&self) -> Vec<Value> {
         self.http
             .get(self.incode("/control/requests"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub fn stripe(&self, path: &str) -> String {
+        format!("{}/sim/stripe{}", self.sim_url, path)
+    }
+
+    pub async fn stripe_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.stripe(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn stripe_get(&self, path: &str) -> Value {
+        self.http
+            .get(self.stripe(path))
             .send()
             .await
             .unwrap()

@@ -33,6 +33,11 @@ pub mod inbound {
         parse_webhook as parse_incode_webhook, token_valid, webhook_credentials_ok,
     };
     pub use crate::providers::oih::callback::{Callback, parse_callback};
+    pub use crate::providers::stripe::webhook::{
+        SignatureHeader, StripeEvent, parse_event as parse_stripe_event,
+        parse_signature_header as parse_stripe_signature, sign as sign_stripe,
+        verify as verify_stripe_webhook,
+    };
     pub use axum::http::HeaderMap;
 }
 

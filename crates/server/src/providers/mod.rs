@@ -20,6 +20,7 @@ pub mod http;
 pub mod incode;
 pub mod ockto;
 pub mod oih;
+pub mod stripe;
 
 use crate::api::AppState;
 use crate::config::{Config, ConfigError};
@@ -39,6 +40,7 @@ pub const REGISTRY: &[Registration] = &[
     ockto::PROVIDER,
     dialog360::PROVIDER,
     oih::PROVIDER,
+    stripe::PROVIDER,
 ];
 
 /// What the server knows of a provider before any config is read.

@@ -17,6 +17,7 @@ pub use crate::providers::http::sim as score;
 pub use crate::providers::incode::sim as incode;
 pub use crate::providers::ockto::sim as ockto;
 pub use crate::providers::oih::sim as oih;
+pub use crate::providers::stripe::sim as stripe;
 
 use axum::Json;
 use axum::http::StatusCode;

@@ -26,6 +26,10 @@ pub struct SimCredentials {
     pub dialog360_webhook_token: String,
     /// The HMAC key of the simulated hub's flows (its API_KEY secret).
     pub oih_hmac_key: String,
+    /// The secret key the Stripe simulator expects and the signing secret of
+    /// its events; either empty: `/sim/stripe` is not served.
+    pub stripe_secret_key: String,
+    pub stripe_webhook_secret: String,
 }
 
 /// Partner ids of the simulated 360dialog hubs.
@@ -50,6 +54,8 @@ impl SimCredentials {
             dialog360_direct_api_key: ids::new_secret("d360direct"),
             dialog360_webhook_token: ids::new_secret("d360wh"),
             oih_hmac_key: ids::new_secret("oihhmac"),
+            stripe_secret_key: ids::new_secret("sk_test"),
+            stripe_webhook_secret: ids::new_secret("whsec"),
         }
     }
 }

@@ -317,7 +317,24 @@ fn webhooks() -> Value {
         )]),
     );
     oih["requestBody"] = body("OihCallback", true);
+    let mut stripe = with_params(
+        op(
+            "receiveStripeWebhook",
+            "webhooks",
+            "Stripe Identity event: `Stripe-Signature` (`t=…,v1=…`) HMAC-SHA256 over `t.body` under any of `stripe.webhook_secrets`, within `stripe.tolerance` (docs/api.md#stripe-webhooks)",
+            "",
+            ok_with(
+                "Stored (or a duplicate, or an event type no workflow waits for)",
+                "Received",
+            ),
+            &["400", "401", "404", "422", "429"],
+        ),
+        json!([{"name": "Stripe-Signature", "in": "header", "required": true, "schema": {"type": "string"},
+            "description": "`t=<unix seconds>,v1=<hex HMAC>`; several `v1` while a secret is rolled"}]),
+    );
+    stripe["requestBody"] = body("StripeEvent", true);
     json!({
+        "/v1/webhooks/stripe": {"post": stripe},
         "/v1/webhooks/http/{name}": {"post": http},
         "/v1/webhooks/incode": {"post": incode},
         "/v1/webhooks/incode/token": {"post": token},

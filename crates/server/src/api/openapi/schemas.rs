@@ -209,7 +209,12 @@ pub fn schemas() -> Value {
         json!({
             "Received": {"type": "object", "required": ["received"], "properties": {
                 "received": {"const": true}, "duplicate": {"type": "boolean", "description": "Already stored"},
-                "correlated": {"type": "boolean", "description": "360dialog: `false` when the event names no client (recorded nowhere)"}}},
+                "correlated": {"type": "boolean", "description": "360dialog: `false` when the event names no client (recorded nowhere)"},
+                "ignored": {"type": "boolean", "description": "Stripe: an event type no workflow waits for (answered 2xx, so Stripe stops resending it)"}}},
+            "StripeEvent": {"type": "object", "required": ["id", "type"], "additionalProperties": true,
+                "description": "A Stripe event (`identity.verification_session.*`); `data.object.id` names the VerificationSession",
+                "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 255}, "type": {"type": "string"},
+                    "data": {"type": "object", "additionalProperties": true}}},
             "HttpWebhook": {"type": "object", "additionalProperties": true,
                 "description": "The provider's event; the fields `[http.webhooks.<name>]` names (`reference_field`, `event_field`, `id_field`) must be strings or numbers"},
             "IncodeWebhook": {"type": "object", "required": ["interviewId", "onboardingStatus"], "additionalProperties": true, "properties": {
