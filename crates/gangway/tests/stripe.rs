@@ -476,3 +476,136 @@ async fn provider_errors_are_retried_and_creates_are_idempotent() {
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["type"], "invalid_request_error");
 }
+
+/// The session's timeline entries of `kind`.
+fn entries(t: &Value, kind: &str) -> Vec<Value> {
+    t["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
+/// Waits for the session's timeline entry of `kind`.
+async fn wait_entry(h: &Harness, id: &str, kind: &str) -> Value {
+    eventually(kind, 20, || async {
+        entries(&h.timeline(id).await, kind).into_iter().next()
+    })
+    .await
+}
+
+/// The cancel requests the simulator got for `vs`, with their statuses.
+async fn cancels_at_stripe(h: &Harness, vs: &str) -> Vec<Value> {
+    let path = format!("/v1/identity/verification_sessions/{vs}/cancel");
+    h.stripe_get("/control/requests")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "POST" && r["path"] == path.as_str())
+        .map(|r| r["status"].clone())
+        .collect()
+}
+
+/// A session canceled through the API runs no more steps; Gangway still
+/// cancels its VerificationSession at Stripe (a 5xx retried), after the
+/// session has ended and its customer has been told.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_cancel_cancels_the_verification_session_at_stripe() {
+    let h = Harness::start().await;
+    let s = start(&h, "stripe-identity", "api-cancel").await;
+    let vs = verification(&h, &s, "verify").await;
+    // Stripe answers the first cancel with a 503.
+    h.stripe_post(
+        "/control/faults",
+        json!({"rules": [{"match": {"method": "POST", "path": format!("/v1/identity/verification_sessions/{vs}/cancel")},
+                          "times": 1, "fault": {"status": 503}}]}),
+    )
+    .await;
+    let (status, body) = h
+        .post(&format!("/v1/sessions/{}/cancel", s.id), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let ended = h.wait_ended(&s.id).await;
+    assert_eq!(ended["outcome"], "canceled", "{ended}");
+    let entry = wait_entry(&h, &s.id, "provider.canceled").await;
+    let data = &entry["data"];
+    assert_eq!(data["connector"], "stripe", "{entry}");
+    assert_eq!(data["provider_session_id"], vs.as_str(), "{entry}");
+    assert_eq!(data["action"], "stripe.cancel", "{entry}");
+    assert_eq!(data["result"]["status"], "canceled", "{entry}");
+    assert_eq!(data["result"]["canceled"], true, "{entry}");
+    let statuses: Vec<&Value> = data["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["status"])
+        .collect();
+    assert_eq!(statuses, [&json!(503), &json!("canceled")], "{entry}");
+    // At Stripe: canceled, after one 503 and one 200.
+    let at_stripe = h.stripe_get(&format!("/control/sessions/{vs}")).await;
+    assert_eq!(at_stripe["status"], "canceled", "{at_stripe}");
+    assert_eq!(cancels_at_stripe(&h, &vs).await, [json!(503), json!(200)]);
+    // The clean-up came after the end, never before it.
+    let t = h.timeline(&s.id).await;
+    let kinds: Vec<&str> = t["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    let end = kinds.iter().position(|k| *k == "session.ended");
+    let canceled = kinds.iter().position(|k| *k == "provider.canceled");
+    assert!(end.is_some() && end < canceled, "{kinds:?}");
+    assert_eq!(count(&t, "provider.canceled"), 1, "{kinds:?}");
+}
+
+/// Nothing is canceled twice or for nothing: not a session that ended
+/// approved, not one whose workflow canceled at its deadline, and a
+/// VerificationSession verified meanwhile is answered, not failed.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_cancel_after_approval_or_after_the_workflow_canceled() {
+    let h = Harness::start().await;
+    // Approved.
+    let approved = start(&h, "stripe-identity", "approved").await;
+    let vs_approved = verification(&h, &approved, "verify").await;
+    submit(&h, &vs_approved, json!({"result": "verified"})).await;
+    let ended = h.wait_ended(&approved.id).await;
+    assert_eq!(ended["outcome"], "approved", "{ended}");
+    // Expired: the workflow's `give_up` step cancels at Stripe itself.
+    let expired = start(&h, "stripe-fast", "expired").await;
+    let vs_expired = verification(&h, &expired, "verify").await;
+    let ended = h.wait_ended(&expired.id).await;
+    assert_eq!(ended["outcome"], "expired", "{ended}");
+    // Verified at Stripe just before an API cancel reaches Gangway: the
+    // cancel is refused by Stripe and answered with what it is.
+    let raced = start(&h, "stripe-identity", "raced").await;
+    let vs_raced = verification(&h, &raced, "verify").await;
+    // Its webhooks are lost and its first poll is 5 s away: Gangway does
+    // not know yet.
+    h.stripe_post("/control/knobs", json!({"drop": true})).await;
+    submit(&h, &vs_raced, json!({"result": "verified"})).await;
+    eventually("verified at Stripe", 20, || async {
+        let at = h.stripe_get(&format!("/control/sessions/{vs_raced}")).await;
+        (at["status"] == "verified").then_some(())
+    })
+    .await;
+    let (status, body) = h
+        .post(&format!("/v1/sessions/{}/cancel", raced.id), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let entry = wait_entry(&h, &raced.id, "provider.canceled").await;
+    assert_eq!(entry["data"]["result"]["canceled"], false, "{entry}");
+    assert_eq!(entry["data"]["result"]["status"], "verified", "{entry}");
+    // The raced session's clean-up was enqueued after the other two ended,
+    // so theirs, had there been any, would have been enqueued before it.
+    assert!(cancels_at_stripe(&h, &vs_approved).await.is_empty());
+    assert_eq!(cancels_at_stripe(&h, &vs_expired).await, [json!(200)]);
+    for s in [&approved, &expired] {
+        let t = h.timeline(&s.id).await;
+        assert_eq!(count(&t, "provider.canceled"), 0, "{t}");
+        assert_eq!(count(&t, "provider.cancel_failed"), 0, "{t}");
+    }
+}

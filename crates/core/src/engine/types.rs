@@ -45,6 +45,12 @@ pub struct SessionState {
     /// that trace; transitions neither read nor change it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+    /// Provider sessions the workflow itself closed (a step that called the
+    /// provider's release action on one succeeded), kept by the server so
+    /// that the session's end does not close them again; transitions
+    /// neither read nor change it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub released: Vec<ProviderRef>,
 }
 
 /// What a session took in from outside, and what it refused.
@@ -94,6 +100,7 @@ impl Default for SessionState {
             intake: Intake::default(),
             retrying: None,
             trace: None,
+            released: Vec::new(),
         }
     }
 }

@@ -66,6 +66,26 @@ pub struct Registration {
     pub check_config: fn(&Config) -> Result<(), ConfigError>,
     /// Its simulator, when it has one.
     pub sim: Option<SimRegistration>,
+    /// What Gangway asks of it when a session lets go of one of its
+    /// provider sessions (runtime/release.rs); `None`: nothing, its API
+    /// documents no such call.
+    pub release: Option<Release>,
+}
+
+/// The provider's own actions that close a provider session it started,
+/// each called with `{"id": <provider_session_id>}` by a typed job after
+/// the Gangway session that started it let go of it (runtime/release.rs).
+/// Each must be idempotent: a provider session already finished or closed
+/// answers success (what it was), not an error.
+pub struct Release {
+    /// Stops a provider session nobody will finish (Stripe:
+    /// `stripe.cancel`), run when a session ends `canceled` or `expired`
+    /// and its workflow did not call it on that provider session itself.
+    pub cancel: Option<&'static str>,
+    /// Removes the personal data the provider holds (Stripe:
+    /// `stripe.redact`): for the erasure of a session (issue 20), which
+    /// enqueues the same job with this action.
+    pub redact: Option<&'static str>,
 }
 
 /// A provider's simulator as `gangway sim`, `gangway demo`, the sandbox and
@@ -134,6 +154,11 @@ pub fn unlisted(action: &str) -> CallError {
     }
 }
 
+/// The registered provider named `name`.
+pub fn named(name: &str) -> Option<&'static Registration> {
+    REGISTRY.iter().find(|p| p.name == name)
+}
+
 /// The registered provider whose namespace starts `action`, if it lists it.
 pub fn provider_of(action: &str) -> Option<&'static Registration> {
     let (name, _) = action.split_once('.')?;
@@ -166,6 +191,12 @@ mod tests {
                 assert_eq!(a.name.split_once('.').map(|(n, _)| n), Some(p.name));
                 assert!(seen.insert(a.name), "{} listed twice", a.name);
                 assert!(super::provider_of(a.name).is_some());
+            }
+            // Release actions are actions the provider lists.
+            if let Some(r) = &p.release {
+                for a in [r.cancel, r.redact].into_iter().flatten() {
+                    assert!(p.actions.iter().any(|x| x.name == a), "{a}");
+                }
             }
         }
     }

@@ -56,6 +56,7 @@ pub(super) fn spawn(engine: Arc<Engine>, job: Ready) {
                 Task::Poll(poll) => run_poll(&engine, job, poll).await,
                 Task::Timer { visit } => run_timer(&engine, job, visit).await,
                 Task::Deliver(d) => super::delivery::run(&engine, job, d).await,
+                Task::Release(r) => super::release::run(&engine, job, r).await,
             }
         };
         hold_lease(&engine, id, &session_id, run).await;
@@ -99,7 +100,7 @@ async fn hold_lease(
 }
 
 /// Exponential backoff with jitter: 200 ms doubling to at most 5 s.
-fn backoff(attempt: u32) -> Duration {
+pub(super) fn backoff(attempt: u32) -> Duration {
     let base = 200u64.saturating_mul(1 << attempt.min(5)).min(5_000);
     let jitter = rand::random::<u64>() % (base / 4 + 1);
     Duration::from_millis(base + jitter)

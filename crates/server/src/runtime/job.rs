@@ -37,6 +37,25 @@ pub enum Task {
     Timer { visit: u32 },
     /// One customer webhook delivery.
     Deliver(Deliver),
+    /// A provider's release action on a provider session its ended session
+    /// let go of (runtime/release.rs).
+    Release(Release),
+}
+
+/// Stored as the `call` job of the provider's action with a `release`
+/// member: a node of the release before this one reads it as a plain call
+/// and still sends it (its result then finds the session ended).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Release {
+    /// Why: `cancel` (the session ended canceled or expired) or `redact`
+    /// (the session is erased, issue 20).
+    pub purpose: String,
+    /// The provider's action (`stripe.cancel`), from its `Registration`.
+    pub action: String,
+    /// The provider session (`provider_session_id`): the action's `id`.
+    pub reference: String,
+    /// Transient failures are retried until then.
+    pub deadline_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,6 +147,9 @@ struct CallRow<A> {
     deadline_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     trace: Option<String>,
+    /// A release job's purpose (see [`Release`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    release: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -144,9 +166,11 @@ pub struct Undecodable(String);
 impl Task {
     pub fn kind(&self) -> JobKind {
         match self {
-            Task::Call(_) | Task::StartChild { .. } | Task::CancelChild(_) | Task::ChatRun(_) => {
-                JobKind::Call
-            }
+            Task::Call(_)
+            | Task::StartChild { .. }
+            | Task::CancelChild(_)
+            | Task::ChatRun(_)
+            | Task::Release(_) => JobKind::Call,
             Task::Poll(_) => JobKind::Poll,
             Task::Timer { .. } => JobKind::Timer,
             Task::Deliver(_) => JobKind::Deliver,
@@ -169,6 +193,7 @@ impl Task {
                 args: child,
                 deadline_ms: Some(*deadline_ms),
                 trace: None,
+                release: None,
             }),
             Task::CancelChild(cancel) => serde_json::to_value(CallRow {
                 visit: None,
@@ -177,6 +202,7 @@ impl Task {
                 args: cancel,
                 deadline_ms: None,
                 trace: None,
+                release: None,
             }),
             Task::ChatRun(child) => serde_json::to_value(CallRow {
                 visit: None,
@@ -185,6 +211,16 @@ impl Task {
                 args: child,
                 deadline_ms: None,
                 trace: None,
+                release: None,
+            }),
+            Task::Release(r) => serde_json::to_value(CallRow {
+                visit: None,
+                step: None,
+                action: r.action.clone(),
+                args: serde_json::json!({"id": r.reference}),
+                deadline_ms: Some(r.deadline_ms),
+                trace: None,
+                release: Some(r.purpose.clone()),
             }),
             Task::Poll(p) => serde_json::to_value(p),
             Task::Timer { visit } => serde_json::to_value(TimerRow { visit: *visit }),
@@ -205,6 +241,14 @@ impl Task {
             JobKind::Deliver => Task::Deliver(Deliver::deserialize(payload).map_err(bad)?),
             JobKind::Call => {
                 let row = CallRow::<Value>::deserialize(payload).map_err(bad)?;
+                if let Some(purpose) = row.release {
+                    return Ok(Task::Release(Release {
+                        purpose,
+                        reference: row.args["id"].as_str().unwrap_or_default().to_string(),
+                        action: row.action,
+                        deadline_ms: row.deadline_ms.unwrap_or(0),
+                    }));
+                }
                 match row.action.as_str() {
                     START_CHILD => Task::StartChild {
                         visit: row.visit.unwrap_or(0),
@@ -319,6 +363,17 @@ mod tests {
                 }),
             ),
             (JobKind::Timer, r#"{"visit":7}"#, Task::Timer { visit: 7 }),
+            // Release jobs are new; this is their stored shape.
+            (
+                JobKind::Call,
+                r#"{"action":"stripe.cancel","args":{"id":"vs_1"},"deadline_ms":600000,"release":"cancel"}"#,
+                Task::Release(Release {
+                    purpose: "cancel".into(),
+                    action: "stripe.cancel".into(),
+                    reference: "vs_1".into(),
+                    deadline_ms: 600_000,
+                }),
+            ),
             (
                 JobKind::Deliver,
                 r#"{"delivery":"msg_1","endpoint":"http://127.0.0.1:9/h","body":{"type":"session.ended"}}"#,

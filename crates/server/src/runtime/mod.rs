@@ -19,6 +19,7 @@ mod job;
 pub mod node;
 mod poll_budget;
 pub mod qr;
+mod release;
 mod route;
 mod scheduler;
 pub mod view;
@@ -40,7 +41,7 @@ pub use committer::{CreateRequest, Created, Ingested};
 /// batch's transaction: a child's ending or view goes to its parent, then
 /// a chat's runs and messages follow.
 static AFTER_TRANSITION: &[&dyn committer::AfterTransition] =
-    &[&children::ToParent, &chat::Messages];
+    &[&children::ToParent, &chat::Messages, &release::OnEnd];
 pub use intake::Refused;
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +87,9 @@ pub(crate) enum Work {
     Record {
         session_id: String,
         entry: Arc<(String, Value)>,
+        /// The job whose result this is (a release job on an ended
+        /// session): deleted in the same transaction.
+        job: Option<i64>,
     },
     /// The outcome of one customer webhook delivery attempt.
     Delivered(Arc<DeliveryOutcome>),
@@ -336,6 +340,7 @@ impl Engine {
             work: Work::Record {
                 session_id: session_id.to_string(),
                 entry: Arc::new((kind.to_string(), data)),
+                job: None,
             },
             reply: Reply::Apply(Some(reply)),
         })
@@ -378,6 +383,22 @@ impl Engine {
                     input,
                     job: Some(job),
                     record: record.map(Arc::new),
+                },
+                reply: Reply::Apply(None),
+            })
+            .await;
+    }
+
+    /// The result of a job that changes no state (a release job on an
+    /// ended session), as a timeline entry, fed back without waiting for
+    /// the commit; the job row goes in the same transaction.
+    pub(crate) async fn job_record(&self, session_id: &str, job: i64, kind: &str, data: Value) {
+        let _ = self
+            .send(Command {
+                work: Work::Record {
+                    session_id: session_id.to_string(),
+                    entry: Arc::new((kind.to_string(), data)),
+                    job: Some(job),
                 },
                 reply: Reply::Apply(None),
             })

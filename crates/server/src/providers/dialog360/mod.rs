@@ -75,6 +75,8 @@ pub const PROVIDER: Registration = Registration {
         configured: sim::setup::configured,
         configure: sim::setup::configure,
     }),
+    // Nothing to close: a permissions page left alone grants nothing.
+    release: None,
 };
 
 fn connect(cx: &Context<'_>) -> Result<Box<dyn Provider>, String> {

@@ -32,6 +32,8 @@ pub const PROVIDER: Registration = Registration {
         configured: sim::setup::configured,
         configure: sim::setup::configure,
     }),
+    // A generic endpoint documents no way to stop what it started.
+    release: None,
 };
 
 fn connect(cx: &Context<'_>) -> Result<Box<dyn Provider>, String> {

@@ -58,6 +58,9 @@ pub const PROVIDER: Registration = Registration {
         configured: sim::setup::configured,
         configure: sim::setup::configure,
     }),
+    // Incode documents no cancel of an interview (providers.md 2.1); its
+    // `DELETE /omni/interviews` is retention, for erasure (issue 20).
+    release: None,
 };
 
 fn connect(cx: &Context<'_>) -> Result<Box<dyn Provider>, String> {

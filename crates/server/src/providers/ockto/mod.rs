@@ -66,6 +66,8 @@ pub const PROVIDER: Registration = Registration {
         configured: sim::setup::configured,
         configure: sim::setup::configure,
     }),
+    // Ockto's public wrapper documents no cancel (providers.md 3.1).
+    release: None,
 };
 
 fn connect(cx: &Context<'_>) -> Result<Box<dyn Provider>, String> {

@@ -36,6 +36,8 @@ pub const PROVIDER: Registration = Registration {
         configured: sim::setup::configured,
         configure: sim::setup::configure,
     }),
+    // OIH documents no way to stop a queued flow run (providers.md 5).
+    release: None,
 };
 
 /// The client and the sealer its callback tokens are derived under.

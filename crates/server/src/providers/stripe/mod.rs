@@ -89,6 +89,11 @@ pub const PROVIDER: Registration = Registration {
         configured: sim::setup::configured,
         configure: sim::setup::configure,
     }),
+    // A VerificationSession left open could still be submitted and billed.
+    release: Some(super::Release {
+        cancel: Some("stripe.cancel"),
+        redact: Some("stripe.redact"),
+    }),
 };
 
 fn connect(cx: &Context<'_>) -> Result<Box<dyn Provider>, String> {

@@ -152,26 +152,36 @@ pub(super) async fn try_batch(
             Work::Ingest(ev) => {
                 Answer::Ingest(ingest(engine, tx.as_mut(), ev, known, now, &mut after).await?)
             }
-            Work::Record { session_id, entry } => match tx.lock_session(session_id).await? {
-                Some(mut row)
-                    if let Some(why) =
-                        crate::runtime::intake::record_refusal(&engine.config.limits, &row) =>
-                {
-                    crate::runtime::intake::count_refusal(
-                        &mut after, &mut row, &entry.0, "api", why, now,
-                    );
-                    tx.update_session(&row).await?;
-                    Answer::Refused(Error::Refused(why))
+            Work::Record {
+                session_id,
+                entry,
+                job,
+            } => {
+                // Like apply_input: the job row goes before the session lock.
+                if let Some(job) = job {
+                    tx.delete_job(*job).await?;
                 }
-                Some(mut row) => {
-                    let step = row.state.step.clone();
-                    after.timeline(&mut row, now, &entry.0, step, entry.1.clone());
-                    row.updated_at = now;
-                    tx.update_session(&row).await?;
-                    Answer::Apply(Some(row))
+                match tx.lock_session(session_id).await? {
+                    Some(mut row)
+                        if let Some(why) =
+                            crate::runtime::intake::record_refusal(&engine.config.limits, &row) =>
+                    {
+                        crate::runtime::intake::count_refusal(
+                            &mut after, &mut row, &entry.0, "api", why, now,
+                        );
+                        tx.update_session(&row).await?;
+                        Answer::Refused(Error::Refused(why))
+                    }
+                    Some(mut row) => {
+                        let step = row.state.step.clone();
+                        after.timeline(&mut row, now, &entry.0, step, entry.1.clone());
+                        row.updated_at = now;
+                        tx.update_session(&row).await?;
+                        Answer::Apply(Some(row))
+                    }
+                    None => Answer::Apply(None),
                 }
-                None => Answer::Apply(None),
-            },
+            }
             Work::Delivered(d) => {
                 tx.record_delivery_attempt(&d.delivery_id, &d.attempt, d.status, d.next_attempt_at)
                     .await?;

@@ -144,6 +144,9 @@ pub(super) async fn transition(
             input: &row.input,
             session: &session_ctx,
         };
+        // A step that closed a provider session (release.rs): its end
+        // leaves that one alone.
+        let closed = crate::runtime::release::closed_by(&wf, &row.state, &input);
         let t = engine::apply(&wf, ctx, &row.state, &input, now);
         first_applied.get_or_insert(t.applied);
         if !t.applied {
@@ -154,6 +157,9 @@ pub(super) async fn transition(
             after.timeline(row, now, &r.kind, r.step.clone(), r.data.clone());
         }
         row.state = t.state;
+        if let Some(p) = closed.filter(|p| !row.state.released.contains(p)) {
+            row.state.released.push(p);
+        }
         for effect in t.effects {
             apply_effect(engine, tx, row, effect, now, after).await?;
         }
