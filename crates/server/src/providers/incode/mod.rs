@@ -51,18 +51,19 @@ pub const PROVIDER: Registration = Registration {
     connect,
     routes,
     secret_words: &[],
-    check_config: config::check,
+    config: crate::config::ConfigSection::of::<config::IncodeConfig>(config::check),
     sim: Some(super::SimRegistration {
         mount: "incode",
         router: sim::setup::router,
         configured: sim::setup::configured,
         configure: sim::setup::configure,
+        credentials: sim::setup::CREDENTIALS,
     }),
 };
 
 fn connect(cx: &Context<'_>) -> Result<Box<dyn Provider>, String> {
     Ok(Box::new(client::IncodeConnector::new(
-        cx.config.incode.clone(),
+        cx.config.section::<config::IncodeConfig>().cloned(),
         cx.config.engine.request_timeout,
         cx.sealer.clone(),
     )?))

@@ -59,18 +59,19 @@ pub const PROVIDER: Registration = Registration {
     routes: axum::Router::new,
     // A QR code opens someone's data-sharing session.
     secret_words: &["qrcode", "qr_code"],
-    check_config: config::check,
+    config: crate::config::ConfigSection::of::<config::OcktoConfig>(config::check),
     sim: Some(super::SimRegistration {
         mount: "ockto",
         router: sim::setup::router,
         configured: sim::setup::configured,
         configure: sim::setup::configure,
+        credentials: sim::setup::CREDENTIALS,
     }),
 };
 
 fn connect(cx: &Context<'_>) -> Result<Box<dyn Provider>, String> {
     Ok(Box::new(client::OcktoConnector::new(
-        cx.config.ockto.clone(),
+        cx.config.section::<config::OcktoConfig>().cloned(),
         cx.config.engine.request_timeout,
     )))
 }
