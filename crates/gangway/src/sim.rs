@@ -14,63 +14,11 @@ pub struct SimCmd {
     /// several Gangway nodes, the load balancer in front of them.
     #[arg(long)]
     gangway_url: String,
-    /// API key the score simulator expects. With --score-webhook-secret;
-    /// without both, /sim/score is not served.
-    #[arg(long, env = "SIM_SCORE_API_KEY", requires = "score_webhook_secret")]
-    score_api_key: Option<String>,
-    /// HMAC secret the score simulator signs webhooks with.
-    #[arg(long, env = "SIM_SCORE_WEBHOOK_SECRET", requires = "score_api_key")]
-    score_webhook_secret: Option<String>,
-    /// API key the Incode simulator expects. With --incode-client-secret;
-    /// without both, /sim/incode is not served.
-    #[arg(long, env = "SIM_INCODE_API_KEY", requires = "incode_client_secret")]
-    incode_api_key: Option<String>,
-    /// OAuth2 client the Incode simulator uses at Gangway's token endpoint.
-    #[arg(long, env = "SIM_INCODE_CLIENT_ID", default_value = "incode-webhooks")]
-    incode_client_id: String,
-    #[arg(long, env = "SIM_INCODE_CLIENT_SECRET", requires = "incode_api_key")]
-    incode_client_secret: Option<String>,
-    /// Basic credentials and provider code the Ockto simulator expects.
-    #[arg(long, env = "SIM_OCKTO_USERNAME", default_value = "gangway")]
-    ockto_username: String,
-    #[arg(
-        long,
-        env = "SIM_OCKTO_PASSWORD",
-        default_value = "ockto-simulator-password"
-    )]
-    ockto_password: String,
-    #[arg(long, env = "SIM_OCKTO_PROVIDER_CODE", default_value = "GANGWAY")]
-    ockto_provider_code: String,
+    /// Each registered simulator's credentials (`--incode-api-key`, ...).
+    #[command(flatten)]
+    creds: Credentials,
     #[command(flatten)]
     ockto_tls: OcktoTls,
-    /// Partner API key of the simulated 360dialog Partner-Payment hub (`gangway-partner`).
-    #[arg(long, env = "SIM_DIALOG360_API_KEY", default_value = "")]
-    dialog360_api_key: String,
-    /// Partner API key of the simulated Direct-Payment hub (`gangway-direct`).
-    #[arg(long, env = "SIM_DIALOG360_DIRECT_API_KEY", default_value = "")]
-    dialog360_direct_api_key: String,
-    /// Token the 360dialog simulator puts in Gangway's webhook URL.
-    #[arg(long, env = "SIM_DIALOG360_WEBHOOK_TOKEN", default_value = "")]
-    dialog360_webhook_token: String,
-    /// HMAC key the simulated Open Integration Hub's flows require.
-    #[arg(long, env = "SIM_OIH_HMAC_KEY", default_value = "")]
-    oih_hmac_key: String,
-    /// Secret key the Stripe simulator expects. With --stripe-webhook-secret;
-    /// without both, /sim/stripe is not served.
-    #[arg(
-        long,
-        env = "SIM_STRIPE_SECRET_KEY",
-        requires = "stripe_webhook_secret"
-    )]
-    stripe_secret_key: Option<String>,
-    /// Signing secret of the Stripe simulator's events (Gangway's
-    /// `stripe.webhook_secrets` lists it).
-    #[arg(
-        long,
-        env = "SIM_STRIPE_WEBHOOK_SECRET",
-        requires = "stripe_secret_key"
-    )]
-    stripe_webhook_secret: Option<String>,
     /// Delay of the simulated hub's 404 for unknown or stopped flows.
     #[arg(long, default_value_t = 1000)]
     oih_not_found_delay_ms: u64,
@@ -80,6 +28,66 @@ pub struct SimCmd {
     /// simulators' own origin may.
     #[arg(long, env = "SIM_FRAME_ANCESTORS", value_delimiter = ',')]
     frame_ancestors: Vec<String>,
+}
+
+/// The simulators' credentials as flags and `SIM_*` variables, built from
+/// what each registered simulator declares (its sim/setup.rs CREDENTIALS),
+/// so a new provider's simulator needs no edit here.
+pub struct Credentials(setup::SimCredentials);
+
+impl clap::FromArgMatches for Credentials {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut creds = setup::SimCredentials::default();
+        for c in setup::declared() {
+            let value = m.get_one::<String>(c.id).cloned().unwrap_or_default();
+            creds.set(c.id, value);
+        }
+        Ok(Credentials(creds))
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for Credentials {
+    fn augment_args(mut cmd: clap::Command) -> clap::Command {
+        for sim in gangway_server::providers::REGISTRY
+            .iter()
+            .filter_map(|p| p.sim.as_ref())
+        {
+            // A simulator's required credentials are given together or not at all.
+            let required: Vec<&'static str> = sim
+                .credentials
+                .iter()
+                .filter(|c| c.default.is_none())
+                .map(|c| c.id)
+                .collect();
+            for c in sim.credentials {
+                let mut arg = clap::Arg::new(c.id)
+                    .long(c.flag)
+                    .value_name(c.env.strip_prefix("SIM_").unwrap_or(c.id))
+                    .env(c.env)
+                    .help(c.help)
+                    .action(clap::ArgAction::Set);
+                match c.default {
+                    Some(default) => arg = arg.default_value(default),
+                    None => {
+                        for other in required.iter().filter(|o| **o != c.id) {
+                            arg = arg.requires(*other);
+                        }
+                    }
+                }
+                cmd = cmd.arg(arg);
+            }
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
 }
 
 /// Mutual TLS for the Ockto simulator: its API moves to its own HTTPS
@@ -105,50 +113,17 @@ pub async fn run(cmd: SimCmd) -> anyhow::Result<()> {
     let SimCmd {
         listen,
         gangway_url,
-        score_api_key,
-        score_webhook_secret,
-        incode_api_key,
-        incode_client_id,
-        incode_client_secret,
-        ockto_username,
-        ockto_password,
-        ockto_provider_code,
+        creds,
         ockto_tls,
-        dialog360_api_key,
-        dialog360_direct_api_key,
-        dialog360_webhook_token,
-        oih_hmac_key,
-        stripe_secret_key,
-        stripe_webhook_secret,
         oih_not_found_delay_ms,
         frame_ancestors,
     } = cmd;
+    let creds = creds.0;
     let frame_ancestors = frame_ancestor_origins(&frame_ancestors)?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    // A simulator whose credentials are not given is not served (clap
-    // checks that each pair is given whole).
-    let without_score = score_api_key.is_none();
-    let without_incode = incode_api_key.is_none();
-    let without_stripe = stripe_secret_key.is_none();
-    let creds = setup::SimCredentials {
-        score_api_key: score_api_key.unwrap_or_default(),
-        score_webhook_secret: score_webhook_secret.unwrap_or_default(),
-        incode_api_key: incode_api_key.unwrap_or_default(),
-        incode_client_id,
-        incode_client_secret: incode_client_secret.unwrap_or_default(),
-        ockto_username,
-        ockto_password,
-        ockto_provider_code,
-        dialog360_api_key,
-        dialog360_direct_api_key,
-        dialog360_webhook_token,
-        oih_hmac_key,
-        stripe_secret_key: stripe_secret_key.unwrap_or_default(),
-        stripe_webhook_secret: stripe_webhook_secret.unwrap_or_default(),
-    };
     let sim_url = format!("http://{addr}");
     let ockto = setup::ockto_sim(&sim_url, &creds);
     let ockto_router = match &ockto_tls.ockto_tls_listen {
@@ -167,34 +142,28 @@ pub async fn run(cmd: SimCmd) -> anyhow::Result<()> {
             ockto: Some(ockto_router),
             oih_not_found_delay_ms: Some(oih_not_found_delay_ms),
             frame_ancestors,
-            without_score,
-            without_incode,
             ..Default::default()
         },
     );
-    let mut served = vec!["/sim/ockto", "/sim/360dialog", "/sim/oih"];
+    // A simulator whose required credentials are not all given is not
+    // served (clap checks that each provider's are given whole).
+    let mut served = Vec::new();
     let mut skipped = Vec::new();
-    for (off, mount, flags) in [
-        (
-            without_incode,
-            "/sim/incode",
-            "--incode-api-key, --incode-client-secret",
-        ),
-        (
-            without_score,
-            "/sim/score",
-            "--score-api-key, --score-webhook-secret",
-        ),
-        (
-            without_stripe,
-            "/sim/stripe",
-            "--stripe-secret-key, --stripe-webhook-secret",
-        ),
-    ] {
-        if off {
-            skipped.push(format!("{mount} (give {flags} to serve it)"));
+    for sim in gangway_server::providers::REGISTRY
+        .iter()
+        .filter_map(|p| p.sim.as_ref())
+    {
+        let mount = format!("/sim/{}", sim.mount);
+        if creds.complete_for(sim) {
+            served.push(mount);
         } else {
-            served.insert(0, mount);
+            let flags: Vec<String> = sim
+                .credentials
+                .iter()
+                .filter(|c| c.default.is_none())
+                .map(|c| format!("--{}", c.flag))
+                .collect();
+            skipped.push(format!("{mount} (give {} to serve it)", flags.join(", ")));
         }
     }
     println!("serving {}", served.join(", "));

@@ -9,6 +9,8 @@
 //! `env.rs` maps `GANGWAY_*` variables to keys, `expand.rs` replaces
 //! references, `origin.rs` remembers where each key was set, and
 //! `validate.rs` and `providers.rs` check values the types cannot.
+//! Provider sections (`[incode]`, `[http]`, ...) are not fields here: each
+//! registered provider declares its own (`sections.rs`).
 
 mod env;
 mod expand;
@@ -17,6 +19,7 @@ mod load;
 mod origin;
 mod otel;
 mod providers;
+mod sections;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -24,14 +27,8 @@ mod validate;
 
 pub use limits::LimitsConfig;
 pub use otel::OtelConfig;
-// Each provider's section is typed in its own folder (providers/<name>/config.rs).
-pub use crate::providers::dialog360::config::{Dialog360Config, Dialog360Hub, Dialog360Payment};
-pub use crate::providers::http::config::{Headers, HttpConnectorConfig, HttpService, HttpWebhook};
-pub use crate::providers::incode::config::IncodeConfig;
-pub use crate::providers::ockto::config::OcktoConfig;
-pub use crate::providers::oih::config::{OihConfig, OihFlowConfig};
-pub use crate::providers::stripe::config::StripeConfig;
 pub(crate) use providers::{MIN_SECRET, header_name};
+pub use sections::{ConfigSection, Section, SectionError, SectionValue, Sections};
 pub use server::{ServerConfig, TlsConfig};
 pub(crate) use validate::http_url;
 
@@ -101,22 +98,14 @@ pub struct Config {
     /// tokens are renewed from the provider after a restart.
     #[serde(default)]
     pub encryption_key: Option<String>,
-    #[serde(default)]
-    pub http: HttpConnectorConfig,
-    #[serde(default)]
-    pub incode: Option<IncodeConfig>,
-    #[serde(default)]
-    pub ockto: Option<OcktoConfig>,
-    #[serde(default)]
-    pub dialog360: Option<Dialog360Config>,
-    #[serde(default)]
-    pub oih: Option<OihConfig>,
-    #[serde(default)]
-    pub stripe: Option<StripeConfig>,
     pub postgres: PostgresConfig,
     pub limits: LimitsConfig,
     /// Rate limits, failed-authentication lockouts, trusted proxies.
     pub rate_limits: crate::limits::RateLimitConfig,
+    /// The registered providers' sections (`[incode]`, `[http]`, ...), read
+    /// by the loader apart from the rest: [`Config::section`].
+    #[serde(skip)]
+    pub sections: Sections,
 }
 
 /// Connection pool of the PostgreSQL store (ignored with SQLite).

@@ -7,8 +7,8 @@
 mod certs;
 
 use axum::Router;
-use gangway_server::config::OcktoConfig;
 use gangway_server::connectors::ockto::OcktoConnector;
+use gangway_server::providers::ockto::config::OcktoConfig;
 use gangway_server::sim::ockto::{OcktoSim, OcktoSimConfig};
 use gangway_server::sim::tls;
 use serde_json::{Value, json};

@@ -13,9 +13,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use gangway_server::api::inbound::verify_stripe_webhook;
-use gangway_server::config::StripeConfig;
 use gangway_server::providers::Provider;
 use gangway_server::providers::stripe::client::StripeConnector;
+use gangway_server::providers::stripe::config::StripeConfig;
 use gangway_server::sim::stripe::{StripeSim, StripeSimConfig};
 use serde_json::{Value, json};
 

@@ -5,7 +5,7 @@
 use crate::Target;
 use crate::split::Parts;
 use gangway_server::api::inbound::{http_event, verify_http_webhook};
-use gangway_server::config::HttpWebhook;
+use gangway_server::providers::http::config::HttpWebhook;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::time::Duration;

@@ -23,6 +23,7 @@ use gangway_server::api::inbound::{http_event, verify_http_webhook};
 use gangway_server::config::{Config, EndpointConfig};
 use gangway_server::egress::AddressPolicy;
 use gangway_server::ids;
+use gangway_server::providers::http::config::HttpConnectorConfig;
 use gangway_server::runtime::view;
 use gangway_server::store::SessionRow;
 use serde_json::{Value, json};
@@ -250,7 +251,11 @@ async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, Problem> {
-    let Some(cfg) = node.config.http.webhooks.get(&name) else {
+    let Some(cfg) = node
+        .config
+        .section::<HttpConnectorConfig>()
+        .and_then(|h| h.webhooks.get(&name))
+    else {
         return Err(Problem::not_found(format!(
             "no webhook `{name}` is configured under [http.webhooks]"
         )));
@@ -388,7 +393,11 @@ impl Node {
         body: Option<&Value>,
         idempotency_key: &str,
     ) -> Option<Value> {
-        let service = self.config.http.services.get(SERVICE)?;
+        let service = self
+            .config
+            .section::<HttpConnectorConfig>()?
+            .services
+            .get(SERVICE)?;
         let mut url = reqwest::Url::parse(&format!(
             "{}/v1/sessions",
             service.base_url.trim_end_matches('/')

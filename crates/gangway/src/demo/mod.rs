@@ -74,8 +74,7 @@ pub async fn run(
     // The demo pages frame the simulator (at `base`) or the real Incode.
     let mut frame_sources = vec![base.clone()];
     if let Some(origin) = config
-        .incode
-        .as_ref()
+        .section::<gangway_server::providers::incode::config::IncodeConfig>()
         .and_then(|i| reqwest::Url::parse(&i.base_url).ok())
         .map(|u| u.origin().ascii_serialization())
         .filter(|o| *o != base)

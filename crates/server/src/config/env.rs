@@ -178,11 +178,12 @@ pub(super) enum Shape {
 }
 
 /// The top-level keys of `Config` and their shapes, asked from serde
-/// itself, so that the list follows the type as keys are added.
+/// itself, so that the list follows the type as keys are added, then the
+/// registered providers' sections (`GANGWAY_INCODE__API_KEY`).
 pub(super) fn top_level_keys() -> Vec<(&'static str, Shape)> {
     let fields = Cell::new(&[][..]);
     let _ = Config::deserialize(FieldNames(&fields));
-    fields
+    let mut keys: Vec<(&'static str, Shape)> = fields
         .get()
         .iter()
         .map(|&f| {
@@ -193,7 +194,9 @@ pub(super) fn top_level_keys() -> Vec<(&'static str, Shape)> {
             });
             (f, shape.get())
         })
-        .collect()
+        .collect();
+    keys.extend(super::sections::keys().map(|k| (k, Shape::Section)));
+    keys
 }
 
 /// Ends a probe: the probes only look, they never build a value.

@@ -77,21 +77,16 @@ fn typed(
 ) -> Result<Config, ConfigError> {
     let mut reread = HashSet::new();
     loop {
-        let e = match serde_path_to_error::deserialize::<_, Config>(value.clone()) {
+        let (key, message) = match deserialize(&value) {
             Ok(config) => return Ok(config),
             Err(e) => e,
         };
-        let key = e.path().to_string();
-        // The message alone: the error's Display adds "in `key`" on lines
-        // of its own, and the key is said by this error already.
-        let message = flat(e.into_inner().message());
         let as_text = applied.iter().rev().find(|a| a.key == key).filter(|a| {
             message.starts_with("invalid type:")
                 && !message.starts_with("invalid type: string")
                 && reread.insert(a.key.clone())
         });
         let Some(a) = as_text else {
-            let key = if key == "." { "(root)".into() } else { key };
             return Err(key_err(key, message));
         };
         let text = expand::expand(&a.raw, env).map_err(|m| key_err(&a.key, m))?;
@@ -101,6 +96,49 @@ fn typed(
         env::set_path(root, &a.path, toml::Value::String(text))
             .map_err(|m| key_err(&a.key, format!("{m} (from {})", a.var)))?;
     }
+}
+
+/// The tree as a `Config`: the registered providers' sections are lifted
+/// out and parsed by their providers, the rest by serde. Errors are the
+/// key (`incode.api_key`) and the message alone: the serde error's Display
+/// adds "in `key`" on lines of its own, and the key is said by the caller.
+fn deserialize(value: &toml::Value) -> Result<Config, (String, String)> {
+    let toml::Value::Table(root) = value else {
+        return Err(("(root)".into(), "is not a table".into()));
+    };
+    let mut rest = root.clone();
+    let mut sections = Vec::new();
+    for p in crate::providers::REGISTRY {
+        if let Some(v) = rest.remove(p.config.key) {
+            let parsed = (p.config.parse)(v).map_err(|e| {
+                let key = match e.path.as_str() {
+                    "." => p.config.key.to_string(),
+                    path => format!("{}.{path}", p.config.key),
+                };
+                (key, flat(&e.message))
+            })?;
+            sections.push((p.config.key, parsed));
+        }
+    }
+    let mut config = serde_path_to_error::deserialize::<_, Config>(toml::Value::Table(rest))
+        .map_err(|e| {
+            let key = e.path().to_string();
+            let message = flat(e.into_inner().message());
+            // An unknown top-level key: serde lists the fields of `Config`,
+            // which no longer hold the provider sections; name those too.
+            let message = if !key.contains('.') && message.starts_with("unknown field") {
+                let names: Vec<String> =
+                    super::sections::keys().map(|k| format!("`{k}`")).collect();
+                format!("{message}; or a provider section: {}", names.join(", "))
+            } else {
+                message
+            };
+            (if key == "." { "(root)".into() } else { key }, message)
+        })?;
+    for (key, parsed) in sections {
+        config.sections.insert(key, parsed);
+    }
+    Ok(config)
 }
 
 /// Parses one TOML layer; a syntax error points at its line and column.

@@ -12,7 +12,7 @@ impl Config {
     /// Each registered provider checks its own section.
     pub(super) fn check_providers(&self) -> Result<(), ConfigError> {
         for p in crate::providers::REGISTRY {
-            (p.check_config)(self)?;
+            (p.config.check)(self)?;
         }
         Ok(())
     }

@@ -55,7 +55,7 @@ fn env_secret_references() {
         "{e}"
     );
     let c = Config::load_with(Some(&f), &env(&[("S_KEY", "Bearer k")])).expect("valid");
-    assert_eq!(c.http.services["s"].headers["Authorization"], "Bearer k");
+    assert_eq!(http(&c).services["s"].headers["Authorization"], "Bearer k");
 }
 
 fn file(dir: &Path, text: &str) -> PathBuf {
@@ -94,7 +94,7 @@ headers = {{ Authorization = "Bearer ${{env:SCORE_API_KEY}}", X-Both = "${{env:W
         &env(&[("SCORE_API_KEY", "k-123"), ("WF", "prod")]),
     )
     .expect("valid");
-    let h = &c.http.services["score"].headers;
+    let h = &http(&c).services["score"].headers;
     assert_eq!(h["Authorization"], "Bearer k-123");
     assert_eq!(h["X-Both"], "prod-k-123");
     assert_eq!(h["X-Dollar"], "a$b ${env:WF}");
@@ -427,7 +427,12 @@ fn numbers_from_the_environment_are_text_where_text_is_wanted() {
         ]),
     )
     .expect("valid");
-    assert_eq!(c.incode.unwrap().configuration_id, "12345");
+    assert_eq!(
+        c.section::<crate::providers::incode::config::IncodeConfig>()
+            .expect("incode")
+            .configuration_id,
+        "12345"
+    );
     assert_eq!(c.engine.batch_size, 64);
     let e = Config::load_with(None, &env(&[("GANGWAY_ENGINE__BATCH_SIZE", "many")]))
         .unwrap_err()
@@ -529,4 +534,37 @@ fn otel_is_off_by_default_and_its_values_are_checked_when_on() {
         assert!(e.contains(key), "{value}: {e}");
         assert!(!e.contains("u:p"), "{e}");
     }
+}
+
+fn http(c: &Config) -> &crate::providers::http::config::HttpConnectorConfig {
+    c.section().expect("[http]")
+}
+
+/// A provider's section is its own type, read through the registry; an
+/// unknown top-level section is still refused, naming it.
+#[test]
+fn provider_sections_come_from_the_registry() {
+    let e = load_err("[incodee]\napi_key = \"k\"\n", &[]);
+    assert!(
+        e.contains("config key `incodee`: unknown field `incodee`"),
+        "{e}"
+    );
+    assert!(e.contains("or a provider section: "), "{e}");
+    for p in crate::providers::REGISTRY {
+        assert!(e.contains(&format!("`{}`", p.config.key)), "{e}");
+    }
+    let e = load_err(
+        "[stripe]\nsecret_key = \"sk_test_x\"\nwebhook_secrets = [\"whsec_0123456789abcdef\"]\nnope = 1\n",
+        &[],
+    );
+    assert!(
+        e.contains("config key `stripe.nope`: unknown field `nope`"),
+        "{e}"
+    );
+    let e = load_err("stripe = 5\n", &[]);
+    assert!(e.contains("config key `stripe`: invalid type"), "{e}");
+    let e = Config::load_with(None, &env(&[("GANGWAY_OIH__BASE_URL", "ftp://x")]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`oih.base_url`"), "{e}");
 }

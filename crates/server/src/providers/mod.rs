@@ -11,9 +11,9 @@
 //! config). The workflow catalog, the inbound routes, the config checks,
 //! redaction and the simulators' mounts and config are derived from
 //! [`REGISTRY`], so a new provider is its folder plus its `mod` line and one
-//! entry there (and, for its config section's type, one field in
-//! `config::Config`, which serde reads; for its simulator's credentials,
-//! fields in `sim::setup::SimCredentials`).
+//! entry there: its config section ([`Registration::config`]) and its
+//! simulator's credentials ([`SimRegistration::credentials`], which become
+//! `gangway sim` flags) are declared in its folder too.
 
 pub mod dialog360;
 pub mod http;
@@ -23,7 +23,7 @@ pub mod oih;
 pub mod stripe;
 
 use crate::api::AppState;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigSection};
 use crate::connectors::{CallError, CallOutput};
 use crate::crypto::Sealer;
 use crate::sim::setup::{SimCredentials, Wiring};
@@ -62,8 +62,9 @@ pub struct Registration {
     /// beyond the ones every provider shares (`secret`, `token`, ...): such
     /// values never reach the timeline or logs (connectors/redact.rs).
     pub secret_words: &'static [&'static str],
-    /// What the types of its config section cannot check.
-    pub check_config: fn(&Config) -> Result<(), ConfigError>,
+    /// Its config section: top-level key (`[incode]`, `GANGWAY_INCODE__*`),
+    /// type and checks (its config.rs); `Config::section` reads it.
+    pub config: ConfigSection,
     /// Its simulator, when it has one.
     pub sim: Option<SimRegistration>,
     /// What Gangway asks of it when a session lets go of one of its
@@ -99,6 +100,35 @@ pub struct SimRegistration {
     pub configured: fn(&Config) -> bool,
     /// Points the provider's config section at the simulator on a base URL.
     pub configure: fn(&mut Config, &str, &SimCredentials),
+    /// The credentials it shares with the Gangway that talks to it:
+    /// `gangway sim` takes each as a flag and a `SIM_*` variable, the demo
+    /// and the sandbox make fresh ones.
+    pub credentials: &'static [SimCredential],
+}
+
+/// One credential a simulator shares with Gangway (`SimCredentials::get`).
+pub struct SimCredential {
+    /// Its id in [`SimCredentials`]: `incode_api_key`.
+    pub id: &'static str,
+    /// `gangway sim`'s flag (without `--`) and environment variable for it;
+    /// both are contracts (docs/simulators.md, scripts/deploy-smoke).
+    pub flag: &'static str,
+    pub env: &'static str,
+    /// The flag's help text.
+    pub help: &'static str,
+    /// `gangway sim`'s value when the flag is not given. `None`: required,
+    /// and the simulator is served only when all its required ones are given.
+    pub default: Option<&'static str>,
+    /// The value `gangway demo`, the sandbox and dry runs use.
+    pub demo: DemoValue,
+}
+
+/// A credential's value where Gangway starts its own simulators.
+pub enum DemoValue {
+    /// A fresh random secret with this prefix.
+    Secret(&'static str),
+    /// This value.
+    Fixed(&'static str),
 }
 
 /// What a provider's client is built from.
@@ -183,6 +213,26 @@ pub fn routes() -> Router<AppState> {
 
 #[cfg(test)]
 mod tests {
+    /// Config section keys and simulator credentials are unique across
+    /// providers (they become top-level keys, `gangway sim` flags and SIM_*
+    /// variables), and the demo's credentials are all set.
+    #[test]
+    fn sections_and_sim_credentials_are_unique() {
+        let mut keys = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
+        let creds = crate::sim::setup::SimCredentials::random();
+        for p in super::REGISTRY {
+            assert!(keys.insert(p.config.key), "section {} twice", p.config.key);
+            for c in p.sim.iter().flat_map(|s| s.credentials) {
+                for name in [c.id, c.flag, c.env] {
+                    assert!(names.insert(name), "{name} declared twice");
+                }
+                assert!(c.env.starts_with("SIM_"), "{}", c.env);
+                assert!(!creds.get(c.id).is_empty(), "{}", c.id);
+            }
+        }
+    }
+
     #[test]
     fn action_names_are_namespaced_by_their_provider_and_unique() {
         let mut seen = std::collections::HashSet::new();

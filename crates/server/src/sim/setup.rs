@@ -7,29 +7,21 @@
 use crate::config::Config;
 use crate::ids;
 use crate::providers::incode::sim::IncodeKnobs;
+use crate::providers::{DemoValue, SimCredential, SimRegistration};
 use axum::Router;
+use std::collections::BTreeMap;
 
-/// Credentials shared by the simulators and the Gangway config that talks to them.
-pub struct SimCredentials {
-    pub score_api_key: String,
-    pub score_webhook_secret: String,
-    pub incode_api_key: String,
-    pub incode_client_id: String,
-    pub incode_client_secret: String,
-    pub ockto_username: String,
-    pub ockto_password: String,
-    pub ockto_provider_code: String,
-    /// Partner API keys of the simulated Partner-Payment and Direct-Payment hubs.
-    pub dialog360_api_key: String,
-    pub dialog360_direct_api_key: String,
-    /// The token in the partner webhook URL.
-    pub dialog360_webhook_token: String,
-    /// The HMAC key of the simulated hub's flows (its API_KEY secret).
-    pub oih_hmac_key: String,
-    /// The secret key the Stripe simulator expects and the signing secret of
-    /// its events; either empty: `/sim/stripe` is not served.
-    pub stripe_secret_key: String,
-    pub stripe_webhook_secret: String,
+/// Credentials shared by the simulators and the Gangway config that talks to
+/// them, by the ids the registered simulators declare
+/// ([`crate::providers::SimCredential`]): `incode_api_key`, ...
+#[derive(Clone, Default)]
+pub struct SimCredentials(BTreeMap<&'static str, String>);
+
+// Only the ids: the values are secrets.
+impl std::fmt::Debug for SimCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 /// Partner ids of the simulated 360dialog hubs.
@@ -40,24 +32,51 @@ pub use crate::providers::dialog360::sim::setup::{
 pub use crate::providers::ockto::sim::setup::sim as ockto_sim;
 
 impl SimCredentials {
+    /// Fresh credentials for a Gangway that starts its own simulators
+    /// (`gangway demo`, the sandbox, dry runs).
     pub fn random() -> SimCredentials {
-        SimCredentials {
-            score_api_key: ids::new_secret("simkey"),
-            score_webhook_secret: ids::new_secret("simwh"),
-            incode_api_key: ids::new_secret("incodekey"),
-            incode_client_id: "incode-webhooks".into(),
-            incode_client_secret: ids::new_secret("incodewh"),
-            ockto_username: "gangway-demo".into(),
-            ockto_password: ids::new_secret("ocktopw"),
-            ockto_provider_code: "GANGWAY-DEMO".into(),
-            dialog360_api_key: ids::new_secret("d360key"),
-            dialog360_direct_api_key: ids::new_secret("d360direct"),
-            dialog360_webhook_token: ids::new_secret("d360wh"),
-            oih_hmac_key: ids::new_secret("oihhmac"),
-            stripe_secret_key: ids::new_secret("sk_test"),
-            stripe_webhook_secret: ids::new_secret("whsec"),
+        let mut creds = SimCredentials::default();
+        for c in declared() {
+            creds.set(
+                c.id,
+                match c.demo {
+                    DemoValue::Secret(prefix) => ids::new_secret(prefix),
+                    DemoValue::Fixed(value) => value.into(),
+                },
+            );
         }
+        creds
     }
+
+    /// The credential `id` (one a registered simulator declares); empty
+    /// when not given.
+    pub fn get(&self, id: &str) -> &str {
+        debug_assert!(
+            declared().any(|c| c.id == id),
+            "no simulator declares the credential `{id}`"
+        );
+        self.0.get(id).map_or("", String::as_str)
+    }
+
+    pub fn set(&mut self, id: &'static str, value: String) {
+        self.0.insert(id, value);
+    }
+
+    /// Whether `sim` can be served: every credential it requires is given.
+    pub fn complete_for(&self, sim: &SimRegistration) -> bool {
+        sim.credentials
+            .iter()
+            .filter(|c| c.default.is_none())
+            .all(|c| !self.get(c.id).is_empty())
+    }
+}
+
+/// Every credential the registered simulators declare.
+pub fn declared() -> impl Iterator<Item = &'static SimCredential> {
+    crate::providers::REGISTRY
+        .iter()
+        .filter_map(|p| p.sim.as_ref())
+        .flat_map(|s| s.credentials)
 }
 
 /// How the simulators are set up beyond their credentials.
@@ -71,10 +90,6 @@ pub struct SimOptions {
     pub ockto: Option<Router>,
     /// How long the OIH simulator waits before its 404 (OIH: 1000 ms).
     pub oih_not_found_delay_ms: Option<u64>,
-    /// Leave `/sim/score` out (`gangway sim` without the score credentials).
-    pub without_score: bool,
-    /// Leave `/sim/incode` out (`gangway sim` without the Incode credentials).
-    pub without_incode: bool,
 }
 
 /// What a provider's simulator is wired with.
@@ -104,6 +119,9 @@ pub fn simulators(
     crate::providers::REGISTRY
         .iter()
         .filter_map(|p| p.sim.as_ref())
+        // A simulator whose required credentials are not all given is left
+        // out (`gangway sim` without `--incode-api-key`).
+        .filter(|sim| creds.complete_for(sim))
         .fold(Router::new(), |router, sim| match (sim.router)(&w) {
             Some(r) => router.nest(&format!("/sim/{}", sim.mount), r),
             None => router,

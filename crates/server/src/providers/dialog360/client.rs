@@ -4,10 +4,10 @@
 //! API keys. The partner API key goes only into `X-API-Key`; channel API keys
 //! are sealed before they leave this module.
 
-use crate::config::{Dialog360Config, Dialog360Hub};
 use crate::connectors::{CallError, CallOutput};
 use crate::crypto::Sealer;
 use crate::ids;
+use crate::providers::dialog360::config::{Dialog360Config, Dialog360Hub};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -688,7 +688,7 @@ mod tests {
             Dialog360Hub {
                 partner_id: "p1".into(),
                 api_key: "secret-partner-key".into(),
-                payment: crate::config::Dialog360Payment::Direct,
+                payment: crate::providers::dialog360::config::Dialog360Payment::Direct,
             },
         );
         let c = Dialog360Connector::new(

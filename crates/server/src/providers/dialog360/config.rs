@@ -63,9 +63,13 @@ fn default_d360_hub() -> String {
     "https://hub.360dialog.com".into()
 }
 
+impl crate::config::Section for Dialog360Config {
+    const KEY: &'static str = "dialog360";
+}
+
 /// What the types of the section cannot check.
 pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
-    let Some(d) = &config.dialog360 else {
+    let Some(d) = config.section::<Dialog360Config>() else {
         return Ok(());
     };
     http_url(

@@ -68,12 +68,13 @@ pub const PROVIDER: Registration = Registration {
     connect,
     routes,
     secret_words: &[],
-    check_config: config::check,
+    config: crate::config::ConfigSection::of::<config::Dialog360Config>(config::check),
     sim: Some(super::SimRegistration {
         mount: "360dialog",
         router: sim::setup::router,
         configured: sim::setup::configured,
         configure: sim::setup::configure,
+        credentials: sim::setup::CREDENTIALS,
     }),
     // Nothing to close: a permissions page left alone grants nothing.
     release: None,
@@ -81,7 +82,7 @@ pub const PROVIDER: Registration = Registration {
 
 fn connect(cx: &Context<'_>) -> Result<Box<dyn Provider>, String> {
     Ok(Box::new(client::Dialog360Connector::new(
-        cx.config.dialog360.clone(),
+        cx.config.section::<config::Dialog360Config>().cloned(),
         cx.config.engine.request_timeout,
         cx.sealer.clone(),
         cx.config.base_url(),

@@ -53,7 +53,11 @@ pub async fn webhook(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Json<Value>, Problem> {
-    let Some(cfg) = st.engine.config().dialog360.as_ref() else {
+    let Some(cfg) = st
+        .engine
+        .config()
+        .section::<super::config::Dialog360Config>()
+    else {
         return Err(Problem::not_found(
             "the dialog360 connector is not configured",
         ));

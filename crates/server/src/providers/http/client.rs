@@ -1,8 +1,8 @@
 //! The generic `http` connector: a templated JSON request to a configured
 //! service. Secrets (headers) come from config, never from the workflow.
 
-use crate::config::HttpConnectorConfig;
 use crate::connectors::{CallError, CallOutput, redact};
+use crate::providers::http::config::HttpConnectorConfig;
 use indexmap::IndexMap;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};

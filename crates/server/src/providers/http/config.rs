@@ -58,9 +58,16 @@ fn default_tolerance() -> Duration {
     Duration::from_secs(300)
 }
 
+impl crate::config::Section for HttpConnectorConfig {
+    const KEY: &'static str = "http";
+}
+
 /// What the types of the section cannot check.
 pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
-    for (name, svc) in &config.http.services {
+    let Some(http) = config.section::<HttpConnectorConfig>() else {
+        return Ok(());
+    };
+    for (name, svc) in &http.services {
         let key = |k: &str| format!("http.services.{name}.{k}");
         http_url(&key("base_url"), &svc.base_url, "https://score.example.com")?;
         for (header, value) in &svc.headers {
@@ -75,9 +82,9 @@ pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
             }
         }
     }
-    for (name, wh) in &config.http.webhooks {
+    for (name, wh) in &http.webhooks {
         let key = |k: &str| format!("http.webhooks.{name}.{k}");
-        if !config.http.services.contains_key(&wh.service) {
+        if !http.services.contains_key(&wh.service) {
             return Err(key_err(
                 key("service"),
                 format!("no service `{}` under [http.services]", wh.service),

@@ -25,12 +25,13 @@ pub const PROVIDER: Registration = Registration {
     connect,
     routes: webhook::routes,
     secret_words: &[],
-    check_config: config::check,
+    config: crate::config::ConfigSection::of::<config::HttpConnectorConfig>(config::check),
     sim: Some(super::SimRegistration {
         mount: "score",
         router: sim::setup::router,
         configured: sim::setup::configured,
         configure: sim::setup::configure,
+        credentials: sim::setup::CREDENTIALS,
     }),
     // A generic endpoint documents no way to stop what it started.
     release: None,
@@ -38,7 +39,10 @@ pub const PROVIDER: Registration = Registration {
 
 fn connect(cx: &Context<'_>) -> Result<Box<dyn Provider>, String> {
     Ok(Box::new(client::HttpConnector::new(
-        cx.config.http.clone(),
+        cx.config
+            .section::<config::HttpConnectorConfig>()
+            .cloned()
+            .unwrap_or_default(),
         cx.config.engine.request_timeout,
     )?))
 }

@@ -5,8 +5,8 @@
 use crate::api::AppState;
 use crate::api::auth::{ClientAddr, auth_failed};
 use crate::api::error::Problem;
-use crate::config::HttpWebhook;
 use crate::ids;
+use crate::providers::http::config::HttpWebhook;
 use crate::store::NewEvent;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -28,7 +28,12 @@ async fn http_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, Problem> {
-    let Some(cfg) = st.engine.config().http.webhooks.get(&name) else {
+    let Some(cfg) = st
+        .engine
+        .config()
+        .section::<super::config::HttpConnectorConfig>()
+        .and_then(|h| h.webhooks.get(&name))
+    else {
         return Err(Problem::not_found(format!(
             "no webhook `{name}` is configured under [http.webhooks]"
         )));

@@ -2,9 +2,9 @@
 //! onboarding URL, read status and score (session token). The session token
 //! is sealed before it leaves this module, and renewed once on a 401.
 
-use crate::config::IncodeConfig;
 use crate::connectors::{CallError, CallOutput};
 use crate::crypto::Sealer;
+use crate::providers::incode::config::IncodeConfig;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -27,9 +27,13 @@ fn default_language() -> String {
     "en-US".into()
 }
 
+impl crate::config::Section for IncodeConfig {
+    const KEY: &'static str = "incode";
+}
+
 /// What the types of the section cannot check.
 pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
-    let Some(inc) = &config.incode else {
+    let Some(inc) = config.section::<IncodeConfig>() else {
         return Ok(());
     };
     http_url(

@@ -51,12 +51,13 @@ pub const PROVIDER: Registration = Registration {
     connect,
     routes,
     secret_words: &[],
-    check_config: config::check,
+    config: crate::config::ConfigSection::of::<config::IncodeConfig>(config::check),
     sim: Some(super::SimRegistration {
         mount: "incode",
         router: sim::setup::router,
         configured: sim::setup::configured,
         configure: sim::setup::configure,
+        credentials: sim::setup::CREDENTIALS,
     }),
     // Incode documents no cancel of an interview (providers.md 2.1); its
     // `DELETE /omni/interviews` is retention, for erasure (issue 20).
@@ -65,7 +66,7 @@ pub const PROVIDER: Registration = Registration {
 
 fn connect(cx: &Context<'_>) -> Result<Box<dyn Provider>, String> {
     Ok(Box::new(client::IncodeConnector::new(
-        cx.config.incode.clone(),
+        cx.config.section::<config::IncodeConfig>().cloned(),
         cx.config.engine.request_timeout,
         cx.sealer.clone(),
     )?))

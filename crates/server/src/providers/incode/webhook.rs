@@ -68,7 +68,7 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(cfg) = st.engine.config().incode.as_ref() else {
+    let Some(cfg) = st.engine.config().section::<super::config::IncodeConfig>() else {
         return Problem::not_found("the incode connector is not configured").into_response();
     };
     let (Some(id), Some(secret)) = (
@@ -104,7 +104,7 @@ pub async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, Problem> {
-    let Some(cfg) = st.engine.config().incode.as_ref() else {
+    let Some(cfg) = st.engine.config().section::<super::config::IncodeConfig>() else {
         return Err(Problem::not_found("the incode connector is not configured"));
     };
     let now_s = ids::now_ms() / 1000;

@@ -109,9 +109,13 @@ impl OcktoConfig {
     }
 }
 
+impl crate::config::Section for OcktoConfig {
+    const KEY: &'static str = "ockto";
+}
+
 /// What the types of the section cannot check.
 pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
-    let Some(o) = &config.ockto else {
+    let Some(o) = config.section::<OcktoConfig>() else {
         return Ok(());
     };
     http_url("ockto.base_url", &o.base_url, "https://api.ockto.example")?;

@@ -59,12 +59,13 @@ pub const PROVIDER: Registration = Registration {
     routes: axum::Router::new,
     // A QR code opens someone's data-sharing session.
     secret_words: &["qrcode", "qr_code"],
-    check_config: config::check,
+    config: crate::config::ConfigSection::of::<config::OcktoConfig>(config::check),
     sim: Some(super::SimRegistration {
         mount: "ockto",
         router: sim::setup::router,
         configured: sim::setup::configured,
         configure: sim::setup::configure,
+        credentials: sim::setup::CREDENTIALS,
     }),
     // Ockto's public wrapper documents no cancel (providers.md 3.1).
     release: None,
@@ -72,7 +73,7 @@ pub const PROVIDER: Registration = Registration {
 
 fn connect(cx: &Context<'_>) -> Result<Box<dyn Provider>, String> {
     Ok(Box::new(client::OcktoConnector::new(
-        cx.config.ockto.clone(),
+        cx.config.section::<config::OcktoConfig>().cloned(),
         cx.config.engine.request_timeout,
     )))
 }

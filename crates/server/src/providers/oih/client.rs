@@ -6,9 +6,9 @@
 //! correlated in the same transaction as the call's job, so a callback that
 //! beats the hook's 200 still finds its session.
 
-use crate::config::{OihConfig, OihFlowConfig};
 use crate::connectors::{CallError, CallOutput};
 use crate::ids;
+use crate::providers::oih::config::{OihConfig, OihFlowConfig};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde_json::{Value, json};

@@ -41,9 +41,13 @@ impl std::fmt::Debug for OihConfig {
     }
 }
 
+impl crate::config::Section for OihConfig {
+    const KEY: &'static str = "oih";
+}
+
 /// What the types of the section cannot check.
 pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
-    let Some(o) = &config.oih else {
+    let Some(o) = config.section::<OihConfig>() else {
         return Ok(());
     };
     http_url(

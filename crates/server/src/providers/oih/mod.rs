@@ -29,12 +29,13 @@ pub const PROVIDER: Registration = Registration {
     connect,
     routes,
     secret_words: &[],
-    check_config: config::check,
+    config: crate::config::ConfigSection::of::<config::OihConfig>(config::check),
     sim: Some(super::SimRegistration {
         mount: "oih",
         router: sim::setup::router,
         configured: sim::setup::configured,
         configure: sim::setup::configure,
+        credentials: sim::setup::CREDENTIALS,
     }),
     // OIH documents no way to stop a queued flow run (providers.md 5).
     release: None,
@@ -49,7 +50,7 @@ struct Oih {
 fn connect(cx: &Context<'_>) -> Result<Box<dyn Provider>, String> {
     Ok(Box::new(Oih {
         client: client::OihConnector::new(
-            cx.config.oih.clone(),
+            cx.config.section::<config::OihConfig>().cloned(),
             cx.config.engine.request_timeout,
             cx.config.base_url(),
             cx.sealer.clone(),

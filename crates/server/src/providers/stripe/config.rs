@@ -63,9 +63,13 @@ impl std::fmt::Debug for StripeConfig {
     }
 }
 
+impl crate::config::Section for StripeConfig {
+    const KEY: &'static str = "stripe";
+}
+
 /// What the types of the section cannot check.
 pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
-    let Some(s) = &config.stripe else {
+    let Some(s) = config.section::<StripeConfig>() else {
         return Ok(());
     };
     http_url("stripe.base_url", &s.base_url, "https://api.stripe.com")?;

@@ -82,12 +82,13 @@ pub const PROVIDER: Registration = Registration {
     // `client_secret` is covered by the shared words; the hosted `url` is
     // a bearer link to the user's verification, so it stays out of records.
     secret_words: &[],
-    check_config: config::check,
+    config: crate::config::ConfigSection::of::<config::StripeConfig>(config::check),
     sim: Some(super::SimRegistration {
         mount: "stripe",
         router: sim::setup::router,
         configured: sim::setup::configured,
         configure: sim::setup::configure,
+        credentials: sim::setup::CREDENTIALS,
     }),
     // A VerificationSession left open could still be submitted and billed.
     release: Some(super::Release {
@@ -98,7 +99,7 @@ pub const PROVIDER: Registration = Registration {
 
 fn connect(cx: &Context<'_>) -> Result<Box<dyn Provider>, String> {
     Ok(Box::new(client::StripeConnector::new(
-        cx.config.stripe.clone(),
+        cx.config.section::<config::StripeConfig>().cloned(),
         cx.config.engine.request_timeout,
     )?))
 }

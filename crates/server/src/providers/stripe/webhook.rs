@@ -30,7 +30,7 @@ pub async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, Problem> {
-    let Some(cfg) = st.engine.config().stripe.as_ref() else {
+    let Some(cfg) = st.engine.config().section::<super::config::StripeConfig>() else {
         return Err(Problem::not_found("the stripe connector is not configured"));
     };
     let header = headers

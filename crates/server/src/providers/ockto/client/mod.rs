@@ -7,8 +7,8 @@
 mod odm;
 mod wire;
 
-use crate::config::OcktoConfig;
 use crate::connectors::{CallError, CallOutput};
+use crate::providers::ockto::config::OcktoConfig;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use wire::fail;

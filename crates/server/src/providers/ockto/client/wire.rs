@@ -2,8 +2,8 @@
 //! error bodies, and the TLS client with the optional client certificate.
 //! When real documentation arrives, this module and the status table change.
 
-use crate::config::OcktoConfig;
 use crate::connectors::{CallError, redact};
+use crate::providers::ockto::config::OcktoConfig;
 use base64::Engine;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
