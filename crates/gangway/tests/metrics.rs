@@ -160,9 +160,11 @@ async fn metrics_cover_what_on_call_needs() {
     );
     let max = value(&m, &["gangway_db_pool_max_connections"], &text);
     assert!(in_use >= 0.0 && in_use <= max && max >= 1.0, "{text}");
-    // Nobody waits for a connection once the flow is over (the count while
-    // they do is checked in store_conformance.rs).
-    assert_eq!(value(&m, &["gangway_db_pool_waiting"], &text), 0.0);
+    // Callers waiting for a connection: served on PostgreSQL too (the
+    // scheduler or this scrape may be taking one right now; the count while
+    // callers do wait is checked in store_conformance.rs).
+    let waiting = value(&m, &["gangway_db_pool_waiting"], &text);
+    assert!((0.0..=max).contains(&waiting), "{text}");
     assert_eq!(
         value(
             &m,
