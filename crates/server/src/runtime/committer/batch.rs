@@ -136,6 +136,7 @@ pub(super) async fn try_batch(
                 input,
                 job,
                 record,
+                audit,
             } => Answer::Apply(
                 apply_input(
                     engine,
@@ -144,6 +145,7 @@ pub(super) async fn try_batch(
                     input,
                     *job,
                     record.as_deref().cloned(),
+                    audit.as_deref(),
                     now,
                     &mut after,
                 )
@@ -156,6 +158,7 @@ pub(super) async fn try_batch(
                 session_id,
                 entry,
                 job,
+                audit,
             } => {
                 // Like apply_input: the job row goes before the session lock.
                 if let Some(job) = job {
@@ -175,6 +178,7 @@ pub(super) async fn try_batch(
                     Some(mut row) => {
                         let step = row.state.step.clone();
                         after.timeline(&mut row, now, &entry.0, step, entry.1.clone());
+                        after.audit.extend(audit.as_deref().cloned());
                         row.updated_at = now;
                         tx.update_session(&row).await?;
                         Answer::Apply(Some(row))
@@ -229,6 +233,7 @@ pub(super) async fn try_batch(
         .collect();
     tx.insert_timeline(&std::mem::take(&mut after.timeline))
         .await?;
+    tx.insert_audit(&std::mem::take(&mut after.audit)).await?;
     tx.insert_client_events(&after.client_events).await?;
     tx.commit().await?;
     Ok((answers, after))
