@@ -10,7 +10,7 @@ use crate::store::SessionFilter;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use gangway_core::SessionStatus;
 use gangway_core::engine::Input;
@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/sessions", post(create).get(list))
         .route("/v1/sessions/{id}", get(show))
         .route("/v1/sessions/{id}/cancel", post(cancel))
+        .route("/v1/sessions/{id}/data", delete(erase))
         .route("/v1/sessions/{id}/timeline", get(timeline))
         .route("/v1/sessions/{id}/deliveries", get(deliveries))
         .route(
@@ -236,6 +237,42 @@ async fn cancel(
         ));
     }
     let row = st.engine.apply(&id, Input::Cancel { reason }).await?;
+    Ok(Json(view::session_json(&row)))
+}
+
+/// What a session erased on request is canceled with, if it still runs.
+const ERASE_CANCEL_REASON: &str = "canceled for the erasure of its data";
+
+/// `DELETE /v1/sessions/{id}/data`: erases the session's personal data
+/// (runtime/erasure.rs), canceling it first if it still runs; answers the
+/// tombstone. Again for an erased session: the same tombstone.
+async fn erase(
+    State(st): State<AppState>,
+    key: ApiKey<scope::SessionsErase>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let row = st
+        .engine
+        .session(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("no session with this id"))?;
+    if row.erased_at.is_none() && row.state.status != SessionStatus::Ended {
+        let cancel = Input::Cancel {
+            reason: ERASE_CANCEL_REASON.into(),
+        };
+        match st.engine.apply(&id, cancel).await {
+            // It may have ended meanwhile on its own: erased all the same.
+            Ok(_) | Err(crate::runtime::Error::Ended) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // audit: session.erased by API key `key.id` (the committer's side is
+    // marked in runtime/erasure.rs).
+    tracing::info!(session_id = %id, key_id = %key.id, "session data erased on request");
+    let row = st
+        .engine
+        .erase(&id, crate::runtime::erasure::Trigger::Request)
+        .await?;
     Ok(Json(view::session_json(&row)))
 }
 

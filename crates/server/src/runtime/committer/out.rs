@@ -22,6 +22,8 @@ pub(in crate::runtime) struct AfterCommit {
     /// References to check again for early events once committed (shared
     /// databases only).
     pub(super) adopt: Vec<(String, String)>,
+    /// Sessions erased, by trigger (counted once committed).
+    pub(super) erased: Vec<crate::runtime::erasure::Trigger>,
 }
 
 impl AfterCommit {
@@ -35,6 +37,12 @@ impl AfterCommit {
         data: Value,
     ) {
         row.timeline_seq += 1;
+        // An erased session keeps no payload (erasure.rs).
+        let data = if row.erased_at.is_some() {
+            crate::runtime::erasure::tombstone_data(data)
+        } else {
+            data
+        };
         self.timeline.push((
             row.id.clone(),
             TimelineEntry {
@@ -177,6 +185,43 @@ impl<'a> Out<'a> {
         lease_until: i64,
     ) -> Result<(), crate::store::Error> {
         effects::run_now(self.tx, row, self.after, task, self.now, lease_until).await
+    }
+
+    /// Blanks what this batch kept for the session so far (timeline and
+    /// client event payloads, events to push): it is being erased.
+    pub fn forget_payloads(&mut self, session_id: &str) {
+        let empty = || Value::Object(serde_json::Map::new());
+        for (id, e) in &mut self.after.timeline {
+            if id == session_id {
+                e.data = empty();
+            }
+        }
+        for (id, e) in self
+            .after
+            .client_events
+            .iter_mut()
+            .chain(self.after.publish.iter_mut())
+        {
+            if id == session_id {
+                e.data = empty();
+            }
+        }
+    }
+
+    /// The customer webhook `event_type` about `row`, to every endpoint
+    /// that takes it.
+    pub async fn notify(
+        &mut self,
+        engine: &Arc<Engine>,
+        row: &SessionRow,
+        event_type: &str,
+    ) -> Result<(), crate::store::Error> {
+        effects::notify(engine, self.tx, row, event_type, self.now, self.after).await
+    }
+
+    /// Counts an erasure once the batch commits.
+    pub fn erased(&mut self, trigger: crate::runtime::erasure::Trigger) {
+        self.after.erased.push(trigger);
     }
 
     /// An event for another session (a child's ending for its parent).

@@ -57,22 +57,24 @@ impl PgTx {
         let deliveries = std::mem::take(&mut self.deliveries);
         let attempts = std::mem::take(&mut self.attempts);
         let timeline = std::mem::take(&mut self.timeline);
+        let client_rows = std::mem::take(&mut self.client_rows);
+        let client_events = std::mem::take(&mut self.client_events);
         let mut f = Flush::new();
         writes::insert_sessions(&mut f, &created);
         writes::update_sessions(&mut f, &updated);
         writes::insert_deliveries(&mut f, &deliveries);
         writes::record_attempts(&mut f, &attempts);
         writes::insert_timeline(&mut f, &timeline);
-        writes::insert_client_events(&mut f, &self.client_rows);
+        writes::insert_client_events(&mut f, &client_rows);
         self.events.push(&mut f);
         self.jobs.push(&mut f, &self.node);
         let mut channels = Vec::new();
         let mut payloads = Vec::new();
-        if let Some(at) = self.free_job_due {
+        if let Some(at) = self.free_job_due.take() {
             channels.push(notify::JOBS);
             payloads.push(notify::jobs_payload(&self.node, at));
         }
-        for payload in notify::client_payloads(&self.node, &self.client_events) {
+        for payload in notify::client_payloads(&self.node, &client_events) {
             channels.push(notify::CLIENT);
             payloads.push(payload);
         }
@@ -453,9 +455,66 @@ impl Tx for PgTx {
         Ok(())
     }
 
+    async fn erase_session(&mut self, id: &str, at: i64, view: &Value) -> Result<()> {
+        // What this transaction kept so far is written first, so that the
+        // statements below rewrite it too; sessions written stay readable
+        // to the batch's later commands as locked rows.
+        let written: Vec<SessionRow> = self
+            .created
+            .values()
+            .chain(self.updated.values())
+            .cloned()
+            .collect();
+        self.write_kept().await?;
+        for row in written {
+            self.locked.insert(row.id.clone(), row);
+        }
+        sqlx::query(sql::ERASE_SESSION)
+            .bind(id)
+            .bind(at)
+            .execute(&mut *self.tx)
+            .await?;
+        for stmt in [
+            sql::ERASE_TIMELINE,
+            sql::ERASE_CLIENT_EVENTS,
+            sql::ERASE_INBOUND_EVENTS,
+            ERASE_JOBS,
+            STRIP_DELIVERY_JOBS,
+        ] {
+            sqlx::query(stmt).bind(id).execute(&mut *self.tx).await?;
+        }
+        sqlx::query(ERASE_DELIVERIES)
+            .bind(id)
+            .bind(view.to_string())
+            .execute(&mut *self.tx)
+            .await?;
+        if let Some(row) = self.locked.get_mut(id) {
+            row.input = Value::Object(serde_json::Map::new());
+            row.erased_at = Some(at);
+        }
+        Ok(())
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<()> {
         self.write_kept().await?;
         self.tx.commit().await?;
         Ok(())
     }
 }
+
+/// An erased session's deliveries keep their envelope; `data` becomes the
+/// tombstone. Every statement here writes a new row version: the old one
+/// is dead, invisible to every later read, and gone from the table's pages
+/// once vacuum reuses its space (docs/deploy.md, "Data protection").
+const ERASE_DELIVERIES: &str =
+    "UPDATE deliveries SET payload = jsonb_set(payload::jsonb, '{data}', $2::jsonb)::text
+     WHERE session_id = $1";
+/// An erased session's pending work that carries its data: timers, polls
+/// and calls, but not provider releases (the redaction itself) or child
+/// cancels.
+const ERASE_JOBS: &str = "DELETE FROM jobs WHERE session_id = $1 AND (kind IN ('timer', 'poll')
+     OR (kind = 'call' AND payload::jsonb -> 'release' IS NULL
+         AND COALESCE(payload::jsonb ->> 'action', '') <> 'workflow.cancel'))";
+/// A delivery job carries the body it sends: without it, the delivery
+/// reads its (erased) row.
+const STRIP_DELIVERY_JOBS: &str = "UPDATE jobs SET payload = (payload::jsonb - 'body')::text WHERE session_id = $1 AND kind = 'deliver'";

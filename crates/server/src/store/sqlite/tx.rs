@@ -44,8 +44,8 @@ impl Tx for SqliteTx {
             .prepare_cached(
                 "INSERT INTO sessions (id, workflow_id, version, status, outcome, reason, reference, input, state,
                    created_at, updated_at, ended_at, client_secret_hash, client_secret_expires_at, api_key_id,
-                   idempotency_key, request_hash, timeline_seq, client_seq)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   idempotency_key, request_hash, timeline_seq, client_seq, retain_ms)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )?
             .execute(params![
                 r.id,
@@ -67,6 +67,7 @@ impl Tx for SqliteTx {
                 r.request_hash,
                 r.timeline_seq,
                 r.client_seq,
+                r.retain_ms,
             ])?;
         Ok(())
     }
@@ -321,9 +322,41 @@ impl Tx for SqliteTx {
         jobs::reschedule(self.c()?, id, due_at, attempts)
     }
 
+    async fn erase_session(&mut self, id: &str, at: i64, view: &Value) -> Result<()> {
+        let c = self.c()?;
+        c.prepare_cached(sql::ERASE_SESSION)?
+            .execute(params![id, at])?;
+        for stmt in [
+            sql::ERASE_TIMELINE,
+            sql::ERASE_CLIENT_EVENTS,
+            sql::ERASE_INBOUND_EVENTS,
+            ERASE_JOBS,
+            STRIP_DELIVERY_JOBS,
+        ] {
+            c.prepare_cached(stmt)?.execute([id])?;
+        }
+        c.prepare_cached(ERASE_DELIVERIES)?
+            .execute(params![id, view.to_string()])?;
+        Ok(())
+    }
+
     async fn commit(self: Box<Self>) -> Result<()> {
         // On failure the drop below rolls back what is left of it.
         self.c()?.prepare_cached("COMMIT")?.execute([])?;
         Ok(())
     }
 }
+
+/// An erased session's deliveries keep their envelope; `data` becomes the
+/// tombstone.
+const ERASE_DELIVERIES: &str =
+    "UPDATE deliveries SET payload = json_set(payload, '$.data', json(?2)) WHERE session_id = ?1";
+/// An erased session's pending work that carries its data: timers, polls
+/// and calls, but not provider releases (the redaction itself) or child
+/// cancels.
+const ERASE_JOBS: &str = "DELETE FROM jobs WHERE session_id = ?1 AND (kind IN ('timer', 'poll')
+     OR (kind = 'call' AND json_extract(payload, '$.release') IS NULL
+         AND COALESCE(json_extract(payload, '$.action'), '') <> 'workflow.cancel'))";
+/// A delivery job carries the body it sends: without it, the delivery
+/// reads its (erased) row.
+const STRIP_DELIVERY_JOBS: &str = "UPDATE jobs SET payload = json_remove(payload, '$.body') WHERE session_id = ?1 AND kind = 'deliver'";
