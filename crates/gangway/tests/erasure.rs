@@ -87,7 +87,10 @@ async fn an_erased_session_leaves_a_tombstone_and_nothing_in_the_files() {
     })
     .await;
     // The test can fail: the marker is in the database before.
-    assert!(contains(&h.database_bytes().await, &name), "marker not stored");
+    assert!(
+        contains(&h.database_bytes().await, &name),
+        "marker not stored"
+    );
 
     let (status, tomb) = delete(&h, &eraser, &id).await;
     assert_eq!(status, 200, "{tomb}");
@@ -100,7 +103,10 @@ async fn an_erased_session_leaves_a_tombstone_and_nothing_in_the_files() {
     assert_eq!(tomb["ended_at"], ended["ended_at"]);
     assert_eq!(tomb["created_at"], ended["created_at"]);
     assert_eq!(tomb["input"], json!({}));
-    assert!(tomb["output"].is_null() && tomb["reason"].is_null(), "{tomb}");
+    assert!(
+        tomb["output"].is_null() && tomb["reason"].is_null(),
+        "{tomb}"
+    );
     assert!(!tomb.to_string().contains(&name), "{tomb}");
     // GET shows the tombstone; the timeline keeps kinds and times only.
     let shown = h.session(&id).await;
@@ -166,7 +172,10 @@ async fn a_running_session_is_canceled_then_erased() {
     let name = marker("running");
     let (id, _) = marked_session(&h, &name).await;
     assert_eq!(h.session(&id).await["status"], "waiting");
-    assert!(contains(&h.database_bytes().await, &name), "marker not stored");
+    assert!(
+        contains(&h.database_bytes().await, &name),
+        "marker not stored"
+    );
     let (status, tomb) = delete(&h, &eraser, &id).await;
     assert_eq!(status, 200, "{tomb}");
     assert_eq!(tomb["status"], "ended", "{tomb}");
@@ -176,7 +185,10 @@ async fn a_running_session_is_canceled_then_erased() {
     let ended = k.iter().position(|k| k == "session.ended");
     let erased = k.iter().position(|k| k == "session.erased");
     assert!(ended.is_some() && ended < erased, "{k:?}");
-    assert!(!contains(&h.database_bytes().await, &name), "the marker is still stored");
+    assert!(
+        !contains(&h.database_bytes().await, &name),
+        "the marker is still stored"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

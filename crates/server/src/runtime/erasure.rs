@@ -138,11 +138,11 @@ pub(super) async fn erase(
     // here: session id, trigger, and for a request the API key, which
     // api/sessions.rs `erase` knows).
     let mut seen = Vec::new();
-    for p in &row.state.providers {
+    for p in row.state.providers.clone() {
         if seen.contains(&p) {
             continue;
         }
-        seen.push(p);
+        seen.push(p.clone());
         let registration = providers::named(&p.connector);
         match registration
             .and_then(|r| r.release.as_ref())

@@ -188,8 +188,24 @@ impl<'a> Out<'a> {
     }
 
     /// Blanks what this batch kept for the session so far (timeline and
-    /// client event payloads, events to push): it is being erased.
+    /// client event payloads, events to push, jobs to run once committed):
+    /// it is being erased. Its deliveries read their erased row instead of
+    /// the body they carried; its calls, polls and timers do not run (their
+    /// rows go too); releases and child cancels still do.
     pub fn forget_payloads(&mut self, session_id: &str) {
+        self.after.run_now.retain_mut(|job| {
+            if job.session_id != session_id {
+                return true;
+            }
+            match &mut job.task {
+                Task::Deliver(d) => {
+                    d.body = None;
+                    true
+                }
+                Task::Release(_) | Task::CancelChild(_) => true,
+                _ => false,
+            }
+        });
         let empty = || Value::Object(serde_json::Map::new());
         for (id, e) in &mut self.after.timeline {
             if id == session_id {

@@ -345,7 +345,7 @@ impl Store for SqliteStore {
     async fn erasures_due(&self, now: i64, limit: i64) -> Result<Vec<String>> {
         self.run(move |c| {
             let mut stmt = c.prepare_cached(sql::ERASURES_DUE)?;
-            collect(&mut stmt, params![now, limit], |r| r.get(0))
+            collect(&mut stmt, params![now, limit], |r| Ok(r.get(0)?))
         })
         .await
     }
