@@ -71,7 +71,7 @@ pub const CONSUME_EVENTS_NAMED: &str = "UPDATE inbound_events SET consumed_at = 
 
 /// Erasure (runtime/erasure.rs): the session's own row keeps its tombstone
 /// columns; `state` is written by the transaction's session update.
-pub const ERASE_SESSION: &str = "UPDATE sessions SET input = '{}', erased_at = $2 WHERE id = $1";
+pub const ERASE_SESSION: &str = "UPDATE sessions SET erased_at = $1, input = '{}' WHERE id = $2";
 /// Payloads of what the session recorded, sent and received. Rows are
 /// rewritten, not deleted: kinds, times and sequence numbers stay, and an
 /// inbound event keeps deduplicating a provider's retry.

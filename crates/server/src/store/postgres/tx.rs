@@ -470,8 +470,8 @@ impl Tx for PgTx {
             self.locked.insert(row.id.clone(), row);
         }
         sqlx::query(sql::ERASE_SESSION)
-            .bind(id)
             .bind(at)
+            .bind(id)
             .execute(&mut *self.tx)
             .await?;
         for stmt in [

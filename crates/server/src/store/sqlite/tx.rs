@@ -325,7 +325,7 @@ impl Tx for SqliteTx {
     async fn erase_session(&mut self, id: &str, at: i64, view: &Value) -> Result<()> {
         let c = self.c()?;
         c.prepare_cached(sql::ERASE_SESSION)?
-            .execute(params![id, at])?;
+            .execute(params![at, id])?;
         for stmt in [
             sql::ERASE_TIMELINE,
             sql::ERASE_CLIENT_EVENTS,
