@@ -192,6 +192,47 @@ async fn a_running_session_is_canceled_then_erased() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_sessions_it_started_are_erased_with_it() {
+    let h = Harness::start().await;
+    let eraser = create_key(&h.config, "eraser", &["sessions:erase"]);
+    let name = marker("child");
+    let (status, s) = h
+        .post(
+            "/v1/sessions",
+            json!({"workflow": "erase-parent", "input": {"name": name}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{s}");
+    let id = s["id"].as_str().unwrap().to_string();
+    let child = eventually("the child session", 20, || async {
+        h.timeline(&id).await["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "child.created")
+            .map(|e| e["data"]["session_id"].as_str().unwrap().to_string())
+    })
+    .await;
+    assert_eq!(h.session(&child).await["input"]["name"], name.as_str());
+    let (status, tomb) = delete(&h, &eraser, &id).await;
+    assert_eq!(status, 200, "{tomb}");
+    let c = h.session(&child).await;
+    assert!(c["erased_at"].is_string(), "{c}");
+    assert_eq!(c["status"], "ended", "{c}");
+    assert_eq!(c["input"], json!({}), "{c}");
+    // Only the parent's erasure is told to the customer's backend.
+    eventually("the session.erased webhook", 20, || async {
+        (!h.receiver.for_session(&id, "session.erased").is_empty()).then_some(())
+    })
+    .await;
+    assert!(h.receiver.for_session(&child, "session.erased").is_empty());
+    assert!(
+        !contains(&h.database_bytes().await, &name),
+        "the marker is still stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn stripe_is_asked_to_redact_its_copy() {
     let h = Harness::start().await;
     let eraser = create_key(&h.config, "eraser", &["sessions:erase"]);

@@ -240,9 +240,6 @@ async fn cancel(
     Ok(Json(view::session_json(&row)))
 }
 
-/// What a session erased on request is canceled with, if it still runs.
-const ERASE_CANCEL_REASON: &str = "canceled for the erasure of its data";
-
 /// `DELETE /v1/sessions/{id}/data`: erases the session's personal data
 /// (runtime/erasure.rs), canceling it first if it still runs; answers the
 /// tombstone. Again for an erased session: the same tombstone.
@@ -251,28 +248,10 @@ async fn erase(
     key: ApiKey<scope::SessionsErase>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    let row = st
-        .engine
-        .session(&id)
-        .await?
-        .ok_or_else(|| Problem::not_found("no session with this id"))?;
-    if row.erased_at.is_none() && row.state.status != SessionStatus::Ended {
-        let cancel = Input::Cancel {
-            reason: ERASE_CANCEL_REASON.into(),
-        };
-        match st.engine.apply(&id, cancel).await {
-            // It may have ended meanwhile on its own: erased all the same.
-            Ok(_) | Err(crate::runtime::Error::Ended) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    // audit: session.erased by API key `key.id` (the committer's side is
-    // marked in runtime/erasure.rs).
+    let row = st.engine.erase_on_request(&id).await?;
+    // audit: session.erased by API key `key.id` on request (the
+    // committer's side is marked in runtime/erasure.rs `erase`).
     tracing::info!(session_id = %id, key_id = %key.id, "session data erased on request");
-    let row = st
-        .engine
-        .erase(&id, crate::runtime::erasure::Trigger::Request)
-        .await?;
     Ok(Json(view::session_json(&row)))
 }
 

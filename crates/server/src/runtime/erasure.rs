@@ -182,11 +182,80 @@ pub(super) async fn erase(
     Ok(Ok(Some(row)))
 }
 
+/// What a session erased on request is canceled with, if it still runs.
+const CANCEL_REASON: &str = "canceled for the erasure of its data";
+
 impl Engine {
+    /// `DELETE /v1/sessions/{id}/data`: the session, canceled first if it
+    /// still runs, and the sessions it started (`run` steps, chat runs,
+    /// whose data came from it), each canceled and erased before the
+    /// session itself: should one fail, a repeated request still finds
+    /// them in the session's timeline. Answers the session's tombstone.
+    pub async fn erase_on_request(&self, session_id: &str) -> Result<SessionRow, Error> {
+        let row = self
+            .store
+            .session(session_id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        if row.erased_at.is_some() {
+            return Ok(row);
+        }
+        self.cancel_for_erasure(&row).await?;
+        let row = self.erase_tree(session_id).await?;
+        if let Err(e) = self.store.reclaim_erased().await {
+            tracing::warn!(error = %e, "cannot reclaim the space of erased data; retried at the next erasure");
+        }
+        Ok(row)
+    }
+
+    /// The session's children first (theirs before them), then the session.
+    async fn erase_tree(&self, session_id: &str) -> Result<SessionRow, Error> {
+        for child in self.children_of(session_id).await? {
+            let Some(row) = self.store.session(&child).await? else {
+                continue;
+            };
+            if row.erased_at.is_none() {
+                self.cancel_for_erasure(&row).await?;
+                Box::pin(self.erase_tree(&child)).await?;
+            }
+        }
+        self.erase(session_id, Trigger::Request).await
+    }
+
+    /// The sessions this one started, as its timeline names them
+    /// (`child.started`, `child.created`: `session_id`; `chat.command`,
+    /// `chat.run_started`: `run`).
+    async fn children_of(&self, session_id: &str) -> Result<Vec<String>, Error> {
+        let mut children: Vec<String> = Vec::new();
+        for entry in self.store.timeline(session_id).await? {
+            for key in ["session_id", "run"] {
+                if let Some(id) = entry.data.get(key).and_then(Value::as_str)
+                    && gangway_core::engine::parent_of(id) == Some(session_id)
+                    && !children.iter().any(|c| c == id)
+                {
+                    children.push(id.to_string());
+                }
+            }
+        }
+        Ok(children)
+    }
+
+    /// Cancels a session that still runs, so that it can be erased.
+    async fn cancel_for_erasure(&self, row: &SessionRow) -> Result<(), Error> {
+        if row.erased_at.is_some() || row.state.status == SessionStatus::Ended {
+            return Ok(());
+        }
+        let cancel = gangway_core::engine::Input::Cancel {
+            reason: CANCEL_REASON.into(),
+        };
+        // It may end on its own meanwhile: erased all the same.
+        self.apply(&row.id, cancel).await.map(|_| ())
+    }
+
     /// Erases an ended session's personal data (see the module comment);
     /// the session after it, a tombstone. A session erased before answers
-    /// its tombstone again.
-    pub async fn erase(&self, session_id: &str, trigger: Trigger) -> Result<SessionRow, Error> {
+    /// its tombstone again. The caller reclaims the space afterwards.
+    async fn erase(&self, session_id: &str, trigger: Trigger) -> Result<SessionRow, Error> {
         let (reply, rx) = oneshot::channel();
         self.send(Command {
             work: Work::Erase {
@@ -196,14 +265,9 @@ impl Engine {
             reply: Reply::Apply(Some(reply)),
         })
         .await?;
-        let row = rx
-            .await
+        rx.await
             .map_err(|_| Error::ShuttingDown)??
-            .ok_or(Error::NotFound)?;
-        if trigger == Trigger::Request {
-            self.reclaim().await;
-        }
-        Ok(row)
+            .ok_or(Error::NotFound)
     }
 
     async fn reclaim(&self) {
