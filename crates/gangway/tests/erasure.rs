@@ -56,6 +56,20 @@ async fn marked_session(h: &Harness, name: &str) -> (String, String) {
     (id, secret)
 }
 
+/// The audit log's entries of `action` about the session (admin API).
+async fn audited(h: &Harness, admin: &str, action: &str, id: &str) -> Vec<Value> {
+    let r = h
+        .http
+        .get(h.url(&format!("/v1/admin/audit?action={action}&session_id={id}")))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    body["data"].as_array().unwrap().clone()
+}
+
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
@@ -153,6 +167,19 @@ async fn an_erased_session_leaves_a_tombstone_and_nothing_in_the_files() {
     let t = h.timeline(&id).await;
     let erasures = kinds(&t).iter().filter(|k| *k == "session.erased").count();
     assert_eq!(erasures, 1, "{t}");
+    // Audited once, by the key, with ids only.
+    let admin = create_key(&h.config, "admin", &["admin"]);
+    let entries = audited(&h, &admin, "session.erased", &id).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(
+        entries[0]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("api_key:"),
+        "{entries:?}"
+    );
+    assert_eq!(entries[0]["data"]["trigger"], "request");
+    assert!(!Value::Array(entries).to_string().contains(&name));
     // The browser sees the ended session, no name.
     let r = h
         .http
@@ -185,6 +212,12 @@ async fn a_running_session_is_canceled_then_erased() {
     let ended = k.iter().position(|k| k == "session.ended");
     let erased = k.iter().position(|k| k == "session.erased");
     assert!(ended.is_some() && ended < erased, "{k:?}");
+    // The cancel is audited too, by the same key.
+    let admin = create_key(&h.config, "admin", &["admin"]);
+    let canceled = audited(&h, &admin, "session.canceled", &id).await;
+    let erased = audited(&h, &admin, "session.erased", &id).await;
+    assert_eq!((canceled.len(), erased.len()), (1, 1));
+    assert_eq!(canceled[0]["actor"], erased[0]["actor"]);
     assert!(
         !contains(&h.database_bytes().await, &name),
         "the marker is still stored"
@@ -325,6 +358,7 @@ async fn retention_erases_exactly_the_sessions_past_their_period() {
             )
         }
     };
+    let admin = create_key(&h.config, "admin", &["admin"]);
     // Three that end with a 1 s retention, one still running with it, and
     // one ended under the server default (1 h).
     let mut short = Vec::new();
@@ -358,6 +392,9 @@ async fn retention_erases_exactly_the_sessions_past_their_period() {
             .cloned()
             .unwrap();
         assert_eq!(erased["data"]["trigger"], "retention", "{erased}");
+        let entries = audited(&h, &admin, "session.erased", id).await;
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert_eq!(entries[0]["actor"], "system", "{entries:?}");
     }
     // Nothing else: not the running one, not the one kept for an hour.
     let r = h.session(&running).await;

@@ -82,6 +82,13 @@ pub async fn run(
         frame_sources.push(origin);
     }
     let engine = gangway_server::app::start(config).await?;
+    let exposed = (!addr.ip().is_loopback()).then(|| {
+        format!(
+            "the demo listens on {}, beyond this machine (--allow-public)",
+            addr.ip()
+        )
+    });
+    gangway_server::app::audit_start(&engine, "demo", exposed.into_iter().collect()).await?;
     // SIGHUP re-reads workflows_dir (not in sandboxes: only here).
     gangway_server::runtime::workflows::hangup::spawn(engine.clone());
     engine

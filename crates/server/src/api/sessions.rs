@@ -207,7 +207,7 @@ struct CancelBody {
 
 async fn cancel(
     State(st): State<AppState>,
-    _key: ApiKey<scope::SessionsWrite>,
+    key: ApiKey<scope::SessionsWrite>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, Problem> {
@@ -236,7 +236,19 @@ async fn cancel(
             "`reason` must be at most 1000 characters",
         ));
     }
-    let row = st.engine.apply(&id, Input::Cancel { reason }).await?;
+    // The reason is the customer's text: it stays in the timeline (which
+    // erasure clears), not in the audit log.
+    let audit = crate::audit::session(
+        crate::audit::action::SESSION_CANCELED,
+        &crate::audit::Actor::ApiKey(key.id.clone()),
+        &id,
+        crate::ids::now_ms(),
+        json!({}),
+    );
+    let row = st
+        .engine
+        .apply_audited(&id, Input::Cancel { reason }, Some(audit))
+        .await?;
     Ok(Json(view::session_json(&row)))
 }
 
@@ -248,9 +260,10 @@ async fn erase(
     key: ApiKey<scope::SessionsErase>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    let row = st.engine.erase_on_request(&id).await?;
-    // audit: session.erased by API key `key.id` on request (the
-    // committer's side is marked in runtime/erasure.rs `erase`).
+    // Audited (`session.erased`, and `session.canceled` for a session
+    // still running) in the transactions that do it.
+    let actor = crate::audit::Actor::ApiKey(key.id.clone());
+    let row = st.engine.erase_on_request(&id, &actor).await?;
     tracing::info!(session_id = %id, key_id = %key.id, "session data erased on request");
     Ok(Json(view::session_json(&row)))
 }

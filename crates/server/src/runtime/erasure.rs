@@ -11,8 +11,9 @@
 //! `Task::Release` job with purpose `redact` per provider session whose
 //! provider can redact (release.rs), a `provider.retained` note for the
 //! others (what their documentation says they keep), and the
-//! `session.erased` webhook. Only ended sessions are erased: the API
-//! cancels a running one first. Anything written to an erased session
+//! `session.erased` webhook, and the `session.erased` audit entry (ids and
+//! the trigger only). Only ended sessions are erased: the API cancels a
+//! running one first (audited as a cancel by the same key). Anything written to an erased session
 //! later (a release's outcome, a late call result) keeps only the fields
 //! of [`KEPT_FIELDS`].
 //!
@@ -25,6 +26,7 @@
 use super::committer::Out;
 use super::job::{Release, Task};
 use super::{Command, Engine, Error, Reply, Work};
+use crate::audit::Actor;
 use crate::ids;
 use crate::providers;
 use crate::store::SessionRow;
@@ -108,6 +110,7 @@ pub(super) async fn erase(
     out: &mut Out<'_>,
     session_id: &str,
     trigger: Trigger,
+    actor: &Actor,
 ) -> Result<Result<Option<SessionRow>, Error>, crate::store::Error> {
     let Some(mut row) = out.tx.lock_session(session_id).await? else {
         return Ok(Ok(None));
@@ -134,9 +137,14 @@ pub(super) async fn erase(
         None,
         json!({"trigger": trigger.as_str()}),
     );
-    // audit: session.erased (issue 20's audit log records the erasure
-    // here: session id, trigger, and for a request the API key, which
-    // api/sessions.rs `erase` knows).
+    // Ids only: the audit log outlives the data (crate::audit).
+    out.audit(crate::audit::session(
+        crate::audit::action::SESSION_ERASED,
+        actor,
+        &row.id,
+        now,
+        json!({"trigger": trigger.as_str()}),
+    ));
     let mut seen = Vec::new();
     for p in row.state.providers.clone() {
         if seen.contains(&p) {
@@ -191,7 +199,11 @@ impl Engine {
     /// whose data came from it), each canceled and erased before the
     /// session itself: should one fail, a repeated request still finds
     /// them in the session's timeline. Answers the session's tombstone.
-    pub async fn erase_on_request(&self, session_id: &str) -> Result<SessionRow, Error> {
+    pub async fn erase_on_request(
+        &self,
+        session_id: &str,
+        actor: &Actor,
+    ) -> Result<SessionRow, Error> {
         let row = self
             .store
             .session(session_id)
@@ -200,8 +212,8 @@ impl Engine {
         if row.erased_at.is_some() {
             return Ok(row);
         }
-        self.cancel_for_erasure(&row).await?;
-        let row = self.erase_tree(session_id).await?;
+        self.cancel_for_erasure(&row, actor).await?;
+        let row = self.erase_tree(session_id, actor).await?;
         if let Err(e) = self.store.reclaim_erased().await {
             tracing::warn!(error = %e, "cannot reclaim the space of erased data; retried at the next erasure");
         }
@@ -209,17 +221,17 @@ impl Engine {
     }
 
     /// The session's children first (theirs before them), then the session.
-    async fn erase_tree(&self, session_id: &str) -> Result<SessionRow, Error> {
+    async fn erase_tree(&self, session_id: &str, actor: &Actor) -> Result<SessionRow, Error> {
         for child in self.children_of(session_id).await? {
             let Some(row) = self.store.session(&child).await? else {
                 continue;
             };
             if row.erased_at.is_none() {
-                self.cancel_for_erasure(&row).await?;
-                Box::pin(self.erase_tree(&child)).await?;
+                self.cancel_for_erasure(&row, actor).await?;
+                Box::pin(self.erase_tree(&child, actor)).await?;
             }
         }
-        self.erase(session_id, Trigger::Request).await
+        self.erase(session_id, Trigger::Request, actor).await
     }
 
     /// The sessions this one started, as its timeline names them
@@ -241,7 +253,7 @@ impl Engine {
     }
 
     /// Cancels a session that still runs, so that it can be erased.
-    async fn cancel_for_erasure(&self, row: &SessionRow) -> Result<(), Error> {
+    async fn cancel_for_erasure(&self, row: &SessionRow, actor: &Actor) -> Result<(), Error> {
         if row.erased_at.is_some() || row.state.status == SessionStatus::Ended {
             return Ok(());
         }
@@ -249,18 +261,34 @@ impl Engine {
             reason: CANCEL_REASON.into(),
         };
         // It may end on its own meanwhile: erased all the same.
-        self.apply(&row.id, cancel).await.map(|_| ())
+        // Audited as a cancel by the same actor.
+        let audit = crate::audit::session(
+            crate::audit::action::SESSION_CANCELED,
+            actor,
+            &row.id,
+            ids::now_ms(),
+            json!({}),
+        );
+        self.apply_audited(&row.id, cancel, Some(audit))
+            .await
+            .map(|_| ())
     }
 
     /// Erases an ended session's personal data (see the module comment);
     /// the session after it, a tombstone. A session erased before answers
     /// its tombstone again. The caller reclaims the space afterwards.
-    async fn erase(&self, session_id: &str, trigger: Trigger) -> Result<SessionRow, Error> {
+    async fn erase(
+        &self,
+        session_id: &str,
+        trigger: Trigger,
+        actor: &Actor,
+    ) -> Result<SessionRow, Error> {
         let (reply, rx) = oneshot::channel();
         self.send(Command {
             work: Work::Erase {
                 session_id: session_id.to_string(),
                 trigger,
+                actor: Arc::new(actor.clone()),
             },
             reply: Reply::Apply(Some(reply)),
         })
@@ -315,7 +343,7 @@ async fn sweep_once(engine: &Arc<Engine>, limit: i64) -> Result<usize, Error> {
         if engine.is_stopping() {
             break;
         }
-        match engine.erase(id, Trigger::Retention).await {
+        match engine.erase(id, Trigger::Retention, &Actor::System).await {
             Ok(_) => erased += 1,
             Err(Error::NotFound | Error::Running) => {}
             Err(e) => {

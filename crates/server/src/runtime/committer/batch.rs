@@ -138,6 +138,7 @@ pub(super) async fn try_batch(
                 input,
                 job,
                 record,
+                audit,
             } => Answer::Apply(
                 apply_input(
                     engine,
@@ -146,6 +147,7 @@ pub(super) async fn try_batch(
                     input,
                     *job,
                     record.as_deref().cloned(),
+                    audit.as_deref(),
                     now,
                     &mut after,
                 )
@@ -158,6 +160,7 @@ pub(super) async fn try_batch(
                 session_id,
                 entry,
                 job,
+                audit,
             } => {
                 // Like apply_input: the job row goes before the session lock.
                 if let Some(job) = job {
@@ -177,6 +180,7 @@ pub(super) async fn try_batch(
                     Some(mut row) => {
                         let step = row.state.step.clone();
                         after.timeline(&mut row, now, &entry.0, step, entry.1.clone());
+                        after.audit.extend(audit.as_deref().cloned());
                         row.updated_at = now;
                         tx.update_session(&row).await?;
                         Answer::Apply(Some(row))
@@ -199,9 +203,11 @@ pub(super) async fn try_batch(
             Work::Erase {
                 session_id,
                 trigger,
+                actor,
             } => {
                 let mut out = Out::new(tx.as_mut(), &mut after, now, effects::lease_ms(engine));
-                match crate::runtime::erasure::erase(engine, &mut out, session_id, *trigger).await?
+                match crate::runtime::erasure::erase(engine, &mut out, session_id, *trigger, actor)
+                    .await?
                 {
                     Ok(row) => Answer::Apply(row),
                     Err(e) => Answer::Refused(e),
@@ -242,6 +248,7 @@ pub(super) async fn try_batch(
         .collect();
     tx.insert_timeline(&std::mem::take(&mut after.timeline))
         .await?;
+    tx.insert_audit(&std::mem::take(&mut after.audit)).await?;
     tx.insert_client_events(&after.client_events).await?;
     tx.commit().await?;
     Ok((answers, after))

@@ -16,6 +16,8 @@ pub(in crate::runtime) struct AfterCommit {
     pub(super) publish: Vec<(String, ClientEvent)>,
     pub(super) timeline: Vec<(String, TimelineEntry)>,
     pub(super) client_events: Vec<(String, ClientEvent)>,
+    /// Audit entries of the batch's commands (crate::audit).
+    pub(in crate::runtime) audit: Vec<crate::store::NewAudit>,
     /// Sessions this batch changed (deduplicated by nobody: waking twice is harmless).
     pub(super) changed: Vec<String>,
     pub(super) transitions: u64,
@@ -233,6 +235,11 @@ impl<'a> Out<'a> {
         event_type: &str,
     ) -> Result<(), crate::store::Error> {
         effects::notify(engine, self.tx, row, event_type, self.now, self.after).await
+    }
+
+    /// An audit entry, appended with the batch.
+    pub fn audit(&mut self, entry: crate::store::NewAudit) {
+        self.after.audit.push(entry);
     }
 
     /// Counts an erasure once the batch commits.
