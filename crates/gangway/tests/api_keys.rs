@@ -48,6 +48,7 @@ async fn send(
 ) -> (u16, Value) {
     let mut req = match method {
         "GET" => h.http.get(h.url(path)),
+        "DELETE" => h.http.delete(h.url(path)),
         _ => h.http.post(h.url(path)),
     };
     req = req.bearer_auth(key);
@@ -271,6 +272,7 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/sessions", "sessions:read"),
     ("GET", "/v1/sessions/{id}", "sessions:read"),
     ("POST", "/v1/sessions/{id}/cancel", "sessions:write"),
+    ("DELETE", "/v1/sessions/{id}/data", "sessions:erase"),
     ("GET", "/v1/sessions/{id}/timeline", "sessions:read"),
     ("GET", "/v1/sessions/{id}/deliveries", "sessions:read"),
     ("GET", "/v1/sessions/{id}/secrets", "secrets:read"),
@@ -292,6 +294,7 @@ const SCOPES: &[&str] = &[
     "secrets:read",
     "workflows:read",
     "workflows:dry-run",
+    "sessions:erase",
     "admin",
 ];
 

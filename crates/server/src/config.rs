@@ -109,6 +109,8 @@ pub struct Config {
     #[serde(default)]
     pub encryption: Encryption,
     pub postgres: PostgresConfig,
+    /// How long sessions' personal data is kept, and the erasure sweep.
+    pub retention: RetentionConfig,
     pub limits: LimitsConfig,
     /// Rate limits, failed-authentication lockouts, trusted proxies.
     pub rate_limits: crate::limits::RateLimitConfig,
@@ -116,6 +118,21 @@ pub struct Config {
     /// by the loader apart from the rest: [`Config::section`].
     #[serde(skip)]
     pub sections: Sections,
+}
+
+/// Retention of sessions' personal data (runtime/erasure.rs).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// How long after its end a session's personal data is kept when its
+    /// workflow declares no `retention`; fixed when the session starts.
+    #[serde(with = "humantime_serde")]
+    pub default: Duration,
+    /// Sessions one sweep erases at most, per node.
+    pub batch_size: usize,
+    /// The pause between sweeps (none while a full batch was found).
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
 }
 
 /// Connection pool of the PostgreSQL store (ignored with SQLite).
@@ -230,7 +247,11 @@ pub struct EndpointConfig {
 }
 
 fn all_events() -> Vec<String> {
-    vec!["session.updated".into(), "session.ended".into()]
+    vec![
+        "session.updated".into(),
+        "session.ended".into(),
+        "session.erased".into(),
+    ]
 }
 
 mod humantime_serde_vec {

@@ -55,4 +55,8 @@ pub fn register_series() {
         metrics::counter!("gangway_lease_takeovers_total", "class" => class).increment(0);
     }
     metrics::counter!("gangway_transitions_total").increment(0);
+    for trigger in ["request", "retention"] {
+        metrics::counter!("gangway_sessions_erased_total", "trigger" => trigger).increment(0);
+    }
+    metrics::gauge!("gangway_erasure_backlog").set(0.0);
 }

@@ -100,6 +100,8 @@ fn session(id: &str) -> SessionRow {
         request_hash: None,
         timeline_seq: 0,
         client_seq: 0,
+        retain_ms: None,
+        erased_at: None,
     }
 }
 
@@ -1002,6 +1004,163 @@ async fn job_classes(s: &dyn Store) {
     assert_eq!(s.next_due(0).await.unwrap(), due(None, None));
 }
 
+/// A session that ended at 100 and keeps its data `retain_ms` after.
+fn ended(id: &str, retain_ms: Option<i64>) -> SessionRow {
+    let mut row = session(id);
+    row.state.status = gangway_core::SessionStatus::Ended;
+    row.state.ended_ms = Some(100);
+    row.retain_ms = retain_ms;
+    row
+}
+
+/// Which sessions are due for erasure, and what an erasure rewrites.
+async fn erasures(s: &dyn Store) {
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_session(&ended("x_due", Some(10))).await.unwrap();
+    tx.insert_session(&ended("x_later", Some(1000)))
+        .await
+        .unwrap();
+    tx.insert_session(&ended("x_forever", None)).await.unwrap();
+    tx.insert_session(&ended("x_erased", Some(10)))
+        .await
+        .unwrap();
+    let mut running = session("x_running");
+    running.retain_ms = Some(10);
+    tx.insert_session(&running).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    tx.erase_session("x_erased", 105, &json!({})).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(s.erasures_due(109, 10).await.unwrap(), Vec::<String>::new());
+    assert_eq!(s.erasures_due(200, 10).await.unwrap(), ["x_due"]);
+    assert_eq!(s.erasure_backlog(200).await.unwrap(), 1);
+    assert_eq!(
+        s.erasures_due(2000, 10).await.unwrap(),
+        ["x_due", "x_later"]
+    );
+    assert_eq!(s.erasures_due(2000, 1).await.unwrap(), ["x_due"]);
+    assert_eq!(s.erasure_backlog(2000).await.unwrap(), 2);
+
+    // What x_due holds, then its erasure.
+    let marker = "Jan Jansen";
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_timeline(&[(
+        "x_due".into(),
+        TimelineEntry {
+            seq: 1,
+            at: 100,
+            kind: "provider.call".into(),
+            step: Some("start".into()),
+            data: json!({"name": marker}),
+        },
+    )])
+    .await
+    .unwrap();
+    tx.insert_client_events(&[(
+        "x_due".into(),
+        ClientEvent {
+            seq: 1,
+            at: 100,
+            event: "step".into(),
+            data: json!({"name": marker}),
+        },
+    )])
+    .await
+    .unwrap();
+    let mut ev = event("x_ev");
+    ev.data = json!({"name": marker});
+    tx.insert_event(&ev, Some("x_due")).await.unwrap();
+    tx.insert_delivery(&NewDelivery {
+        id: "msg_x".into(),
+        session_id: "x_due".into(),
+        endpoint: "https://b.example/h".into(),
+        event_type: "session.ended".into(),
+        payload: json!({"type": "session.ended", "data": {"input": {"name": marker}}}),
+        created_at: 100,
+    })
+    .await
+    .unwrap();
+    let payloads = [
+        (JobKind::Timer, json!({"visit": 1})),
+        (
+            JobKind::Poll,
+            json!({"action": "a.status", "args": {"name": marker}}),
+        ),
+        (
+            JobKind::Call,
+            json!({"action": "a.start", "args": {"name": marker}}),
+        ),
+        (
+            JobKind::Call,
+            json!({"action": "stripe.redact", "args": {"id": "vs_1"}, "release": "redact"}),
+        ),
+        (
+            JobKind::Call,
+            json!({"action": "workflow.cancel", "args": {"session_id": "x_due-1"}}),
+        ),
+        (
+            JobKind::Deliver,
+            json!({"delivery": "msg_x", "body": {"name": marker}}),
+        ),
+    ];
+    for (kind, payload) in &payloads {
+        let mut j = job("x_due", *kind, 0, 0);
+        j.payload = payload.clone();
+        tx.insert_job(&j).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let mut tx = s.begin().await.unwrap();
+    let mut row = tx.lock_session("x_due").await.unwrap().unwrap();
+    let tomb = json!({"id": "x_due", "erased_at": 150});
+    tx.erase_session("x_due", 150, &tomb).await.unwrap();
+    row.state = SessionState {
+        status: gangway_core::SessionStatus::Ended,
+        ended_ms: Some(100),
+        ..SessionState::default()
+    };
+    tx.update_session(&row).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let row = s.session("x_due").await.unwrap().unwrap();
+    assert_eq!(row.input, json!({}));
+    assert_eq!(row.erased_at, Some(150));
+    assert_eq!(row.retain_ms, Some(10));
+    assert!(s.erasures_due(2000, 10).await.unwrap() == ["x_later"]);
+    let t = s.timeline("x_due").await.unwrap();
+    assert_eq!(
+        (t[0].kind.as_str(), &t[0].data),
+        ("provider.call", &json!({}))
+    );
+    let c = s.client_events_after("x_due", 0).await.unwrap();
+    assert_eq!((c[0].event.as_str(), &c[0].data), ("step", &json!({})));
+    let mut tx = s.begin().await.unwrap();
+    let evs = tx.pending_events("x_due", &["done".into()]).await.unwrap();
+    assert_eq!(evs[0].data, json!({}));
+    drop(tx);
+    let (_, _, payload, _) = s.delivery_payload("msg_x").await.unwrap().unwrap();
+    assert_eq!(payload, json!({"type": "session.ended", "data": tomb}));
+    // Timers, polls and calls go; the redaction, the child's cancel and
+    // the delivery (without its body) stay.
+    let mut left: Vec<(JobKind, serde_json::Value)> = s
+        .claim_due_jobs(1_000, 100, 100, 2_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.session_id == "x_due")
+        .map(|j| (j.kind, j.payload))
+        .collect();
+    left.sort_by_key(|(k, _)| k.as_str());
+    assert_eq!(
+        left,
+        [
+            (JobKind::Call, payloads[3].1.clone()),
+            (JobKind::Call, payloads[4].1.clone()),
+            (JobKind::Deliver, json!({"delivery": "msg_x"})),
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_conforms() {
     let dir = tempfile::tempdir().unwrap();
@@ -1014,6 +1173,7 @@ async fn sqlite_conforms() {
     nodes(s.as_ref()).await;
     api_keys(s.as_ref()).await;
     audit_log(s.as_ref()).await;
+    erasures(s.as_ref()).await;
     assert!(s.signals().await.unwrap().is_none());
     // Append-only, whoever writes to the file.
     let c = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
@@ -1038,6 +1198,7 @@ async fn postgres_conforms() {
     nodes(s.as_ref()).await;
     api_keys(s.as_ref()).await;
     audit_log(s.as_ref()).await;
+    erasures(s.as_ref()).await;
     drop(s);
     // Append-only, whoever connects.
     let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();

@@ -191,3 +191,24 @@ fn quoted_scalars_stay_strings() {
     assert!(schema.check(&serde_json::json!({"code": 1})).is_err());
     assert!(schema.check(&serde_json::json!({"flag": true})).is_err());
 }
+
+#[test]
+fn retention_is_a_bounded_duration_with_a_position() {
+    let src = "id: x\nversion: 1\nretention: 30d\nsteps:\n  e:\n    end: approved\n    reason: r\n";
+    let wf = parse(src, catalog()).expect("valid");
+    assert_eq!(wf.retention, Some(30 * 24 * 3600 * 1000));
+    let without = parse(&src.replace("retention: 30d\n", ""), catalog()).expect("valid");
+    assert_eq!(without.retention, None);
+    assert_eq!(
+        render(&src.replace("30d", "soon")),
+        "wf.yaml:3:12: `retention` must be a duration like `30s`, `10m` or `2h`, got `soon`"
+    );
+    assert_eq!(
+        render(&src.replace("30d", "0s")),
+        "wf.yaml:3:12: `retention` must be a duration like `30s`, `10m` or `2h`, got `0s`"
+    );
+    assert_eq!(
+        render(&src.replace("30d", "36501d")),
+        "wf.yaml:3:12: `retention` must be at most 36500d (100 years)"
+    );
+}

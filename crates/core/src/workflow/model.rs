@@ -13,6 +13,9 @@ pub struct Workflow {
     /// What a session's input must be (the `input` section); `None` when
     /// the workflow does not declare it, and any object is accepted.
     pub input: Option<InputSchema>,
+    /// `retention`: how long (ms) a session's personal data is kept after
+    /// it ends; `None`: the server's `retention.default`.
+    pub retention: Option<u64>,
     /// The first step, `start:` or else the first one listed.
     pub start: String,
     pub steps: IndexMap<String, Step>,

@@ -17,6 +17,8 @@ const DEFAULT_POLL_EVERY_MS: u64 = 5_000;
 const DEFAULT_POLL_MAX_MS: u64 = 60_000;
 const DEFAULT_RETRY_EVERY_MS: u64 = 1_000;
 const DEFAULT_RETRY_MAX_MS: u64 = 30_000;
+/// The longest `retention` a workflow may declare: 100 years.
+const MAX_RETENTION_MS: u64 = 36_500 * 24 * 3600 * 1000;
 
 mod call_retry;
 mod input;
@@ -107,7 +109,15 @@ impl Parser<'_> {
         };
         self.unknown_keys(
             map,
-            &["id", "version", "description", "input", "start", "steps"],
+            &[
+                "id",
+                "version",
+                "description",
+                "input",
+                "retention",
+                "start",
+                "steps",
+            ],
             "workflow",
         );
         let id = self.required_string(map, "id", pos(root));
@@ -137,6 +147,8 @@ impl Parser<'_> {
             .and_then(|n| n.as_scalar())
             .map(|s| s.as_str().to_string())
             .unwrap_or_default();
+
+        let retention = self.retention(map);
 
         // Before the steps: their expressions are checked against it.
         let input = map
@@ -245,9 +257,23 @@ impl Parser<'_> {
             version: version?,
             description,
             input,
+            retention,
             start,
             steps,
         })
+    }
+
+    /// `retention`: how long a session's personal data is kept after it
+    /// ends (then it is erased, leaving a tombstone).
+    fn retention(&mut self, map: &MarkedMappingNode) -> Option<u64> {
+        let ms = self.duration(map, "retention")?;
+        if ms > MAX_RETENTION_MS {
+            if let Some(n) = get(map, "retention") {
+                self.err(pos(n), "`retention` must be at most 36500d (100 years)");
+            }
+            return None;
+        }
+        Some(ms)
     }
 
     fn step(&mut self, name: &str, node: &Node, refs: &mut Vec<Ref>) -> Option<Step> {

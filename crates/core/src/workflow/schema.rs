@@ -23,6 +23,8 @@ pub fn json_schema(catalog: &Catalog) -> Value {
             "id": {"type": "string", "pattern": "^[a-z0-9_-]+$"},
             "version": {"type": "integer", "minimum": 1},
             "description": {"type": "string"},
+            "retention": {"type": "string",
+                          "description": "How long a session's personal data is kept after it ends, e.g. `30d`; then it is erased, leaving a tombstone. Default: the server's `retention.default`."},
             "input": {"type": "object",
                       "description": "A JSON Schema (type: object) the session input must match; steps may read only the fields its `properties` declare.",
                       "required": ["type"],

@@ -91,6 +91,8 @@ impl Session {
             request_hash: None,
             timeline_seq: 0,
             client_seq: 0,
+            retain_ms: None,
+            erased_at: None,
         }
     }
 }

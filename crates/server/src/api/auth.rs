@@ -103,6 +103,7 @@ pub mod scope {
         SecretsRead,
         WorkflowsRead,
         WorkflowsDryRun,
+        SessionsErase,
         Admin
     );
 }

@@ -187,6 +187,7 @@ impl From<crate::runtime::Error> for Problem {
                 "this Idempotency-Key was already used with a different request body",
             ),
             E::Ended => Problem::conflict("the session has already ended"),
+            E::Running => Problem::conflict("the session is still running; try again"),
             E::Refused(why) => Problem::refused(why),
             E::ShuttingDown => {
                 Problem::unavailable("the server is shutting down; retry on another node")

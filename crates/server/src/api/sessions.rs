@@ -10,7 +10,7 @@ use crate::store::SessionFilter;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use gangway_core::SessionStatus;
 use gangway_core::engine::Input;
@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/sessions", post(create).get(list))
         .route("/v1/sessions/{id}", get(show))
         .route("/v1/sessions/{id}/cancel", post(cancel))
+        .route("/v1/sessions/{id}/data", delete(erase))
         .route("/v1/sessions/{id}/timeline", get(timeline))
         .route("/v1/sessions/{id}/deliveries", get(deliveries))
         .route(
@@ -248,6 +249,22 @@ async fn cancel(
         .engine
         .apply_audited(&id, Input::Cancel { reason }, Some(audit))
         .await?;
+    Ok(Json(view::session_json(&row)))
+}
+
+/// `DELETE /v1/sessions/{id}/data`: erases the session's personal data
+/// (runtime/erasure.rs), canceling it first if it still runs; answers the
+/// tombstone. Again for an erased session: the same tombstone.
+async fn erase(
+    State(st): State<AppState>,
+    key: ApiKey<scope::SessionsErase>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    // Audited (`session.erased`, and `session.canceled` for a session
+    // still running) in the transactions that do it.
+    let actor = crate::audit::Actor::ApiKey(key.id.clone());
+    let row = st.engine.erase_on_request(&id, &actor).await?;
+    tracing::info!(session_id = %id, key_id = %key.id, "session data erased on request");
     Ok(Json(view::session_json(&row)))
 }
 

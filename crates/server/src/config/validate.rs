@@ -116,6 +116,21 @@ impl Config {
             ));
         }
         positive("postgres.acquire_timeout", pg.acquire_timeout)?;
+        let r = &self.retention;
+        positive("retention.default", r.default)?;
+        if r.default > Duration::from_secs(36_500 * 24 * 3600) {
+            return Err(key_err(
+                "retention.default",
+                "must be at most 36500d (100 years)",
+            ));
+        }
+        positive("retention.interval", r.interval)?;
+        if !(1..=10_000).contains(&r.batch_size) {
+            return Err(key_err(
+                "retention.batch_size",
+                "must be between 1 and 10000",
+            ));
+        }
         Ok(())
     }
 
@@ -139,14 +154,16 @@ impl Config {
             if ep.events.is_empty() {
                 return Err(key_err(
                     key("events"),
-                    "must list at least one event (session.updated, session.ended), or be left out for both",
+                    "must list at least one event (session.updated, session.ended, session.erased), or be left out for all",
                 ));
             }
             for ev in &ep.events {
-                if ev != "session.updated" && ev != "session.ended" {
+                if !["session.updated", "session.ended", "session.erased"].contains(&ev.as_str()) {
                     return Err(key_err(
                         key("events"),
-                        format!("unknown event `{ev}`; expected session.updated or session.ended"),
+                        format!(
+                            "unknown event `{ev}`; expected session.updated, session.ended or session.erased"
+                        ),
                     ));
                 }
             }

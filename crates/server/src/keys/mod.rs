@@ -24,17 +24,22 @@ pub enum Scope {
     WorkflowsRead,
     /// Dry-run a workflow against the simulators.
     WorkflowsDryRun,
+    /// Erase a session's personal data (`DELETE /v1/sessions/{id}/data`).
+    /// Never a default, and not part of `admin`: it destroys data, so a
+    /// key is given it on purpose.
+    SessionsErase,
     /// Manage API keys (`/v1/admin/keys`).
     Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::SessionsRead,
         Scope::SessionsWrite,
         Scope::SecretsRead,
         Scope::WorkflowsRead,
         Scope::WorkflowsDryRun,
+        Scope::SessionsErase,
         Scope::Admin,
     ];
 
@@ -55,6 +60,7 @@ impl Scope {
             Scope::SecretsRead => "secrets:read",
             Scope::WorkflowsRead => "workflows:read",
             Scope::WorkflowsDryRun => "workflows:dry-run",
+            Scope::SessionsErase => "sessions:erase",
             Scope::Admin => "admin",
         }
     }

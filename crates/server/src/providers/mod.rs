@@ -71,6 +71,10 @@ pub struct Registration {
     /// provider sessions (runtime/release.rs); `None`: nothing, its API
     /// documents no such call.
     pub release: Option<Release>,
+    /// What the provider keeps of an erased session when it offers no
+    /// redaction (`release.redact`): the `provider.retained` note of the
+    /// erasure's timeline (runtime/erasure.rs), from its documentation.
+    pub retained: &'static str,
 }
 
 /// The provider's own actions that close a provider session it started,

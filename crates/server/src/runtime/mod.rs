@@ -12,6 +12,7 @@ mod children;
 mod cluster;
 mod committer;
 mod delivery;
+pub mod erasure;
 mod executor;
 pub mod hub;
 mod intake;
@@ -61,6 +62,9 @@ pub enum Error {
     IdempotencyConflict,
     #[error("session has already ended")]
     Ended,
+    /// An erasure of a session that has not ended (it is canceled first).
+    #[error("the session is still running")]
+    Running,
     #[error("the engine is shutting down")]
     ShuttingDown,
     #[error("refused: {}", .0.reason())]
@@ -97,6 +101,14 @@ pub(crate) enum Work {
     },
     /// The outcome of one customer webhook delivery attempt.
     Delivered(Arc<DeliveryOutcome>),
+    /// Erases an ended session's personal data (erasure.rs).
+    Erase {
+        session_id: String,
+        trigger: erasure::Trigger,
+        /// Who erases it (the API key, or the system for retention):
+        /// audited in the same transaction.
+        actor: Arc<crate::audit::Actor>,
+    },
     /// Answered once every command sent before it is committed.
     Barrier,
     /// A line typed in a chat, or a chat run that could not start.
@@ -263,6 +275,7 @@ impl Engine {
             engine.adopt_later(engine.store.unadopted_references().await?);
         }
         tokio::spawn(scheduler::run(engine.clone()));
+        tokio::spawn(erasure::sweep(engine.clone()));
         if let Some(signals) = signals {
             tokio::spawn(cluster::run(engine.clone(), signals));
         }

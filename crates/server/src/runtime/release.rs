@@ -38,6 +38,8 @@ pub(super) const WINDOW_MS: i64 = 10 * 60 * 1000;
 
 /// The release purpose of a session ending `canceled` or `expired`.
 pub(super) const CANCEL: &str = "cancel";
+/// The release purpose of an erased session (erasure.rs).
+pub(super) const REDACT: &str = "redact";
 
 /// After the transition that ends a session `canceled` or `expired`: a
 /// release job for each of its open provider sessions whose provider can
@@ -123,7 +125,7 @@ pub(super) fn closed_by(wf: &Workflow, state: &SessionState, input: &Input) -> O
 fn kinds(purpose: &str) -> (&'static str, &'static str) {
     match purpose {
         CANCEL => ("provider.canceled", "provider.cancel_failed"),
-        "redact" => ("provider.redacted", "provider.redact_failed"),
+        REDACT => ("provider.redacted", "provider.redact_failed"),
         _ => ("provider.released", "provider.release_failed"),
     }
 }

@@ -25,7 +25,9 @@ pub(super) fn committer_for(work: &Work, n: usize) -> usize {
             Some(key) => (&req.api_key_id, key).hash(&mut h),
             None => return NEXT.fetch_add(1, Ordering::Relaxed) % n,
         },
-        Work::Apply { session_id, .. } | Work::Record { session_id, .. } => session_id.hash(&mut h),
+        Work::Apply { session_id, .. }
+        | Work::Record { session_id, .. }
+        | Work::Erase { session_id, .. } => session_id.hash(&mut h),
         // Browser signals name their session: same committer as its inputs.
         Work::Ingest(ev) => ev.reference.hash(&mut h),
         Work::Delivered(d) => d.delivery_id.hash(&mut h),

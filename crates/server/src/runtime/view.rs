@@ -48,6 +48,8 @@ pub fn session_json(row: &SessionRow) -> Value {
         "waiting_on": waiting_on,
         "providers": s.providers,
         "refused_events": s.intake.refused,
+        // Set once its personal data was erased: the rest is a tombstone.
+        "erased_at": time_json(row.erased_at),
     })
 }
 

@@ -32,6 +32,7 @@ macro_rules! migrations {
             3 "0003_api_key_management",
             4 "0004_nodes",
             5 "0005_audit_log",
+            6 "0006_erasure",
         )
     };
 }
@@ -168,21 +169,22 @@ mod tests {
             ..Memory::default()
         };
         let m = run(&mut db, SQLITE).await.unwrap();
-        assert_eq!(db.ran, vec![2, 3, 4, 5]);
+        assert_eq!(db.ran, vec![2, 3, 4, 5, 6]);
         assert_eq!(
             m.applied,
             [
                 "0002_job_classes",
                 "0003_api_key_management",
                 "0004_nodes",
-                "0005_audit_log"
+                "0005_audit_log",
+                "0006_erasure"
             ]
         );
-        assert_eq!(m.version, 5);
+        assert_eq!(m.version, 6);
         assert!(pending(&mut db, SQLITE).await.unwrap().is_empty());
         let again = run(&mut db, SQLITE).await.unwrap();
         assert!(again.applied.is_empty());
-        assert_eq!(again.to_string(), "database is up to date at version 5");
+        assert_eq!(again.to_string(), "database is up to date at version 6");
     }
 
     #[tokio::test]

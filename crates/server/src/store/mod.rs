@@ -4,6 +4,7 @@
 //! commit.
 
 mod audit;
+mod erase;
 mod keys;
 mod migrate;
 mod nodes;
@@ -157,6 +158,12 @@ pub struct SessionRow {
     pub request_hash: Option<String>,
     pub timeline_seq: i64,
     pub client_seq: i64,
+    /// How long its personal data is kept once it ended (ms), fixed at
+    /// creation; `None` for sessions stored before retention existed, which
+    /// the retention sweep leaves alone.
+    pub retain_ms: Option<i64>,
+    /// When its personal data was erased: what is left is a tombstone.
+    pub erased_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -407,6 +414,13 @@ pub trait Tx: Send {
     ) -> Result<()>;
     /// Moves a job to a later time and frees its lease.
     async fn reschedule_job(&mut self, id: i64, due_at: i64, attempts: i64) -> Result<()>;
+    /// Erases what the session holds outside its `state` (written by the
+    /// next `update_session`): its input, the payloads of its timeline,
+    /// client events and inbound events; its deliveries' `data` becomes
+    /// `view` (the tombstone); its pending timers, polls and calls go
+    /// (releases and child cancels stay) and its delivery jobs lose the
+    /// body they carry. Rows are rewritten in place (runtime/erasure.rs).
+    async fn erase_session(&mut self, id: &str, at: i64, view: &Value) -> Result<()>;
     async fn commit(self: Box<Self>) -> Result<()>;
 }
 
@@ -556,6 +570,19 @@ pub trait Store: ApiKeys + AuditLog + Nodes + Observe + Send + Sync + 'static {
         after: Option<Vec<reseal::KeyPart>>,
         limit: u32,
     ) -> Result<reseal::Resealed>;
+
+    /// Up to `limit` ended sessions whose retention ran out by `now` and
+    /// that are not erased yet, soonest due first.
+    async fn erasures_due(&self, now: i64, limit: i64) -> Result<Vec<String>>;
+    /// How many sessions `erasures_due` would give without a limit.
+    async fn erasure_backlog(&self, now: i64) -> Result<i64>;
+    /// After erasures: makes what they overwrote leave the database's files
+    /// where the backend can (SQLite: a truncating WAL checkpoint; freed
+    /// pages are zeroed by `secure_delete`). PostgreSQL: nothing here, see
+    /// docs/deploy.md on vacuum.
+    async fn reclaim_erased(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The file of a `sqlite:` URL; `None` for other databases.

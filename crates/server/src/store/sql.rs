@@ -20,7 +20,7 @@ macro_rules! select_sessions {
     () => {
         "SELECT id, workflow_id, version, reference, input, state, created_at, updated_at,
            client_secret_hash, client_secret_expires_at, api_key_id, idempotency_key,
-           request_hash, timeline_seq, client_seq FROM sessions"
+           request_hash, timeline_seq, client_seq, retain_ms, erased_at FROM sessions"
     };
 }
 
@@ -68,6 +68,26 @@ pub const CORRELATION: &str =
 /// The first event of that name won: the session's others are consumed.
 pub const CONSUME_EVENTS_NAMED: &str = "UPDATE inbound_events SET consumed_at = $1
      WHERE session_id = $2 AND name = $3 AND consumed_at IS NULL";
+
+/// Erasure (runtime/erasure.rs): the session's own row keeps its tombstone
+/// columns; `state` is written by the transaction's session update.
+pub const ERASE_SESSION: &str = "UPDATE sessions SET erased_at = $1, input = '{}' WHERE id = $2";
+/// Payloads of what the session recorded, sent and received. Rows are
+/// rewritten, not deleted: kinds, times and sequence numbers stay, and an
+/// inbound event keeps deduplicating a provider's retry.
+pub const ERASE_TIMELINE: &str = "UPDATE timeline SET data = '{}' WHERE session_id = $1";
+pub const ERASE_CLIENT_EVENTS: &str = "UPDATE client_events SET data = '{}' WHERE session_id = $1";
+pub const ERASE_INBOUND_EVENTS: &str =
+    "UPDATE inbound_events SET data = '{}' WHERE session_id = $1";
+/// Ended sessions past their retention, not yet erased, soonest due first
+/// (the partial index `sessions_erase_due` answers it).
+pub const ERASURES_DUE: &str = "SELECT id FROM sessions
+     WHERE erased_at IS NULL AND ended_at IS NOT NULL AND retain_ms IS NOT NULL
+       AND ended_at + retain_ms <= $1
+     ORDER BY ended_at + retain_ms LIMIT $2";
+pub const ERASURE_BACKLOG: &str = "SELECT COUNT(*) FROM sessions
+     WHERE erased_at IS NULL AND ended_at IS NOT NULL AND retain_ms IS NOT NULL
+       AND ended_at + retain_ms <= $1";
 
 pub const DELETE_JOB: &str = "DELETE FROM jobs WHERE id = $1";
 /// Only jobs no node holds: a leased one is running already.

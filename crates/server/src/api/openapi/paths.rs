@@ -98,6 +98,7 @@ fn sessions() -> Value {
         "/v1/sessions": {"post": create, "get": list},
         "/v1/sessions/{id}": {"get": show},
         "/v1/sessions/{id}/cancel": {"post": cancel},
+        "/v1/sessions/{id}/data": {"delete": with_params(op("eraseSessionData", "sessions", "Erase the session's personal data (input, state, outputs, timeline and browser event payloads, provider results), canceling it first if it runs; asks providers that can to redact their copy; answers the tombstone, again on a repeat (docs/api.md#erase-a-sessions-data)", "apiKey:sessions:erase", ok("Session"), &["401", "404", "409"]), session_id())},
         "/v1/sessions/{id}/timeline": {"get": with_params(op("getSessionTimeline", "sessions", "Everything that happened, with timings; secrets redacted", "apiKey:sessions:read", ok("Timeline"), &["401", "404"]), session_id())},
         "/v1/sessions/{id}/deliveries": {"get": with_params(op("listSessionDeliveries", "sessions", "Customer webhook deliveries and every attempt", "apiKey:sessions:read", ok("Deliveries"), &["401", "404"]), session_id())},
         "/v1/sessions/{id}/secrets": {"get": with_params(op("getSessionSecrets", "sessions", "The session's provider secrets (360dialog channel API keys), opened; every read is recorded in the timeline (`secrets.accessed`)", "apiKey:secrets:read", ok("Secrets"), &["401", "404"]), session_id())}

@@ -79,7 +79,8 @@ fn session_properties() -> Value {
                 "since": time(), "deadline": time(),
                 "session": {"type": "string", "description": "A `run` step: the child session it waits for"}}},
         "providers": {"type": "array", "items": exact(json!({"connector": {"type": "string"}, "provider_session_id": {"type": "string"}}))},
-        "refused_events": {"type": "integer", "minimum": 0, "description": "Inputs refused and not stored: sent after the end, or beyond a per-session limit"}
+        "refused_events": {"type": "integer", "minimum": 0, "description": "Inputs refused and not stored: sent after the end, or beyond a per-session limit"},
+        "erased_at": {"type": ["string", "null"], "format": "date-time", "description": "When its personal data was erased (on request or at the end of its retention); what is left is a tombstone: `input` is `{}`, `output` and `reason` are `null`"}
     })
 }
 
@@ -107,10 +108,10 @@ pub fn schemas() -> Value {
                 "problems": {"type": "array", "items": {"type": "string"}, "description": "422 from a workflow deploy: every problem as `file:line:col: message`"}}},
             "InputError": exact(json!({"pointer": {"type": "string", "description": "JSON Pointer into `input` (`\"\"`: the input itself)"},
                 "detail": {"type": "string", "description": "What is wrong; never the value sent"}})),
-            "Scope": {"enum": ["sessions:read", "sessions:write", "secrets:read", "workflows:read", "workflows:dry-run", "admin"]},
+            "Scope": {"enum": ["sessions:read", "sessions:write", "secrets:read", "workflows:read", "workflows:dry-run", "sessions:erase", "admin"]},
             "CreateApiKey": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
                 "name": {"type": "string", "minLength": 1, "maxLength": 100},
-                "scopes": {"type": "array", "items": r("Scope"), "description": "Default: every scope but admin"},
+                "scopes": {"type": "array", "items": r("Scope"), "description": "Default: every scope but sessions:erase and admin"},
                 "expires_at": {"type": "string", "format": "date-time"},
                 "expires_in": {"type": "string", "description": "A duration from now, e.g. `90d` (instead of expires_at)"}}},
             "RotateApiKey": {"type": "object", "additionalProperties": false, "properties": {
@@ -184,7 +185,7 @@ pub fn schemas() -> Value {
                 "status_code": {"type": ["integer", "null"], "description": "`null` when no answer came back"},
                 "error": string_or_null(), "duration_ms": {"type": "integer"}})),
             "Delivery": exact(json!({"id": {"type": "string", "description": "`msg_…`, the `webhook-id` header"},
-                "endpoint": {"type": "string"}, "event_type": {"enum": ["session.updated", "session.ended"]},
+                "endpoint": {"type": "string"}, "event_type": {"enum": ["session.updated", "session.ended", "session.erased"]},
                 "status": {"enum": ["pending", "delivered", "failed"]}, "attempts": {"type": "integer", "minimum": 0},
                 "created_at": time(), "next_attempt_at": time_or_null(), "delivered_at": time_or_null(),
                 "attempt_log": {"type": "array", "items": r("DeliveryAttempt")}})),

@@ -78,6 +78,7 @@ pub const PROVIDER: Registration = Registration {
     }),
     // Nothing to close: a permissions page left alone grants nothing.
     release: None,
+    retained: "360dialog keeps the WhatsApp channel and its partner data under its own terms; its Partner API documents no deletion of a client's data",
 };
 
 fn connect(cx: &Context<'_>) -> Result<Box<dyn Provider>, String> {

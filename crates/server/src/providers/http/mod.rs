@@ -35,6 +35,7 @@ pub const PROVIDER: Registration = Registration {
     }),
     // A generic endpoint documents no way to stop what it started.
     release: None,
+    retained: "the service behind the generic http connector keeps what it was sent under its own retention; Gangway knows no deletion call for it",
 };
 
 fn connect(cx: &Context<'_>) -> Result<Box<dyn Provider>, String> {

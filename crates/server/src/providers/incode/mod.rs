@@ -62,6 +62,7 @@ pub const PROVIDER: Registration = Registration {
     // Incode documents no cancel of an interview (providers.md 2.1); its
     // `DELETE /omni/interviews` is retention, for erasure (issue 20).
     release: None,
+    retained: "Incode keeps the interview (images, document and face data) under the retention set in its dashboard; its API documents DELETE /omni/interviews, which needs an executive token Gangway does not hold, so delete it there",
 };
 
 fn connect(cx: &Context<'_>) -> Result<Box<dyn Provider>, String> {

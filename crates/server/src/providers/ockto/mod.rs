@@ -69,6 +69,7 @@ pub const PROVIDER: Registration = Registration {
     }),
     // Ockto's public wrapper documents no cancel (providers.md 3.1).
     release: None,
+    retained: "Ockto documents no deletion API; it keeps the shared data under its own retention (document links expire after 10 minutes)",
 };
 
 fn connect(cx: &Context<'_>) -> Result<Box<dyn Provider>, String> {

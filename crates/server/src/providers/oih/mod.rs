@@ -39,6 +39,7 @@ pub const PROVIDER: Registration = Registration {
     }),
     // OIH documents no way to stop a queued flow run (providers.md 5).
     release: None,
+    retained: "the Open Integration Hub flow keeps what it was sent under the flow's own retention; OIH documents no deletion call for it",
 };
 
 /// The client and the sealer its callback tokens are derived under.

@@ -95,6 +95,7 @@ pub const PROVIDER: Registration = Registration {
         cancel: Some("stripe.cancel"),
         redact: Some("stripe.redact"),
     }),
+    retained: "Stripe keeps a VerificationSession's data until it is redacted (Gangway asks for that when it erases the session)",
 };
 
 fn connect(cx: &Context<'_>) -> Result<Box<dyn Provider>, String> {

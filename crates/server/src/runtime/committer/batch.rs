@@ -45,7 +45,9 @@ async fn lookups(
     let mut per_work = Vec::with_capacity(works.len());
     for work in works {
         let found = match work {
-            Work::Apply { session_id, .. } | Work::Record { session_id, .. } => {
+            Work::Apply { session_id, .. }
+            | Work::Record { session_id, .. }
+            | Work::Erase { session_id, .. } => {
                 sessions.push(session_id.clone());
                 None
             }
@@ -197,6 +199,19 @@ pub(super) async fn try_batch(
                     None => tx.delete_job(d.job).await?,
                 }
                 Answer::Recorded
+            }
+            Work::Erase {
+                session_id,
+                trigger,
+                actor,
+            } => {
+                let mut out = Out::new(tx.as_mut(), &mut after, now, effects::lease_ms(engine));
+                match crate::runtime::erasure::erase(engine, &mut out, session_id, *trigger, actor)
+                    .await?
+                {
+                    Ok(row) => Answer::Apply(row),
+                    Err(e) => Answer::Refused(e),
+                }
             }
             Work::Barrier => Answer::Recorded,
             Work::Chat(chat) => {

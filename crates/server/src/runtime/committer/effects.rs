@@ -114,41 +114,56 @@ pub(super) async fn apply_effect(
             });
             run_now(tx, row, after, task, now, now + lease_ms).await?;
         }
-        // Children are internal: the customer hears about the parent only.
-        Effect::Notify { .. } if engine::parent_of(&row.id).is_some() => {}
         Effect::Notify { event } => {
-            let event_type = event.event_type();
-            let payload = json!({
-                "type": event_type,
-                "timestamp": view::time_json(Some(now)),
-                "data": view::session_json(row),
-            });
-            for ep in &engine.config.webhooks.endpoints {
-                if !ep.events.iter().any(|e| e == event_type) {
-                    continue;
-                }
-                let d = NewDelivery {
-                    id: ids::new_id("msg"),
-                    session_id: row.id.clone(),
-                    endpoint: ep.url.clone(),
-                    event_type: event_type.to_string(),
-                    payload: payload.clone(),
-                    created_at: now,
-                };
-                tx.insert_delivery(&d).await?;
-                // The job carries what it sends, so a delivery needs no extra read.
-                let task = Task::Deliver(Deliver {
-                    delivery: d.id,
-                    endpoint: Some(d.endpoint),
-                    body: Some(d.payload),
-                    trace: row.state.trace.clone(),
-                });
-                let lease_until = now
-                    + lease_ms
-                    + i64::try_from(engine.config.webhooks.timeout.as_millis()).unwrap_or(10_000);
-                run_now(tx, row, after, task, now, lease_until).await?;
-            }
+            notify(engine, tx, row, event.event_type(), now, after).await?;
         }
+    }
+    Ok(())
+}
+
+/// A customer webhook about `row` to every endpoint that takes
+/// `event_type`: a delivery row and its job, run at once.
+pub(super) async fn notify(
+    engine: &Arc<Engine>,
+    tx: &mut dyn Tx,
+    row: &SessionRow,
+    event_type: &str,
+    now: i64,
+    after: &mut AfterCommit,
+) -> Result<(), crate::store::Error> {
+    // Children are internal: the customer hears about the parent only.
+    if engine::parent_of(&row.id).is_some() {
+        return Ok(());
+    }
+    let payload = json!({
+        "type": event_type,
+        "timestamp": view::time_json(Some(now)),
+        "data": view::session_json(row),
+    });
+    for ep in &engine.config.webhooks.endpoints {
+        if !ep.events.iter().any(|e| e == event_type) {
+            continue;
+        }
+        let d = NewDelivery {
+            id: ids::new_id("msg"),
+            session_id: row.id.clone(),
+            endpoint: ep.url.clone(),
+            event_type: event_type.to_string(),
+            payload: payload.clone(),
+            created_at: now,
+        };
+        tx.insert_delivery(&d).await?;
+        // The job carries what it sends, so a delivery needs no extra read.
+        let task = Task::Deliver(Deliver {
+            delivery: d.id,
+            endpoint: Some(d.endpoint),
+            body: Some(d.payload),
+            trace: row.state.trace.clone(),
+        });
+        let lease_until = now
+            + lease_ms(engine)
+            + i64::try_from(engine.config.webhooks.timeout.as_millis()).unwrap_or(10_000);
+        run_now(tx, row, after, task, now, lease_until).await?;
     }
     Ok(())
 }

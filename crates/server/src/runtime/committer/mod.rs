@@ -203,6 +203,10 @@ fn fail(reply: Reply, e: &crate::store::Error) {
 
 fn finish(engine: &Arc<Engine>, after: AfterCommit, replies: Vec<(Reply, Answer)>) {
     metrics::counter!("gangway_transitions_total").increment(after.transitions);
+    for trigger in &after.erased {
+        metrics::counter!("gangway_sessions_erased_total", "trigger" => trigger.as_str())
+            .increment(1);
+    }
     for (reply, answer) in replies {
         match (reply, answer) {
             (Reply::Create(r), Answer::Create(a)) => {

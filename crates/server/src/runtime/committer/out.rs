@@ -24,6 +24,8 @@ pub(in crate::runtime) struct AfterCommit {
     /// References to check again for early events once committed (shared
     /// databases only).
     pub(super) adopt: Vec<(String, String)>,
+    /// Sessions erased, by trigger (counted once committed).
+    pub(super) erased: Vec<crate::runtime::erasure::Trigger>,
 }
 
 impl AfterCommit {
@@ -37,6 +39,12 @@ impl AfterCommit {
         data: Value,
     ) {
         row.timeline_seq += 1;
+        // An erased session keeps no payload (erasure.rs).
+        let data = if row.erased_at.is_some() {
+            crate::runtime::erasure::tombstone_data(data)
+        } else {
+            data
+        };
         self.timeline.push((
             row.id.clone(),
             TimelineEntry {
@@ -179,6 +187,64 @@ impl<'a> Out<'a> {
         lease_until: i64,
     ) -> Result<(), crate::store::Error> {
         effects::run_now(self.tx, row, self.after, task, self.now, lease_until).await
+    }
+
+    /// Blanks what this batch kept for the session so far (timeline and
+    /// client event payloads, events to push, jobs to run once committed):
+    /// it is being erased. Its deliveries read their erased row instead of
+    /// the body they carried; its calls, polls and timers do not run (their
+    /// rows go too); releases and child cancels still do.
+    pub fn forget_payloads(&mut self, session_id: &str) {
+        self.after.run_now.retain_mut(|job| {
+            if job.session_id != session_id {
+                return true;
+            }
+            match &mut job.task {
+                Task::Deliver(d) => {
+                    d.body = None;
+                    true
+                }
+                Task::Release(_) | Task::CancelChild(_) => true,
+                _ => false,
+            }
+        });
+        let empty = || Value::Object(serde_json::Map::new());
+        for (id, e) in &mut self.after.timeline {
+            if id == session_id {
+                e.data = empty();
+            }
+        }
+        for (id, e) in self
+            .after
+            .client_events
+            .iter_mut()
+            .chain(self.after.publish.iter_mut())
+        {
+            if id == session_id {
+                e.data = empty();
+            }
+        }
+    }
+
+    /// The customer webhook `event_type` about `row`, to every endpoint
+    /// that takes it.
+    pub async fn notify(
+        &mut self,
+        engine: &Arc<Engine>,
+        row: &SessionRow,
+        event_type: &str,
+    ) -> Result<(), crate::store::Error> {
+        effects::notify(engine, self.tx, row, event_type, self.now, self.after).await
+    }
+
+    /// An audit entry, appended with the batch.
+    pub fn audit(&mut self, entry: crate::store::NewAudit) {
+        self.after.audit.push(entry);
+    }
+
+    /// Counts an erasure once the batch commits.
+    pub fn erased(&mut self, trigger: crate::runtime::erasure::Trigger) {
+        self.after.erased.push(trigger);
     }
 
     /// An event for another session (a child's ending for its parent).

@@ -77,6 +77,13 @@ pub(super) async fn create(
         request_hash: Some(req.request_hash.clone()),
         timeline_seq: 0,
         client_seq: 0,
+        // Fixed now: a later change of the default or a new version of
+        // the workflow does not move this session's erasure.
+        retain_ms: Some(wf.retention.map_or_else(
+            || i64::try_from(engine.config.retention.default.as_millis()).unwrap_or(i64::MAX),
+            |ms| i64::try_from(ms).unwrap_or(i64::MAX),
+        )),
+        erased_at: None,
     };
     tx.insert_session(&row).await?;
     let created = match engine::parent_of(&row.id) {

@@ -492,4 +492,21 @@ impl Store for PgStore {
             None => Ok(None),
         }
     }
+
+    async fn erasures_due(&self, now: i64, limit: i64) -> Result<Vec<String>> {
+        let ids: Vec<(String,)> = sqlx::query_as(sql::ERASURES_DUE)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn erasure_backlog(&self, now: i64) -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as(sql::ERASURE_BACKLOG)
+            .bind(now)
+            .fetch_one(&mut *self.conn().await?)
+            .await?;
+        Ok(n)
+    }
 }

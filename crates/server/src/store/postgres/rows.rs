@@ -31,6 +31,8 @@ pub(super) fn session(row: &PgRow, seal: &Seal) -> Result<SessionRow> {
         request_hash: row.try_get("request_hash")?,
         timeline_seq: row.try_get("timeline_seq")?,
         client_seq: row.try_get("client_seq")?,
+        retain_ms: row.try_get("retain_ms")?,
+        erased_at: row.try_get("erased_at")?,
     })
 }
 

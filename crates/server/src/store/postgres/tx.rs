@@ -8,7 +8,7 @@
 
 use super::super::*;
 use super::{events, events::EventCache, flush::Flush, jobs::PendingJobs, notify, rows, writes};
-use sqlx::{Postgres, Transaction};
+use sqlx::{Postgres, Row, Transaction};
 use std::collections::HashMap;
 
 pub(super) struct PgTx {
@@ -61,6 +61,8 @@ impl PgTx {
         let deliveries = std::mem::take(&mut self.deliveries);
         let attempts = std::mem::take(&mut self.attempts);
         let timeline = std::mem::take(&mut self.timeline);
+        let client_rows = std::mem::take(&mut self.client_rows);
+        let client_events = std::mem::take(&mut self.client_events);
         let mut f = Flush::new();
         writes::insert_sessions(&mut f, &created, &self.seal);
         writes::update_sessions(&mut f, &updated, &self.seal);
@@ -69,16 +71,16 @@ impl PgTx {
         writes::insert_timeline(&mut f, &timeline, &self.seal);
         let audit = std::mem::take(&mut self.audit);
         writes::insert_audit(&mut f, &audit);
-        writes::insert_client_events(&mut f, &self.client_rows, &self.seal);
+        writes::insert_client_events(&mut f, &client_rows, &self.seal);
         self.events.push(&mut f);
         self.jobs.push(&mut f, &self.node, &self.seal);
         let mut channels = Vec::new();
         let mut payloads = Vec::new();
-        if let Some(at) = self.free_job_due {
+        if let Some(at) = self.free_job_due.take() {
             channels.push(notify::JOBS);
             payloads.push(notify::jobs_payload(&self.node, at));
         }
-        for payload in notify::client_payloads(&self.node, &self.client_events) {
+        for payload in notify::client_payloads(&self.node, &client_events) {
             channels.push(notify::CLIENT);
             payloads.push(payload);
         }
@@ -379,7 +381,6 @@ impl Tx for PgTx {
         .await?;
         let mut counts: HashMap<(String, String), u64> = HashMap::new();
         for r in &adopted {
-            use sqlx::Row;
             let session: String = r.try_get("session_id")?;
             let key = (r.try_get("namespace")?, r.try_get("reference")?);
             *counts.entry(key).or_default() += 1;
@@ -465,6 +466,82 @@ impl Tx for PgTx {
         }
         super::reschedule(&mut self.tx, id, due_at, attempts).await?;
         self.note_free_job(due_at);
+        Ok(())
+    }
+
+    async fn erase_session(&mut self, id: &str, at: i64, view: &Value) -> Result<()> {
+        // What this transaction kept so far is written first, so that the
+        // statements below rewrite it too; sessions written stay readable
+        // to the batch's later commands as locked rows.
+        let written: Vec<SessionRow> = self
+            .created
+            .values()
+            .chain(self.updated.values())
+            .cloned()
+            .collect();
+        self.write_kept().await?;
+        for row in written {
+            self.locked.insert(row.id.clone(), row);
+        }
+        sqlx::query(sql::ERASE_SESSION)
+            .bind(at)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        for stmt in [
+            sql::ERASE_TIMELINE,
+            sql::ERASE_CLIENT_EVENTS,
+            sql::ERASE_INBOUND_EVENTS,
+        ] {
+            sqlx::query(stmt).bind(id).execute(&mut *self.tx).await?;
+        }
+        // Jobs and deliveries are sealed JSON: opened, changed and sealed
+        // again here (store/erase.rs decides).
+        let jobs = sqlx::query("SELECT id, kind, payload FROM jobs WHERE session_id = $1")
+            .bind(id)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        for r in &jobs {
+            let job: i64 = r.try_get("id")?;
+            let kind: String = r.try_get("kind")?;
+            let payload = rows::json(r, "payload", &self.seal)?;
+            match super::super::erase::job_after_erasure(&kind, &payload) {
+                super::super::erase::JobAfterErasure::Keep => {}
+                super::super::erase::JobAfterErasure::Drop => {
+                    sqlx::query("DELETE FROM jobs WHERE id = $1")
+                        .bind(job)
+                        .execute(&mut *self.tx)
+                        .await?;
+                }
+                super::super::erase::JobAfterErasure::Rewrite(new) => {
+                    sqlx::query("UPDATE jobs SET payload = $1 WHERE id = $2")
+                        .bind(self.seal.json(&new))
+                        .bind(job)
+                        .execute(&mut *self.tx)
+                        .await?;
+                }
+            }
+        }
+        let deliveries = sqlx::query("SELECT id, payload FROM deliveries WHERE session_id = $1")
+            .bind(id)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        for r in &deliveries {
+            let delivery: String = r.try_get("id")?;
+            let new = super::super::erase::delivery_after_erasure(
+                rows::json(r, "payload", &self.seal)?,
+                view,
+            );
+            sqlx::query("UPDATE deliveries SET payload = $1 WHERE id = $2")
+                .bind(self.seal.json(&new))
+                .bind(delivery)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        if let Some(row) = self.locked.get_mut(id) {
+            row.input = Value::Object(serde_json::Map::new());
+            row.erased_at = Some(at);
+        }
         Ok(())
     }
 

@@ -20,7 +20,7 @@ pub(super) fn insert_sessions(f: &mut Flush<'_>, rows: &[SessionRow], seal: &Sea
             "INSERT INTO sessions (id, workflow_id, version, status, outcome, reason, reference,
                input, state, created_at, updated_at, ended_at, client_secret_hash,
                client_secret_expires_at, api_key_id, idempotency_key, request_hash, timeline_seq,
-               client_seq)
+               client_seq, retain_ms)
              SELECT * FROM UNNEST(",
         )
         .columns(|c| {
@@ -58,7 +58,8 @@ pub(super) fn insert_sessions(f: &mut Flush<'_>, rows: &[SessionRow], seal: &Sea
                 .col(col(|r| r.idempotency_key.clone()), "text[]")
                 .col(col(|r| r.request_hash.clone()), "text[]")
                 .col(int(|r| Some(r.timeline_seq)), "int8[]")
-                .col(int(|r| Some(r.client_seq)), "int8[]");
+                .col(int(|r| Some(r.client_seq)), "int8[]")
+                .col(int(|r| r.retain_ms), "int8[]");
         })
         .sql(")");
     });

@@ -378,6 +378,40 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn erasures_due(&self, now: i64, limit: i64) -> Result<Vec<String>> {
+        self.run(move |c| {
+            let mut stmt = c.prepare_cached(sql::ERASURES_DUE)?;
+            collect(&mut stmt, params![now, limit], |r| Ok(r.get(0)?))
+        })
+        .await
+    }
+
+    async fn erasure_backlog(&self, now: i64) -> Result<i64> {
+        self.run(move |c| {
+            Ok(c.prepare_cached(sql::ERASURE_BACKLOG)?
+                .query_row([now], |r| r.get(0))?)
+        })
+        .await
+    }
+
+    async fn reclaim_erased(&self) -> Result<()> {
+        // Zeroed pages reach the main file and the WAL, which still holds
+        // the frames written before, is cut to zero bytes. A reader in the
+        // middle of a transaction keeps it from finishing: the next
+        // erasure (or the next retention tick) tries again.
+        self.run(|c| {
+            let (busy, _, _): (i64, i64, i64) =
+                c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            if busy != 0 {
+                tracing::info!("WAL checkpoint after erasure blocked by a reader; retried later");
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn delivery_payload(&self, id: &str) -> Result<Option<(String, String, Value, i64)>> {
         let id = id.to_owned();
         let seal = self.seal.clone();

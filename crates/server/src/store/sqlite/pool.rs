@@ -29,6 +29,9 @@ fn connect(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "cache_size", -8000)?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
+    // Freed content (an erased session's old rows, any row an update
+    // moved) is overwritten with zeros, not left in free space (issue 20).
+    conn.pragma_update(None, "secure_delete", "ON")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }

@@ -32,6 +32,8 @@ pub(super) fn session(row: &Row<'_>, seal: &Seal) -> Result<SessionRow> {
         request_hash: row.get(12)?,
         timeline_seq: row.get(13)?,
         client_seq: row.get(14)?,
+        retain_ms: row.get(15)?,
+        erased_at: row.get(16)?,
     })
 }
 

@@ -43,6 +43,8 @@ fn session(id: &str) -> SessionRow {
         request_hash: None,
         timeline_seq: 0,
         client_seq: 0,
+        retain_ms: None,
+        erased_at: None,
     }
 }
 

@@ -2,11 +2,12 @@
 //! database's write lock for the whole batch, so sessions need no row locks
 //! and every statement runs inline, one prepared statement per row.
 
+use super::super::erase;
 use super::super::seal::Seal;
 use super::super::*;
 use super::jobs;
 use super::pool::Pooled;
-use super::rows::{json_col, session_by_id};
+use super::rows::{collect, json_col, session_by_id};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// The committer's transaction. It owns its connection for its lifetime and
@@ -46,8 +47,8 @@ impl Tx for SqliteTx {
             .prepare_cached(
                 "INSERT INTO sessions (id, workflow_id, version, status, outcome, reason, reference, input, state,
                    created_at, updated_at, ended_at, client_secret_hash, client_secret_expires_at, api_key_id,
-                   idempotency_key, request_hash, timeline_seq, client_seq)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   idempotency_key, request_hash, timeline_seq, client_seq, retain_ms)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )?
             .execute(params![
                 r.id,
@@ -69,6 +70,7 @@ impl Tx for SqliteTx {
                 r.request_hash,
                 r.timeline_seq,
                 r.client_seq,
+                r.retain_ms,
             ])?;
         Ok(())
     }
@@ -325,6 +327,61 @@ impl Tx for SqliteTx {
 
     async fn reschedule_job(&mut self, id: i64, due_at: i64, attempts: i64) -> Result<()> {
         jobs::reschedule(self.c()?, id, due_at, attempts)
+    }
+
+    async fn erase_session(&mut self, id: &str, at: i64, view: &Value) -> Result<()> {
+        let c = self.c()?;
+        c.prepare_cached(sql::ERASE_SESSION)?
+            .execute(params![at, id])?;
+        for stmt in [
+            sql::ERASE_TIMELINE,
+            sql::ERASE_CLIENT_EVENTS,
+            sql::ERASE_INBOUND_EVENTS,
+        ] {
+            c.prepare_cached(stmt)?.execute([id])?;
+        }
+        // Jobs and deliveries are sealed JSON: opened, changed and sealed
+        // again here (store/erase.rs decides).
+        let jobs = collect(
+            &mut *c.prepare_cached("SELECT id, kind, payload FROM jobs WHERE session_id = ?1")?,
+            [id],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    json_col(r, 2, "payload", &self.seal)?,
+                ))
+            },
+        )?;
+        for (job, kind, payload) in jobs {
+            match erase::job_after_erasure(&kind, &payload) {
+                erase::JobAfterErasure::Keep => {}
+                erase::JobAfterErasure::Drop => {
+                    c.prepare_cached("DELETE FROM jobs WHERE id = ?1")?
+                        .execute([job])?;
+                }
+                erase::JobAfterErasure::Rewrite(new) => {
+                    c.prepare_cached("UPDATE jobs SET payload = ?1 WHERE id = ?2")?
+                        .execute(params![self.seal.json(&new), job])?;
+                }
+            }
+        }
+        let deliveries = collect(
+            &mut *c.prepare_cached("SELECT id, payload FROM deliveries WHERE session_id = ?1")?,
+            [id],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    json_col(r, 1, "payload", &self.seal)?,
+                ))
+            },
+        )?;
+        for (delivery, payload) in deliveries {
+            let new = erase::delivery_after_erasure(payload, view);
+            c.prepare_cached("UPDATE deliveries SET payload = ?1 WHERE id = ?2")?
+                .execute(params![self.seal.json(&new), delivery])?;
+        }
+        Ok(())
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
