@@ -386,10 +386,31 @@ async fn chaos_under_load() {
         );
     }
 
+    // Jobs a node claimed after another's lease ran out (since that node's
+    // last start: a restarted node frees its own leases at once, so these
+    // come from the PostgreSQL restart's stalled renewals, if any).
+    let mut takeovers = 0.0;
+    for base in &load.nodes {
+        let text = h
+            .http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        takeovers += text
+            .lines()
+            .filter(|l| l.starts_with("gangway_lease_takeovers_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+
     let max = recoveries.iter().max().copied().unwrap_or_default();
     println!(
         "chaos: sessions={} kills={kills} db_restarts=1 max_recovery_s={:.2} db_recovery_s={:.2} \
-         provider_starts_sent={starts} provider_sessions={} webhook_repeats={repeats}",
+         provider_starts_sent={starts} provider_sessions={} webhook_repeats={repeats} lease_takeovers={takeovers}",
         created.len(),
         max.as_secs_f64(),
         db_recovery.unwrap_or_default().as_secs_f64(),
