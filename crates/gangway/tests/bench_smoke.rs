@@ -109,3 +109,39 @@ fn bench_floor_runs_the_same_exchanges_without_errors() {
         "{line}"
     );
 }
+
+#[test]
+fn bench_burst_accepts_every_webhook_and_loses_no_session() {
+    let out = Command::new(env!("CARGO_BIN_EXE_gangway"))
+        .args([
+            "bench",
+            "burst",
+            "--sessions",
+            "300",
+            "--concurrency",
+            "20",
+            "--senders",
+            "100",
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench burst failed: {stdout}\n{stderr}"
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("sessions="))
+        .unwrap_or_else(|| panic!("no summary line: {stdout}\n{stderr}"));
+    // Every webhook accepted (at once or after a 429/503 and its retry),
+    // every session ended with the outcome its score calls for.
+    assert_eq!(field(line, "sessions"), "300", "{line}");
+    assert_eq!(field(line, "refused"), "0", "{line}");
+    assert_eq!(field(line, "lost"), "0", "{line}");
+    assert_eq!(field(line, "errors"), "0", "{line}");
+    let p99: f64 = field(line, "p99_ms").parse().unwrap();
+    assert!(p99.is_finite() && p99 > 0.0, "{line}");
+}

@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::pg::pg_ctl;
 use common::{Harness, Options, eventually};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -39,24 +40,6 @@ async fn create(h: &Harness, base: &str, n: usize) -> Result<String, u16> {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], 503, "{body}");
     Err(status)
-}
-
-fn pg_ctl(action: &str) {
-    let version = std::fs::read_dir("/etc/postgresql")
-        .expect("a PostgreSQL cluster in /etc/postgresql")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .next()
-        .unwrap();
-    let out = std::process::Command::new("pg_ctlcluster")
-        .args(["--skip-systemctl-redirect", &version, "main", action])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pg_ctlcluster {action}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Starts PostgreSQL again when dropped, even if the test fails meanwhile.

@@ -57,6 +57,7 @@ async fn measure_floor(args: &FloorArgs) -> anyhow::Result<Measured> {
         None,
         None,
         true,
+        "",
     )
     .await?;
     let m = super::measure(&s, args.sessions, args.concurrency, "floor").await;

@@ -6,6 +6,8 @@
 //! server's CPU per session as a multiple of the floor's (floor.rs),
 //! measured in the same run.
 
+mod burst;
+mod chaos;
 mod floor;
 mod floor_node;
 mod idle;
@@ -36,6 +38,12 @@ enum BenchKind {
     Idle(idle::IdleArgs),
     /// Browsers on SSE streams: latency from a webhook to each stream.
     Stream(stream::StreamArgs),
+    /// Many sessions waiting, then all their provider webhooks at once:
+    /// every one accepted, none lost, webhook-to-decision latency.
+    Burst(burst::BurstArgs),
+    /// Three nodes on PostgreSQL under load, one killed with kill -9 and
+    /// started again in turn, PostgreSQL restarted once: nothing lost or doubled.
+    Chaos(chaos::ChaosArgs),
     /// The same HTTP exchanges per session against handlers that do no
     /// engine or database work: the floor Gangway's CPU is measured against.
     Floor(floor::FloorArgs),
@@ -49,6 +57,8 @@ pub async fn main(cmd: BenchCmd) -> anyhow::Result<()> {
         None => run(cmd.run).await,
         Some(BenchKind::Idle(a)) => idle::run(a).await,
         Some(BenchKind::Stream(a)) => stream::run(a).await,
+        Some(BenchKind::Burst(a)) => burst::run(a).await,
+        Some(BenchKind::Chaos(a)) => chaos::run(a).await,
         Some(BenchKind::Floor(a)) => floor::run(a).await,
         Some(BenchKind::FloorNode(a)) => floor_node::run(a).await,
     }
@@ -80,11 +90,13 @@ pub(crate) async fn setup(
         api_key,
         workflow,
         false,
+        "",
     )
     .await
 }
 
-/// [`setup`], with floor nodes (`gangway bench floor-node`) when `floor`.
+/// [`setup`], with floor nodes (`gangway bench floor-node`) when `floor`,
+/// and `extra_toml` appended to the nodes' configuration.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn setup_nodes(
     provider_listen: &str,
@@ -95,6 +107,7 @@ pub(crate) async fn setup_nodes(
     api_key: Option<&str>,
     workflow: Option<&str>,
     floor: bool,
+    extra_toml: &str,
 ) -> anyhow::Result<Setup> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
@@ -120,6 +133,7 @@ pub(crate) async fn setup_nodes(
                 nodes,
                 workflow.unwrap_or(server::WORKFLOW),
                 floor,
+                extra_toml,
             )
             .await?
         }

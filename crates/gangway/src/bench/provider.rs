@@ -5,7 +5,7 @@
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,6 +46,12 @@ pub struct Shared {
     pub creates: AtomicU64,
     pub ended_bytes: AtomicU64,
     pub endings: AtomicU64,
+    /// reference -> the idempotency keys its starts carried (`bench chaos`:
+    /// more than one is a second provider session for the session).
+    pub start_keys: Mutex<HashMap<String, HashSet<String>>>,
+    /// reference -> the webhook-ids of its `session.ended` deliveries and
+    /// the outcome (`bench chaos`: one id per session, repeats under it).
+    pub ended: Mutex<HashMap<String, (HashSet<String>, String)>>,
 }
 
 impl Shared {
@@ -76,12 +82,20 @@ pub fn router(shared: Arc<Shared>, client: reqwest::Client) -> gangway_server::R
     gangway_server::Router::new()
         .route(
             "/v1/sessions",
-            post(move |body: Json<Value>| {
+            post(move |headers: HeaderMap, body: Json<Value>| {
                 let shared = s1.clone();
                 let client = client.clone();
                 async move {
                     shared.starts.fetch_add(1, Ordering::Relaxed);
                     let reference = body.0["reference"].as_str().unwrap_or_default().to_string();
+                    if let (Some(key), Ok(mut keys)) = (
+                        headers.get("idempotency-key").and_then(|k| k.to_str().ok()),
+                        shared.start_keys.lock(),
+                    ) {
+                        keys.entry(reference.clone())
+                            .or_default()
+                            .insert(key.to_string());
+                    }
                     if !shared.latency.is_zero() {
                         tokio::time::sleep(shared.latency).await;
                     }
@@ -160,6 +174,17 @@ pub fn router(shared: Arc<Shared>, client: reqwest::Client) -> gangway_server::R
                             .as_str()
                             .unwrap_or_default()
                             .to_string();
+                        let webhook_id = headers
+                            .get("webhook-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_string();
+                        if let Ok(mut ended) = shared.ended.lock() {
+                            let e = ended
+                                .entry(reference.clone())
+                                .or_insert_with(|| (HashSet::new(), outcome.clone()));
+                            e.0.insert(webhook_id);
+                        }
                         let waiter = shared
                             .waiters
                             .lock()
@@ -175,6 +200,20 @@ pub fn router(shared: Arc<Shared>, client: reqwest::Client) -> gangway_server::R
         )
 }
 
+/// The score provider's webhook for session `id`, signed as Gangway's
+/// `[http.webhooks.score]` expects: `(body, timestamp, signature)`.
+pub fn signed_webhook(id: &str) -> (String, String, String) {
+    let body = json!({"id": id, "status": "completed"}).to_string();
+    let ts = (gangway_server::ids::now_ms() / 1000).to_string();
+    let mut mac = Hmac::<Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(ts.as_bytes());
+    mac.update(b".");
+    mac.update(body.as_bytes());
+    let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    (body, ts, sig)
+}
+
 pub async fn send_webhook(
     client: &reqwest::Client,
     gangway: &str,
@@ -182,30 +221,36 @@ pub async fn send_webhook(
     reference: &str,
     shared: &Shared,
 ) {
-    let body = json!({"id": id, "status": "completed"}).to_string();
-    let ts = (gangway_server::ids::now_ms() / 1000).to_string();
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()) else {
-        return;
-    };
-    mac.update(ts.as_bytes());
-    mac.update(b".");
-    mac.update(body.as_bytes());
-    let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let (body, ts, sig) = signed_webhook(id);
     if let Ok(mut m) = shared.webhook_sent.lock() {
         m.insert(reference.to_string(), Instant::now());
     }
-    for _ in 0..5 {
+    // As a provider does: re-sent until accepted, backing off from 200 ms
+    // to 2 s, for a minute; after a failure to the next node (a load
+    // balancer passing it on), as nodes die and come back (`bench chaos`).
+    let mut target = gangway.to_string();
+    let mut pause = Duration::from_millis(200);
+    let give_up = Instant::now() + Duration::from_secs(60);
+    loop {
         let r = client
-            .post(format!("{gangway}/v1/webhooks/http/score"))
+            .post(format!("{target}/v1/webhooks/http/score"))
             .header("content-type", "application/json")
             .header("X-Score-Timestamp", &ts)
             .header("X-Score-Signature", &sig)
             .body(body.clone())
             .send()
             .await;
-        if r.is_ok_and(|r| r.status().is_success()) {
+        if r.is_ok_and(|r| r.status().is_success()) || Instant::now() > give_up {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+        let turn = shared.next_node.fetch_add(1, Ordering::Relaxed);
+        if let Some(next) = shared.gangway.lock().ok().and_then(|g| {
+            let n = usize::try_from(turn).unwrap_or(0) % g.len().max(1);
+            g.get(n).cloned()
+        }) {
+            target = next;
+        }
     }
 }

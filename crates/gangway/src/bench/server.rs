@@ -41,12 +41,14 @@ impl Servers {
     /// Starts `nodes` `gangway serve` processes on one database (or, with
     /// `floor`, `gangway bench floor-node` processes on the same
     /// configuration, which touch no database); returns them and an API key.
+    /// `extra_toml` is appended to every node's configuration.
     pub async fn start(
         provider_url: &str,
         database_url: Option<&str>,
         nodes: u32,
         workflow: &str,
         floor: bool,
+        extra_toml: &str,
     ) -> anyhow::Result<(Servers, String)> {
         let dir = tempfile::tempdir()?;
         let db = match database_url {
@@ -103,6 +105,7 @@ signature_prefix = "sha256="
 timestamp_header = "X-Score-Timestamp"
 reference_field = "id"
 event_field = "status"
+{extra_toml}
 "#,
                     wf = wf.display(),
                     secret = super::provider::RECEIVER_SECRET,

@@ -85,3 +85,24 @@ impl Drop for TestDb {
         .join();
     }
 }
+
+/// `pg_ctlcluster <version> main <action>` on the shared server (stop,
+/// start, restart): for the tests that restart it, run alone (db_restart,
+/// chaos).
+pub fn pg_ctl(action: &str) {
+    let version = std::fs::read_dir("/etc/postgresql")
+        .expect("a PostgreSQL cluster in /etc/postgresql")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+        .unwrap();
+    let out = std::process::Command::new("pg_ctlcluster")
+        .args(["--skip-systemctl-redirect", &version, "main", action])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pg_ctlcluster {action}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -12,13 +12,16 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const CLAIM_BATCH: i64 = 512;
-/// Longest sleep: bounds the delay before taking over another node's expired lease.
+/// Longest sleep, and at most one lease: a lease another node writes or
+/// renews sends no wake-up, so this bounds the delay before taking over the
+/// jobs of a node that died (about one lease after its last renewal).
 const MAX_SLEEP_MS: i64 = 30_000;
 /// Pause before looking again at ready jobs that were locked by others.
 const BUSY_RETRY_MS: i64 = 20;
 
 pub(super) async fn run(engine: Arc<Engine>) {
     let lease_ms = i64::try_from(engine.config.engine.lease.as_millis()).unwrap_or(30_000);
+    let max_sleep_ms = lease_ms.min(MAX_SLEEP_MS);
     let mut polls = PollBudget::new(engine.config.engine.poll_rate, ids::now_ms());
     loop {
         if engine.is_stopping() {
@@ -60,8 +63,8 @@ pub(super) async fn run(engine: Arc<Engine>) {
                 other: due.other,
             }
             .earliest()
-            .unwrap_or(now + MAX_SLEEP_MS)
-            .min(now + MAX_SLEEP_MS),
+            .unwrap_or(now + max_sleep_ms)
+            .min(now + max_sleep_ms),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read next due job");
                 now + 1_000

@@ -45,10 +45,13 @@ pub(super) async fn apply_effect(
                     insert_job(tx, row, &task, at, 0).await?;
                     after.wake_at(at);
                 }
-                None => {
-                    let lease_until = deadline_ms.max(now) + lease_ms;
-                    run_now(tx, row, after, task, now, lease_until).await?;
-                }
+                // One short lease, renewed by the running node while the
+                // call is in flight (executor::hold_lease): a node killed
+                // mid-call hands the call to another within about one lease,
+                // not at the step's deadline. A retried start is safe: the
+                // idempotency key (`<session>:<visit>`) is the same on every
+                // node, and `prepare`d references were committed above.
+                None => run_now(tx, row, after, task, now, now + lease_ms).await?,
             }
         }
         Effect::Timer { visit, at_ms } => {

@@ -439,18 +439,6 @@ async fn create_session(State(sim): State<ScoreSim>, headers: HeaderMap, body: B
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    if let Some(key) = &key {
-        let existing = sim.lock().idempotency.get(key).cloned();
-        if let Some(id) = existing {
-            let reference = sim.session(&id).map(|s| s.reference).unwrap_or_default();
-            return (
-                StatusCode::CREATED,
-                Extension(SimRef(id.clone())),
-                Json(serde_json::json!({ "id": id, "reference": reference })),
-            )
-                .into_response();
-        }
-    }
     let id = format!("sc_{}", hex::encode(rand::random::<[u8; 8]>()));
     let session = ScoreSession {
         id: id.clone(),
@@ -463,8 +451,25 @@ async fn create_session(State(sim): State<ScoreSim>, headers: HeaderMap, body: B
         webhooks_delivered: 0,
         stale_reads: 0,
     };
+    // The lookup and the insert under one lock: two creates with one key
+    // at the same moment (a call taken over by another node while the
+    // first is still in flight) make one session, as at a real provider.
     let knobs = {
         let mut st = sim.lock();
+        if let Some(existing) = key.as_ref().and_then(|k| st.idempotency.get(k).cloned()) {
+            let reference = st
+                .sessions
+                .get(&existing)
+                .map(|s| s.reference.clone())
+                .unwrap_or_default();
+            drop(st);
+            return (
+                StatusCode::CREATED,
+                Extension(SimRef(existing.clone())),
+                Json(serde_json::json!({ "id": existing, "reference": reference })),
+            )
+                .into_response();
+        }
         st.sessions.insert(id.clone(), session);
         if let Some(key) = key {
             st.idempotency.insert(key, id.clone());
