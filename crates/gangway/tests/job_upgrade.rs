@@ -9,8 +9,17 @@ mod common;
 use common::{Harness, pg::TestDb};
 use serde_json::json;
 
+/// A payload as this build stores it (sealed under the harness's key).
+fn opened(stored: &str) -> String {
+    gangway_server::crypto::DataKeys::from_base64(common::ENCRYPTION_KEY, &[])
+        .unwrap()
+        .open(stored)
+        .unwrap()
+        .into_owned()
+}
+
 /// Replaces the session's timer job with one in the previous release's
-/// text, due now.
+/// text (in the clear, as that release wrote it), due now.
 async fn rewrite_timer(db: &TestDb, session_id: &str) {
     match db {
         TestDb::Sqlite(url) => {
@@ -22,9 +31,10 @@ async fn rewrite_timer(db: &TestDb, session_id: &str) {
                     |r| r.get(0),
                 )
                 .unwrap();
-            let visit = serde_json::from_str::<serde_json::Value>(&payload).unwrap()["visit"]
-                .as_u64()
-                .unwrap();
+            let visit =
+                serde_json::from_str::<serde_json::Value>(&opened(&payload)).unwrap()["visit"]
+                    .as_u64()
+                    .unwrap();
             let old = format!("{{\"visit\":{visit}}}");
             let n = c
                 .execute(
@@ -44,9 +54,10 @@ async fn rewrite_timer(db: &TestDb, session_id: &str) {
                     .fetch_one(&mut c)
                     .await
                     .unwrap();
-            let visit = serde_json::from_str::<serde_json::Value>(&payload).unwrap()["visit"]
-                .as_u64()
-                .unwrap();
+            let visit =
+                serde_json::from_str::<serde_json::Value>(&opened(&payload)).unwrap()["visit"]
+                    .as_u64()
+                    .unwrap();
             let old = format!("{{\"visit\":{visit}}}");
             let n = sqlx::query(
                 "UPDATE jobs SET payload = $1, due_at = 0, lease_until = 0, lease_owner = NULL
