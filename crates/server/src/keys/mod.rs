@@ -24,18 +24,24 @@ pub enum Scope {
     WorkflowsRead,
     /// Dry-run a workflow against the simulators.
     WorkflowsDryRun,
-    /// Manage API keys (`/v1/admin/keys`).
+    /// Manage API keys (`/v1/admin/keys`); implies the review scopes.
     Admin,
+    /// Read the review queue (`/v1/reviews`).
+    ReviewsRead,
+    /// Claim and decide reviews.
+    ReviewsDecide,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 8] = [
         Scope::SessionsRead,
         Scope::SessionsWrite,
         Scope::SecretsRead,
         Scope::WorkflowsRead,
         Scope::WorkflowsDryRun,
         Scope::Admin,
+        Scope::ReviewsRead,
+        Scope::ReviewsDecide,
     ];
 
     /// A key created without `--scope`, and every key made before scopes
@@ -56,6 +62,8 @@ impl Scope {
             Scope::WorkflowsRead => "workflows:read",
             Scope::WorkflowsDryRun => "workflows:dry-run",
             Scope::Admin => "admin",
+            Scope::ReviewsRead => "reviews:read",
+            Scope::ReviewsDecide => "reviews:decide",
         }
     }
 
@@ -86,6 +94,15 @@ impl Scopes {
 
     pub fn contains(self, scope: Scope) -> bool {
         self.0 & scope.bit() != 0
+    }
+
+    /// Whether a key with these scopes may use a route requiring `scope`:
+    /// `admin` implies the review scopes (an administrator may review; the
+    /// defaults, for keys made before they existed, do not hold them).
+    pub fn grants(self, scope: Scope) -> bool {
+        self.contains(scope)
+            || (matches!(scope, Scope::ReviewsRead | Scope::ReviewsDecide)
+                && self.contains(Scope::Admin))
     }
 }
 

@@ -31,6 +31,7 @@ macro_rules! migrations {
             2 "0002_job_classes",
             3 "0003_api_key_management",
             4 "0004_nodes",
+            7 "0007_reviews",
         )
     };
 }
@@ -167,16 +168,21 @@ mod tests {
             ..Memory::default()
         };
         let m = run(&mut db, SQLITE).await.unwrap();
-        assert_eq!(db.ran, vec![2, 3, 4]);
+        assert_eq!(db.ran, vec![2, 3, 4, 7]);
         assert_eq!(
             m.applied,
-            ["0002_job_classes", "0003_api_key_management", "0004_nodes"]
+            [
+                "0002_job_classes",
+                "0003_api_key_management",
+                "0004_nodes",
+                "0007_reviews"
+            ]
         );
-        assert_eq!(m.version, 4);
+        assert_eq!(m.version, 7);
         assert!(pending(&mut db, SQLITE).await.unwrap().is_empty());
         let again = run(&mut db, SQLITE).await.unwrap();
         assert!(again.applied.is_empty());
-        assert_eq!(again.to_string(), "database is up to date at version 4");
+        assert_eq!(again.to_string(), "database is up to date at version 7");
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ mod migrate;
 mod nodes;
 mod observe;
 mod postgres;
+mod reviews;
 pub mod schema;
 mod sql;
 mod sqlite;
@@ -16,6 +17,7 @@ pub use keys::{ApiKeyMatch, ApiKeyRow, ApiKeys, NewApiKey};
 pub use nodes::{NodeHolder, Nodes};
 pub use observe::{JobBacklog, Observe, PoolStats};
 pub use postgres::PgStore;
+pub use reviews::{ReviewFilter, ReviewRow, Reviews};
 pub use schema::Migrated;
 pub use sqlite::SqliteStore;
 
@@ -397,11 +399,17 @@ pub trait Tx: Send {
     ) -> Result<()>;
     /// Moves a job to a later time and frees its lease.
     async fn reschedule_job(&mut self, id: i64, due_at: i64, attempts: i64) -> Result<()>;
+    /// Puts a session in the review queue (again: a new review, unclaimed).
+    async fn open_review(&mut self, review: &ReviewRow) -> Result<()>;
+    /// Takes a session out of the review queue.
+    async fn close_review(&mut self, session_id: &str) -> Result<()>;
+    /// The session's review, locked against claims until commit.
+    async fn lock_review(&mut self, session_id: &str) -> Result<Option<ReviewRow>>;
     async fn commit(self: Box<Self>) -> Result<()>;
 }
 
 #[async_trait]
-pub trait Store: ApiKeys + Nodes + Observe + Send + Sync + 'static {
+pub trait Store: ApiKeys + Nodes + Observe + Reviews + Send + Sync + 'static {
     /// True when a transaction runs its statements inline, blocking the
     /// calling thread (embedded SQLite): the committer then gets a thread of
     /// its own. False for network databases driven asynchronously.

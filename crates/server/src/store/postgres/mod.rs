@@ -15,6 +15,7 @@ mod migrate;
 mod nodes;
 mod notify;
 mod observe;
+mod reviews;
 mod rows;
 mod tx;
 mod writes;

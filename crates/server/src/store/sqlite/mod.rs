@@ -16,6 +16,7 @@ mod migrate;
 mod nodes;
 mod observe;
 mod pool;
+mod reviews;
 mod rows;
 #[cfg(test)]
 mod tests;
