@@ -19,7 +19,8 @@ pub enum KeysCommand {
         name: String,
         /// What the key may do; repeat or separate with commas:
         /// sessions:read, sessions:write, secrets:read, workflows:read,
-        /// workflows:dry-run, admin. Default: all but admin.
+        /// workflows:dry-run, reviews:read, reviews:decide, admin (which
+        /// implies the reviews scopes). Default: all but admin and reviews.
         #[arg(long = "scope", value_delimiter = ',')]
         scopes: Vec<String>,
         /// When the key stops working: a duration from now (90d, 12h) or

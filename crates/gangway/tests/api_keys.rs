@@ -282,6 +282,10 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/v1/admin/keys/{id}/revoke", "admin"),
     ("POST", "/v1/admin/keys/{id}/rotate", "admin"),
     ("POST", "/v1/admin/workflows", "admin"),
+    ("GET", "/v1/reviews", "reviews:read"),
+    ("GET", "/v1/reviews/{id}", "reviews:read"),
+    ("POST", "/v1/reviews/{id}/claim", "reviews:decide"),
+    ("POST", "/v1/reviews/{id}/decide", "reviews:decide"),
 ];
 
 const SCOPES: &[&str] = &[
@@ -291,6 +295,8 @@ const SCOPES: &[&str] = &[
     "workflows:read",
     "workflows:dry-run",
     "admin",
+    "reviews:read",
+    "reviews:decide",
 ];
 
 #[tokio::test(flavor = "multi_thread")]
@@ -333,7 +339,12 @@ async fn every_v1_route_checks_its_scope() {
     let mut only = std::collections::HashMap::new();
     let mut all_but = std::collections::HashMap::new();
     for scope in SCOPES {
-        let others: Vec<&str> = SCOPES.iter().copied().filter(|s| s != scope).collect();
+        // `admin` implies the review scopes: a key without one lacks admin too.
+        let others: Vec<&str> = SCOPES
+            .iter()
+            .copied()
+            .filter(|s| s != scope && !(scope.starts_with("reviews:") && *s == "admin"))
+            .collect();
         for (name, scopes, into) in [
             (format!("only {scope}"), vec![*scope], &mut only),
             (format!("all but {scope}"), others, &mut all_but),
@@ -386,6 +397,10 @@ async fn every_v1_route_checks_its_scope() {
                 .or_else(|| {
                     (*path == "/v1/admin/keys" && *method == "POST")
                         .then(|| json!({"name": "made"}))
+                })
+                .or_else(|| {
+                    path.ends_with("/decide")
+                        .then(|| json!({"decision": "approved", "note": "scoped"}))
                 });
             (path.replace("{id}", sid), body)
         };

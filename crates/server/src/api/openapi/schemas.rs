@@ -113,7 +113,7 @@ pub fn schemas() -> Value {
             "Scope": {"enum": ["sessions:read", "sessions:write", "secrets:read", "workflows:read", "workflows:dry-run", "admin", "reviews:read", "reviews:decide"]},
             "CreateApiKey": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
                 "name": {"type": "string", "minLength": 1, "maxLength": 100},
-                "scopes": {"type": "array", "items": r("Scope"), "description": "Default: every scope but admin"},
+                "scopes": {"type": "array", "items": r("Scope"), "description": "Default: every scope but admin and the reviews scopes"},
                 "expires_at": {"type": "string", "format": "date-time"},
                 "expires_in": {"type": "string", "description": "A duration from now, e.g. `90d` (instead of expires_at)"}}},
             "RotateApiKey": {"type": "object", "additionalProperties": false, "properties": {
