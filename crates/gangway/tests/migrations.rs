@@ -86,7 +86,12 @@ async fn exec(db: &TestDb, sql: &str) {
 async fn reports_and_refuses_newer(db: TestDb, backend: &str, dir: &Path) {
     let config = write_config(dir, db.url());
     let names = known(backend);
-    let n = names.len();
+    // The newest number (numbers may leave gaps between releases' branches).
+    let n: usize = names
+        .iter()
+        .filter_map(|name| name.split('_').next()?.parse().ok())
+        .max()
+        .unwrap();
 
     // A fresh database: every migration is named.
     let (ok, out, err) = migrate(&config);
