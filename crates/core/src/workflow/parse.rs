@@ -774,18 +774,20 @@ impl Parser<'_> {
                 }
             },
         };
+        // Problems here do not stop the checks below: every one is reported.
         let facts = match get(map, "facts") {
-            None => None,
-            Some(f) => {
-                if f.as_mapping().is_none() {
-                    self.err(
-                        pos(f),
-                        "`facts` must be a mapping: what the reviewer sees, by name",
-                    );
-                    return None;
-                }
-                Some(self.template(f, &["input", "state", "session"])?)
+            None => Ok(None),
+            Some(f) if f.as_mapping().is_none() => {
+                self.err(
+                    pos(f),
+                    "`facts` must be a mapping: what the reviewer sees, by name",
+                );
+                Err(())
             }
+            Some(f) => self
+                .template(f, &["input", "state", "session"])
+                .map(Some)
+                .ok_or(()),
         };
         let timeout_ms = match get(map, "timeout") {
             Some(_) => self.duration(map, "timeout"),
@@ -810,7 +812,7 @@ impl Parser<'_> {
             }
         };
         Some(ReviewStep {
-            facts,
+            facts: facts.ok()?,
             group,
             timeout_ms: timeout_ms?,
             on_approved: on_approved?,
