@@ -594,11 +594,26 @@ impl Run<'_> {
                             return;
                         }
                     };
+                    let present = match review
+                        .present
+                        .as_ref()
+                        .map(|p| p.render(&scope))
+                        .transpose()
+                    {
+                        Ok(p) => p,
+                        Err(e) => {
+                            self.end(
+                                Outcome::Failed,
+                                format!("presentation of step `{next}`: {e}"),
+                            );
+                            return;
+                        }
+                    };
                     let deadline_ms = self
                         .now_ms
                         .saturating_add(i64::try_from(review.timeout_ms).unwrap_or(i64::MAX));
                     self.state.status = SessionStatus::Waiting;
-                    self.state.present = None;
+                    self.state.present = present;
                     self.state.wait = Some(Waiting {
                         events: Vec::new(),
                         since_ms: self.now_ms,

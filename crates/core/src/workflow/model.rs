@@ -167,6 +167,8 @@ pub struct ReviewStep {
     pub facts: Option<Template>,
     /// Who should decide: an assignee group the queue can be filtered by.
     pub group: Option<String>,
+    /// What the browser shows meanwhile (a `progress` message, say).
+    pub present: Option<Template>,
     pub timeout_ms: u64,
     pub on_approved: String,
     pub on_declined: String,

@@ -722,7 +722,14 @@ impl Parser<'_> {
     fn review(&mut self, map: &MarkedMappingNode, refs: &mut Vec<Ref>) -> Option<ReviewStep> {
         self.unknown_keys(
             map,
-            &["review", "facts", "group", "timeout", "on_timeout"],
+            &[
+                "review",
+                "facts",
+                "group",
+                "timeout",
+                "on_timeout",
+                "present",
+            ],
             "review step",
         );
         let node = get(map, "review")?;
@@ -811,8 +818,20 @@ impl Parser<'_> {
                 None
             }
         };
+        let present = match get(map, "present") {
+            None => Ok(None),
+            Some(p) => {
+                if p.as_mapping().and_then(|m| get(m, "kind")).is_none() {
+                    self.err(pos(p), "`present` needs a `kind` (progress, for example)");
+                }
+                self.template(p, &["input", "state", "session"])
+                    .map(Some)
+                    .ok_or(())
+            }
+        };
         Some(ReviewStep {
             facts: facts.ok()?,
+            present: present.ok()?,
             group,
             timeout_ms: timeout_ms?,
             on_approved: on_approved?,

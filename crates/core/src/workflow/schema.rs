@@ -56,6 +56,8 @@ pub fn json_schema(catalog: &Catalog) -> Value {
                               "description": "what the reviewer sees, rendered when the step is entered"},
                     "group": {"type": "string", "pattern": "^[a-z0-9_-]+$",
                               "description": "the reviewers' group the review is assigned to"},
+                    "present": {"type": "object", "required": ["kind"],
+                                "description": "what the browser shows while a person decides (e.g. kind: progress)"},
                     "timeout": duration,
                     "on_timeout": step_name
                 }
