@@ -556,6 +556,36 @@ async fn the_queue_pages_oldest_first() {
     )
     .await;
     assert_eq!(page["data"].as_array().unwrap().len(), 3, "{page}");
+    // A session canceled while in review leaves the queue.
+    let (status, s) = h
+        .post(&format!("/v1/sessions/{}/cancel", ids[1]), json!({}))
+        .await;
+    assert_eq!(
+        (status, s["outcome"].as_str()),
+        (200, Some("canceled")),
+        "{s}"
+    );
+    let (_, page) = send(
+        &h,
+        "GET",
+        "/v1/reviews?workflow=score-review",
+        &k.a.key,
+        None,
+    )
+    .await;
+    let left: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["session_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, [ids[0].as_str(), ids[2].as_str()]);
+    let (status, p) = claim(&h, &k.a, &ids[1], None).await;
+    assert_eq!(
+        (status, p["reason"].as_str()),
+        (409, Some("not_in_review")),
+        "{p}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
