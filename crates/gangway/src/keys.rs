@@ -5,6 +5,7 @@
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
+use gangway_server::audit::{self, Actor};
 use gangway_server::keys::{self, DEFAULT_ROTATION_GRACE};
 use gangway_server::store::{ApiKeyRow, NewApiKey, Store};
 use gangway_server::{config, ids};
@@ -150,15 +151,16 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
             let (store, db) = open(config.as_deref()).await?;
             let key = ids::new_secret("gw");
             let id = ids::new_id("key");
+            let new = NewApiKey {
+                id: id.clone(),
+                name: name.trim().to_string(),
+                key_hash: ids::hash_secret(&key),
+                scopes: scopes.clone(),
+                created_at: now,
+                expires_at,
+            };
             store
-                .create_api_key(&NewApiKey {
-                    id: id.clone(),
-                    name: name.trim().to_string(),
-                    key_hash: ids::hash_secret(&key),
-                    scopes: scopes.clone(),
-                    created_at: now,
-                    expires_at,
-                })
+                .create_api_key(&new, &audit::key_created(&Actor::cli(), &new))
                 .await?;
             eprintln!(
                 "Created API key `{}` ({id}) in database {db}, scopes {}, expires {}. It is shown only this once:",
@@ -196,7 +198,9 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
                 );
                 return Ok(());
             }
-            store.revoke_api_key(&id, now).await?;
+            store
+                .revoke_api_key(&id, now, &audit::key_revoked(&Actor::cli(), &before, now))
+                .await?;
             eprintln!(
                 "Revoked API key `{}` ({id}) in database {db}: it stops working on every node within a second",
                 before.name
@@ -222,12 +226,14 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
             }
             let key = ids::new_secret("gw");
             let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+            let grace_until = now.saturating_add(grace_ms);
             let Some(after) = store
                 .rotate_api_key(
                     &id,
                     &ids::hash_secret(&key),
                     now,
-                    now.saturating_add(grace_ms),
+                    grace_until,
+                    &audit::key_rotated(&Actor::cli(), &before, now, grace_until),
                 )
                 .await?
             else {

@@ -174,6 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let url = listeners.api_url()?;
             let admin = listeners.admin_url();
             let engine = gangway_server::app::start(config).await?;
+            gangway_server::app::audit_start(&engine, "serve", Vec::new()).await?;
             // SIGHUP re-reads workflows_dir (not in sandboxes: only here).
             gangway_server::runtime::workflows::hangup::spawn(engine.clone());
             let shutdown = gangway_server::app::shutdown_signal();

@@ -282,6 +282,8 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/v1/admin/keys/{id}/revoke", "admin"),
     ("POST", "/v1/admin/keys/{id}/rotate", "admin"),
     ("POST", "/v1/admin/workflows", "admin"),
+    ("GET", "/v1/admin/audit", "admin"),
+    ("GET", "/v1/admin/audit/export", "admin"),
     ("GET", "/v1/reviews", "reviews:read"),
     ("GET", "/v1/reviews/{id}", "reviews:read"),
     ("POST", "/v1/reviews/{id}/claim", "reviews:decide"),

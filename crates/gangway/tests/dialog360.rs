@@ -302,6 +302,33 @@ async fn happy_path_stores_the_key_sealed_and_hands_it_out_only_through_secrets(
         entries(&h.timeline(&s.id).await, "secrets.accessed").len(),
         2
     );
+    // Both reads are in the audit log as well, by the key that read, with
+    // no secret in them (the log outlives the session's data).
+    let admin = common::create_key(&h.config, "auditor", &["admin"]);
+    let log = h
+        .http
+        .get(h.url(&format!(
+            "/v1/admin/audit?action=secrets.read&session_id={}",
+            s.id
+        )))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let reads = log["data"].as_array().unwrap();
+    assert_eq!(reads.len(), 2, "{log:#}");
+    assert!(
+        reads[0]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("api_key:key_"),
+        "{log:#}"
+    );
+    assert_eq!(reads[0]["data"], json!({"opened": 1}));
+    assert!(!log.to_string().contains(&key));
     let anon = h
         .http
         .get(h.url(&format!("/v1/sessions/{}/secrets", s.id)))

@@ -97,6 +97,33 @@ pub async fn start(config: Config) -> Result<Arc<Engine>, StartError> {
     Ok(engine)
 }
 
+/// Records a process start in the audit log (`server.started`), with what
+/// in its configuration a security review must know: `warnings` the caller
+/// adds (the demo on a public address) and the ones read from the config.
+/// The same warnings are logged, at every start.
+pub async fn audit_start(
+    engine: &Engine,
+    command: &str,
+    mut warnings: Vec<String>,
+) -> Result<(), store::Error> {
+    if engine.config().encryption_key.is_none() {
+        warnings.push(
+            "no encryption_key: provider session tokens and channel keys are stored unsealed"
+                .to_string(),
+        );
+    }
+    for w in &warnings {
+        tracing::warn!(command, "{w}");
+    }
+    let entry = crate::audit::started(
+        crate::logging::node_id().unwrap_or("unknown"),
+        command,
+        &warnings,
+        crate::ids::now_ms(),
+    );
+    engine.append_audit(&[entry]).await
+}
+
 /// The full router: the API and the SDK plus anything extra (simulators,
 /// demo pages), every response with the browser security headers.
 pub fn router(engine: Arc<Engine>, extra: Option<Router>) -> Router {

@@ -7,9 +7,9 @@
 
 use gangway_core::engine::SessionState;
 use gangway_server::store::{
-    self, ClientEvent, DeliveryAttempt, EventRow, JobKind, NewApiKey, NewDelivery, NewEvent,
-    NewJob, NextDue, OpenOptions, ReviewFilter, ReviewRow, SessionFilter, SessionRow, Signal,
-    Store, TimelineEntry,
+    self, AuditFilter, ClientEvent, DeliveryAttempt, EventRow, JobKind, NewApiKey, NewAudit,
+    NewDelivery, NewEvent, NewJob, NextDue, OpenOptions, ReviewFilter, ReviewRow, SessionFilter,
+    SessionRow, Signal, Store, TimelineEntry,
 };
 use serde_json::json;
 use sqlx::Connection;
@@ -612,6 +612,18 @@ async fn nodes(s: &dyn Store) {
     assert_eq!(s.node_holder("n1").await.unwrap(), None);
 }
 
+/// The audit entry a key change appends (its target is the key).
+fn audit(action: &str, key: &str, at: i64) -> NewAudit {
+    NewAudit {
+        at,
+        action: action.into(),
+        actor: "cli:test".into(),
+        session_id: None,
+        target: Some(key.into()),
+        data: serde_json::json!({"n": at}),
+    }
+}
+
 fn new_key(id: &str, hash: &str, expires_at: Option<i64>) -> NewApiKey {
     NewApiKey {
         id: id.into(),
@@ -628,19 +640,28 @@ fn new_key(id: &str, hash: &str, expires_at: Option<i64>) -> NewApiKey {
 /// latest grace still running.
 async fn api_keys(s: &dyn Store) {
     assert!(
-        s.create_api_key(&new_key("key_1", "h1", None))
-            .await
-            .unwrap()
+        s.create_api_key(
+            &new_key("key_1", "h1", None),
+            &audit("api_key.created", "key_1", 10),
+        )
+        .await
+        .unwrap()
     );
     assert!(
-        !s.create_api_key(&new_key("key_2", "h1", None))
-            .await
-            .unwrap()
+        !s.create_api_key(
+            &new_key("key_2", "h1", None),
+            &audit("api_key.created", "key_2", 10),
+        )
+        .await
+        .unwrap()
     );
     assert!(
-        s.create_api_key(&new_key("key_3", "h3", Some(500)))
-            .await
-            .unwrap()
+        s.create_api_key(
+            &new_key("key_3", "h3", Some(500)),
+            &audit("api_key.created", "key_3", 10),
+        )
+        .await
+        .unwrap()
     );
     // The demo's and sandbox's keys: the default scopes.
     s.insert_api_key("key_4", "demo", "h4", 11).await.unwrap();
@@ -655,16 +676,28 @@ async fn api_keys(s: &dyn Store) {
 
     // Rotate twice: each replaced secret keeps its own grace.
     let r = s
-        .rotate_api_key("key_1", "h1b", 200, 1_000)
+        .rotate_api_key(
+            "key_1",
+            "h1b",
+            200,
+            1_000,
+            &audit("api_key.rotated", "key_1", 200),
+        )
         .await
         .unwrap()
         .unwrap();
     assert_eq!(r.rotated_at, Some(200));
     assert_eq!(r.previous_expires_at, Some(1_000));
-    s.rotate_api_key("key_1", "h1c", 300, 2_000)
-        .await
-        .unwrap()
-        .unwrap();
+    s.rotate_api_key(
+        "key_1",
+        "h1c",
+        300,
+        2_000,
+        &audit("api_key.rotated", "key_1", 300),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     for (hash, at, until) in [
         ("h1", 999, Some(1_000)),
         ("h1b", 1_999, Some(2_000)),
@@ -690,16 +723,28 @@ async fn api_keys(s: &dyn Store) {
         Some(2_000)
     );
     // No grace: the replaced secret stops at once.
-    s.rotate_api_key("key_3", "h3b", 300, 300)
-        .await
-        .unwrap()
-        .unwrap();
+    s.rotate_api_key(
+        "key_3",
+        "h3b",
+        300,
+        300,
+        &audit("api_key.rotated", "key_3", 300),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(s.api_key_by_hash("h3", 300).await.unwrap(), None);
     // A rotation forgets the replaced secrets whose grace has passed.
-    s.rotate_api_key("key_1", "h1d", 1_500, 1_500)
-        .await
-        .unwrap()
-        .unwrap();
+    s.rotate_api_key(
+        "key_1",
+        "h1d",
+        1_500,
+        1_500,
+        &audit("api_key.rotated", "key_1", 1_500),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(s.api_key_by_hash("h1", 1_500).await.unwrap(), None);
     assert_eq!(s.api_key_by_hash("h1c", 1_500).await.unwrap(), None);
     let m = s.api_key_by_hash("h1b", 1_500).await.unwrap().unwrap();
@@ -707,10 +752,14 @@ async fn api_keys(s: &dyn Store) {
 
     // Revoked: every secret stays found (so that the caller can say why it
     // is refused), revocation keeps its first time, and rotation is refused.
-    let r = s.revoke_api_key("key_1", 400).await.unwrap().unwrap();
+    let r = s
+        .revoke_api_key("key_1", 400, &audit("api_key.revoked", "key_1", 400))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(r.revoked_at, Some(400));
     assert_eq!(
-        s.revoke_api_key("key_1", 500)
+        s.revoke_api_key("key_1", 500, &audit("api_key.revoked", "key_1", 500))
             .await
             .unwrap()
             .unwrap()
@@ -727,11 +776,35 @@ async fn api_keys(s: &dyn Store) {
         Some(400)
     );
     assert_eq!(
-        s.rotate_api_key("key_1", "h1e", 600, 900).await.unwrap(),
+        s.rotate_api_key(
+            "key_1",
+            "h1e",
+            600,
+            900,
+            &audit("api_key.rotated", "key_1", 600),
+        )
+        .await
+        .unwrap(),
         None
     );
-    assert_eq!(s.revoke_api_key("key_none", 1).await.unwrap(), None);
-    assert_eq!(s.rotate_api_key("key_none", "x", 1, 2).await.unwrap(), None);
+    assert_eq!(
+        s.revoke_api_key("key_none", 1, &audit("api_key.revoked", "key_none", 1))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.rotate_api_key(
+            "key_none",
+            "x",
+            1,
+            2,
+            &audit("api_key.rotated", "key_none", 1),
+        )
+        .await
+        .unwrap(),
+        None
+    );
 
     let all: Vec<String> = s
         .api_keys(100)
@@ -742,6 +815,130 @@ async fn api_keys(s: &dyn Store) {
         .collect();
     assert_eq!(all, ["key_1", "key_3", "key_4"]);
     assert_eq!(s.pending_migrations().await.unwrap(), Vec::<i64>::new());
+
+    // Each change that happened appended its entry, in its own
+    // transaction; the refused ones (a secret stored before, a second
+    // revocation, a rotation of a revoked or unknown key) appended none.
+    let log: Vec<(String, String, i64)> = s
+        .audit_entries(&AuditFilter {
+            ascending: true,
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.entry.action, r.entry.target.unwrap(), r.entry.at))
+        .collect();
+    let expected: Vec<(String, String, i64)> = [
+        ("api_key.created", "key_1", 10),
+        ("api_key.created", "key_3", 10),
+        ("api_key.created", "key_4", 11),
+        ("api_key.rotated", "key_1", 200),
+        ("api_key.rotated", "key_1", 300),
+        ("api_key.rotated", "key_3", 300),
+        ("api_key.rotated", "key_1", 1_500),
+        ("api_key.revoked", "key_1", 400),
+    ]
+    .into_iter()
+    .map(|(a, k, t)| (a.to_string(), k.to_string(), t))
+    .collect();
+    assert_eq!(log, expected);
+}
+
+/// The audit log: appended in the committer's transaction (only if it
+/// commits) or alone, read newest first or oldest first by keyset, every
+/// filter applied.
+async fn audit_log(s: &dyn Store) {
+    let entry = |at: i64, action: &str, session: Option<&str>| NewAudit {
+        at,
+        action: action.into(),
+        actor: format!("api_key:key_{}", at % 2),
+        session_id: session.map(str::to_string),
+        target: None,
+        data: serde_json::json!({"at": at}),
+    };
+    // A transaction that does not commit appends nothing.
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_audit(&[entry(1, "session.created", Some("ses_gone"))])
+        .await
+        .unwrap();
+    drop(tx);
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_audit(&[
+        entry(2, "session.created", Some("ses_a")),
+        entry(3, "session.created", Some("ses_b")),
+    ])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    s.append_audit(&[
+        entry(4, "session.canceled", Some("ses_a")),
+        entry(5, "server.started", None),
+    ])
+    .await
+    .unwrap();
+    let read = |f: AuditFilter| async move {
+        s.audit_entries(&f)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.entry.at)
+            .collect::<Vec<_>>()
+    };
+    // (The key changes' entries, at 10 and later, are left out.)
+    let all = AuditFilter {
+        until: Some(6),
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(read(all.clone()).await, [5, 4, 3, 2]);
+    let rows = s.audit_entries(&all).await.unwrap();
+    assert_eq!(rows[0].entry, entry(5, "server.started", None));
+    // Keyset pages, both ways.
+    let page = AuditFilter {
+        limit: 2,
+        ..all.clone()
+    };
+    let first = s.audit_entries(&page).await.unwrap();
+    assert_eq!(first.iter().map(|r| r.entry.at).collect::<Vec<_>>(), [5, 4]);
+    let next = AuditFilter {
+        after_id: Some(first[1].id),
+        ..page.clone()
+    };
+    assert_eq!(read(next).await, [3, 2]);
+    let up = AuditFilter {
+        ascending: true,
+        after_id: Some(rows[2].id),
+        ..all.clone()
+    };
+    assert_eq!(read(up).await, [4, 5]);
+    // Filters.
+    let f = |g: fn(&mut AuditFilter)| {
+        let mut f = all.clone();
+        g(&mut f);
+        f
+    };
+    assert_eq!(
+        read(f(|f| f.action = Some("session.created".into()))).await,
+        [3, 2]
+    );
+    assert_eq!(
+        read(f(|f| f.session_id = Some("ses_a".into()))).await,
+        [4, 2]
+    );
+    assert_eq!(
+        read(f(|f| f.actor = Some("api_key:key_1".into()))).await,
+        [5, 3]
+    );
+    assert_eq!(
+        read(f(|f| {
+            f.since = Some(3);
+            f.until = Some(5);
+        }))
+        .await,
+        [4, 3]
+    );
 }
 
 /// Polls and other jobs are claimed apart: polls, oldest first, up to their
@@ -955,8 +1152,18 @@ async fn sqlite_conforms() {
     workflow_versions(s.as_ref()).await;
     nodes(s.as_ref()).await;
     api_keys(s.as_ref()).await;
+    audit_log(s.as_ref()).await;
     reviews(s.as_ref()).await;
     assert!(s.signals().await.unwrap().is_none());
+    // Append-only, whoever writes to the file.
+    let c = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+    for sql in [
+        "UPDATE audit_log SET actor = 'someone else'",
+        "DELETE FROM audit_log",
+    ] {
+        let err = c.execute(sql, []).unwrap_err().to_string();
+        assert!(err.contains("the audit log is append-only"), "{sql}: {err}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -970,8 +1177,24 @@ async fn postgres_conforms() {
     workflow_versions(s.as_ref()).await;
     nodes(s.as_ref()).await;
     api_keys(s.as_ref()).await;
+    audit_log(s.as_ref()).await;
     reviews(s.as_ref()).await;
     drop(s);
+    // Append-only, whoever connects.
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    for sql in [
+        "UPDATE audit_log SET actor = 'someone else'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+    ] {
+        let err = sqlx::query(sql)
+            .execute(&mut c)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the audit log is append-only"), "{sql}: {err}");
+    }
+    drop(c);
     db.drop_now().await;
 }
 
@@ -1279,14 +1502,20 @@ async fn postgres_signals_reach_other_nodes() {
     assert_eq!(first, Signal::JobsDue(77));
     assert!(from_b.try_recv().is_err());
     // A key revoked or rotated on one node (or by the CLI) reaches the others.
-    a.create_api_key(&new_key("key_1", "h1", None))
-        .await
-        .unwrap();
-    a.rotate_api_key("key_1", "h2", 1, 2)
+    a.create_api_key(
+        &new_key("key_1", "h1", None),
+        &audit("api_key.created", "key_1", 10),
+    )
+    .await
+    .unwrap();
+    a.rotate_api_key("key_1", "h2", 1, 2, &audit("api_key.rotated", "key_1", 1))
         .await
         .unwrap()
         .unwrap();
-    a.revoke_api_key("key_1", 3).await.unwrap().unwrap();
+    a.revoke_api_key("key_1", 3, &audit("api_key.revoked", "key_1", 3))
+        .await
+        .unwrap()
+        .unwrap();
     for _ in 0..2 {
         let got = tokio::time::timeout(Duration::from_secs(10), from_b.recv())
             .await
@@ -1295,11 +1524,20 @@ async fn postgres_signals_reach_other_nodes() {
         assert_eq!(got, Signal::KeyChanged("key_1".into()));
     }
     // Revoking again changes nothing and tells nobody.
-    a.revoke_api_key("key_1", 4).await.unwrap().unwrap();
-    b.create_api_key(&new_key("key_2", "h3", None))
+    a.revoke_api_key("key_1", 4, &audit("api_key.revoked", "key_1", 4))
         .await
+        .unwrap()
         .unwrap();
-    b.revoke_api_key("key_2", 5).await.unwrap().unwrap();
+    b.create_api_key(
+        &new_key("key_2", "h3", None),
+        &audit("api_key.created", "key_2", 10),
+    )
+    .await
+    .unwrap();
+    b.revoke_api_key("key_2", 5, &audit("api_key.revoked", "key_2", 5))
+        .await
+        .unwrap()
+        .unwrap();
     let got = tokio::time::timeout(Duration::from_secs(10), from_a.recv())
         .await
         .unwrap()

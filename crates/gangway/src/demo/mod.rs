@@ -83,6 +83,13 @@ pub async fn run(
         frame_sources.push(origin);
     }
     let engine = gangway_server::app::start(config).await?;
+    let exposed = (!addr.ip().is_loopback()).then(|| {
+        format!(
+            "the demo listens on {}, beyond this machine (--allow-public)",
+            addr.ip()
+        )
+    });
+    gangway_server::app::audit_start(&engine, "demo", exposed.into_iter().collect()).await?;
     // SIGHUP re-reads workflows_dir (not in sandboxes: only here).
     gangway_server::runtime::workflows::hangup::spawn(engine.clone());
     // The default scopes, and the review ones: with the demo's key you can
@@ -94,14 +101,17 @@ pub async fn run(
         .map(|s| s.as_str().to_string())
         .collect();
     engine
-        .create_api_key(&gangway_server::store::NewApiKey {
-            id: ids::new_id("key"),
-            name: "demo".into(),
-            key_hash: ids::hash_secret(&api_key),
-            scopes,
-            created_at: ids::now_ms(),
-            expires_at: None,
-        })
+        .create_api_key(
+            &gangway_server::store::NewApiKey {
+                id: ids::new_id("key"),
+                name: "demo".into(),
+                key_hash: ids::hash_secret(&api_key),
+                scopes,
+                created_at: ids::now_ms(),
+                expires_at: None,
+            },
+            &gangway_server::audit::Actor::System,
+        )
         .await?;
     // A user who abandons the hosted flow sees it expire after a few
     // seconds, as Incode's would much later, instead of waiting for the

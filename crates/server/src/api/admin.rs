@@ -8,6 +8,7 @@ use super::AppState;
 use super::auth::{ApiKey, scope};
 use super::error::Problem;
 use super::extract::JsonBody;
+use crate::audit::Actor;
 use crate::ids;
 use crate::keys::{self, DEFAULT_ROTATION_GRACE};
 use crate::store::{ApiKeyRow, NewApiKey};
@@ -100,14 +101,17 @@ async fn create(
     let secret = ids::new_secret("gw");
     let id = ids::new_id("key");
     st.engine
-        .create_api_key(&NewApiKey {
-            id: id.clone(),
-            name: body.name.trim().to_string(),
-            key_hash: ids::hash_secret(&secret),
-            scopes,
-            created_at: now,
-            expires_at,
-        })
+        .create_api_key(
+            &NewApiKey {
+                id: id.clone(),
+                name: body.name.trim().to_string(),
+                key_hash: ids::hash_secret(&secret),
+                scopes,
+                created_at: now,
+                expires_at,
+            },
+            &Actor::ApiKey(admin.id.clone()),
+        )
         .await?;
     tracing::info!(key = %id, name = %body.name.trim(), by_key = %admin.id, by_key_name = %admin.name, "API key created");
     let row = find(&st, &id, now).await?;
@@ -124,7 +128,7 @@ async fn revoke(
     let now = ids::now_ms();
     let row = st
         .engine
-        .revoke_api_key(&id, now)
+        .revoke_api_key(&id, now, &Actor::ApiKey(admin.id.clone()))
         .await?
         .ok_or_else(|| Problem::not_found("no API key with this id"))?;
     tracing::info!(key = %id, name = %row.name, by_key = %admin.id, by_key_name = %admin.name, "API key revoked");
@@ -182,7 +186,13 @@ async fn rotate(
     let grace_until = now.saturating_add(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX));
     let row = st
         .engine
-        .rotate_api_key(&id, &ids::hash_secret(&secret), now, grace_until)
+        .rotate_api_key(
+            &id,
+            &ids::hash_secret(&secret),
+            now,
+            grace_until,
+            &Actor::ApiKey(admin.id.clone()),
+        )
         .await?
         .ok_or_else(|| Problem::conflict("this API key was revoked meanwhile; create a new one"))?;
     tracing::info!(

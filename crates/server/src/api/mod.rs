@@ -4,6 +4,7 @@
 //! none of them talks SQL.
 
 mod admin;
+mod audit;
 pub(crate) mod auth;
 mod chat;
 mod client;
@@ -149,6 +150,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(client)
         .merge(unauthenticated)
         .merge(admin::routes())
+        .merge(audit::routes())
         .merge(deploy::routes())
         .route(
             "/v1/client/sessions/{id}/chat",

@@ -206,7 +206,7 @@ struct CancelBody {
 
 async fn cancel(
     State(st): State<AppState>,
-    _key: ApiKey<scope::SessionsWrite>,
+    key: ApiKey<scope::SessionsWrite>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, Problem> {
@@ -235,7 +235,19 @@ async fn cancel(
             "`reason` must be at most 1000 characters",
         ));
     }
-    let row = st.engine.apply(&id, Input::Cancel { reason }).await?;
+    // The reason is the customer's text: it stays in the timeline (which
+    // erasure clears), not in the audit log.
+    let audit = crate::audit::session(
+        crate::audit::action::SESSION_CANCELED,
+        &crate::audit::Actor::ApiKey(key.id.clone()),
+        &id,
+        crate::ids::now_ms(),
+        json!({}),
+    );
+    let row = st
+        .engine
+        .apply_audited(&id, Input::Cancel { reason }, Some(audit))
+        .await?;
     Ok(Json(view::session_json(&row)))
 }
 

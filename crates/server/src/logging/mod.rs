@@ -24,7 +24,7 @@ pub fn set_node_id(id: &str) {
     let _ = NODE_ID.set(id.to_string());
 }
 
-fn node_id() -> Option<&'static str> {
+pub(crate) fn node_id() -> Option<&'static str> {
     NODE_ID.get().map(String::as_str)
 }
 

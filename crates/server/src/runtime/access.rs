@@ -6,10 +6,11 @@
 //! on is listed in one place.
 
 use super::{Engine, watch, workflows};
+use crate::audit::{self, Actor};
 use crate::config::Config;
 use crate::store::{
-    self, ApiKeyMatch, ApiKeyRow, ClientEvent, Delivery, JobBacklog, NewApiKey, PoolStats,
-    SessionFilter, SessionRow, TimelineEntry,
+    self, ApiKeyMatch, ApiKeyRow, AuditFilter, AuditRow, ClientEvent, Delivery, JobBacklog,
+    NewApiKey, NewAudit, PoolStats, SessionFilter, SessionRow, TimelineEntry,
 };
 use gangway_core::workflow::Workflow;
 use std::sync::Arc;
@@ -153,8 +154,11 @@ impl Engine {
         self.store.api_key(id, now).await
     }
 
-    pub async fn create_api_key(&self, key: &NewApiKey) -> store::Result<bool> {
-        self.store.create_api_key(key).await
+    /// Stores a key, audited as created by `actor`.
+    pub async fn create_api_key(&self, key: &NewApiKey, actor: &Actor) -> store::Result<bool> {
+        self.store
+            .create_api_key(key, &audit::key_created(actor, key))
+            .await
     }
 
     /// An all-scopes key (the sandbox's and `gangway demo`'s own).
@@ -169,8 +173,18 @@ impl Engine {
     }
 
     /// `None` for an unknown id.
-    pub async fn revoke_api_key(&self, id: &str, at: i64) -> store::Result<Option<ApiKeyRow>> {
-        let row = self.store.revoke_api_key(id, at).await?;
+    /// Audited as revoked by `actor` when it was not revoked before.
+    pub async fn revoke_api_key(
+        &self,
+        id: &str,
+        at: i64,
+        actor: &Actor,
+    ) -> store::Result<Option<ApiKeyRow>> {
+        let Some(before) = self.store.api_key(id, at).await? else {
+            return Ok(None);
+        };
+        let audit = audit::key_revoked(actor, &before, at);
+        let row = self.store.revoke_api_key(id, at, &audit).await?;
         if row.is_some() {
             self.keys.invalidate();
         }
@@ -184,15 +198,32 @@ impl Engine {
         new_hash: &str,
         at: i64,
         grace_until: i64,
+        actor: &Actor,
     ) -> store::Result<Option<ApiKeyRow>> {
+        let Some(before) = self.store.api_key(id, at).await? else {
+            return Ok(None);
+        };
+        let audit = audit::key_rotated(actor, &before, at, grace_until);
         let row = self
             .store
-            .rotate_api_key(id, new_hash, at, grace_until)
+            .rotate_api_key(id, new_hash, at, grace_until, &audit)
             .await?;
         if row.is_some() {
             self.keys.invalidate();
         }
         Ok(row)
+    }
+}
+
+/// The audit log.
+impl Engine {
+    pub async fn audit_entries(&self, filter: &AuditFilter) -> store::Result<Vec<AuditRow>> {
+        self.store.audit_entries(filter).await
+    }
+
+    /// Appends entries that no other change carries (a start).
+    pub async fn append_audit(&self, entries: &[NewAudit]) -> store::Result<()> {
+        self.store.append_audit(entries).await
     }
 }
 

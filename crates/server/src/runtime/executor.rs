@@ -242,7 +242,10 @@ async fn run_poll(engine: &Arc<Engine>, job: Running<'_>, poll: Poll) {
             // it a wait whose polls all fail looks idle until its deadline.
             // At most one per back-off, so `engine.poll_rate` bounds them.
             let data = json!({"error": e.message, "attempt": e.record, "retry_at_ms": retry_at});
-            if let Err(err) = engine.record(job.session_id, "poll.failed", data).await {
+            if let Err(err) = engine
+                .record(job.session_id, "poll.failed", data, None)
+                .await
+            {
                 tracing::debug!(session_id = %job.session_id, error = %err, "failed poll not recorded");
             }
         }

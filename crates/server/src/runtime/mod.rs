@@ -29,7 +29,7 @@ pub mod workflows;
 
 use crate::config::Config;
 use crate::connectors::Connectors;
-use crate::store::{NewEvent, SessionRow, Store};
+use crate::store::{NewAudit, NewEvent, SessionRow, Store};
 use gangway_core::engine::Input;
 use serde_json::Value;
 use std::sync::Arc;
@@ -85,6 +85,8 @@ pub(crate) enum Work {
         job: Option<i64>,
         /// Timeline entry describing what happened (e.g. the provider call).
         record: Option<Arc<(String, Value)>>,
+        /// Audit entry, written when the input applies (a cancel by a key).
+        audit: Option<Arc<NewAudit>>,
     },
     Ingest(Arc<NewEvent>),
     /// A timeline entry that changes nothing else (e.g. an audited read).
@@ -94,6 +96,8 @@ pub(crate) enum Work {
         /// The job whose result this is (a release job on an ended
         /// session): deleted in the same transaction.
         job: Option<i64>,
+        /// Audit entry written with it (a secrets read by a key).
+        audit: Option<Arc<NewAudit>>,
     },
     /// The outcome of one customer webhook delivery attempt.
     Delivered(Arc<DeliveryOutcome>),
@@ -300,6 +304,17 @@ impl Engine {
 
     /// Applies an input (e.g. a cancel) and returns the session after it.
     pub async fn apply(&self, session_id: &str, input: Input) -> Result<SessionRow, Error> {
+        self.apply_audited(session_id, input, None).await
+    }
+
+    /// Applies an input and, in the same transaction if the input applied,
+    /// appends an audit entry (a cancel by an API key).
+    pub async fn apply_audited(
+        &self,
+        session_id: &str,
+        input: Input,
+        audit: Option<NewAudit>,
+    ) -> Result<SessionRow, Error> {
         let (reply, rx) = oneshot::channel();
         self.send(Command {
             work: Work::Apply {
@@ -307,6 +322,7 @@ impl Engine {
                 input,
                 job: None,
                 record: None,
+                audit: audit.map(Arc::new),
             },
             reply: Reply::Apply(Some(reply)),
         })
@@ -338,15 +354,23 @@ impl Engine {
         rx.await.map_err(|_| Error::ShuttingDown)?
     }
 
-    /// Adds a timeline entry to a session without changing its state (an
-    /// audit record); answers once it is committed.
-    pub async fn record(&self, session_id: &str, kind: &str, data: Value) -> Result<(), Error> {
+    /// Adds a timeline entry to a session without changing its state, and
+    /// an entry to the audit log in the same transaction (a secrets read);
+    /// answers once it is committed.
+    pub async fn record(
+        &self,
+        session_id: &str,
+        kind: &str,
+        data: Value,
+        audit: Option<NewAudit>,
+    ) -> Result<(), Error> {
         let (reply, rx) = oneshot::channel();
         self.send(Command {
             work: Work::Record {
                 session_id: session_id.to_string(),
                 entry: Arc::new((kind.to_string(), data)),
                 job: None,
+                audit: audit.map(Arc::new),
             },
             reply: Reply::Apply(Some(reply)),
         })
@@ -389,6 +413,7 @@ impl Engine {
                     input,
                     job: Some(job),
                     record: record.map(Arc::new),
+                    audit: None,
                 },
                 reply: Reply::Apply(None),
             })
@@ -405,6 +430,7 @@ impl Engine {
                     session_id: session_id.to_string(),
                     entry: Arc::new((kind.to_string(), data)),
                     job: Some(job),
+                    audit: None,
                 },
                 reply: Reply::Apply(None),
             })

@@ -49,6 +49,7 @@ mod tests {
             input: Input::Start,
             job: None,
             record: None,
+            audit: None,
         };
         assert_eq!(committer_for(&apply("ses_1"), 1), 0);
         let firsts: std::collections::HashSet<usize> = (0..64)

@@ -2,7 +2,7 @@
 //! revocation, and the secrets a rotation replaced (each valid until its own
 //! grace period ends). Secrets themselves are never stored.
 
-use super::Result;
+use super::{NewAudit, Result};
 use async_trait::async_trait;
 
 /// An API key, without any secret.
@@ -57,9 +57,11 @@ pub(crate) fn split_scopes(text: &str) -> Vec<String> {
 /// authenticated keys drop the key at once).
 #[async_trait]
 pub trait ApiKeys: Send + Sync {
-    /// Stores a new key; false (and nothing changes) when a key with this
-    /// secret exists already.
-    async fn create_api_key(&self, key: &NewApiKey) -> Result<bool>;
+    /// Stores a new key and its audit entry; false (and nothing changes)
+    /// when a key with this secret exists already. Every change below
+    /// appends its `audit` entry in the change's own transaction, and only
+    /// when something changed.
+    async fn create_api_key(&self, key: &NewApiKey, audit: &NewAudit) -> Result<bool>;
     /// The key whose current secret, or one of whose replaced secrets, has
     /// this hash (`secret_expires_at` says until when a replaced one works;
     /// replaced secrets are forgotten at the key's next rotation after their
@@ -71,7 +73,12 @@ pub trait ApiKeys: Send + Sync {
     async fn api_key(&self, id: &str, now: i64) -> Result<Option<ApiKeyRow>>;
     /// Revokes the key: none of its secrets works any longer. A key revoked
     /// before keeps its first `revoked_at`. `None` for an unknown id.
-    async fn revoke_api_key(&self, id: &str, at: i64) -> Result<Option<ApiKeyRow>>;
+    async fn revoke_api_key(
+        &self,
+        id: &str,
+        at: i64,
+        audit: &NewAudit,
+    ) -> Result<Option<ApiKeyRow>>;
     /// Gives a key that is not revoked a new secret; the current one keeps
     /// working until `grace_until` (not at all when that is not after `at`).
     /// `None` for an unknown or revoked key.
@@ -81,5 +88,6 @@ pub trait ApiKeys: Send + Sync {
         new_hash: &str,
         at: i64,
         grace_until: i64,
+        audit: &NewAudit,
     ) -> Result<Option<ApiKeyRow>>;
 }

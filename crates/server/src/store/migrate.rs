@@ -31,6 +31,7 @@ macro_rules! migrations {
             2 "0002_job_classes",
             3 "0003_api_key_management",
             4 "0004_nodes",
+            5 "0005_audit_log",
             7 "0007_reviews",
         )
     };
@@ -168,13 +169,14 @@ mod tests {
             ..Memory::default()
         };
         let m = run(&mut db, SQLITE).await.unwrap();
-        assert_eq!(db.ran, vec![2, 3, 4, 7]);
+        assert_eq!(db.ran, vec![2, 3, 4, 5, 7]);
         assert_eq!(
             m.applied,
             [
                 "0002_job_classes",
                 "0003_api_key_management",
                 "0004_nodes",
+                "0005_audit_log",
                 "0007_reviews"
             ]
         );

@@ -3,6 +3,7 @@
 //! has its own module and migrations. A transaction (`Tx`) carries one group
 //! commit.
 
+mod audit;
 mod keys;
 mod migrate;
 mod nodes;
@@ -13,6 +14,7 @@ pub mod schema;
 mod sql;
 mod sqlite;
 
+pub use audit::{AuditFilter, AuditLog, AuditRow, NewAudit};
 pub use keys::{ApiKeyMatch, ApiKeyRow, ApiKeys, NewApiKey};
 pub use nodes::{NodeHolder, Nodes};
 pub use observe::{JobBacklog, Observe, PoolStats};
@@ -319,6 +321,8 @@ pub trait Tx: Send {
     ) -> Result<Option<(String, Option<String>)>>;
     /// Timeline entries of many sessions, written together.
     async fn insert_timeline(&mut self, entries: &[(String, TimelineEntry)]) -> Result<()>;
+    /// Audit entries of the batch's commands, written with it.
+    async fn insert_audit(&mut self, entries: &[NewAudit]) -> Result<()>;
     /// Client events of many sessions, written together.
     async fn insert_client_events(&mut self, events: &[(String, ClientEvent)]) -> Result<()>;
     async fn insert_job(&mut self, job: &NewJob) -> Result<i64>;
@@ -409,7 +413,7 @@ pub trait Tx: Send {
 }
 
 #[async_trait]
-pub trait Store: ApiKeys + Nodes + Observe + Reviews + Send + Sync + 'static {
+pub trait Store: ApiKeys + AuditLog + Nodes + Observe + Reviews + Send + Sync + 'static {
     /// True when a transaction runs its statements inline, blocking the
     /// calling thread (embedded SQLite): the committer then gets a thread of
     /// its own. False for network databases driven asynchronously.
@@ -455,19 +459,20 @@ pub trait Store: ApiKeys + Nodes + Observe + Reviews + Send + Sync + 'static {
     /// Stores a key with the default scopes and no expiry (the demo's and
     /// the sandbox's own keys); a secret stored before is left as it is.
     async fn insert_api_key(&self, id: &str, name: &str, key_hash: &str, at: i64) -> Result<()> {
-        self.create_api_key(&NewApiKey {
+        let scopes: Vec<String> = crate::keys::Scope::DEFAULT
+            .iter()
+            .map(|s| s.as_str().to_string())
+            .collect();
+        let key = NewApiKey {
             id: id.to_string(),
             name: name.to_string(),
             key_hash: key_hash.to_string(),
-            scopes: crate::keys::Scope::DEFAULT
-                .iter()
-                .map(|s| s.as_str().to_string())
-                .collect(),
+            scopes,
             created_at: at,
             expires_at: None,
-        })
-        .await
-        .map(|_| ())
+        };
+        let audit = crate::audit::key_created(&crate::audit::Actor::System, &key);
+        self.create_api_key(&key, &audit).await.map(|_| ())
     }
 
     /// Stores a workflow version; returns the stored hash if it already existed.

@@ -197,7 +197,44 @@ fn workflows_and_admin() -> Value {
         &["400", "401", "409", "413", "415", "422", "503"],
     );
     deploy["requestBody"] = body("DeployWorkflows", true);
+    let audit_filters = || {
+        vec![
+            json!({"name": "action", "in": "query", "schema": {"$ref": "#/components/schemas/AuditAction"}}),
+            json!({"name": "actor", "in": "query", "schema": {"type": "string"}, "description": "e.g. `api_key:key_…`, `cli`, `system`"}),
+            json!({"name": "session_id", "in": "query", "schema": {"type": "string"}}),
+            json!({"name": "target", "in": "query", "schema": {"type": "string"}}),
+            json!({"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}, "description": "Inclusive"}),
+            json!({"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}, "description": "Exclusive"}),
+            json!({"name": "cursor", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]+$"}, "description": "`next_cursor` of the previous page (the list), or the `id` of the last entry read (the export)"}),
+        ]
+    };
+    let mut list_filters = audit_filters();
+    list_filters.push(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}));
+    let audit = with_params(
+        op(
+            "listAuditEntries",
+            "admin",
+            "The audit log, newest first: API keys created, revoked and rotated, secrets read, sessions created, canceled and erased, starts",
+            "apiKey:admin",
+            ok("AuditPage"),
+            &["400", "401", "422"],
+        ),
+        Value::Array(list_filters),
+    );
+    let export = with_params(
+        op(
+            "exportAuditEntries",
+            "admin",
+            "The matching audit entries, oldest first, as JSON lines (one `AuditEntry` per line)",
+            "apiKey:admin",
+            json!({"200": {"description": "JSON lines", "content": {"application/jsonl": {"schema": {"type": "string"}}}}}),
+            &["400", "401", "422"],
+        ),
+        Value::Array(audit_filters()),
+    );
     json!({
+        "/v1/admin/audit": {"get": audit},
+        "/v1/admin/audit/export": {"get": export},
         "/v1/workflows": {"get": op("listWorkflows", "workflows", "Loaded workflows and their versions", "apiKey:workflows:read", ok("Workflows"), &["401"])},
         "/v1/workflows/{id}/dry-run": {"post": dry_run},
         "/v1/admin/keys": {

@@ -123,6 +123,19 @@ pub fn schemas() -> Value {
             "ApiKeys": exact(json!({"data": {"type": "array", "items": r("ApiKey")}}))
         }),
         json!({
+            "AuditAction": {"enum": crate::audit::action::ALL},
+            "AuditEntry": exact(json!({
+                "id": {"type": "string", "pattern": "^[0-9]+$", "description": "Increases with every entry: the log's order"},
+                "at": time(),
+                "action": r("AuditAction"),
+                "actor": {"type": "string", "description": "`api_key:<id>`, `cli`, `cli:<user>` or `system`"},
+                "session_id": string_or_null(),
+                "target": {"type": ["string", "null"], "description": "What the action was done to when not a session: a key id, a node id"},
+                "data": any_object("Details: names, scopes, counts; never a secret or a person's data")})),
+            "AuditPage": exact(json!({"data": {"type": "array", "items": r("AuditEntry")},
+                "next_cursor": {"type": ["string", "null"], "description": "`cursor` of the next (older) page; `null` on the last"}}))
+        }),
+        json!({
             "CreateSession": {"type": "object", "required": ["workflow"], "additionalProperties": false, "properties": {
                 "workflow": {"type": "string"}, "input": any_object("The workflow's input (default `{}`)"),
                 "reference": {"type": "string", "minLength": 1, "maxLength": 256, "description": "Your reference; sessions can be listed by it"}}},

@@ -477,11 +477,19 @@ pub async fn secrets(
         .iter()
         .map(|s| json!({"name": s.get("name"), "channel_id": s.get("channel_id"), "key_id": s.get("key_id")}))
         .collect();
+    let audit = crate::audit::session(
+        crate::audit::action::SECRETS_READ,
+        &crate::audit::Actor::ApiKey(key.id.clone()),
+        &id,
+        crate::ids::now_ms(),
+        json!({"opened": described.len()}),
+    );
     st.engine
         .record(
             &id,
             "secrets.accessed",
             json!({"by_key": key.id, "opened": described}),
+            Some(audit),
         )
         .await?;
     tracing::info!(session_id = %id, key_id = %key.id, count = secrets.len(), "session secrets read");

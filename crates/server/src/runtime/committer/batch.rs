@@ -140,6 +140,7 @@ pub(super) async fn try_batch(
                 input,
                 job,
                 record,
+                audit,
             } => Answer::Apply(
                 apply_input(
                     engine,
@@ -148,6 +149,7 @@ pub(super) async fn try_batch(
                     input,
                     *job,
                     record.as_deref().cloned(),
+                    audit.as_deref(),
                     now,
                     &mut after,
                 )
@@ -160,6 +162,7 @@ pub(super) async fn try_batch(
                 session_id,
                 entry,
                 job,
+                audit,
             } => {
                 // Like apply_input: the job row goes before the session lock.
                 if let Some(job) = job {
@@ -179,6 +182,7 @@ pub(super) async fn try_batch(
                     Some(mut row) => {
                         let step = row.state.step.clone();
                         after.timeline(&mut row, now, &entry.0, step, entry.1.clone());
+                        after.audit.extend(audit.as_deref().cloned());
                         row.updated_at = now;
                         tx.update_session(&row).await?;
                         Answer::Apply(Some(row))
@@ -236,6 +240,7 @@ pub(super) async fn try_batch(
         .collect();
     tx.insert_timeline(&std::mem::take(&mut after.timeline))
         .await?;
+    tx.insert_audit(&std::mem::take(&mut after.audit)).await?;
     tx.insert_client_events(&after.client_events).await?;
     tx.commit().await?;
     Ok((answers, after))

@@ -16,6 +16,8 @@ pub(in crate::runtime) struct AfterCommit {
     pub(super) publish: Vec<(String, ClientEvent)>,
     pub(super) timeline: Vec<(String, TimelineEntry)>,
     pub(super) client_events: Vec<(String, ClientEvent)>,
+    /// Audit entries of the batch's commands (crate::audit).
+    pub(in crate::runtime) audit: Vec<crate::store::NewAudit>,
     /// Sessions this batch changed (deduplicated by nobody: waking twice is harmless).
     pub(super) changed: Vec<String>,
     pub(super) transitions: u64,

@@ -83,7 +83,14 @@ pub(super) async fn create(
         Some(parent) => json!({"workflow": wf.id, "version": wf.version, "parent": parent}),
         None => json!({"workflow": wf.id, "version": wf.version}),
     };
-    after.timeline(&mut row, now, "session.created", None, created);
+    after.timeline(&mut row, now, "session.created", None, created.clone());
+    after.audit.push(crate::audit::session(
+        crate::audit::action::SESSION_CREATED,
+        &crate::audit::Actor::ApiKey(req.api_key_id.clone()),
+        &row.id,
+        now,
+        created,
+    ));
     transition(engine, tx, &mut row, Input::Start, now, after).await?;
     Ok(Ok(Created {
         row,
@@ -100,6 +107,7 @@ pub(super) async fn apply_input(
     input: &Input,
     job: Option<i64>,
     record: Option<(String, Value)>,
+    audit: Option<&crate::store::NewAudit>,
     now: i64,
     after: &mut AfterCommit,
 ) -> Result<Option<SessionRow>, crate::store::Error> {
@@ -113,7 +121,10 @@ pub(super) async fn apply_input(
         let step = row.state.step.clone();
         after.timeline(&mut row, now, &kind, step, data);
     }
-    transition(engine, tx, &mut row, input.clone(), now, after).await?;
+    let applied = transition(engine, tx, &mut row, input.clone(), now, after).await?;
+    if applied && let Some(audit) = audit {
+        after.audit.push(audit.clone());
+    }
     Ok(Some(row))
 }
 

@@ -3,7 +3,7 @@
 //! did it) drops the key from its cache as soon as the change commits.
 
 use super::super::keys::{ApiKeyMatch, ApiKeyRow, ApiKeys, NewApiKey, join_scopes, split_scopes};
-use super::super::{Error, Result};
+use super::super::{Error, NewAudit, Result};
 use super::{PgStore, notify};
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
@@ -62,7 +62,8 @@ impl PgStore {
 
 #[async_trait]
 impl ApiKeys for PgStore {
-    async fn create_api_key(&self, key: &NewApiKey) -> Result<bool> {
+    async fn create_api_key(&self, key: &NewApiKey, audit: &NewAudit) -> Result<bool> {
+        let mut tx = self.begin_tx().await?;
         let done = sqlx::query(
             "INSERT INTO api_keys (id, name, key_hash, created_at, scopes, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key_hash) DO NOTHING",
@@ -73,9 +74,14 @@ impl ApiKeys for PgStore {
         .bind(key.created_at)
         .bind(join_scopes(&key.scopes))
         .bind(key.expires_at)
-        .execute(&mut *self.conn().await?)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let created = done.rows_affected() == 1;
+        if created {
+            super::audit::append(&mut *tx, std::slice::from_ref(audit)).await?;
+        }
+        tx.commit().await?;
+        Ok(created)
     }
 
     async fn api_key_by_hash(&self, key_hash: &str, now: i64) -> Result<Option<ApiKeyMatch>> {
@@ -121,7 +127,12 @@ impl ApiKeys for PgStore {
         key_by_id(&mut *self.conn().await?, id, now).await
     }
 
-    async fn revoke_api_key(&self, id: &str, at: i64) -> Result<Option<ApiKeyRow>> {
+    async fn revoke_api_key(
+        &self,
+        id: &str,
+        at: i64,
+        audit: &NewAudit,
+    ) -> Result<Option<ApiKeyRow>> {
         let mut tx = self.begin_tx().await?;
         let changed =
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
@@ -131,6 +142,7 @@ impl ApiKeys for PgStore {
                 .await?
                 .rows_affected();
         if changed == 1 {
+            super::audit::append(&mut *tx, std::slice::from_ref(audit)).await?;
             self.commit_key_change(tx, id).await?;
         } else {
             tx.rollback().await?;
@@ -144,6 +156,7 @@ impl ApiKeys for PgStore {
         new_hash: &str,
         at: i64,
         grace_until: i64,
+        audit: &NewAudit,
     ) -> Result<Option<ApiKeyRow>> {
         let mut tx = self.begin_tx().await?;
         let old: Option<(String,)> = sqlx::query_as(
@@ -184,6 +197,7 @@ impl ApiKeys for PgStore {
                 "postgres: api key {id} vanished while rotating"
             )));
         }
+        super::audit::append(&mut *tx, std::slice::from_ref(audit)).await?;
         self.commit_key_change(tx, id).await?;
         key_by_id(&mut *self.conn().await?, id, at).await
     }

@@ -6,6 +6,7 @@
 //! client events through `LISTEN/NOTIFY` (notify.rs); API keys are in keys.rs.
 
 mod acquire;
+mod audit;
 mod connect;
 mod events;
 mod flush;
@@ -147,6 +148,7 @@ impl Store for PgStore {
             attempts: Vec::new(),
             timeline: Vec::new(),
             client_rows: Vec::new(),
+            audit: Vec::new(),
             locked: std::collections::HashMap::new(),
             jobs: jobs::PendingJobs::new(self.job_ids.clone()),
             events: events::EventCache::default(),

@@ -39,6 +39,8 @@ pub(super) struct PgTx {
     /// Timeline entries and client events, written at commit.
     pub(super) timeline: Vec<(String, TimelineEntry)>,
     pub(super) client_rows: Vec<(String, ClientEvent)>,
+    /// Audit entries, written at commit.
+    pub(super) audit: Vec<NewAudit>,
     /// Unconsumed events of the sessions locked up front; consumptions,
     /// written at commit.
     pub(super) events: EventCache,
@@ -63,6 +65,8 @@ impl PgTx {
         writes::insert_deliveries(&mut f, &deliveries);
         writes::record_attempts(&mut f, &attempts);
         writes::insert_timeline(&mut f, &timeline);
+        let audit = std::mem::take(&mut self.audit);
+        writes::insert_audit(&mut f, &audit);
         writes::insert_client_events(&mut f, &self.client_rows);
         self.events.push(&mut f);
         self.jobs.push(&mut f, &self.node);
@@ -184,6 +188,11 @@ impl Tx for PgTx {
 
     async fn insert_timeline(&mut self, entries: &[(String, TimelineEntry)]) -> Result<()> {
         self.timeline.extend_from_slice(entries);
+        Ok(())
+    }
+
+    async fn insert_audit(&mut self, entries: &[NewAudit]) -> Result<()> {
+        self.audit.extend_from_slice(entries);
         Ok(())
     }
 

@@ -2,7 +2,9 @@
 //! the commit's statement whatever the batch size (a round trip and a
 //! statement per row was most of a group commit's cost).
 
-use super::super::{ClientEvent, DeliveryAttempt, NewDelivery, SessionRow, TimelineEntry};
+use super::super::{
+    ClientEvent, DeliveryAttempt, NewAudit, NewDelivery, SessionRow, TimelineEntry,
+};
 use super::flush::Flush;
 
 /// Sessions created in this transaction, with their latest state.
@@ -285,6 +287,40 @@ pub(super) fn insert_timeline(f: &mut Flush<'_>, entries: &[(String, TimelineEnt
                         .collect::<Vec<_>>(),
                     "text[]",
                 );
+            })
+            .sql(")");
+    });
+}
+
+/// Audit entries of a batch's commands.
+pub(super) fn insert_audit(f: &mut Flush<'_>, entries: &[NewAudit]) {
+    if entries.is_empty() {
+        return;
+    }
+    f.part(|p| {
+        p.sql("INSERT INTO audit_log (at, action, actor, session_id, target, data) SELECT * FROM UNNEST(")
+            .columns(|c| {
+                c.col(entries.iter().map(|e| e.at).collect::<Vec<_>>(), "int8[]")
+                    .col(
+                        entries.iter().map(|e| e.action.clone()).collect::<Vec<_>>(),
+                        "text[]",
+                    )
+                    .col(
+                        entries.iter().map(|e| e.actor.clone()).collect::<Vec<_>>(),
+                        "text[]",
+                    )
+                    .col(
+                        entries.iter().map(|e| e.session_id.clone()).collect::<Vec<_>>(),
+                        "text[]",
+                    )
+                    .col(
+                        entries.iter().map(|e| e.target.clone()).collect::<Vec<_>>(),
+                        "text[]",
+                    )
+                    .col(
+                        entries.iter().map(|e| e.data.to_string()).collect::<Vec<_>>(),
+                        "text[]",
+                    );
             })
             .sql(")");
     });

@@ -4,7 +4,7 @@
 //! (the CLI changed it) re-reads cached keys often enough (`keys::cache`).
 
 use super::super::keys::{ApiKeyMatch, ApiKeyRow, ApiKeys, NewApiKey, join_scopes, split_scopes};
-use super::super::{Error, Result};
+use super::super::{Error, NewAudit, Result};
 use super::SqliteStore;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -36,10 +36,11 @@ fn key_by_id(c: &Connection, id: &str, now: i64) -> Result<Option<ApiKeyRow>> {
 
 #[async_trait]
 impl ApiKeys for SqliteStore {
-    async fn create_api_key(&self, key: &NewApiKey) -> Result<bool> {
-        let key = key.clone();
+    async fn create_api_key(&self, key: &NewApiKey, audit: &NewAudit) -> Result<bool> {
+        let (key, audit) = (key.clone(), audit.clone());
         self.run(move |c| {
-            let n = c
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let n = tx
                 .prepare_cached(
                     "INSERT INTO api_keys (id, name, key_hash, created_at, scopes, expires_at)
                      VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key_hash) DO NOTHING",
@@ -52,6 +53,10 @@ impl ApiKeys for SqliteStore {
                     join_scopes(&key.scopes),
                     key.expires_at
                 ])?;
+            if n == 1 {
+                super::audit::append(&tx, &[audit])?;
+            }
+            tx.commit()?;
             Ok(n == 1)
         })
         .await
@@ -104,13 +109,24 @@ impl ApiKeys for SqliteStore {
         self.run(move |c| key_by_id(c, &id, now)).await
     }
 
-    async fn revoke_api_key(&self, id: &str, at: i64) -> Result<Option<ApiKeyRow>> {
-        let id = id.to_owned();
+    async fn revoke_api_key(
+        &self,
+        id: &str,
+        at: i64,
+        audit: &NewAudit,
+    ) -> Result<Option<ApiKeyRow>> {
+        let (id, audit) = (id.to_owned(), audit.clone());
         self.run(move |c| {
-            c.prepare_cached(
-                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-            )?
-            .execute(params![at, id])?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                )?
+                .execute(params![at, id])?;
+            if changed == 1 {
+                super::audit::append(&tx, &[audit])?;
+            }
+            tx.commit()?;
             key_by_id(c, &id, at)
         })
         .await
@@ -122,8 +138,9 @@ impl ApiKeys for SqliteStore {
         new_hash: &str,
         at: i64,
         grace_until: i64,
+        audit: &NewAudit,
     ) -> Result<Option<ApiKeyRow>> {
-        let (id, new_hash) = (id.to_owned(), new_hash.to_owned());
+        let (id, new_hash, audit) = (id.to_owned(), new_hash.to_owned(), audit.clone());
         self.run(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let old: Option<String> = tx
@@ -148,6 +165,7 @@ impl ApiKeys for SqliteStore {
             if changed != 1 {
                 return Err(Error::Corrupt(format!("sqlite: api key {id} vanished while rotating")));
             }
+            super::audit::append(&tx, &[audit])?;
             tx.commit()?;
             key_by_id(c, &id, at)
         })

@@ -10,6 +10,7 @@
 //! blocking pool. Connections come from a small pool and keep their
 //! prepared statements cached.
 
+mod audit;
 mod jobs;
 mod keys;
 mod migrate;

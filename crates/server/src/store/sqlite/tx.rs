@@ -131,6 +131,10 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
+    async fn insert_audit(&mut self, entries: &[NewAudit]) -> Result<()> {
+        super::audit::append(self.c()?, entries)
+    }
+
     async fn insert_client_events(&mut self, events: &[(String, ClientEvent)]) -> Result<()> {
         if events.is_empty() {
             return Ok(());
