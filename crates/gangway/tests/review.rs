@@ -200,6 +200,21 @@ async fn approved_with_facts_timeline_and_webhooks() {
     assert_eq!(d["data"]["note"], "document checked by hand");
     assert_eq!(d["data"]["by"], json!({"kind": "api_key", "id": k.a.id}));
 
+    // The audit log names who decided what (not the note).
+    let (status, audit) = send(
+        &h,
+        "GET",
+        &format!("/v1/admin/audit?action=review.decided&session_id={id}"),
+        &k.admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{audit}");
+    let entries = audit["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{audit}");
+    assert_eq!(entries[0]["actor"], format!("api_key:{}", k.a.id));
+    assert_eq!(entries[0]["data"], json!({"decision": "approved"}));
+
     // Out of the queue.
     let (status, gone) = send(&h, "GET", &format!("/v1/reviews/{id}"), &k.a.key, None).await;
     assert_eq!(

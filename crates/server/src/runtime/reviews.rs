@@ -34,6 +34,11 @@ impl Reviewer {
         format!("{}:{}", self.kind, self.id)
     }
 
+    /// Who the audit log names (`api_key:<id>`).
+    pub fn audit_actor(&self) -> crate::audit::Actor {
+        crate::audit::Actor::ApiKey(self.id.clone())
+    }
+
     pub fn actor(&self) -> Actor {
         Actor {
             kind: self.kind.to_string(),

@@ -34,5 +34,14 @@ pub(super) async fn decide(
         // by the committer, but refused rather than half-applied.
         return Ok(Answer::Refused(Error::Review(ReviewRefusal::NotInReview)));
     }
+    // Audited with the change: who decided what; the note (which may speak
+    // of the person) stays in the timeline.
+    after.audit.push(crate::audit::session(
+        crate::audit::action::REVIEW_DECIDED,
+        &req.reviewer.audit_actor(),
+        &row.id,
+        now,
+        json!({"decision": req.decision}),
+    ));
     Ok(Answer::Apply(Some(row)))
 }
