@@ -152,6 +152,8 @@ async fn approved_with_facts_timeline_and_webhooks() {
         json!(["score needs a person"])
     );
     assert!(item["facts"]["provider_session"].is_string(), "{item}");
+    // A fact under a secret-looking key is redacted, as in the timeline.
+    assert_eq!(item["facts"]["session_token"], "[redacted]", "{item}");
     assert_eq!(item["claim"], Value::Null);
     for filter in ["group=other", "workflow=http-score"] {
         let (_, page) = send(&h, "GET", &format!("/v1/reviews?{filter}"), &k.a.key, None).await;

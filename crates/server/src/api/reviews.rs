@@ -49,7 +49,9 @@ pub fn review_json(r: &ReviewRow, now: i64) -> Value {
         "reference": r.reference,
         "step": r.step,
         "group": r.group,
-        "facts": r.facts,
+        // As in the timeline: a fact under a secret-looking key (a token the
+        // workflow copied by mistake) is shown `[redacted]`.
+        "facts": crate::connectors::redact(&r.facts),
         "since": view::time_json(Some(r.since_ms)),
         "deadline": view::time_json(Some(r.deadline_ms)),
         "claim": claim,
