@@ -58,11 +58,30 @@ pub enum KeysCommand {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Re-seal the personal data sealed under `previous_encryption_keys`
+    /// (or stored in the clear) under `encryption_key`, in batches, while
+    /// the servers run; run again to resume after a crash.
+    RotateEncryption {
+        /// Rows per batch (each batch is one short transaction).
+        #[arg(long, default_value_t = 200)]
+        batch: u32,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// The database of the configuration, opened only if it exists and is
 /// migrated; with the name to show for it.
 async fn open(config_file: Option<&Path>) -> anyhow::Result<(Arc<dyn Store>, String)> {
+    open_sealed(config_file, false).await
+}
+
+/// `open`, with the configuration's data keys when `sealed` (they must be
+/// there: encryption on and an `encryption_key`).
+pub(crate) async fn open_sealed(
+    config_file: Option<&Path>,
+    sealed: bool,
+) -> anyhow::Result<(Arc<dyn Store>, String)> {
     let cfg = config::Config::load(config_file).context("invalid configuration")?;
     gangway_server::logging::init(&cfg.log).map_err(anyhow::Error::msg)?;
     let url = &cfg.database_url;
@@ -91,7 +110,15 @@ async fn open(config_file: Option<&Path>) -> anyhow::Result<(Arc<dyn Store>, Str
         }
         None => config::redact_url(url),
     };
-    let store = gangway_server::store::open(url)
+    let mut options = gangway_server::store::OpenOptions::default();
+    if sealed {
+        let keys = cfg
+            .data_keys()
+            .context("invalid configuration")?
+            .context("re-sealing needs `encryption_key` (the new key) and `encryption` on")?;
+        options.seal = gangway_server::store::Seal::new(Some(Arc::new(keys)));
+    }
+    let store = gangway_server::store::open_with(url, &options)
         .await
         .with_context(|| format!("database {name}"))?;
     let pending = store
@@ -205,6 +232,9 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
                 "Revoked API key `{}` ({id}) in database {db}: it stops working on every node within a second",
                 before.name
             );
+        }
+        KeysCommand::RotateEncryption { batch, config } => {
+            crate::reseal::run(config.as_deref(), batch).await?;
         }
         KeysCommand::Rotate { id, grace, config } => {
             let grace = if grace.trim().is_empty() {

@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod keys;
+mod reseal;
 mod sandbox;
 mod sim;
 mod workflows;
@@ -168,6 +169,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Serve { config } => {
             // Only `serve` exports traces (`[otel]`).
             let config = Config::load(config.as_deref()).context("invalid configuration")?;
+            if let Some(why) = config.encryption_refusal() {
+                anyhow::bail!("invalid configuration: {why}");
+            }
             gangway_server::logging::init_traced(&config.log, &config.otel)
                 .map_err(anyhow::Error::msg)?;
             let listeners = gangway_server::app::Listeners::bind(&config).await?;

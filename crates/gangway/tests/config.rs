@@ -22,6 +22,9 @@ fn refused(dir: &Path, toml: &str, env: &[(&str, &str)]) -> String {
         .current_dir(dir)
         .env_remove("GANGWAY_LISTEN")
         .env_remove("GANGWAY_DATABASE_URL")
+        // A key, so that what is refused is what the case is about (a case
+        // may set the variable itself).
+        .env("GANGWAY_ENCRYPTION_KEY", common::ENCRYPTION_KEY)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (k, v) in env {
@@ -80,8 +83,9 @@ async fn references_expand_inside_strings() {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{port}\"\ndatabase_url = \"sqlite://${{file:{}}}/gangway.db\"\nworkflows_dir = \"${{env:GANGWAY_X_ROOT}}/workflows\"\n",
-            db_dir_file.display()
+            "listen = \"127.0.0.1:{port}\"\ndatabase_url = \"sqlite://${{file:{}}}/gangway.db\"\nworkflows_dir = \"${{env:GANGWAY_X_ROOT}}/workflows\"\nencryption_key = \"{}\"\n",
+            db_dir_file.display(),
+            common::ENCRYPTION_KEY
         ),
     )
     .unwrap();
@@ -300,7 +304,8 @@ fn database_errors_are_said_once() {
     ];
     for (url, says) in cases {
         let toml = format!(
-            "listen = \"127.0.0.1:0\"\ndatabase_url = \"{url}\"\n[postgres]\nacquire_timeout = \"2s\"\n"
+            "listen = \"127.0.0.1:0\"\ndatabase_url = \"{url}\"\nencryption_key = \"{}\"\n[postgres]\nacquire_timeout = \"2s\"\n",
+            common::ENCRYPTION_KEY
         );
         let line = error_line(&refused(dir.path(), &toml, &[]));
         assert!(

@@ -27,7 +27,7 @@ fn serve(dir: &Path, env: &[(&str, &str)]) -> Server {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{}\"\ndatabase_url = \"sqlite://{}/gangway.db\"\nworkflows_dir = \"{}\"\n[engine]\nnode_id = \"node-logs-1\"\n[http.services.score]\nbase_url = \"http://127.0.0.1:{}\"\nheaders = {{ Authorization = \"Bearer provider-key-0001\" }}\n",
+            "listen = \"127.0.0.1:{}\"\ndatabase_url = \"sqlite://{}/gangway.db\"\nworkflows_dir = \"{}\"\nencryption_key = \"dGVzdHMtb25seS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=\"\n[engine]\nnode_id = \"node-logs-1\"\n[http.services.score]\nbase_url = \"http://127.0.0.1:{}\"\nheaders = {{ Authorization = \"Bearer provider-key-0001\" }}\n",
             common::free_port(),
             dir.display(),
             common::repo_root().join("workflows").display(),

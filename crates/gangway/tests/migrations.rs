@@ -33,7 +33,7 @@ fn write_config(dir: &Path, db: &str) -> std::path::PathBuf {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{}\"\ndatabase_url = \"{db}\"\nworkflows_dir = \"{}\"\n",
+            "listen = \"127.0.0.1:{}\"\ndatabase_url = \"{db}\"\nworkflows_dir = \"{}\"\nencryption_key = \"dGVzdHMtb25seS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=\"\n",
             common::free_port(),
             wf.display()
         ),

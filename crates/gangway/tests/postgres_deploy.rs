@@ -123,7 +123,7 @@ async fn runtime_user_without_ddl_serves_over_tls() {
     std::fs::write(
         &config,
         format!(
-            "workflows_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\n",
+            "workflows_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\nencryption_key = \"dGVzdHMtb25seS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=\"\n",
             workflows.display()
         ),
     )

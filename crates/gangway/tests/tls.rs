@@ -37,7 +37,7 @@ fn config(dir: &Path, extra: &str) -> std::path::PathBuf {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{port}\"\ndatabase_url = \"sqlite://{db}\"\nworkflows_dir = \"{wf}\"\n\n[tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\nreload_interval = \"1s\"\n{extra}",
+            "listen = \"127.0.0.1:{port}\"\ndatabase_url = \"sqlite://{db}\"\nworkflows_dir = \"{wf}\"\nencryption_key = \"dGVzdHMtb25seS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=\"\n\n[tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\nreload_interval = \"1s\"\n{extra}",
             port = common::free_port(),
             db = dir.join("gangway.db").display(),
             wf = common::repo_root().join("workflows").display(),

@@ -24,6 +24,8 @@ pub enum StartError {
     Io(std::io::Error),
     #[error("{0}")]
     Config(crate::config::ConfigError),
+    #[error("encryption keys: {0}")]
+    Keys(crate::crypto::Error),
 }
 
 impl From<crate::runtime::workflows::Error> for StartError {
@@ -49,11 +51,16 @@ pub async fn start(config: Config) -> Result<Arc<Engine>, StartError> {
     let url = crate::config::redact_url(&config.database_url);
     let (node_id, stable_node_id) = config.node_id();
     crate::logging::set_node_id(&node_id);
+    let keys = config.data_keys().map_err(StartError::Keys)?;
+    if let Some(keys) = &keys {
+        tracing::info!(active = keys.active_id(), keys = ?keys.ids(), "personal data sealed at rest");
+    }
     let options = store::OpenOptions {
         node_id: node_id.clone(),
         stable_node_id,
         pool_size: config.postgres.pool_size,
         acquire_timeout: config.postgres.acquire_timeout,
+        seal: store::Seal::new(keys.map(Arc::new)),
     };
     let store = store::open_with(&config.database_url, &options)
         .await
@@ -106,9 +113,16 @@ pub async fn audit_start(
     command: &str,
     mut warnings: Vec<String>,
 ) -> Result<(), store::Error> {
-    if engine.config().encryption_key.is_none() {
+    let config = engine.config();
+    if config.encryption == crate::config::Encryption::Off {
         warnings.push(
-            "no encryption_key: provider session tokens and channel keys are stored unsealed"
+            "encryption = \"off\": personal data (session input and state, timelines, events, webhook payloads) is stored unsealed"
+                .to_string(),
+        );
+    }
+    if config.encryption_key.is_none() {
+        warnings.push(
+            "no encryption_key: provider tokens are sealed under a key that dies with the process"
                 .to_string(),
         );
     }

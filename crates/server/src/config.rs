@@ -93,11 +93,21 @@ pub struct Config {
     pub log: LogConfig,
     /// Traces over OTLP/HTTP; off by default.
     pub otel: OtelConfig,
-    /// AES-256-GCM key (base64 of 32 bytes) sealing provider tokens and keys
-    /// at rest. Without one, a random key is used per process and sealed
-    /// tokens are renewed from the provider after a restart.
+    /// AES-256-GCM key (base64 of 32 bytes): the active key personal data
+    /// (session input and state, timelines, client events, inbound events,
+    /// webhook payloads, job payloads) and provider tokens are sealed under
+    /// at rest. `gangway serve` refuses to start without one unless
+    /// `encryption = "off"`.
     #[serde(default)]
     pub encryption_key: Option<String>,
+    /// Keys data was sealed under before a rotation: read, never written
+    /// (`gangway keys rotate-encryption` re-seals under the active key).
+    #[serde(default)]
+    pub previous_encryption_keys: Vec<String>,
+    /// `on` (default): personal data is sealed at rest; `off`: stored in
+    /// the clear (every start warns).
+    #[serde(default)]
+    pub encryption: Encryption,
     pub postgres: PostgresConfig,
     pub limits: LimitsConfig,
     /// Rate limits, failed-authentication lockouts, trusted proxies.
@@ -239,7 +249,37 @@ mod humantime_serde_vec {
     }
 }
 
+/// Whether personal data is sealed at rest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encryption {
+    #[default]
+    On,
+    Off,
+}
+
 impl Config {
+    /// The data keys personal data is sealed under: none when `encryption`
+    /// is off or no key is configured (`gangway serve` refuses the latter).
+    pub fn data_keys(&self) -> Result<Option<crate::crypto::DataKeys>, crate::crypto::Error> {
+        match (&self.encryption, &self.encryption_key) {
+            (Encryption::On, Some(key)) => {
+                crate::crypto::DataKeys::from_base64(key, &self.previous_encryption_keys).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Why `gangway serve` must not start with this configuration's
+    /// encryption settings, if it must not.
+    pub fn encryption_refusal(&self) -> Option<&'static str> {
+        (self.encryption == Encryption::On && self.encryption_key.is_none()).then_some(
+            "no encryption_key: personal data would be stored unsealed. Set `encryption_key` \
+             (`openssl rand -base64 32`, or GANGWAY_ENCRYPTION_KEY), or set `encryption = \"off\"` \
+             to run without sealing (every start then warns)",
+        )
+    }
+
     /// This node's id and whether it stays the same across restarts.
     pub fn node_id(&self) -> (String, bool) {
         if !self.engine.node_id.trim().is_empty() {

@@ -7,6 +7,10 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use rand::RngCore;
 
+mod data_keys;
+
+pub use data_keys::{DataKeys, key_id, sealed_parts};
+
 const PREFIX: &str = "sealed:v1:";
 
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +21,10 @@ pub enum Error {
     Malformed,
     #[error("sealed value does not open with this key")]
     WrongKey,
+    #[error(
+        "data sealed under key {0}, which is not configured: add it to `previous_encryption_keys` (or run `gangway keys rotate-encryption` while it still is)"
+    )]
+    UnknownDataKey(String),
 }
 
 /// A new random `encryption_key` value (base64 of 32 bytes).
@@ -31,6 +39,9 @@ pub fn generate_key() -> String {
 #[derive(Clone)]
 pub struct Sealer {
     cipher: std::sync::Arc<Aes256Gcm>,
+    /// Keys of before a rotation (`previous_encryption_keys`): tried when
+    /// the current one does not open a value.
+    previous: std::sync::Arc<Vec<Aes256Gcm>>,
     /// HMAC key for [`Sealer::derive`], itself derived from the key so that
     /// the AES key is never used for anything else.
     derive_key: std::sync::Arc<[u8; 32]>,
@@ -62,8 +73,24 @@ impl Sealer {
         Ok(Sealer::with_key(&bytes))
     }
 
+    /// From the current key and the previous ones (base64, 32 bytes each).
+    pub fn with_previous(key: &str, previous: &[String]) -> Result<Sealer, Error> {
+        let mut sealer = Sealer::from_base64(key)?;
+        let mut old = Vec::new();
+        for p in previous {
+            let bytes = STANDARD.decode(p.trim()).map_err(|_| Error::BadKey)?;
+            if bytes.len() != 32 {
+                return Err(Error::BadKey);
+            }
+            old.push(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&bytes)));
+        }
+        sealer.previous = std::sync::Arc::new(old);
+        Ok(sealer)
+    }
+
     fn with_key(key: &[u8]) -> Sealer {
         Sealer {
+            previous: std::sync::Arc::default(),
             cipher: std::sync::Arc::new(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key))),
             derive_key: std::sync::Arc::new(hmac_sha256(key, &[b"gangway derive v1"])),
         }
@@ -107,10 +134,11 @@ impl Sealer {
             return Err(Error::Malformed);
         }
         let (nonce, ct) = bytes.split_at(12);
-        let pt = self
-            .cipher
-            .decrypt(Nonce::from_slice(nonce), ct)
-            .map_err(|_| Error::WrongKey)?;
+        let nonce = Nonce::from_slice(nonce);
+        let pt = std::iter::once(self.cipher.as_ref())
+            .chain(self.previous.iter())
+            .find_map(|c| c.decrypt(nonce, ct).ok())
+            .ok_or(Error::WrongKey)?;
         String::from_utf8(pt).map_err(|_| Error::Malformed)
     }
 }
@@ -118,6 +146,21 @@ impl Sealer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_previous_key_still_opens_what_it_sealed() {
+        let (old, new) = (generate_key(), generate_key());
+        let sealed = Sealer::from_base64(&old).expect("test value").seal("token");
+        assert!(
+            Sealer::from_base64(&new)
+                .expect("test value")
+                .open(&sealed)
+                .is_err()
+        );
+        let rotated = Sealer::with_previous(&new, std::slice::from_ref(&old)).expect("test value");
+        assert_eq!(rotated.open(&sealed).expect("test value"), "token");
+        assert_eq!(rotated.open(&rotated.seal("t2")).expect("test value"), "t2");
+    }
 
     #[test]
     fn round_trip_and_wrong_key() {

@@ -68,6 +68,8 @@ impl Servers {
             floor_key: floor.then(|| gangway_server::ids::new_secret("gw")),
             _dir: None,
         };
+        // One key for every node of the run: they share the database.
+        let encryption_key = gangway_server::crypto::generate_key();
         for n in 0..nodes {
             let config = dir.path().join(format!("node{n}.toml"));
             std::fs::write(
@@ -76,6 +78,9 @@ impl Servers {
                     r#"listen = "127.0.0.1:0"
 database_url = "{db}"
 workflows_dir = "{wf}"
+# Personal data sealed at rest, as in production (GANGWAY_ENCRYPTION=off
+# measures without).
+encryption_key = "{ekey}"
 
 # The bench's receiver runs on this machine or a private network.
 [webhooks]
@@ -103,6 +108,7 @@ event_field = "status"
                     secret = super::provider::RECEIVER_SECRET,
                     key = super::provider::API_KEY,
                     wsecret = super::provider::WEBHOOK_SECRET,
+                    ekey = encryption_key,
                 ),
             )?;
             let (child, url) = spawn_node(&exe, &config, servers.floor_key.as_deref()).await?;

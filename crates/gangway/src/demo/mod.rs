@@ -27,6 +27,9 @@ pub async fn run(
             .with_context(|| format!("--listen: `{l}` is not an address like 127.0.0.1:8080"))?;
     }
     check_exposure(config.listen.ip(), allow_public)?;
+    if config.encryption_refusal().is_some() {
+        config.encryption_key = Some(demo_key(&config.database_url)?);
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -162,6 +165,50 @@ pub async fn run(
     )
     .await?;
     Ok(())
+}
+
+/// The demo's own encryption key when the config sets none: generated once
+/// and kept beside the SQLite file (readable by this user only), so that
+/// the sessions of an earlier run stay readable; said on every start.
+fn demo_key(database_url: &str) -> anyhow::Result<String> {
+    let path = match gangway_server::store::sqlite_file(database_url) {
+        Some(db) => {
+            let mut name = db.into_os_string();
+            name.push(".key");
+            PathBuf::from(name)
+        }
+        None => PathBuf::from("gangway-demo.key"),
+    };
+    let key = match std::fs::read_to_string(&path) {
+        Ok(k) => k.trim().to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = gangway_server::crypto::generate_key();
+            write_private(&path, &key).with_context(|| {
+                format!(
+                    "cannot write the demo's encryption key to {}",
+                    path.display()
+                )
+            })?;
+            key
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    eprintln!(
+        "demo: no encryption_key configured; personal data is sealed under the demo's own key in {} (keep it with the database)",
+        path.display()
+    );
+    Ok(key)
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(path)?.write_all(text.as_bytes())
 }
 
 /// The demo serves the simulators' control routes (approve, fail, fault

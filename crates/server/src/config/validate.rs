@@ -51,6 +51,14 @@ impl Config {
                 ));
             }
         }
+        for (i, k) in self.previous_encryption_keys.iter().enumerate() {
+            if crate::crypto::Sealer::from_base64(k).is_err() {
+                return Err(key_err(
+                    format!("previous_encryption_keys[{i}]"),
+                    "must be 32 random bytes, base64-encoded (the key data was sealed under before)",
+                ));
+            }
+        }
         if let Some(k) = &self.encryption_key
             && crate::crypto::Sealer::from_base64(k).is_err()
         {

@@ -193,7 +193,7 @@ impl Engine {
         }
         let signals = store.signals().await?;
         let sealer = match &config.encryption_key {
-            Some(k) => crate::crypto::Sealer::from_base64(k)
+            Some(k) => crate::crypto::Sealer::with_previous(k, &config.previous_encryption_keys)
                 .map_err(|e| Error::Store(crate::store::Error::Corrupt(e.to_string())))?,
             None => {
                 tracing::warn!(

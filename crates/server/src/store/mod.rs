@@ -9,8 +9,10 @@ mod migrate;
 mod nodes;
 mod observe;
 mod postgres;
+pub mod reseal;
 mod reviews;
 pub mod schema;
+mod seal;
 mod sql;
 mod sqlite;
 
@@ -21,6 +23,7 @@ pub use observe::{JobBacklog, Observe, PoolStats};
 pub use postgres::PgStore;
 pub use reviews::{ReviewFilter, ReviewRow, Reviews};
 pub use schema::Migrated;
+pub use seal::Seal;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -120,6 +123,8 @@ pub struct OpenOptions {
     pub pool_size: u32,
     /// How long a caller waits for a connection before failing.
     pub acquire_timeout: std::time::Duration,
+    /// The keys personal data is sealed under; none leaves it clear.
+    pub seal: Seal,
 }
 
 impl Default for OpenOptions {
@@ -129,6 +134,7 @@ impl Default for OpenOptions {
             stable_node_id: false,
             pool_size: 10,
             acquire_timeout: std::time::Duration::from_secs(3),
+            seal: Seal::default(),
         }
     }
 }
@@ -550,6 +556,14 @@ pub trait Store: ApiKeys + AuditLog + Nodes + Observe + Reviews + Send + Sync + 
     async fn finish_job(&self, id: i64) -> Result<()>;
 
     async fn delivery_payload(&self, id: &str) -> Result<Option<(String, String, Value, i64)>>;
+    /// Re-seals one batch of a table's sealed values under the active key
+    /// (store/reseal.rs), from after `after` in key order.
+    async fn reseal_batch(
+        &self,
+        table: &'static reseal::SealedTable,
+        after: Option<Vec<reseal::KeyPart>>,
+        limit: u32,
+    ) -> Result<reseal::Resealed>;
 }
 
 /// The file of a `sqlite:` URL; `None` for other databases.
@@ -567,7 +581,9 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 /// Opens the store named by the URL's scheme.
 pub async fn open_with(url: &str, options: &OpenOptions) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
+        Ok(Arc::new(
+            SqliteStore::open(url).await?.sealed(options.seal.clone()),
+        ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Arc::new(PgStore::open(url, options).await?))
     } else {

@@ -13,6 +13,7 @@
 //! that session until it commits. Sessions locked one by one, not up front,
 //! are not kept and are asked about as before.
 
+use super::super::seal::Seal;
 use super::super::{EventRow, Result};
 use super::flush::Flush;
 use super::rows;
@@ -31,7 +32,7 @@ pub(super) struct EventCache {
 
 impl EventCache {
     /// Reads the unconsumed events of sessions just locked.
-    pub(super) async fn load(&mut self, tx: &mut Tx, ids: &[String]) -> Result<()> {
+    pub(super) async fn load(&mut self, tx: &mut Tx, ids: &[String], seal: &Seal) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -47,7 +48,7 @@ impl EventCache {
         }
         for r in &found {
             let session: String = r.try_get("session_id")?;
-            let ev = event(r)?;
+            let ev = event(r, seal)?;
             self.add(&session, ev);
         }
         Ok(())
@@ -134,11 +135,11 @@ impl EventCache {
 }
 
 /// An event row read with `id, name, source, data`.
-pub(super) fn event(r: &sqlx::postgres::PgRow) -> Result<EventRow> {
+pub(super) fn event(r: &sqlx::postgres::PgRow, seal: &Seal) -> Result<EventRow> {
     Ok(EventRow {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         source: r.try_get("source")?,
-        data: rows::json(r, "data")?,
+        data: rows::json(r, "data", seal)?,
     })
 }

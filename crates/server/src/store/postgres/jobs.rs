@@ -6,6 +6,7 @@
 //! taken from the table's sequence, so a caller still gets its job's id at
 //! once.
 
+use super::super::seal::Seal;
 use super::super::{NewJob, Result};
 use super::flush::Flush;
 use sqlx::{PgConnection, Postgres, Transaction};
@@ -98,16 +99,17 @@ impl PendingJobs {
         &mut self,
         tx: &mut Transaction<'static, Postgres>,
         node: &str,
+        seal: &Seal,
     ) -> Result<()> {
         let mut f = Flush::new();
-        self.push(&mut f, node);
+        self.push(&mut f, node, seal);
         f.run(tx, Vec::new(), Vec::new()).await
     }
 
     /// Adds what is kept to the commit's statement: deletes, then inserts
     /// (the parts of one statement do not see each other's rows, so the
     /// deletes cannot reach a row inserted here, as in call order).
-    pub(super) fn push(&mut self, f: &mut Flush<'_>, node: &str) {
+    pub(super) fn push(&mut self, f: &mut Flush<'_>, node: &str, seal: &Seal) {
         let deletes = std::mem::take(&mut self.deletes);
         let clears = std::mem::take(&mut self.clears);
         let inserts = std::mem::take(&mut self.inserts);
@@ -142,7 +144,7 @@ impl PendingJobs {
         for (id, job) in inserts {
             ids.push(id);
             kinds.push(job.kind.as_str());
-            payloads.push(job.payload.to_string());
+            payloads.push(seal.json(&job.payload));
             due.push(job.due_at);
             lease.push(job.lease_until);
             owners.push((job.lease_until > 0).then(|| node.to_string()));

@@ -16,6 +16,7 @@ mod migrate;
 mod nodes;
 mod notify;
 mod observe;
+mod reseal;
 mod reviews;
 mod rows;
 mod tx;
@@ -33,6 +34,8 @@ pub struct PgStore {
     node: Arc<str>,
     stable_node: bool,
     job_ids: Arc<jobs::JobIds>,
+    /// What personal data is sealed under (store/seal.rs).
+    seal: seal::Seal,
 }
 
 impl PgStore {
@@ -57,6 +60,7 @@ impl PgStore {
             node: Arc::from(options.node_id.as_str()),
             stable_node: options.stable_node_id,
             job_ids: Arc::default(),
+            seal: options.seal.clone(),
         })
     }
 
@@ -149,6 +153,7 @@ impl Store for PgStore {
             timeline: Vec::new(),
             client_rows: Vec::new(),
             audit: Vec::new(),
+            seal: self.seal.clone(),
             locked: std::collections::HashMap::new(),
             jobs: jobs::PendingJobs::new(self.job_ids.clone()),
             events: events::EventCache::default(),
@@ -217,7 +222,9 @@ impl Store for PgStore {
             .bind(id)
             .fetch_optional(&mut *self.conn().await?)
             .await?;
-        row.as_ref().map(rows::session).transpose()
+        row.as_ref()
+            .map(|r| rows::session(r, &self.seal))
+            .transpose()
     }
 
     async fn sessions(&self, f: &SessionFilter) -> Result<Vec<SessionRow>> {
@@ -230,7 +237,7 @@ impl Store for PgStore {
             .fetch_all(&mut *self.conn().await?)
             .await?
             .iter()
-            .map(rows::session)
+            .map(|r| rows::session(r, &self.seal))
             .collect()
     }
 
@@ -240,7 +247,7 @@ impl Store for PgStore {
             .fetch_all(&mut *self.conn().await?)
             .await?
             .iter()
-            .map(rows::timeline)
+            .map(|r| rows::timeline(r, &self.seal))
             .collect()
     }
 
@@ -251,7 +258,7 @@ impl Store for PgStore {
             .fetch_all(&mut *self.conn().await?)
             .await?
             .iter()
-            .map(rows::client_event)
+            .map(|r| rows::client_event(r, &self.seal))
             .collect()
     }
 
@@ -344,7 +351,7 @@ impl Store for PgStore {
         .await?;
         let mut jobs = Vec::with_capacity(rows.len());
         for row in &rows {
-            let job = rows::job(row)?;
+            let job = rows::job(row, &self.seal)?;
             let previous: Option<String> = row.try_get("previous_owner")?;
             if previous.is_some_and(|p| p != *self.node) {
                 metrics::counter!("gangway_lease_takeovers_total", "class" => job.kind.as_str())
@@ -462,6 +469,15 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn reseal_batch(
+        &self,
+        table: &'static super::reseal::SealedTable,
+        after: Option<Vec<super::reseal::KeyPart>>,
+        limit: u32,
+    ) -> Result<super::reseal::Resealed> {
+        reseal::batch(self, &self.seal, table, after, limit).await
+    }
+
     async fn delivery_payload(&self, id: &str) -> Result<Option<(String, String, Value, i64)>> {
         let row = sqlx::query(sql::DELIVERY_PAYLOAD)
             .bind(id)
@@ -471,7 +487,7 @@ impl Store for PgStore {
             Some(r) => Ok(Some((
                 r.try_get("endpoint")?,
                 r.try_get("event_type")?,
-                rows::json(&r, "payload")?,
+                rows::json(&r, "payload", &self.seal)?,
                 r.try_get("attempts")?,
             ))),
             None => Ok(None),

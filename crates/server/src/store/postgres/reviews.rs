@@ -1,13 +1,15 @@
 //! The review queue on PostgreSQL (store/reviews.rs).
 
 use super::super::reviews::{self, Arg, ReviewFilter, ReviewRow, Reviews};
+use super::super::seal::Seal;
 use super::super::{Error, Result};
 use super::PgStore;
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
-pub(super) fn review_from_row(r: &PgRow) -> Result<ReviewRow> {
+/// `facts` come from the session's state: sealed at rest as it is.
+pub(super) fn review_from_row(r: &PgRow, seal: &Seal) -> Result<ReviewRow> {
     let version: i64 = r.try_get(2)?;
     let facts: String = r.try_get(6)?;
     Ok(ReviewRow {
@@ -17,8 +19,7 @@ pub(super) fn review_from_row(r: &PgRow) -> Result<ReviewRow> {
         reference: r.try_get(3)?,
         step: r.try_get(4)?,
         group: r.try_get(5)?,
-        facts: serde_json::from_str(&facts)
-            .map_err(|e| Error::Corrupt(format!("review facts: {e}")))?,
+        facts: seal.parse(&facts, "review facts")?,
         since_ms: r.try_get(7)?,
         deadline_ms: r.try_get(8)?,
         claimed_by: r.try_get(9)?,
@@ -27,9 +28,10 @@ pub(super) fn review_from_row(r: &PgRow) -> Result<ReviewRow> {
 }
 
 /// `UPSERT_REVIEW` with its arguments bound.
-pub(super) fn upsert(
-    r: &ReviewRow,
-) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+pub(super) fn upsert<'a>(
+    r: &'a ReviewRow,
+    seal: &Seal,
+) -> sqlx::query::Query<'a, sqlx::Postgres, sqlx::postgres::PgArguments> {
     sqlx::query(reviews::UPSERT_REVIEW)
         .bind(&r.session_id)
         .bind(&r.workflow_id)
@@ -37,7 +39,7 @@ pub(super) fn upsert(
         .bind(&r.reference)
         .bind(&r.step)
         .bind(&r.group)
-        .bind(r.facts.to_string())
+        .bind(seal.json(&r.facts))
         .bind(r.since_ms)
         .bind(r.deadline_ms)
 }
@@ -56,7 +58,7 @@ impl Reviews for PgStore {
         q.fetch_all(&mut *self.conn().await?)
             .await?
             .iter()
-            .map(review_from_row)
+            .map(|r| review_from_row(r, &self.seal))
             .collect()
     }
 
@@ -66,7 +68,7 @@ impl Reviews for PgStore {
             .fetch_optional(&mut *self.conn().await?)
             .await?
             .as_ref()
-            .map(review_from_row)
+            .map(|r| review_from_row(r, &self.seal))
             .transpose()
     }
 
@@ -85,7 +87,7 @@ impl Reviews for PgStore {
             .fetch_optional(&mut *self.conn().await?)
             .await?
             .as_ref()
-            .map(review_from_row)
+            .map(|r| review_from_row(r, &self.seal))
             .transpose()
     }
 }

@@ -1,16 +1,18 @@
 //! Rows to domain values, read by column name.
 
+use super::super::seal::Seal;
 use super::super::{ClientEvent, Error, Job, JobKind, Result, SessionRow, TimelineEntry};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
-pub(super) fn json(row: &PgRow, col: &str) -> Result<Value> {
+/// A sealed JSON column, opened.
+pub(super) fn json(row: &PgRow, col: &str, seal: &Seal) -> Result<Value> {
     let text: String = row.try_get(col)?;
-    serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("{col}: {e}")))
+    seal.parse(&text, col)
 }
 
-pub(super) fn session(row: &PgRow) -> Result<SessionRow> {
+pub(super) fn session(row: &PgRow, seal: &Seal) -> Result<SessionRow> {
     let state: String = row.try_get("state")?;
     let version: i64 = row.try_get("version")?;
     Ok(SessionRow {
@@ -18,9 +20,8 @@ pub(super) fn session(row: &PgRow) -> Result<SessionRow> {
         workflow_id: row.try_get("workflow_id")?,
         version: u32::try_from(version).map_err(|_| Error::Corrupt("version".into()))?,
         reference: row.try_get("reference")?,
-        input: json(row, "input")?,
-        state: serde_json::from_str(&state)
-            .map_err(|e| Error::Corrupt(format!("session state: {e}")))?,
+        input: json(row, "input", seal)?,
+        state: seal.parse(&state, "session state")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         client_secret_hash: row.try_get("client_secret_hash")?,
@@ -33,33 +34,33 @@ pub(super) fn session(row: &PgRow) -> Result<SessionRow> {
     })
 }
 
-pub(super) fn job(row: &PgRow) -> Result<Job> {
+pub(super) fn job(row: &PgRow, seal: &Seal) -> Result<Job> {
     let kind: String = row.try_get("kind")?;
     Ok(Job {
         id: row.try_get("id")?,
         session_id: row.try_get("session_id")?,
         kind: JobKind::parse(&kind).ok_or_else(|| Error::Corrupt(format!("job kind `{kind}`")))?,
-        payload: json(row, "payload")?,
+        payload: json(row, "payload", seal)?,
         due_at: row.try_get("due_at")?,
         attempts: row.try_get("attempts")?,
     })
 }
 
-pub(super) fn timeline(row: &PgRow) -> Result<TimelineEntry> {
+pub(super) fn timeline(row: &PgRow, seal: &Seal) -> Result<TimelineEntry> {
     Ok(TimelineEntry {
         seq: row.try_get("seq")?,
         at: row.try_get("at")?,
         kind: row.try_get("kind")?,
         step: row.try_get("step")?,
-        data: json(row, "data")?,
+        data: json(row, "data", seal)?,
     })
 }
 
-pub(super) fn client_event(row: &PgRow) -> Result<ClientEvent> {
+pub(super) fn client_event(row: &PgRow, seal: &Seal) -> Result<ClientEvent> {
     Ok(ClientEvent {
         seq: row.try_get("seq")?,
         at: row.try_get("at")?,
         event: row.try_get("event")?,
-        data: json(row, "data")?,
+        data: json(row, "data", seal)?,
     })
 }

@@ -41,6 +41,8 @@ pub(super) struct PgTx {
     pub(super) client_rows: Vec<(String, ClientEvent)>,
     /// Audit entries, written at commit.
     pub(super) audit: Vec<NewAudit>,
+    /// What personal data is sealed under (store/seal.rs).
+    pub(super) seal: super::super::seal::Seal,
     /// Unconsumed events of the sessions locked up front; consumptions,
     /// written at commit.
     pub(super) events: EventCache,
@@ -60,16 +62,16 @@ impl PgTx {
         let attempts = std::mem::take(&mut self.attempts);
         let timeline = std::mem::take(&mut self.timeline);
         let mut f = Flush::new();
-        writes::insert_sessions(&mut f, &created);
-        writes::update_sessions(&mut f, &updated);
-        writes::insert_deliveries(&mut f, &deliveries);
+        writes::insert_sessions(&mut f, &created, &self.seal);
+        writes::update_sessions(&mut f, &updated, &self.seal);
+        writes::insert_deliveries(&mut f, &deliveries, &self.seal);
         writes::record_attempts(&mut f, &attempts);
-        writes::insert_timeline(&mut f, &timeline);
+        writes::insert_timeline(&mut f, &timeline, &self.seal);
         let audit = std::mem::take(&mut self.audit);
         writes::insert_audit(&mut f, &audit);
-        writes::insert_client_events(&mut f, &self.client_rows);
+        writes::insert_client_events(&mut f, &self.client_rows, &self.seal);
         self.events.push(&mut f);
-        self.jobs.push(&mut f, &self.node);
+        self.jobs.push(&mut f, &self.node, &self.seal);
         let mut channels = Vec::new();
         let mut payloads = Vec::new();
         if let Some(at) = self.free_job_due {
@@ -88,7 +90,7 @@ impl PgTx {
     async fn write_deliveries(&mut self) -> Result<()> {
         let deliveries = std::mem::take(&mut self.deliveries);
         let mut f = Flush::new();
-        writes::insert_deliveries(&mut f, &deliveries);
+        writes::insert_deliveries(&mut f, &deliveries, &self.seal);
         f.run(&mut self.tx, Vec::new(), Vec::new()).await
     }
 }
@@ -109,7 +111,9 @@ impl Tx for PgTx {
             .bind(id)
             .fetch_optional(&mut *self.tx)
             .await?;
-        row.as_ref().map(rows::session).transpose()
+        row.as_ref()
+            .map(|r| rows::session(r, &self.seal))
+            .transpose()
     }
 
     async fn lock_sessions(&mut self, ids: &[&str]) -> Result<()> {
@@ -122,11 +126,11 @@ impl Tx for PgTx {
             .await?;
         let mut existing = Vec::with_capacity(found.len());
         for r in &found {
-            let row = rows::session(r)?;
+            let row = rows::session(r, &self.seal)?;
             existing.push(row.id.clone());
             self.locked.insert(row.id.clone(), row);
         }
-        self.events.load(&mut self.tx, &existing).await
+        self.events.load(&mut self.tx, &existing, &self.seal).await
     }
 
     async fn insert_session(&mut self, r: &SessionRow) -> Result<()> {
@@ -237,7 +241,7 @@ impl Tx for PgTx {
         .bind(&ev.reference)
         .bind(session_id)
         .bind(&ev.name)
-        .bind(ev.data.to_string())
+        .bind(self.seal.json(&ev.data))
         .bind(ev.received_at)
         .fetch_optional(&mut *self.tx)
         .await?;
@@ -306,7 +310,7 @@ impl Tx for PgTx {
         .fetch_all(&mut *self.tx)
         .await?;
         for r in &adopted {
-            self.events.add(session_id, events::event(r)?);
+            self.events.add(session_id, events::event(r, &self.seal)?);
         }
         Ok(())
     }
@@ -332,7 +336,7 @@ impl Tx for PgTx {
         .fetch_all(&mut *self.tx)
         .await?;
         for r in &adopted {
-            self.events.add(session_id, events::event(r)?);
+            self.events.add(session_id, events::event(r, &self.seal)?);
         }
         Ok(adopted.len() as u64)
     }
@@ -379,7 +383,7 @@ impl Tx for PgTx {
             let session: String = r.try_get("session_id")?;
             let key = (r.try_get("namespace")?, r.try_get("reference")?);
             *counts.entry(key).or_default() += 1;
-            self.events.add(&session, events::event(r)?);
+            self.events.add(&session, events::event(r, &self.seal)?);
         }
         Ok(counts)
     }
@@ -402,7 +406,7 @@ impl Tx for PgTx {
         .await?;
         let mut found = Vec::with_capacity(rows.len());
         for r in &rows {
-            let ev = events::event(r)?;
+            let ev = events::event(r, &self.seal)?;
             // Consumed earlier in this transaction, not yet written.
             if !self.events.is_consumed(ev.id) {
                 found.push(ev);
@@ -455,7 +459,9 @@ impl Tx for PgTx {
 
     async fn reschedule_job(&mut self, id: i64, due_at: i64, attempts: i64) -> Result<()> {
         if self.jobs.holds(id) {
-            self.jobs.write(&mut self.tx, &self.node).await?;
+            self.jobs
+                .write(&mut self.tx, &self.node, &self.seal)
+                .await?;
         }
         super::reschedule(&mut self.tx, id, due_at, attempts).await?;
         self.note_free_job(due_at);
@@ -465,7 +471,7 @@ impl Tx for PgTx {
     // Reviews are few beside the other rows: written at once rather than
     // kept for the commit's statement, so that `lock_review` reads them.
     async fn open_review(&mut self, review: &ReviewRow) -> Result<()> {
-        super::reviews::upsert(review)
+        super::reviews::upsert(review, &self.seal)
             .execute(&mut *self.tx)
             .await?;
         Ok(())
@@ -485,7 +491,7 @@ impl Tx for PgTx {
             .fetch_optional(&mut *self.tx)
             .await?
             .as_ref()
-            .map(super::reviews::review_from_row)
+            .map(|r| super::reviews::review_from_row(r, &self.seal))
             .transpose()
     }
 

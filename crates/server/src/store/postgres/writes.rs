@@ -2,13 +2,14 @@
 //! the commit's statement whatever the batch size (a round trip and a
 //! statement per row was most of a group commit's cost).
 
+use super::super::seal::Seal;
 use super::super::{
     ClientEvent, DeliveryAttempt, NewAudit, NewDelivery, SessionRow, TimelineEntry,
 };
 use super::flush::Flush;
 
 /// Sessions created in this transaction, with their latest state.
-pub(super) fn insert_sessions(f: &mut Flush<'_>, rows: &[SessionRow]) {
+pub(super) fn insert_sessions(f: &mut Flush<'_>, rows: &[SessionRow], seal: &Seal) {
     if rows.is_empty() {
         return;
     }
@@ -31,11 +32,21 @@ pub(super) fn insert_sessions(f: &mut Flush<'_>, rows: &[SessionRow]) {
                     col(|r| r.state.outcome.map(|o| o.as_str().to_string())),
                     "text[]",
                 )
-                .col(col(|r| r.state.reason.clone()), "text[]")
-                .col(col(|r| r.reference.clone()), "text[]")
-                .col(col(|r| Some(r.input.to_string())), "text[]")
                 .col(
-                    col(|r| Some(super::super::sql::state_json(&r.state))),
+                    rows.iter()
+                        .map(|r| r.state.reason.clone().map(|t| seal.text(t)))
+                        .collect::<Vec<_>>(),
+                    "text[]",
+                )
+                .col(col(|r| r.reference.clone()), "text[]")
+                .col(
+                    rows.iter().map(|r| seal.json(&r.input)).collect::<Vec<_>>(),
+                    "text[]",
+                )
+                .col(
+                    rows.iter()
+                        .map(|r| seal.text(super::super::sql::state_json(&r.state)))
+                        .collect::<Vec<_>>(),
                     "text[]",
                 )
                 .col(int(|r| Some(r.created_at)), "int8[]")
@@ -54,7 +65,7 @@ pub(super) fn insert_sessions(f: &mut Flush<'_>, rows: &[SessionRow]) {
 }
 
 /// Sessions that existed before this transaction and changed in it.
-pub(super) fn update_sessions(f: &mut Flush<'_>, rows: &[SessionRow]) {
+pub(super) fn update_sessions(f: &mut Flush<'_>, rows: &[SessionRow], seal: &Seal) {
     if rows.is_empty() {
         return;
     }
@@ -82,13 +93,13 @@ pub(super) fn update_sessions(f: &mut Flush<'_>, rows: &[SessionRow]) {
                 )
                 .col(
                     rows.iter()
-                        .map(|r| r.state.reason.clone())
+                        .map(|r| r.state.reason.clone().map(|t| seal.text(t)))
                         .collect::<Vec<_>>(),
                     "text[]",
                 )
                 .col(
                     rows.iter()
-                        .map(|r| super::super::sql::state_json(&r.state))
+                        .map(|r| seal.text(super::super::sql::state_json(&r.state)))
                         .collect::<Vec<_>>(),
                     "text[]",
                 )
@@ -121,7 +132,7 @@ pub(super) fn update_sessions(f: &mut Flush<'_>, rows: &[SessionRow]) {
 }
 
 /// Customer webhook deliveries created in this transaction.
-pub(super) fn insert_deliveries(f: &mut Flush<'_>, rows: &[NewDelivery]) {
+pub(super) fn insert_deliveries(f: &mut Flush<'_>, rows: &[NewDelivery], seal: &Seal) {
     if rows.is_empty() {
         return;
     }
@@ -138,7 +149,10 @@ pub(super) fn insert_deliveries(f: &mut Flush<'_>, rows: &[NewDelivery]) {
                 .col(col(|d| d.session_id.clone()), "text[]")
                 .col(col(|d| d.endpoint.clone()), "text[]")
                 .col(col(|d| d.event_type.clone()), "text[]")
-                .col(col(|d| d.payload.to_string()), "text[]")
+                .col(
+                    rows.iter().map(|d| seal.json(&d.payload)).collect::<Vec<_>>(),
+                    "text[]",
+                )
                 .col(rows.iter().map(|d| d.created_at).collect::<Vec<_>>(), "int8[]");
         })
         .sql(") AS d(id, session_id, endpoint, event_type, payload, at)");
@@ -247,7 +261,7 @@ pub(super) fn record_attempts(f: &mut Flush<'_>, rows: &[AttemptWrite]) {
 }
 
 /// Timeline entries of many sessions.
-pub(super) fn insert_timeline(f: &mut Flush<'_>, entries: &[(String, TimelineEntry)]) {
+pub(super) fn insert_timeline(f: &mut Flush<'_>, entries: &[(String, TimelineEntry)], seal: &Seal) {
     if entries.is_empty() {
         return;
     }
@@ -283,7 +297,7 @@ pub(super) fn insert_timeline(f: &mut Flush<'_>, entries: &[(String, TimelineEnt
                 .col(
                     entries
                         .iter()
-                        .map(|(_, e)| e.data.to_string())
+                        .map(|(_, e)| seal.json(&e.data))
                         .collect::<Vec<_>>(),
                     "text[]",
                 );
@@ -327,7 +341,11 @@ pub(super) fn insert_audit(f: &mut Flush<'_>, entries: &[NewAudit]) {
 }
 
 /// Client events of many sessions.
-pub(super) fn insert_client_events(f: &mut Flush<'_>, events: &[(String, ClientEvent)]) {
+pub(super) fn insert_client_events(
+    f: &mut Flush<'_>,
+    events: &[(String, ClientEvent)],
+    seal: &Seal,
+) {
     if events.is_empty() {
         return;
     }
@@ -356,7 +374,7 @@ pub(super) fn insert_client_events(f: &mut Flush<'_>, events: &[(String, ClientE
                 .col(
                     events
                         .iter()
-                        .map(|(_, e)| e.data.to_string())
+                        .map(|(_, e)| seal.json(&e.data))
                         .collect::<Vec<_>>(),
                     "text[]",
                 );

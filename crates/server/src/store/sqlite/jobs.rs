@@ -2,6 +2,7 @@
 //! lease is this node's; a claim takes the write lock, so two claims never
 //! take the same job.
 
+use super::super::seal::Seal;
 use super::super::{Error, Job, JobKind, NextDue, Result, sql};
 use super::rows::{collect, json_col};
 use rusqlite::Connection;
@@ -9,6 +10,7 @@ use rusqlite::Connection;
 /// Claims due jobs until `lease_until`.
 pub(super) fn claim(
     c: &mut Connection,
+    seal: &Seal,
     now: i64,
     limit: i64,
     poll_limit: i64,
@@ -18,7 +20,7 @@ pub(super) fn claim(
     // frees every lease at start), so the claim is not fsynced: the next
     // durable commit syncs the WAL up to and past it.
     c.pragma_update(None, "synchronous", "NORMAL")?;
-    let claimed = claim_leased(c, now, limit, poll_limit, lease_until);
+    let claimed = claim_leased(c, seal, now, limit, poll_limit, lease_until);
     c.pragma_update(None, "synchronous", "FULL")?;
     claimed
 }
@@ -27,6 +29,7 @@ pub(super) fn claim(
 /// own index on the ready time (migration 2).
 fn claim_leased(
     c: &mut Connection,
+    seal: &Seal,
     now: i64,
     limit: i64,
     poll_limit: i64,
@@ -59,7 +62,7 @@ fn claim_leased(
                 session_id: r.get(1)?,
                 kind: JobKind::parse(&kind)
                     .ok_or_else(|| Error::Corrupt(format!("job kind `{kind}`")))?,
-                payload: json_col(r, 3, "payload")?,
+                payload: json_col(r, 3, "payload", seal)?,
                 due_at: r.get(4)?,
                 attempts: r.get(5)?,
             })

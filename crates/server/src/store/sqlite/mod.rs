@@ -17,6 +17,7 @@ mod migrate;
 mod nodes;
 mod observe;
 mod pool;
+mod reseal;
 mod reviews;
 mod rows;
 #[cfg(test)]
@@ -48,6 +49,8 @@ impl From<rusqlite::Error> for Error {
 
 pub struct SqliteStore {
     pool: Arc<Pool>,
+    /// What personal data is sealed under (store/seal.rs).
+    seal: seal::Seal,
 }
 
 impl SqliteStore {
@@ -69,7 +72,10 @@ impl SqliteStore {
         let pool = Arc::new(Pool::new(path));
         // Open one connection now, so that a bad path or a file that is not
         // a database fails at start rather than at the first request.
-        let store = SqliteStore { pool };
+        let store = SqliteStore {
+            pool,
+            seal: seal::Seal::default(),
+        };
         store.run(|_| Ok(())).await?;
         Ok(store)
     }
@@ -126,6 +132,14 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+impl SqliteStore {
+    /// The same store, sealing personal data under these keys.
+    pub fn sealed(mut self, seal: seal::Seal) -> SqliteStore {
+        self.seal = seal;
+        self
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn inline_transactions(&self) -> bool {
@@ -150,7 +164,10 @@ impl Store for SqliteStore {
         conn.conn()?
             .prepare_cached("BEGIN IMMEDIATE")?
             .execute([])?;
-        Ok(Box::new(tx::SqliteTx { conn }))
+        Ok(Box::new(tx::SqliteTx {
+            conn,
+            seal: self.seal.clone(),
+        }))
     }
 
     async fn upsert_workflow_version(
@@ -200,23 +217,28 @@ impl Store for SqliteStore {
 
     async fn session(&self, id: &str) -> Result<Option<SessionRow>> {
         let id = id.to_owned();
-        self.run(move |c| session_by_id(c, &id)).await
+        let seal = self.seal.clone();
+        self.run(move |c| session_by_id(c, &id, &seal)).await
     }
 
     async fn sessions(&self, f: &SessionFilter) -> Result<Vec<SessionRow>> {
         let (sql, texts) = sql::sessions(f);
         let mut args: Vec<SqlValue> = texts.into_iter().map(SqlValue::Text).collect();
         args.push(SqlValue::Integer(f.limit));
+        let seal = self.seal.clone();
         self.run(move |c| {
             // At most 16 distinct texts, each cached once prepared.
             let mut stmt = c.prepare_cached(&sql)?;
-            collect(&mut stmt, params_from_iter(args), rows::session)
+            collect(&mut stmt, params_from_iter(args), |r| {
+                rows::session(r, &seal)
+            })
         })
         .await
     }
 
     async fn timeline(&self, session_id: &str) -> Result<Vec<TimelineEntry>> {
         let session_id = session_id.to_owned();
+        let seal = self.seal.clone();
         self.run(move |c| {
             let mut stmt = c.prepare_cached(sql::TIMELINE)?;
             collect(&mut stmt, [session_id], |r| {
@@ -225,7 +247,7 @@ impl Store for SqliteStore {
                     at: r.get(1)?,
                     kind: r.get(2)?,
                     step: r.get(3)?,
-                    data: json_col(r, 4, "data")?,
+                    data: json_col(r, 4, "data", &seal)?,
                 })
             })
         })
@@ -234,6 +256,7 @@ impl Store for SqliteStore {
 
     async fn client_events_after(&self, session_id: &str, seq: i64) -> Result<Vec<ClientEvent>> {
         let session_id = session_id.to_owned();
+        let seal = self.seal.clone();
         self.run(move |c| {
             let mut stmt = c.prepare_cached(sql::CLIENT_EVENTS_AFTER)?;
             collect(&mut stmt, params![session_id, seq], |r| {
@@ -241,7 +264,7 @@ impl Store for SqliteStore {
                     seq: r.get(0)?,
                     at: r.get(1)?,
                     event: r.get(2)?,
-                    data: json_col(r, 3, "data")?,
+                    data: json_col(r, 3, "data", &seal)?,
                 })
             })
         })
@@ -298,7 +321,8 @@ impl Store for SqliteStore {
         poll_limit: i64,
         lease_until: i64,
     ) -> Result<Vec<Job>> {
-        self.run(move |c| jobs::claim(c, now, limit, poll_limit, lease_until))
+        let seal = self.seal.clone();
+        self.run(move |c| jobs::claim(c, &seal, now, limit, poll_limit, lease_until))
             .await
     }
 
@@ -344,8 +368,20 @@ impl Store for SqliteStore {
         self.run(move |c| jobs::delete(c, id)).await
     }
 
+    async fn reseal_batch(
+        &self,
+        table: &'static super::reseal::SealedTable,
+        after: Option<Vec<super::reseal::KeyPart>>,
+        limit: u32,
+    ) -> Result<super::reseal::Resealed> {
+        let seal = self.seal.clone();
+        self.run(move |c| reseal::batch(c, &seal, table, after, limit))
+            .await
+    }
+
     async fn delivery_payload(&self, id: &str) -> Result<Option<(String, String, Value, i64)>> {
         let id = id.to_owned();
+        let seal = self.seal.clone();
         self.run(move |c| {
             let mut stmt = c.prepare_cached(sql::DELIVERY_PAYLOAD)?;
             let mut rows = stmt.query([id])?;
@@ -353,7 +389,7 @@ impl Store for SqliteStore {
                 Some(r) => Ok(Some((
                     r.get(0)?,
                     r.get(1)?,
-                    json_col(r, 2, "payload")?,
+                    json_col(r, 2, "payload", &seal)?,
                     r.get(3)?,
                 ))),
                 None => Ok(None),

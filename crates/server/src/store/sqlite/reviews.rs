@@ -1,15 +1,17 @@
 //! The review queue on SQLite (store/reviews.rs).
 
 use super::super::reviews::{self, Arg, ReviewFilter, ReviewRow, Reviews};
+use super::super::seal::Seal;
 use super::super::{Error, Result};
 use super::SqliteStore;
-use super::rows::json_col;
 use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
-pub(super) fn review_from_row(r: &Row<'_>) -> Result<ReviewRow> {
+/// `facts` come from the session's state: sealed at rest as it is.
+pub(super) fn review_from_row(r: &Row<'_>, seal: &Seal) -> Result<ReviewRow> {
     let version: i64 = r.get(2)?;
+    let facts: String = r.get(6)?;
     Ok(ReviewRow {
         session_id: r.get(0)?,
         workflow_id: r.get(1)?,
@@ -17,7 +19,7 @@ pub(super) fn review_from_row(r: &Row<'_>) -> Result<ReviewRow> {
         reference: r.get(3)?,
         step: r.get(4)?,
         group: r.get(5)?,
-        facts: json_col(r, 6, "review facts")?,
+        facts: seal.parse(&facts, "review facts")?,
         since_ms: r.get(7)?,
         deadline_ms: r.get(8)?,
         claimed_by: r.get(9)?,
@@ -25,13 +27,13 @@ pub(super) fn review_from_row(r: &Row<'_>) -> Result<ReviewRow> {
     })
 }
 
-pub(super) fn review_by_id(c: &Connection, id: &str) -> Result<Option<ReviewRow>> {
+pub(super) fn review_by_id(c: &Connection, id: &str, seal: &Seal) -> Result<Option<ReviewRow>> {
     let mut stmt = c.prepare_cached(reviews::REVIEW_BY_ID)?;
     let mut rows = stmt.query([id])?;
-    rows.next()?.map(review_from_row).transpose()
+    rows.next()?.map(|r| review_from_row(r, seal)).transpose()
 }
 
-pub(super) fn upsert(c: &Connection, r: &ReviewRow) -> Result<()> {
+pub(super) fn upsert(c: &Connection, r: &ReviewRow, seal: &Seal) -> Result<()> {
     c.prepare_cached(reviews::UPSERT_REVIEW)?.execute(params![
         r.session_id,
         r.workflow_id,
@@ -39,7 +41,7 @@ pub(super) fn upsert(c: &Connection, r: &ReviewRow) -> Result<()> {
         r.reference,
         r.step,
         r.group,
-        r.facts.to_string(),
+        seal.json(&r.facts),
         r.since_ms,
         r.deadline_ms,
     ])?;
@@ -63,12 +65,13 @@ impl Reviews for SqliteStore {
                 Arg::Int(i) => SqlValue::Integer(i),
             })
             .collect();
+        let seal = self.seal.clone();
         self.run(move |c| {
             let mut stmt = c.prepare_cached(&sql)?;
             let mut rows = stmt.query(params_from_iter(args))?;
             let mut out = Vec::new();
             while let Some(r) = rows.next()? {
-                out.push(review_from_row(r)?);
+                out.push(review_from_row(r, &seal)?);
             }
             Ok(out)
         })
@@ -76,8 +79,8 @@ impl Reviews for SqliteStore {
     }
 
     async fn review(&self, session_id: &str) -> Result<Option<ReviewRow>> {
-        let id = session_id.to_owned();
-        self.run(move |c| review_by_id(c, &id)).await
+        let (id, seal) = (session_id.to_owned(), self.seal.clone());
+        self.run(move |c| review_by_id(c, &id, &seal)).await
     }
 
     async fn claim_review(
@@ -88,10 +91,13 @@ impl Reviews for SqliteStore {
         until: i64,
     ) -> Result<Option<ReviewRow>> {
         let (id, holder) = (session_id.to_owned(), holder.to_owned());
+        let seal = self.seal.clone();
         self.run(move |c| {
             let mut stmt = c.prepare_cached(reviews::CLAIM_REVIEW)?;
             let found = stmt
-                .query_row(params![holder, until, id, now], |r| Ok(review_from_row(r)))
+                .query_row(params![holder, until, id, now], |r| {
+                    Ok(review_from_row(r, &seal))
+                })
                 .optional()?;
             found.transpose()
         })

@@ -1,27 +1,27 @@
 //! Rows to domain values: one place that knows the column order (that of
 //! `select_sessions!` in store/sql.rs).
 
-use super::super::{Error, Result, SessionRow, sql};
+use super::super::{Error, Result, SessionRow, seal::Seal, sql};
 use gangway_core::engine::SessionState;
 use rusqlite::{Connection, Row};
 use serde_json::Value;
 
-pub(super) fn json_col(row: &Row<'_>, idx: usize, what: &str) -> Result<Value> {
+/// A sealed JSON column, opened.
+pub(super) fn json_col(row: &Row<'_>, idx: usize, what: &str, seal: &Seal) -> Result<Value> {
     let text: String = row.get(idx)?;
-    serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+    seal.parse(&text, what)
 }
 
-pub(super) fn session(row: &Row<'_>) -> Result<SessionRow> {
+pub(super) fn session(row: &Row<'_>, seal: &Seal) -> Result<SessionRow> {
     let state_text: String = row.get(5)?;
-    let state: SessionState = serde_json::from_str(&state_text)
-        .map_err(|e| Error::Corrupt(format!("session state: {e}")))?;
+    let state: SessionState = seal.parse(&state_text, "session state")?;
     let version: i64 = row.get(2)?;
     Ok(SessionRow {
         id: row.get(0)?,
         workflow_id: row.get(1)?,
         version: u32::try_from(version).map_err(|_| Error::Corrupt("version".into()))?,
         reference: row.get(3)?,
-        input: json_col(row, 4, "input")?,
+        input: json_col(row, 4, "input", seal)?,
         state,
         created_at: row.get(6)?,
         updated_at: row.get(7)?,
@@ -49,8 +49,12 @@ pub(super) fn collect<T>(
     Ok(out)
 }
 
-pub(super) fn session_by_id(conn: &Connection, id: &str) -> Result<Option<SessionRow>> {
+pub(super) fn session_by_id(
+    conn: &Connection,
+    id: &str,
+    seal: &Seal,
+) -> Result<Option<SessionRow>> {
     let mut stmt = conn.prepare_cached(sql::SESSION_BY_ID)?;
     let mut rows = stmt.query([id])?;
-    rows.next()?.map(session).transpose()
+    rows.next()?.map(|r| session(r, seal)).transpose()
 }

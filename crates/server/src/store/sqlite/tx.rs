@@ -2,6 +2,7 @@
 //! database's write lock for the whole batch, so sessions need no row locks
 //! and every statement runs inline, one prepared statement per row.
 
+use super::super::seal::Seal;
 use super::super::*;
 use super::jobs;
 use super::pool::Pooled;
@@ -13,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 /// `commit`, it rolls back.
 pub(super) struct SqliteTx {
     pub(super) conn: Pooled,
+    pub(super) seal: Seal,
 }
 
 impl SqliteTx {
@@ -36,7 +38,7 @@ impl Drop for SqliteTx {
 impl Tx for SqliteTx {
     async fn lock_session(&mut self, id: &str) -> Result<Option<SessionRow>> {
         // BEGIN IMMEDIATE already holds the database write lock.
-        session_by_id(self.c()?, id)
+        session_by_id(self.c()?, id, &self.seal)
     }
 
     async fn insert_session(&mut self, r: &SessionRow) -> Result<()> {
@@ -53,10 +55,10 @@ impl Tx for SqliteTx {
                 i64::from(r.version),
                 r.state.status.as_str(),
                 r.state.outcome.map(|o| o.as_str()),
-                r.state.reason,
+                r.state.reason.clone().map(|t| self.seal.text(t)),
                 r.reference,
-                r.input.to_string(),
-                sql::state_json(&r.state),
+                self.seal.json(&r.input),
+                self.seal.text(sql::state_json(&r.state)),
                 r.created_at,
                 r.updated_at,
                 r.state.ended_ms,
@@ -80,8 +82,8 @@ impl Tx for SqliteTx {
             .execute(params![
                 r.state.status.as_str(),
                 r.state.outcome.map(|o| o.as_str()),
-                r.state.reason,
-                sql::state_json(&r.state),
+                r.state.reason.clone().map(|t| self.seal.text(t)),
+                self.seal.text(sql::state_json(&r.state)),
                 r.updated_at,
                 r.state.ended_ms,
                 r.timeline_seq,
@@ -125,7 +127,7 @@ impl Tx for SqliteTx {
                 e.at,
                 e.kind,
                 e.step,
-                e.data.to_string()
+                self.seal.json(&e.data)
             ])?;
         }
         Ok(())
@@ -143,7 +145,7 @@ impl Tx for SqliteTx {
             "INSERT INTO client_events (session_id, seq, at, event, data) VALUES (?, ?, ?, ?, ?)",
         )?;
         for (sid, e) in events {
-            stmt.execute(params![sid, e.seq, e.at, e.event, e.data.to_string()])?;
+            stmt.execute(params![sid, e.seq, e.at, e.event, self.seal.json(&e.data)])?;
         }
         Ok(())
     }
@@ -156,7 +158,7 @@ impl Tx for SqliteTx {
         .execute(params![
             job.session_id,
             job.kind.as_str(),
-            job.payload.to_string(),
+            self.seal.json(&job.payload),
             job.due_at,
             job.lease_until,
         ])?;
@@ -198,7 +200,7 @@ impl Tx for SqliteTx {
                 ev.reference,
                 session_id,
                 ev.name,
-                ev.data.to_string(),
+                self.seal.json(&ev.data),
                 ev.received_at,
             ])?;
         Ok((n == 1).then(|| c.last_insert_rowid()))
@@ -247,7 +249,7 @@ impl Tx for SqliteTx {
                     id: r.get(0)?,
                     name,
                     source: r.get(2)?,
-                    data: json_col(r, 3, "data")?,
+                    data: json_col(r, 3, "data", &self.seal)?,
                 });
             }
         }
@@ -279,7 +281,7 @@ impl Tx for SqliteTx {
                 d.session_id,
                 d.endpoint,
                 d.event_type,
-                d.payload.to_string(),
+                self.seal.json(&d.payload),
                 d.created_at,
                 d.created_at,
             ])?;
@@ -326,7 +328,7 @@ impl Tx for SqliteTx {
     }
 
     async fn open_review(&mut self, review: &ReviewRow) -> Result<()> {
-        super::reviews::upsert(self.c()?, review)
+        super::reviews::upsert(self.c()?, review, &self.seal)
     }
 
     async fn close_review(&mut self, session_id: &str) -> Result<()> {
@@ -335,7 +337,7 @@ impl Tx for SqliteTx {
 
     async fn lock_review(&mut self, session_id: &str) -> Result<Option<ReviewRow>> {
         // BEGIN IMMEDIATE already holds the database write lock.
-        super::reviews::review_by_id(self.c()?, session_id)
+        super::reviews::review_by_id(self.c()?, session_id, &self.seal)
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
