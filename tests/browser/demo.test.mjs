@@ -136,7 +136,6 @@ test("pass: the iframe appears, Pass inside it, the page shows approved and the 
 
 for (const [button, outcome, title] of [
   ["Fail", "declined", "Declined"],
-  ["Review", "review", "In review"],
   // The demo's Incode simulator expires an abandoned session after 3 s.
   ["Abandon", "expired", "Expired"],
 ]) {
@@ -151,6 +150,33 @@ for (const [button, outcome, title] of [
     await context.close();
   });
 }
+
+test("review: the page says a person checks; a reviewer's decision through the API ends it", { timeout: 120000 }, async () => {
+  const { context, page, problems } = await newPage();
+  const session = await startIncode(page);
+  await frame(page).getByRole("button", { name: "Review" }).click();
+  // The workflow hands the WARN score to a reviewer: the iframe goes, the page waits.
+  await page.locator('#verify[data-gangway-step="manual_review"]').waitFor();
+  await page.locator("#verify", { hasText: "A person is checking your identity" }).waitFor();
+  assert.equal(await page.locator("#verify iframe").count(), 0, "the iframe is gone");
+  await shot(page, "review");
+  // The demo's key may review (docs/api.md#reviews): claim, then decide.
+  const review = await demo.api(`/v1/reviews/${session.id}`);
+  assert.equal(review.facts.overall_status, "WARN", JSON.stringify(review));
+  const post = (path, body) =>
+    fetch(demo.url + path, {
+      method: "POST",
+      headers: { authorization: `Bearer ${demo.apiKey}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  assert.equal((await post(`/v1/reviews/${session.id}/claim`, {})).status, 200);
+  const decided = await post(`/v1/reviews/${session.id}/decide`, { decision: "approved", note: "checked by hand" });
+  assert.equal(decided.status, 200, await decided.text());
+  await expectEnded(page, "approved", "Approved");
+  await expectAllEvents(page);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
 
 test("reload mid-flow: the same session is picked up again and still ends correctly", { timeout: 120000 }, async () => {
   const { context, page, problems } = await newPage();
@@ -250,7 +276,7 @@ test("the webhooks page lists the signed webhooks the demo backend received, ver
   await page.locator(".hook.ok", { hasText: "session.ended" }).first().waitFor();
   await until("every ended session's webhook", async () => (await page.locator(".hook.ok", { hasText: "session.ended" }).count()) >= 6);
   assert.equal(await page.locator(".hook.bad").count(), 0, "every signature verified");
-  for (const outcome of ["approved", "declined", "review"]) {
+  for (const outcome of ["approved", "declined"]) {
     await page.locator(".hook.ok", { hasText: outcome }).first().waitFor();
   }
   await shot(page, "webhooks", false);

@@ -20,8 +20,9 @@ pub enum KeysCommand {
         name: String,
         /// What the key may do; repeat or separate with commas:
         /// sessions:read, sessions:write, secrets:read, workflows:read,
-        /// workflows:dry-run, sessions:erase, admin. Default: all but
-        /// sessions:erase and admin.
+        /// workflows:dry-run, sessions:erase, reviews:read, reviews:decide,
+        /// admin (which implies the reviews scopes). Default: all but
+        /// sessions:erase, admin and the reviews scopes.
         #[arg(long = "scope", value_delimiter = ',')]
         scopes: Vec<String>,
         /// When the key stops working: a duration from now (90d, 12h) or

@@ -286,6 +286,10 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/v1/admin/workflows", "admin"),
     ("GET", "/v1/admin/audit", "admin"),
     ("GET", "/v1/admin/audit/export", "admin"),
+    ("GET", "/v1/reviews", "reviews:read"),
+    ("GET", "/v1/reviews/{id}", "reviews:read"),
+    ("POST", "/v1/reviews/{id}/claim", "reviews:decide"),
+    ("POST", "/v1/reviews/{id}/decide", "reviews:decide"),
 ];
 
 const SCOPES: &[&str] = &[
@@ -296,6 +300,8 @@ const SCOPES: &[&str] = &[
     "workflows:dry-run",
     "sessions:erase",
     "admin",
+    "reviews:read",
+    "reviews:decide",
 ];
 
 #[tokio::test(flavor = "multi_thread")]
@@ -338,7 +344,12 @@ async fn every_v1_route_checks_its_scope() {
     let mut only = std::collections::HashMap::new();
     let mut all_but = std::collections::HashMap::new();
     for scope in SCOPES {
-        let others: Vec<&str> = SCOPES.iter().copied().filter(|s| s != scope).collect();
+        // `admin` implies the review scopes: a key without one lacks admin too.
+        let others: Vec<&str> = SCOPES
+            .iter()
+            .copied()
+            .filter(|s| s != scope && !(scope.starts_with("reviews:") && *s == "admin"))
+            .collect();
         for (name, scopes, into) in [
             (format!("only {scope}"), vec![*scope], &mut only),
             (format!("all but {scope}"), others, &mut all_but),
@@ -391,6 +402,10 @@ async fn every_v1_route_checks_its_scope() {
                 .or_else(|| {
                     (*path == "/v1/admin/keys" && *method == "POST")
                         .then(|| json!({"name": "made"}))
+                })
+                .or_else(|| {
+                    path.ends_with("/decide")
+                        .then(|| json!({"decision": "approved", "note": "scoped"}))
                 });
             (path.replace("{id}", sid), body)
         };

@@ -965,6 +965,16 @@ async fn direct_payment_needs_the_clients_key_permission() {
             .unwrap()
             .contains("has not allowed API key creation")
     );
+    // It went through the review queue, where nobody decided in time.
+    let t = h.timeline(&s.id).await;
+    let kinds: Vec<&str> = t["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"review.opened"), "{kinds:?}");
+    assert!(!kinds.contains(&"review.decided"), "{kinds:?}");
     let t = h.timeline(&s.id).await;
     assert!(t.to_string().contains("permission_missing"));
     assert_eq!(secrets(&h, &s.id).await["ready"], false);

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Harness, eventually};
+use common::{Harness, create_key, eventually};
 use serde_json::{Value, json};
 
 async fn start(h: &Harness, workflow: &str, reference: &str) -> (String, Value) {
@@ -67,10 +67,11 @@ fn accepted(t: &Value) -> Vec<(String, String)> {
 async fn pass_fail_review_and_abandon() {
     let h = Harness::start().await;
     let mut cases = Vec::new();
+    // A WARN score goes to a reviewer, who declines it here.
     for (result, outcome) in [
         ("pass", "approved"),
         ("fail", "declined"),
-        ("review", "review"),
+        ("review", "declined"),
     ] {
         let (id, created) = start(&h, "incode-identity", result).await;
         let iv = interview(&h, &id).await;
@@ -96,6 +97,39 @@ async fn pass_fail_review_and_abandon() {
         finish(&h, &iv, result).await;
         cases.push((id, outcome));
     }
+    let (review_id, _) = &cases[2];
+    let waiting = h
+        .wait_session(review_id, "the review", |s| s["step"] == "manual_review")
+        .await;
+    assert_eq!(waiting["status"], "waiting", "{waiting}");
+    assert_eq!(waiting["waiting_on"]["review"]["group"], "identity");
+    let reviewer = create_key(&h.config, "reviewer", &["reviews:read", "reviews:decide"]);
+    let call = |path: String, body: Option<Value>| {
+        let req = match &body {
+            Some(b) => h.http.post(h.url(&path)).json(b),
+            None => h.http.get(h.url(&path)),
+        };
+        let req = req.bearer_auth(&reviewer);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, review) = call(format!("/v1/reviews/{review_id}"), None).await;
+    assert_eq!(status, 200, "{review}");
+    assert_eq!(review["facts"]["overall_status"], "WARN", "{review}");
+    assert!(
+        review["facts"]["checks"]["liveness"]["status"].is_string(),
+        "{review}"
+    );
+    let (status, _) = call(format!("/v1/reviews/{review_id}/claim"), Some(json!({}))).await;
+    assert_eq!(status, 200);
+    let (status, decided) = call(
+        format!("/v1/reviews/{review_id}/decide"),
+        Some(json!({"decision": "declined", "note": "document photo is a screen capture"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{decided}");
     for (id, outcome) in &cases {
         let ended = h.wait_ended(id).await;
         assert_eq!(ended["outcome"], *outcome, "{ended}");
@@ -118,8 +152,9 @@ async fn pass_fail_review_and_abandon() {
     let ended = h.session(&cases[2].0).await;
     assert_eq!(
         ended["reason"],
-        "identity check needs a manual review (Incode score WARN)"
+        "identity check declined by a reviewer (Incode score WARN): document photo is a screen capture"
     );
+    assert_eq!(ended["output"]["review"]["decision"], "declined", "{ended}");
 
     let (id, _) = start(&h, "incode-fast", "abandon").await;
     let iv = interview(&h, &id).await;

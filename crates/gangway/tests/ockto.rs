@@ -249,6 +249,16 @@ async fn review_near_the_limit() {
         "requested loan 250000 is within 10% of a limit (income cap 270000, affordability cap 325709)"
     );
     let t = h.timeline(ended["id"].as_str().unwrap()).await;
+    // Rule 3 handed it to a reviewer; undecided by the deadline, `review`.
+    let opened: Vec<&Value> = t["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "review.opened")
+        .collect();
+    assert_eq!(opened.len(), 1, "{t}");
+    assert_eq!(opened[0]["step"], "review_near_limit");
+    assert_eq!(opened[0]["data"]["group"], "mortgage");
     let rules: Vec<bool> = t["entries"]
         .as_array()
         .unwrap()

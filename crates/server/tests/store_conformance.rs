@@ -8,8 +8,8 @@
 use gangway_core::engine::SessionState;
 use gangway_server::store::{
     self, AuditFilter, ClientEvent, DeliveryAttempt, EventRow, JobKind, NewApiKey, NewAudit,
-    NewDelivery, NewEvent, NewJob, NextDue, OpenOptions, SessionFilter, SessionRow, Signal, Store,
-    TimelineEntry,
+    NewDelivery, NewEvent, NewJob, NextDue, OpenOptions, ReviewFilter, ReviewRow, SessionFilter,
+    SessionRow, Signal, Store, TimelineEntry,
 };
 use serde_json::json;
 use sqlx::Connection;
@@ -1161,6 +1161,152 @@ async fn erasures(s: &dyn Store) {
     );
 }
 
+fn review(id: &str, workflow: &str, group: Option<&str>, since_ms: i64) -> ReviewRow {
+    ReviewRow {
+        session_id: id.into(),
+        workflow_id: workflow.into(),
+        version: 1,
+        reference: Some(format!("ref-{id}")),
+        step: "manual_review".into(),
+        group: group.map(str::to_string),
+        facts: json!({"score": 42, "rules": ["near the limit"]}),
+        since_ms,
+        deadline_ms: since_ms + 1_000_000,
+        claimed_by: None,
+        claim_until: 0,
+    }
+}
+
+/// The review queue: written by the committer's transaction, listed oldest
+/// first with keyset pages and filters, claimed by one holder at a time.
+async fn reviews(s: &dyn Store) {
+    let rows = [
+        review("ses_r3", "wf-b", None, 300),
+        review("ses_r1", "wf-a", Some("kyc"), 100),
+        review("ses_r2", "wf-a", Some("aml"), 100),
+    ];
+    let mut tx = s.begin().await.unwrap();
+    for r in &rows {
+        tx.open_review(r).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let ids =
+        |list: Vec<ReviewRow>| -> Vec<String> { list.into_iter().map(|r| r.session_id).collect() };
+    let all = |f: ReviewFilter| async move {
+        ids(s.reviews(&ReviewFilter { limit: 10, ..f }).await.unwrap())
+    };
+    assert_eq!(
+        all(ReviewFilter::default()).await,
+        ["ses_r1", "ses_r2", "ses_r3"]
+    );
+    assert_eq!(
+        all(ReviewFilter {
+            after: Some((100, "ses_r1".into())),
+            ..ReviewFilter::default()
+        })
+        .await,
+        ["ses_r2", "ses_r3"]
+    );
+    assert_eq!(
+        all(ReviewFilter {
+            workflow: Some("wf-a".into()),
+            ..ReviewFilter::default()
+        })
+        .await,
+        ["ses_r1", "ses_r2"]
+    );
+    assert_eq!(
+        all(ReviewFilter {
+            group: Some("aml".into()),
+            ..ReviewFilter::default()
+        })
+        .await,
+        ["ses_r2"]
+    );
+    assert_eq!(
+        all(ReviewFilter {
+            since_at_most: Some(200),
+            ..ReviewFilter::default()
+        })
+        .await,
+        ["ses_r1", "ses_r2"]
+    );
+    let one = s
+        .reviews(&ReviewFilter {
+            limit: 1,
+            ..ReviewFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(one, vec![rows[1].clone()]);
+    assert_eq!(s.review("ses_r3").await.unwrap(), Some(rows[0].clone()));
+    assert_eq!(s.review("ses_none").await.unwrap(), None);
+
+    // One holder at a time; the same holder extends; a lapsed claim is anyone's.
+    let a = s
+        .claim_review("ses_r1", "api_key:a", 1000, 2000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (a.claimed_by.as_deref(), a.claim_until),
+        (Some("api_key:a"), 2000)
+    );
+    assert_eq!(
+        s.claim_review("ses_r1", "api_key:b", 1500, 2500)
+            .await
+            .unwrap(),
+        None
+    );
+    let a = s
+        .claim_review("ses_r1", "api_key:a", 1500, 3000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.claim_until, 3000);
+    let b = s
+        .claim_review("ses_r1", "api_key:b", 3000, 4000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.claimed_by.as_deref(), Some("api_key:b"));
+    assert_eq!(
+        s.claim_review("ses_none", "api_key:a", 0, 1).await.unwrap(),
+        None
+    );
+
+    // In a transaction: read (locked), closed; entering again starts unclaimed.
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(tx.lock_review("ses_r1").await.unwrap(), Some(b.clone()));
+    tx.close_review("ses_r1").await.unwrap();
+    assert_eq!(tx.lock_review("ses_r1").await.unwrap(), None);
+    tx.commit().await.unwrap();
+    assert_eq!(s.review("ses_r1").await.unwrap(), None);
+    s.claim_review("ses_r2", "api_key:a", 0, 5000)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tx = s.begin().await.unwrap();
+    tx.open_review(&review("ses_r2", "wf-a", Some("aml"), 400))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let again = s.review("ses_r2").await.unwrap().unwrap();
+    assert_eq!((again.since_ms, again.claimed_by), (400, None));
+
+    // Claimers at once: exactly one wins.
+    let claims = (0..8).map(|i| {
+        let holder = format!("api_key:k{i}");
+        async move { s.claim_review("ses_r3", &holder, 10, 20).await.unwrap() }
+    });
+    let won = futures::future::join_all(claims)
+        .await
+        .into_iter()
+        .filter(Option::is_some)
+        .count();
+    assert_eq!(won, 1);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_conforms() {
     let dir = tempfile::tempdir().unwrap();
@@ -1174,6 +1320,7 @@ async fn sqlite_conforms() {
     api_keys(s.as_ref()).await;
     audit_log(s.as_ref()).await;
     erasures(s.as_ref()).await;
+    reviews(s.as_ref()).await;
     assert!(s.signals().await.unwrap().is_none());
     // Append-only, whoever writes to the file.
     let c = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
@@ -1199,6 +1346,7 @@ async fn postgres_conforms() {
     api_keys(s.as_ref()).await;
     audit_log(s.as_ref()).await;
     erasures(s.as_ref()).await;
+    reviews(s.as_ref()).await;
     drop(s);
     // Append-only, whoever connects.
     let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();

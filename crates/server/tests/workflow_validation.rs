@@ -212,3 +212,30 @@ fn retention_is_a_bounded_duration_with_a_position() {
         "wf.yaml:3:12: `retention` must be at most 36500d (100 years)"
     );
 }
+
+#[test]
+fn review_step_problems_have_positions() {
+    let head = "id: x\nversion: 1\nsteps:\n  r:\n";
+    let tail = "  yes:\n    end: approved\n    reason: ok\n  no:\n    end: declined\n    reason: no\n  late:\n    end: review\n    reason: late\n";
+    let with = |step: &str| render(&format!("{head}{step}{tail}"));
+    assert_eq!(
+        with(
+            "    review:\n      approved: yes\n      declined: no\n    group: kyc\n    facts:\n      score: ${state.score}\n    timeout: 72h\n    on_timeout: late\n"
+        ),
+        "ok"
+    );
+    insta::assert_snapshot!(
+        "review_step_problems",
+        [
+            // No `declined`; a decision that does not exist; a step that does not.
+            with("    review:\n      approved: yes\n      maybe: no\n    timeout: 1h\n    on_timeout: lat\n"),
+            // Bad group, facts not a mapping, no deadline.
+            with("    review:\n      approved: yes\n      declined: no\n    group: Compliance Team\n    facts: [score]\n"),
+            // Facts read only input, state and session; no timeout.
+            with("    review:\n      approved: yes\n      declined: no\n    facts:\n      score: ${result.score}\n    on_timeout: late\n"),
+            // `review` must be a mapping; an unknown key.
+            with("    review: approved\n    timeout: 1h\n    on_timeout: late\n    assignee: ops\n"),
+        ]
+        .join("\n---\n")
+    );
+}

@@ -231,6 +231,7 @@ impl Run<'_> {
                 let on_timeout = match self.current() {
                     Some(Step::Wait(wait)) => wait.on_timeout.clone(),
                     Some(Step::Run(run)) => run.on_timeout.clone(),
+                    Some(Step::Review(review)) => review.on_timeout.clone(),
                     _ => return false,
                 };
                 if *visit != self.state.visit {
@@ -253,7 +254,43 @@ impl Run<'_> {
                 self.end(Outcome::Canceled, reason.clone());
                 true
             }
+            Input::Review {
+                visit,
+                decision,
+                note,
+                by,
+            } => self.review_decided(*visit, *decision, note, by),
         }
+    }
+
+    /// A reviewer's decision: kept in `state.review` (steps after it may
+    /// read who decided and why), announced as an update, then the
+    /// workflow goes on from the decision's step.
+    fn review_decided(&mut self, visit: u32, decision: Decision, note: &str, by: &Actor) -> bool {
+        let Some(Step::Review(review)) = self.current().cloned() else {
+            return false;
+        };
+        if visit != self.state.visit {
+            return false;
+        }
+        let decided = json!({
+            "decision": decision,
+            "note": note,
+            "by": by,
+            "at_ms": self.now_ms,
+        });
+        self.record("review.decided", decided.clone());
+        self.state.vars.insert("review".into(), decided);
+        self.effects.push(Effect::Notify {
+            event: NotifyKind::Updated,
+        });
+        self.leave_wait();
+        let next = match decision {
+            Decision::Approved => review.on_approved,
+            Decision::Declined => review.on_declined,
+        };
+        self.goto(&next);
+        true
     }
 
     /// A call step with `retry` whose condition holds for `result`: schedules
@@ -351,6 +388,9 @@ impl Run<'_> {
     }
 
     fn leave_wait(&mut self) {
+        if self.state.wait.as_ref().is_some_and(|w| w.review.is_some()) {
+            self.effects.push(Effect::CloseReview);
+        }
         self.state.wait = None;
         self.state.present = None;
         self.state.poll_args = None;
@@ -519,6 +559,7 @@ impl Run<'_> {
                         since_ms: self.now_ms,
                         deadline_ms,
                         poll_interval_ms: wait.poll.as_ref().map(|p| p.every_ms),
+                        review: None,
                     });
                     self.effects.push(Effect::Timer {
                         visit: self.state.visit,
@@ -543,6 +584,60 @@ impl Run<'_> {
                         }
                     }
                     self.record("wait.started", json!({"events": wait.on.keys().collect::<Vec<_>>(), "deadline_ms": deadline_ms}));
+                    return;
+                }
+                Step::Review(review) => {
+                    let facts = match review.facts.as_ref().map(|f| f.render(&scope)).transpose() {
+                        Ok(f) => f.unwrap_or_else(|| json!({})),
+                        Err(e) => {
+                            self.end(Outcome::Failed, format!("facts of step `{next}`: {e}"));
+                            return;
+                        }
+                    };
+                    let present = match review
+                        .present
+                        .as_ref()
+                        .map(|p| p.render(&scope))
+                        .transpose()
+                    {
+                        Ok(p) => p,
+                        Err(e) => {
+                            self.end(
+                                Outcome::Failed,
+                                format!("presentation of step `{next}`: {e}"),
+                            );
+                            return;
+                        }
+                    };
+                    let deadline_ms = self
+                        .now_ms
+                        .saturating_add(i64::try_from(review.timeout_ms).unwrap_or(i64::MAX));
+                    self.state.status = SessionStatus::Waiting;
+                    self.state.present = present;
+                    self.state.wait = Some(Waiting {
+                        events: Vec::new(),
+                        since_ms: self.now_ms,
+                        deadline_ms,
+                        poll_interval_ms: None,
+                        review: Some(ReviewWait {
+                            group: review.group.clone(),
+                        }),
+                    });
+                    self.effects.push(Effect::Timer {
+                        visit: self.state.visit,
+                        at_ms: deadline_ms,
+                    });
+                    self.effects.push(Effect::OpenReview {
+                        step: next.clone(),
+                        group: review.group.clone(),
+                        facts,
+                        since_ms: self.now_ms,
+                        deadline_ms,
+                    });
+                    self.record(
+                        "review.opened",
+                        json!({"group": review.group, "deadline_ms": deadline_ms}),
+                    );
                     return;
                 }
                 Step::Decide(decide) => {
@@ -623,6 +718,7 @@ impl Run<'_> {
                         since_ms: self.now_ms,
                         deadline_ms,
                         poll_interval_ms: None,
+                        review: None,
                     });
                     self.effects.push(Effect::StartChild {
                         visit: self.state.visit,
@@ -669,7 +765,16 @@ impl Run<'_> {
 
     fn notify_status_change(&mut self) {
         let now = self.state.status;
-        if now != self.before && now != SessionStatus::Ended {
+        // A review decision announced its update already.
+        let announced = self.effects.iter().any(|e| {
+            matches!(
+                e,
+                Effect::Notify {
+                    event: NotifyKind::Updated
+                }
+            )
+        });
+        if now != self.before && now != SessionStatus::Ended && !announced {
             self.effects.push(Effect::Notify {
                 event: NotifyKind::Updated,
             });

@@ -113,6 +113,40 @@ pub struct Waiting {
     pub deadline_ms: i64,
     /// Current polling interval, doubled each time a poll finds nothing.
     pub poll_interval_ms: Option<u64>,
+    /// Set while a `review` step waits for a reviewer's decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewWait>,
+}
+
+/// A wait for a reviewer: the group the review is assigned to, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewWait {
+    pub group: Option<String>,
+}
+
+/// A reviewer's decision on a `review` step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approved,
+    Declined,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approved => "approved",
+            Decision::Declined => "declined",
+        }
+    }
+}
+
+/// Who did something to a session from outside (a reviewer's decision):
+/// `kind` says what `id` names (`api_key` today; operators later).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub kind: String,
+    pub id: String,
 }
 
 /// A provider session this session started: `{connector, provider_session_id}`.
@@ -157,6 +191,13 @@ pub enum Input {
     },
     Cancel {
         reason: String,
+    },
+    /// A reviewer decided the `review` step of this visit.
+    Review {
+        visit: u32,
+        decision: Decision,
+        note: String,
+        by: Actor,
     },
 }
 
@@ -207,6 +248,16 @@ pub enum Effect {
     },
     /// The parent stopped waiting: cancel the child.
     CancelChild { session_id: String, reason: String },
+    /// The session entered a `review` step: put it in the review queue.
+    OpenReview {
+        step: String,
+        group: Option<String>,
+        facts: Value,
+        since_ms: i64,
+        deadline_ms: i64,
+    },
+    /// The review is over (decided, timed out, canceled): out of the queue.
+    CloseReview,
 }
 
 /// The event a parent receives when its child session ends.

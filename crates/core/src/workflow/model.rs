@@ -28,6 +28,7 @@ pub enum Step {
     Decide(DecideStep),
     End(EndStep),
     Run(RunStep),
+    Review(ReviewStep),
 }
 
 impl Step {
@@ -38,6 +39,7 @@ impl Step {
             Step::Decide(_) => "decide",
             Step::End(_) => "end",
             Step::Run(_) => "run",
+            Step::Review(_) => "review",
         }
     }
 
@@ -68,6 +70,11 @@ impl Step {
                     .chain(std::iter::once(r.on_timeout.as_str()))
                     .collect()
             }
+            Step::Review(r) => vec![
+                r.on_approved.as_str(),
+                r.on_declined.as_str(),
+                r.on_timeout.as_str(),
+            ],
         }
     }
 }
@@ -150,6 +157,24 @@ pub struct RunStep {
     /// For outcomes not in `on`; without it the session ends with the
     /// child's outcome and reason.
     pub default: Option<String>,
+    pub on_timeout: String,
+}
+
+/// Hands the decision to people: the session waits in the review queue,
+/// with the facts a reviewer needs, until a reviewer approves or declines
+/// it or the deadline passes (then `on_timeout`, so nothing waits forever).
+#[derive(Debug, Clone)]
+pub struct ReviewStep {
+    /// What the reviewer sees (a JSON value over `input`, `state`,
+    /// `session`), rendered when the step is entered.
+    pub facts: Option<Template>,
+    /// Who should decide: an assignee group the queue can be filtered by.
+    pub group: Option<String>,
+    /// What the browser shows meanwhile (a `progress` message, say).
+    pub present: Option<Template>,
+    pub timeout_ms: u64,
+    pub on_approved: String,
+    pub on_declined: String,
     pub on_timeout: String,
 }
 

@@ -41,8 +41,29 @@ pub fn json_schema(catalog: &Catalog) -> Value {
             "step": {"oneOf": [
                 {"$ref": "#/$defs/call"}, {"$ref": "#/$defs/wait"},
                 {"$ref": "#/$defs/decide"}, {"$ref": "#/$defs/end"},
-                {"$ref": "#/$defs/run"}
+                {"$ref": "#/$defs/run"}, {"$ref": "#/$defs/review"}
             ]},
+            "review": {
+                "type": "object",
+                "required": ["review", "timeout", "on_timeout"],
+                "additionalProperties": false,
+                "description": "hands the decision to a reviewer: the session waits in the review queue until `approved`, `declined` or the deadline",
+                "properties": {
+                    "review": {"type": "object",
+                               "required": ["approved", "declined"],
+                               "additionalProperties": false,
+                               "properties": {"approved": step_name, "declined": step_name},
+                               "description": "decision -> step"},
+                    "facts": {"type": "object", "additionalProperties": template,
+                              "description": "what the reviewer sees, rendered when the step is entered"},
+                    "group": {"type": "string", "pattern": "^[a-z0-9_-]+$",
+                              "description": "the reviewers' group the review is assigned to"},
+                    "present": {"type": "object", "required": ["kind"],
+                                "description": "what the browser shows while a person decides (e.g. kind: progress)"},
+                    "timeout": duration,
+                    "on_timeout": step_name
+                }
+            },
             "run": {
                 "type": "object",
                 "required": ["run", "timeout", "on_timeout"],

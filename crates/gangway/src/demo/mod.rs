@@ -10,6 +10,7 @@ mod site;
 use anyhow::Context;
 use gangway_server::config::EndpointConfig;
 use gangway_server::ids;
+use gangway_server::keys::Scope;
 use gangway_server::sim::incode::IncodeKnobs;
 use gangway_server::sim::setup::{SimCredentials, SimOptions, configure_missing, simulators};
 use std::path::PathBuf;
@@ -94,12 +95,25 @@ pub async fn run(
     gangway_server::app::audit_start(&engine, "demo", exposed.into_iter().collect()).await?;
     // SIGHUP re-reads workflows_dir (not in sandboxes: only here).
     gangway_server::runtime::workflows::hangup::spawn(engine.clone());
+    // The default scopes, and the review ones: with the demo's key you can
+    // also decide the sessions its workflows hand to a reviewer
+    // (docs/api.md#reviews).
+    let scopes = Scope::DEFAULT
+        .iter()
+        .chain(&[Scope::ReviewsRead, Scope::ReviewsDecide])
+        .map(|s| s.as_str().to_string())
+        .collect();
     engine
-        .insert_api_key(
-            &ids::new_id("key"),
-            "demo",
-            &ids::hash_secret(&api_key),
-            ids::now_ms(),
+        .create_api_key(
+            &gangway_server::store::NewApiKey {
+                id: ids::new_id("key"),
+                name: "demo".into(),
+                key_hash: ids::hash_secret(&api_key),
+                scopes,
+                created_at: ids::now_ms(),
+                expires_at: None,
+            },
+            &gangway_server::audit::Actor::System,
         )
         .await?;
     // A user who abandons the hosted flow sees it expire after a few

@@ -104,7 +104,9 @@ pub mod scope {
         WorkflowsRead,
         WorkflowsDryRun,
         SessionsErase,
-        Admin
+        Admin,
+        ReviewsRead,
+        ReviewsDecide
     );
 }
 
@@ -124,7 +126,7 @@ impl<S: RequiredScope> FromRequestParts<AppState> for ApiKey<S> {
         if let Some(note) = parts.extensions.get::<crate::logging::AccessNote>() {
             note.key_id(&key.id);
         }
-        if !key.scopes.contains(S::SCOPE) {
+        if !key.scopes.grants(S::SCOPE) {
             return Err(Problem::missing_scope(S::SCOPE.as_str()));
         }
         st.limits.check_api_key(&key.id)?;

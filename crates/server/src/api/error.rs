@@ -189,6 +189,16 @@ impl From<crate::runtime::Error> for Problem {
             E::Ended => Problem::conflict("the session has already ended"),
             E::Running => Problem::conflict("the session is still running; try again"),
             E::Refused(why) => Problem::refused(why),
+            E::Review(why) => {
+                let mut p = Problem::conflict(why.to_string()).with("reason", why.code());
+                if let crate::runtime::reviews::ReviewRefusal::ClaimedByAnother { until } = why {
+                    p = p.with(
+                        "claimed_until",
+                        crate::runtime::view::time_json(Some(until)),
+                    );
+                }
+                p
+            }
             E::ShuttingDown => {
                 Problem::unavailable("the server is shutting down; retry on another node")
             }

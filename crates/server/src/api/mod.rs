@@ -16,6 +16,7 @@ mod long_poll;
 mod openapi;
 mod ops;
 mod origin;
+mod reviews;
 mod sessions;
 mod shapes;
 
@@ -145,6 +146,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .layer(cors);
     Router::new()
         .merge(sessions::routes())
+        .merge(reviews::routes())
         .merge(client)
         .merge(unauthenticated)
         .merge(admin::routes())

@@ -28,12 +28,16 @@ pub enum Scope {
     /// Never a default, and not part of `admin`: it destroys data, so a
     /// key is given it on purpose.
     SessionsErase,
-    /// Manage API keys (`/v1/admin/keys`).
+    /// Manage API keys (`/v1/admin/keys`); implies the review scopes.
     Admin,
+    /// Read the review queue (`/v1/reviews`).
+    ReviewsRead,
+    /// Claim and decide reviews.
+    ReviewsDecide,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 9] = [
         Scope::SessionsRead,
         Scope::SessionsWrite,
         Scope::SecretsRead,
@@ -41,6 +45,8 @@ impl Scope {
         Scope::WorkflowsDryRun,
         Scope::SessionsErase,
         Scope::Admin,
+        Scope::ReviewsRead,
+        Scope::ReviewsDecide,
     ];
 
     /// A key created without `--scope`, and every key made before scopes
@@ -62,6 +68,8 @@ impl Scope {
             Scope::WorkflowsDryRun => "workflows:dry-run",
             Scope::SessionsErase => "sessions:erase",
             Scope::Admin => "admin",
+            Scope::ReviewsRead => "reviews:read",
+            Scope::ReviewsDecide => "reviews:decide",
         }
     }
 
@@ -69,14 +77,14 @@ impl Scope {
         Scope::ALL.into_iter().find(|s| s.as_str() == name)
     }
 
-    fn bit(self) -> u8 {
-        1 << (self as u8)
+    fn bit(self) -> u16 {
+        1 << (self as u16)
     }
 }
 
 /// A set of scopes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Scopes(u8);
+pub struct Scopes(u16);
 
 impl Scopes {
     /// The scopes among stored names; names this build does not know (a
@@ -92,6 +100,15 @@ impl Scopes {
 
     pub fn contains(self, scope: Scope) -> bool {
         self.0 & scope.bit() != 0
+    }
+
+    /// Whether a key with these scopes may use a route requiring `scope`:
+    /// `admin` implies the review scopes (an administrator may review; the
+    /// defaults, for keys made before they existed, do not hold them).
+    pub fn grants(self, scope: Scope) -> bool {
+        self.contains(scope)
+            || (matches!(scope, Scope::ReviewsRead | Scope::ReviewsDecide)
+                && self.contains(Scope::Admin))
     }
 }
 

@@ -21,6 +21,7 @@ pub mod node;
 mod poll_budget;
 pub mod qr;
 mod release;
+pub mod reviews;
 mod route;
 mod scheduler;
 pub mod view;
@@ -69,6 +70,9 @@ pub enum Error {
     ShuttingDown,
     #[error("refused: {}", .0.reason())]
     Refused(Refused),
+    /// A review claim or decision that cannot be taken; nothing changed.
+    #[error(transparent)]
+    Review(reviews::ReviewRefusal),
     #[error(transparent)]
     Store(#[from] crate::store::Error),
 }
@@ -113,6 +117,8 @@ pub(crate) enum Work {
     Barrier,
     /// A line typed in a chat, or a chat run that could not start.
     Chat(Arc<chat::ChatWork>),
+    /// A reviewer's decision on a session's `review` step.
+    Decide(Arc<reviews::DecideRequest>),
     /// Gives a reference's early events to its session, if they were stored
     /// while another writer committed the reference (shared databases).
     Adopt {

@@ -33,6 +33,7 @@ pub(super) fn committer_for(work: &Work, n: usize) -> usize {
         Work::Delivered(d) => d.delivery_id.hash(&mut h),
         Work::Adopt { reference, .. } => reference.hash(&mut h),
         Work::Chat(chat) => chat.session_id().hash(&mut h),
+        Work::Decide(d) => d.session_id.hash(&mut h),
         Work::Barrier => return 0,
     }
     usize::try_from(h.finish() % n as u64).unwrap_or(0)

@@ -29,6 +29,10 @@ pub fn session_json(row: &SessionRow) -> Value {
         if let Some(child) = &s.child {
             on["session"] = json!(child);
         }
+        // A `review` step waits for a reviewer (GET /v1/reviews/{id}).
+        if let Some(review) = &w.review {
+            on["review"] = json!({"group": review.group});
+        }
         on
     });
     json!({

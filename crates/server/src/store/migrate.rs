@@ -33,6 +33,7 @@ macro_rules! migrations {
             4 "0004_nodes",
             5 "0005_audit_log",
             6 "0006_erasure",
+            7 "0007_reviews",
         )
     };
 }
@@ -169,7 +170,7 @@ mod tests {
             ..Memory::default()
         };
         let m = run(&mut db, SQLITE).await.unwrap();
-        assert_eq!(db.ran, vec![2, 3, 4, 5, 6]);
+        assert_eq!(db.ran, vec![2, 3, 4, 5, 6, 7]);
         assert_eq!(
             m.applied,
             [
@@ -177,14 +178,15 @@ mod tests {
                 "0003_api_key_management",
                 "0004_nodes",
                 "0005_audit_log",
-                "0006_erasure"
+                "0006_erasure",
+                "0007_reviews"
             ]
         );
-        assert_eq!(m.version, 6);
+        assert_eq!(m.version, 7);
         assert!(pending(&mut db, SQLITE).await.unwrap().is_empty());
         let again = run(&mut db, SQLITE).await.unwrap();
         assert!(again.applied.is_empty());
-        assert_eq!(again.to_string(), "database is up to date at version 6");
+        assert_eq!(again.to_string(), "database is up to date at version 7");
     }
 
     #[tokio::test]

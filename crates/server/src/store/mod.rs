@@ -11,6 +11,7 @@ mod nodes;
 mod observe;
 mod postgres;
 pub mod reseal;
+mod reviews;
 pub mod schema;
 mod seal;
 mod sql;
@@ -21,6 +22,7 @@ pub use keys::{ApiKeyMatch, ApiKeyRow, ApiKeys, NewApiKey};
 pub use nodes::{NodeHolder, Nodes};
 pub use observe::{JobBacklog, Observe, PoolStats};
 pub use postgres::PgStore;
+pub use reviews::{ReviewFilter, ReviewRow, Reviews};
 pub use schema::Migrated;
 pub use seal::Seal;
 pub use sqlite::SqliteStore;
@@ -421,11 +423,17 @@ pub trait Tx: Send {
     /// (releases and child cancels stay) and its delivery jobs lose the
     /// body they carry. Rows are rewritten in place (runtime/erasure.rs).
     async fn erase_session(&mut self, id: &str, at: i64, view: &Value) -> Result<()>;
+    /// Puts a session in the review queue (again: a new review, unclaimed).
+    async fn open_review(&mut self, review: &ReviewRow) -> Result<()>;
+    /// Takes a session out of the review queue.
+    async fn close_review(&mut self, session_id: &str) -> Result<()>;
+    /// The session's review, locked against claims until commit.
+    async fn lock_review(&mut self, session_id: &str) -> Result<Option<ReviewRow>>;
     async fn commit(self: Box<Self>) -> Result<()>;
 }
 
 #[async_trait]
-pub trait Store: ApiKeys + AuditLog + Nodes + Observe + Send + Sync + 'static {
+pub trait Store: ApiKeys + AuditLog + Nodes + Observe + Reviews + Send + Sync + 'static {
     /// True when a transaction runs its statements inline, blocking the
     /// calling thread (embedded SQLite): the committer then gets a thread of
     /// its own. False for network databases driven asynchronously.

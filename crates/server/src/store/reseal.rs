@@ -50,6 +50,12 @@ pub const SEALED: &[SealedTable] = &[
         key: &[("id", true)],
         columns: &["payload"],
     },
+    // What a review step hands the reviewer, rendered from the state.
+    SealedTable {
+        table: "reviews",
+        key: &[("session_id", false)],
+        columns: &["facts"],
+    },
 ];
 
 /// One part of a primary key.

@@ -1,6 +1,6 @@
 //! What the store seals at rest: the columns that hold a person's data
 //! (session input and state, timeline and client-event payloads, inbound
-//! events, customer webhook payloads, job payloads) go through `Seal` on
+//! events, customer webhook payloads, job payloads, review facts) go through `Seal` on
 //! their way in and out. Ids, statuses, outcomes, timestamps, references,
 //! hashes and the audit log stay clear: they are what the store queries,
 //! indexes and orders by, and hold no personal data (docs/deploy.md, "Data

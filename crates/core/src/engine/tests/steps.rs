@@ -397,3 +397,195 @@ fn the_childs_output_is_saved_with_its_ending() {
     });
     assert_eq!(s.state.vars["bank"]["output"], json!({"income": 4200}));
 }
+
+// ---------------------------------------------------------------------------
+// `review`: a person decides
+// ---------------------------------------------------------------------------
+
+const REVIEWED: &str = r#"
+id: reviewed
+version: 1
+steps:
+  check:
+    review:
+      approved: ok
+      declined: no
+    group: kyc
+    facts:
+      amount: ${input.amount}
+    present:
+      kind: progress
+      message: a person checks
+    timeout: 72h
+    on_timeout: late
+  ok:
+    end: approved
+    reason: "approved: ${state.review.note}"
+  no:
+    end: declined
+    reason: "declined: ${state.review.note}"
+  late:
+    end: review
+    reason: nobody decided
+"#;
+
+fn reviewed_session() -> Session {
+    let mut s = Session::new();
+    s.wf = parse(REVIEWED).unwrap();
+    s.input = json!({"amount": 1000});
+    s
+}
+
+fn decision(visit: u32, decision: Decision) -> Input {
+    Input::Review {
+        visit,
+        decision,
+        note: "looked fine".into(),
+        by: Actor {
+            kind: "api_key".into(),
+            id: "key_1".into(),
+        },
+    }
+}
+
+#[test]
+fn a_review_opens_with_its_facts_and_waits() {
+    let mut s = reviewed_session();
+    let t = s.send(Input::Start);
+    assert_eq!(s.state.status, SessionStatus::Waiting);
+    let wait = s.state.wait.clone().unwrap();
+    assert!(wait.events.is_empty());
+    assert_eq!(
+        wait.review,
+        Some(ReviewWait {
+            group: Some("kyc".into())
+        })
+    );
+    assert_eq!(wait.deadline_ms, T0 + 72 * 60 * MINUTE);
+    assert_eq!(
+        s.state.present,
+        Some(json!({"kind": "progress", "message": "a person checks"}))
+    );
+    assert!(t.effects.contains(&Effect::OpenReview {
+        step: "check".into(),
+        group: Some("kyc".into()),
+        facts: json!({"amount": 1000}),
+        since_ms: T0,
+        deadline_ms: T0 + 72 * 60 * MINUTE,
+    }));
+    assert!(t.effects.contains(&Effect::Timer {
+        visit: 1,
+        at_ms: T0 + 72 * 60 * MINUTE
+    }));
+    // No event of any source moves it: only a decision or the deadline.
+    let ev = Input::Event {
+        name: "signal.approved".into(),
+        source: "client".into(),
+        data: json!({}),
+    };
+    assert!(!s.peek(&ev).applied);
+}
+
+#[test]
+fn a_decision_is_kept_announced_and_followed() {
+    for (d, outcome, reason) in [
+        (
+            Decision::Approved,
+            Outcome::Approved,
+            "approved: looked fine",
+        ),
+        (
+            Decision::Declined,
+            Outcome::Declined,
+            "declined: looked fine",
+        ),
+    ] {
+        let mut s = reviewed_session();
+        s.send(Input::Start);
+        s.advance(5 * MINUTE);
+        // A decision for another visit is stale.
+        assert!(!s.peek(&decision(7, d)).applied);
+        let t = s.send(decision(1, d));
+        assert!(t.applied);
+        assert_eq!(s.state.outcome, Some(outcome));
+        assert_eq!(s.state.reason.as_deref(), Some(reason));
+        assert_eq!(s.state.vars["review"]["decision"], json!(d));
+        assert_eq!(s.state.vars["review"]["by"]["id"], "key_1");
+        let kinds: Vec<&str> = t.records.iter().map(|r| r.kind.as_str()).collect();
+        assert_eq!(kinds[0], "review.decided", "{kinds:?}");
+        // The update first, then the queue closed and the wait's jobs gone, then the end.
+        let updated = t
+            .effects
+            .iter()
+            .position(|e| {
+                *e == Effect::Notify {
+                    event: NotifyKind::Updated,
+                }
+            })
+            .unwrap();
+        let closed = t
+            .effects
+            .iter()
+            .position(|e| *e == Effect::CloseReview)
+            .unwrap();
+        let ended = t
+            .effects
+            .iter()
+            .position(|e| {
+                *e == Effect::Notify {
+                    event: NotifyKind::Ended,
+                }
+            })
+            .unwrap();
+        assert!(updated < closed && closed < ended, "{:?}", t.effects);
+        assert_eq!(
+            t.effects
+                .iter()
+                .filter(|e| matches!(
+                    e,
+                    Effect::Notify {
+                        event: NotifyKind::Updated
+                    }
+                ))
+                .count(),
+            1
+        );
+        // Decided once: a second decision does not apply.
+        assert!(!s.peek(&decision(1, Decision::Declined)).applied);
+    }
+}
+
+#[test]
+fn the_deadline_or_a_cancel_closes_the_review() {
+    let mut s = reviewed_session();
+    s.send(Input::Start);
+    s.advance(72 * 60 * MINUTE);
+    let t = s.send(timeout(1));
+    assert_eq!(s.state.outcome, Some(Outcome::Review));
+    assert!(t.effects.contains(&Effect::CloseReview));
+
+    let mut s = reviewed_session();
+    s.send(Input::Start);
+    let t = s.send(Input::Cancel {
+        reason: "customer".into(),
+    });
+    assert_eq!(s.state.outcome, Some(Outcome::Canceled));
+    assert!(t.effects.contains(&Effect::CloseReview));
+}
+
+#[test]
+fn facts_that_cannot_be_rendered_fail_the_session() {
+    let mut s = reviewed_session();
+    s.wf = parse(&REVIEWED.replace("${input.amount}", "${state.missing.field}")).unwrap();
+    s.send(Input::Start);
+    assert_eq!(s.state.outcome, Some(Outcome::Failed));
+    assert!(
+        s.state
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("facts of step `check`"),
+        "{:?}",
+        s.state.reason
+    );
+}

@@ -111,6 +111,7 @@ pub fn document() -> Value {
         "servers": [{"url": "/", "description": "The Gangway that serves this document"}],
         "tags": [
             {"name": "sessions", "description": "Sessions, for the customer's backend (API key)"},
+            {"name": "reviews", "description": "The review queue: claim and decide sessions waiting in a `review` step (API key with reviews:read / reviews:decide)"},
             {"name": "workflows", "description": "Loaded workflows and dry runs (API key)"},
             {"name": "admin", "description": "API keys (API key with the `admin` scope)"},
             {"name": "client", "description": "The browser's view of one session (client secret)"},
@@ -120,7 +121,7 @@ pub fn document() -> Value {
         "paths": paths::paths(),
         "components": {
             "securitySchemes": {
-                "apiKey": {"type": "http", "scheme": "bearer", "description": "The customer backend's API key (`gangway keys create`). Each operation lists the scope the key needs: sessions:read, sessions:write, secrets:read, workflows:read, workflows:dry-run, sessions:erase or admin (docs/api.md#scopes); without it the answer is 403 with `missing_scope`."},
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "The customer backend's API key (`gangway keys create`). Each operation lists the scope the key needs: sessions:read, sessions:write, secrets:read, workflows:read, workflows:dry-run, sessions:erase, reviews:read, reviews:decide or admin (admin implies the reviews scopes; docs/api.md#scopes); without it the answer is 403 with `missing_scope`."},
                 "clientSecret": {"type": "http", "scheme": "bearer", "description": "The session's short-lived client secret; `?client_secret=` is accepted on the event stream (EventSource) and on qr.svg (img)."},
                 "clientSecretQuery": {"type": "apiKey", "in": "query", "name": "client_secret", "description": "The client secret as a query parameter, where an `EventSource` or an `<img>` cannot send headers (the event stream, qr.svg)."}
             },

@@ -105,6 +105,56 @@ fn sessions() -> Value {
     })
 }
 
+fn reviews() -> Value {
+    let list = with_params(
+        op(
+            "listReviews",
+            "reviews",
+            "The review queue: sessions waiting in a `review` step, oldest first",
+            "apiKey:reviews:read",
+            ok("ReviewPage"),
+            &["400", "401", "422"],
+        ),
+        json!([
+            {"name": "workflow", "in": "query", "schema": {"type": "string"}, "description": "Only this workflow's reviews"},
+            {"name": "group", "in": "query", "schema": {"type": "string"}, "description": "Only reviews assigned to this group (`group:` of the step)"},
+            {"name": "min_age_s", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 315_360_000}, "description": "Only reviews waiting at least this many seconds"},
+            {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "`next_cursor` of the previous page"},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}
+        ]),
+    );
+    let mut claim = with_params(
+        op(
+            "claimReview",
+            "reviews",
+            "Claim a review for this key (again: extend the claim); 409 while another reviewer holds it",
+            "apiKey:reviews:decide",
+            ok("Review"),
+            &["400", "401", "404", "409", "422"],
+        ),
+        session_id(),
+    );
+    claim["requestBody"] = body("ClaimReview", false);
+    let mut decide = with_params(
+        op(
+            "decideReview",
+            "reviews",
+            "Decide a claimed review (`approved` or `declined`, with a note); the workflow goes on from the decision; answers the session after it",
+            "apiKey:reviews:decide",
+            ok("Session"),
+            &["400", "401", "404", "409", "415", "422", "503"],
+        ),
+        session_id(),
+    );
+    decide["requestBody"] = body("DecideReview", true);
+    json!({
+        "/v1/reviews": {"get": list},
+        "/v1/reviews/{id}": {"get": with_params(op("getReview", "reviews", "A session's open review, with its facts and claim; 404 when it is not in review", "apiKey:reviews:read", ok("Review"), &["401", "404"]), session_id())},
+        "/v1/reviews/{id}/claim": {"post": claim},
+        "/v1/reviews/{id}/decide": {"post": decide}
+    })
+}
+
 fn workflows_and_admin() -> Value {
     let mut dry_run = with_params(
         op(
@@ -405,6 +455,7 @@ pub fn paths() -> Value {
     let mut all = serde_json::Map::new();
     for part in [
         sessions(),
+        reviews(),
         workflows_and_admin(),
         client(),
         webhooks(),

@@ -77,7 +77,8 @@ fn session_properties() -> Value {
             "properties": {
                 "events": {"type": "array", "items": {"type": "string"}},
                 "since": time(), "deadline": time(),
-                "session": {"type": "string", "description": "A `run` step: the child session it waits for"}}},
+                "session": {"type": "string", "description": "A `run` step: the child session it waits for"},
+                "review": exact(json!({"group": {"type": ["string", "null"], "description": "The reviewers' group it is assigned to"}}))}},
         "providers": {"type": "array", "items": exact(json!({"connector": {"type": "string"}, "provider_session_id": {"type": "string"}}))},
         "refused_events": {"type": "integer", "minimum": 0, "description": "Inputs refused and not stored: sent after the end, or beyond a per-session limit"},
         "erased_at": {"type": ["string", "null"], "format": "date-time", "description": "When its personal data was erased (on request or at the end of its retention); what is left is a tombstone: `input` is `{}`, `output` and `reason` are `null`"}
@@ -105,13 +106,15 @@ pub fn schemas() -> Value {
                 "missing_scope": {"type": "string", "description": "403: the scope the API key lacks"},
                 "limit": {"enum": ["api_key", "client_secret", "source", "failed_auth"], "description": "429: the limit that refused the request (with Retry-After)"},
                 "errors": {"type": "array", "description": "422: each way `input` does not match the workflow's `input` schema (at most 20)", "items": r("InputError")},
-                "problems": {"type": "array", "items": {"type": "string"}, "description": "422 from a workflow deploy: every problem as `file:line:col: message`"}}},
+                "problems": {"type": "array", "items": {"type": "string"}, "description": "422 from a workflow deploy: every problem as `file:line:col: message`"},
+                "reason": {"enum": ["not_in_review", "already_decided", "not_claimed", "claimed_by_another", "claim_expired"], "description": "Reviews (409, or 404 on GET /v1/reviews/{id}): why the claim or decision was refused"},
+                "claimed_until": {"type": "string", "format": "date-time", "description": "409 `claimed_by_another`: until when the other claim runs"}}},
             "InputError": exact(json!({"pointer": {"type": "string", "description": "JSON Pointer into `input` (`\"\"`: the input itself)"},
                 "detail": {"type": "string", "description": "What is wrong; never the value sent"}})),
-            "Scope": {"enum": ["sessions:read", "sessions:write", "secrets:read", "workflows:read", "workflows:dry-run", "sessions:erase", "admin"]},
+            "Scope": {"enum": ["sessions:read", "sessions:write", "secrets:read", "workflows:read", "workflows:dry-run", "sessions:erase", "admin", "reviews:read", "reviews:decide"]},
             "CreateApiKey": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
                 "name": {"type": "string", "minLength": 1, "maxLength": 100},
-                "scopes": {"type": "array", "items": r("Scope"), "description": "Default: every scope but sessions:erase and admin"},
+                "scopes": {"type": "array", "items": r("Scope"), "description": "Default: every scope but sessions:erase, admin and the reviews scopes"},
                 "expires_at": {"type": "string", "format": "date-time"},
                 "expires_in": {"type": "string", "description": "A duration from now, e.g. `90d` (instead of expires_at)"}}},
             "RotateApiKey": {"type": "object", "additionalProperties": false, "properties": {
@@ -208,6 +211,24 @@ pub fn schemas() -> Value {
                 "description": {"type": "string"}, "versions": {"type": "array", "items": {"type": "integer"}, "description": "Every stored version, ascending"},
                 "input_schema": input_schema()})),
             "Workflows": exact(json!({"data": {"type": "array", "items": r("Workflow")}}))
+        }),
+        json!({
+            "Review": exact(json!({"session_id": {"type": "string"}, "workflow": {"type": "string"},
+                "version": {"type": "integer", "minimum": 1}, "reference": string_or_null(),
+                "step": {"type": "string", "description": "The `review` step the session waits in"},
+                "group": string_or_null(),
+                "facts": any_object("What the workflow hands the reviewer (`facts:` of the step, rendered when it was entered)"),
+                "since": time(), "deadline": {"type": "string", "format": "date-time", "description": "Undecided by then, the session goes to the step's `on_timeout`"},
+                "claim": exact_or_null(json!({
+                    "by": exact(json!({"kind": {"enum": ["api_key"], "description": "Who holds it: an API key (operators later)"}, "id": {"type": "string"}})),
+                    "expires_at": time()}))})),
+            "ReviewPage": exact(json!({"data": {"type": "array", "items": r("Review")},
+                "next_cursor": {"type": ["string", "null"], "description": "`cursor` of the next page; `null` on the last"}})),
+            "ClaimReview": {"type": "object", "additionalProperties": false, "properties": {
+                "ttl_s": {"type": "integer", "minimum": 1, "maximum": 3600, "default": 900, "description": "Seconds the claim lasts; then anyone may claim it"}}},
+            "DecideReview": {"type": "object", "required": ["decision", "note"], "additionalProperties": false, "properties": {
+                "decision": {"enum": ["approved", "declined"]},
+                "note": {"type": "string", "minLength": 1, "maxLength": 2000, "description": "Why; recorded in the timeline with who and when"}}}
         }),
         json!({
             "DeployWorkflows": {"type": "object", "required": ["files"], "additionalProperties": false, "properties": {

@@ -55,6 +55,10 @@ async fn lookups(
                 sessions.push(chat.session_id().to_string());
                 None
             }
+            Work::Decide(d) => {
+                sessions.push(d.session_id.clone());
+                None
+            }
             Work::Ingest(ev) if shared && ev.namespace != "session" => {
                 Some(session_of(&ev.namespace, &ev.reference))
             }
@@ -214,6 +218,9 @@ pub(super) async fn try_batch(
                 }
             }
             Work::Barrier => Answer::Recorded,
+            Work::Decide(req) => {
+                super::review::decide(engine, tx.as_mut(), req, now, &mut after).await?
+            }
             Work::Chat(chat) => {
                 let mut out = Out::new(tx.as_mut(), &mut after, now, effects::lease_ms(engine));
                 Answer::Chat(

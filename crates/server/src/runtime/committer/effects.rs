@@ -117,6 +117,29 @@ pub(super) async fn apply_effect(
             });
             run_now(tx, row, after, task, now, now + lease_ms).await?;
         }
+        Effect::OpenReview {
+            step,
+            group,
+            facts,
+            since_ms,
+            deadline_ms,
+        } => {
+            tx.open_review(&crate::store::ReviewRow {
+                session_id: row.id.clone(),
+                workflow_id: row.workflow_id.clone(),
+                version: row.version,
+                reference: row.reference.clone(),
+                step,
+                group,
+                facts,
+                since_ms,
+                deadline_ms,
+                claimed_by: None,
+                claim_until: 0,
+            })
+            .await?;
+        }
+        Effect::CloseReview => tx.close_review(&row.id).await?,
         Effect::Notify { event } => {
             notify(engine, tx, row, event.event_type(), now, after).await?;
         }

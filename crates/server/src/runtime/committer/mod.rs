@@ -7,6 +7,7 @@ mod batch;
 mod effects;
 mod ingest;
 mod out;
+mod review;
 mod transition;
 
 pub(super) use out::{AfterCommit, AfterTransition, Change, Out};

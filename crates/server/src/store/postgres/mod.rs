@@ -17,6 +17,7 @@ mod nodes;
 mod notify;
 mod observe;
 mod reseal;
+mod reviews;
 mod rows;
 mod tx;
 mod writes;

@@ -545,6 +545,33 @@ impl Tx for PgTx {
         Ok(())
     }
 
+    // Reviews are few beside the other rows: written at once rather than
+    // kept for the commit's statement, so that `lock_review` reads them.
+    async fn open_review(&mut self, review: &ReviewRow) -> Result<()> {
+        super::reviews::upsert(review, &self.seal)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn close_review(&mut self, session_id: &str) -> Result<()> {
+        sqlx::query(crate::store::reviews::DELETE_REVIEW)
+            .bind(session_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn lock_review(&mut self, session_id: &str) -> Result<Option<ReviewRow>> {
+        sqlx::query(crate::store::reviews::REVIEW_BY_ID_FOR_UPDATE)
+            .bind(session_id)
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .as_ref()
+            .map(|r| super::reviews::review_from_row(r, &self.seal))
+            .transpose()
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<()> {
         self.write_kept().await?;
         self.tx.commit().await?;

@@ -18,6 +18,7 @@ mod nodes;
 mod observe;
 mod pool;
 mod reseal;
+mod reviews;
 mod rows;
 #[cfg(test)]
 mod tests;

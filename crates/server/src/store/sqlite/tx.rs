@@ -384,6 +384,19 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
+    async fn open_review(&mut self, review: &ReviewRow) -> Result<()> {
+        super::reviews::upsert(self.c()?, review, &self.seal)
+    }
+
+    async fn close_review(&mut self, session_id: &str) -> Result<()> {
+        super::reviews::delete(self.c()?, session_id)
+    }
+
+    async fn lock_review(&mut self, session_id: &str) -> Result<Option<ReviewRow>> {
+        // BEGIN IMMEDIATE already holds the database write lock.
+        super::reviews::review_by_id(self.c()?, session_id, &self.seal)
+    }
+
     async fn commit(self: Box<Self>) -> Result<()> {
         // On failure the drop below rolls back what is left of it.
         self.c()?.prepare_cached("COMMIT")?.execute([])?;
