@@ -207,12 +207,8 @@ impl Engine {
         let sealer = match &config.encryption_key {
             Some(k) => crate::crypto::Sealer::with_previous(k, &config.previous_encryption_keys)
                 .map_err(|e| Error::Store(crate::store::Error::Corrupt(e.to_string())))?,
-            None => {
-                tracing::warn!(
-                    "no encryption_key configured: sealed provider tokens will be renewed after a restart"
-                );
-                crate::crypto::Sealer::ephemeral()
-            }
+            // Said at every start by `app::audit_start` (and logged there).
+            None => crate::crypto::Sealer::ephemeral(),
         };
         // One writer for an embedded database; several on PostgreSQL.
         let committers = if store.inline_transactions() {
