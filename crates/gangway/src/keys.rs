@@ -59,8 +59,8 @@ pub enum KeysCommand {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Re-seal the personal data sealed under `previous_encryption_keys`
-    /// (or stored in the clear) under `encryption_key`, in batches, while
+    /// Re-seal the personal data sealed under the older `encryption_keys`
+    /// (or stored in the clear) under the active (first) one, in batches, while
     /// the servers run; run again to resume after a crash.
     RotateEncryption {
         /// Rows per batch (each batch is one short transaction).

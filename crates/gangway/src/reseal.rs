@@ -1,5 +1,5 @@
 //! `gangway keys rotate-encryption`: every sealed value not under the
-//! active `encryption_key` (an older key from `previous_encryption_keys`,
+//! active key (the first of `encryption_keys`; an older one from the rest,
 //! or plaintext written before encryption was on) sealed again under it,
 //! table by table in bounded batches beside the running servers
 //! (store/reseal.rs). A second pass over what the first left proves that

@@ -121,11 +121,18 @@ fn serve_refuses_to_start_without_a_key_unless_encryption_is_off() {
 
     // A bad previous key is named.
     let (exited, err) = serve(&format!(
-        "encryption_key = \"{}\"\nprevious_encryption_keys = [\"c2hvcnQ=\"]\n",
+        "encryption_keys = [\"{}\", \"c2hvcnQ=\"]\n",
         common::ENCRYPTION_KEY
     ));
     assert_eq!(exited, Some(false), "{err}");
-    assert!(err.contains("previous_encryption_keys[0]"), "{err}");
+    assert!(err.contains("encryption_keys[1]"), "{err}");
+    // One key or several, not both.
+    let (exited, err) = serve(&format!(
+        "encryption_key = \"{k}\"\nencryption_keys = [\"{k}\"]\n",
+        k = common::ENCRYPTION_KEY
+    ));
+    assert_eq!(exited, Some(false), "{err}");
+    assert!(err.contains("not both"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -182,7 +189,7 @@ async fn rotating_the_key_under_load_loses_nothing_and_leaves_nothing_under_the_
     let text = std::fs::read_to_string(&h.config).unwrap().replace(
         &format!("encryption_key = \"{}\"", common::ENCRYPTION_KEY),
         &format!(
-            "encryption_key = \"{new_key}\"\nprevious_encryption_keys = [\"{}\"]",
+            "encryption_keys = [\"{new_key}\", \"{}\"]",
             common::ENCRYPTION_KEY
         ),
     );

@@ -120,7 +120,7 @@ pub async fn audit_start(
                 .to_string(),
         );
     }
-    if config.encryption_key.is_none() {
+    if config.encryption_keys().is_none() {
         warnings.push(
             "no encryption_key: provider tokens are sealed under a key that dies with the process (they are renewed from the provider after a restart)"
                 .to_string(),

@@ -100,10 +100,12 @@ pub struct Config {
     /// `encryption = "off"`.
     #[serde(default)]
     pub encryption_key: Option<String>,
-    /// Keys data was sealed under before a rotation: read, never written
-    /// (`gangway keys rotate-encryption` re-seals under the active key).
+    /// Several keys, for a rotation: the first is the active one (as
+    /// `encryption_key`), the others are only read, until `gangway keys
+    /// rotate-encryption` has re-sealed what they sealed. Instead of
+    /// `encryption_key`, never with it.
     #[serde(default)]
-    pub previous_encryption_keys: Vec<String>,
+    pub encryption_keys: Vec<String>,
     /// `on` (default): personal data is sealed at rest; `off`: stored in
     /// the clear (every start warns).
     #[serde(default)]
@@ -283,18 +285,28 @@ impl Config {
     /// The data keys personal data is sealed under: none when `encryption`
     /// is off or no key is configured (`gangway serve` refuses the latter).
     pub fn data_keys(&self) -> Result<Option<crate::crypto::DataKeys>, crate::crypto::Error> {
-        match (&self.encryption, &self.encryption_key) {
-            (Encryption::On, Some(key)) => {
-                crate::crypto::DataKeys::from_base64(key, &self.previous_encryption_keys).map(Some)
+        match (&self.encryption, self.encryption_keys()) {
+            (Encryption::On, Some((active, read))) => {
+                crate::crypto::DataKeys::from_base64(active, read).map(Some)
             }
             _ => Ok(None),
+        }
+    }
+
+    /// The active key and the keys only read: `encryption_keys` (the first
+    /// active) or `encryption_key` alone; `None` without either.
+    pub fn encryption_keys(&self) -> Option<(&str, &[String])> {
+        match (self.encryption_keys.split_first(), &self.encryption_key) {
+            (Some((active, read)), _) => Some((active.as_str(), read)),
+            (None, Some(key)) => Some((key.as_str(), &[])),
+            (None, None) => None,
         }
     }
 
     /// Why `gangway serve` must not start with this configuration's
     /// encryption settings, if it must not.
     pub fn encryption_refusal(&self) -> Option<&'static str> {
-        (self.encryption == Encryption::On && self.encryption_key.is_none()).then_some(
+        (self.encryption == Encryption::On && self.encryption_keys().is_none()).then_some(
             "no encryption_key: personal data would be stored unsealed. Set `encryption_key` \
              (`openssl rand -base64 32`, or GANGWAY_ENCRYPTION_KEY), or set `encryption = \"off\"` \
              to run without sealing (every start then warns)",

@@ -22,7 +22,7 @@ pub enum Error {
     #[error("sealed value does not open with this key")]
     WrongKey,
     #[error(
-        "data sealed under key {0}, which is not configured: add it to `previous_encryption_keys` (or run `gangway keys rotate-encryption` while it still is)"
+        "data sealed under key {0}, which is not configured: add it to `encryption_keys` (or run `gangway keys rotate-encryption` while it still is)"
     )]
     UnknownDataKey(String),
 }
@@ -39,7 +39,7 @@ pub fn generate_key() -> String {
 #[derive(Clone)]
 pub struct Sealer {
     cipher: std::sync::Arc<Aes256Gcm>,
-    /// Keys of before a rotation (`previous_encryption_keys`): tried when
+    /// Keys of before a rotation (`encryption_keys` after the first): tried when
     /// the current one does not open a value.
     previous: std::sync::Arc<Vec<Aes256Gcm>>,
     /// HMAC key for [`Sealer::derive`], itself derived from the key so that

@@ -51,11 +51,17 @@ impl Config {
                 ));
             }
         }
-        for (i, k) in self.previous_encryption_keys.iter().enumerate() {
+        if self.encryption_key.is_some() && !self.encryption_keys.is_empty() {
+            return Err(key_err(
+                "encryption_keys",
+                "set `encryption_key` (one key) or `encryption_keys` (several, the first active), not both",
+            ));
+        }
+        for (i, k) in self.encryption_keys.iter().enumerate() {
             if crate::crypto::Sealer::from_base64(k).is_err() {
                 return Err(key_err(
-                    format!("previous_encryption_keys[{i}]"),
-                    "must be 32 random bytes, base64-encoded (the key data was sealed under before)",
+                    format!("encryption_keys[{i}]"),
+                    "must be 32 random bytes, base64-encoded (e.g. `openssl rand -base64 32`)",
                 ));
             }
         }

@@ -204,8 +204,8 @@ impl Engine {
             );
         }
         let signals = store.signals().await?;
-        let sealer = match &config.encryption_key {
-            Some(k) => crate::crypto::Sealer::with_previous(k, &config.previous_encryption_keys)
+        let sealer = match config.encryption_keys() {
+            Some((k, read)) => crate::crypto::Sealer::with_previous(k, read)
                 .map_err(|e| Error::Store(crate::store::Error::Corrupt(e.to_string())))?,
             // Said at every start by `app::audit_start` (and logged there).
             None => crate::crypto::Sealer::ephemeral(),
