@@ -2,6 +2,8 @@
 //! parts and type declarations, embedded in the binary from `web/sdk/`), the
 //! security headers every response carries, and the server-side QR renderer.
 
+pub mod console;
+
 use axum::Router;
 use axum::extract::{Path, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};

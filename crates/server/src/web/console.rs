@@ -1,0 +1,86 @@
+//! The operator console's files (`web/console/`, embedded: no build step,
+//! no separate frontend server) and the policy its pages run under. The
+//! console is a client of the documented API; its sign-in, sign-out and
+//! who-am-I routes are api/console.rs.
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+const JS: &str = "text/javascript; charset=utf-8";
+
+macro_rules! console_files {
+    ($(($name:literal, $type:expr)),* $(,)?) => {
+        /// `(path under /console/assets/, content type, body)`.
+        pub const CONSOLE_FILES: &[(&str, &str, &str)] = &[
+            $(($name, $type, include_str!(concat!("../../../../web/console/", $name))),)*
+        ];
+    };
+}
+
+console_files!(
+    ("console.css", "text/css; charset=utf-8"),
+    ("app.js", JS),
+    ("api.js", JS),
+    ("ui.js", JS),
+    ("pages/dashboard.js", JS),
+    ("pages/sessions.js", JS),
+    ("pages/session.js", JS),
+    ("pages/reviews.js", JS),
+    ("pages/deliveries.js", JS),
+    ("pages/workflows.js", JS),
+    ("pages/workflow.js", JS),
+    ("pages/studio.js", JS),
+    ("pages/audit.js", JS),
+);
+
+/// The console's page shell; every `/console/...` view is this page, its
+/// router (app.js) picks the view from the path.
+pub const INDEX: &str = include_str!("../../../../web/console/index.html");
+/// The sign-in page; `{{MESSAGE}}` and `{{EMAIL}}` are filled escaped.
+pub const LOGIN: &str = include_str!("../../../../web/console/login.html");
+
+/// Console pages load only their own scripts, styles and API; nobody may
+/// frame them (clickjacking a review decision), forms post only here.
+pub const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+     form-action 'self'; object-src 'none'";
+
+/// An HTML page of the console, never cached.
+pub fn page(html: String) -> Response {
+    let mut resp = html.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONSOLE_CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    resp
+}
+
+/// `/console/assets/{*file}`: revalidated on each load, so a new build's
+/// console is picked up at once.
+pub fn asset(file: &str) -> Response {
+    let Some((_, content_type, body)) = CONSOLE_FILES.iter().find(|(name, _, _)| *name == file)
+    else {
+        return crate::api::error::Problem::not_found("no such console file").into_response();
+    };
+    let mut resp = (*body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// Text for an HTML attribute or element body.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}

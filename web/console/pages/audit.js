@@ -1,0 +1,8 @@
+// Placeholder: this page is being built (issue 22).
+import { el } from '../ui.js';
+
+export const title = 'audit';
+
+export async function render(root) {
+  root.append(el('h1', {}, 'audit'), el('p', { class: 'muted' }, 'This page is not built yet.'));
+}
