@@ -302,8 +302,8 @@ pub enum SessionEnded {
     Store(#[from] crate::store::Error),
 }
 
-/// `last_seen_at` is written at most this often (a console polls; one
-/// write per request would be waste).
+/// `last_seen_at` is written at most this often, or a quarter of the idle
+/// timeout if that is shorter (one write per request would be waste).
 const TOUCH_EVERY_MS: i64 = 60_000;
 
 /// The operator whose console session this cookie token is, if it still
@@ -337,7 +337,7 @@ pub async fn session_operator(
     let Some(role) = Role::parse(&op.role) else {
         return Err(SessionEnded::Disabled);
     };
-    if now - session.last_seen_at >= TOUCH_EVERY_MS {
+    if now - session.last_seen_at >= TOUCH_EVERY_MS.min(idle / 4) {
         store.touch_console_session(&hash, now).await?;
     }
     Ok((op, role))
