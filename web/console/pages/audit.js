@@ -1,7 +1,7 @@
 // The audit log (admins): who did what, newest first, filtered by action,
 // actor, session or target and time; pages by keyset (`next_cursor`), and
 // the same filters exported as JSON lines through the API.
-import { el, time, errorText, header } from '../ui.js';
+import { el, time, errorText, header, tableWrap } from '../ui.js';
 
 export const title = 'Audit log';
 
@@ -11,6 +11,11 @@ const ACTIONS = [
   'operator.created', 'operator.disabled', 'operator.password_set', 'operator.signed_in',
   'operator.sign_in_failed', 'operator.signed_out', 'server.started',
 ];
+
+/** `key: value` pairs, one per line; nested values as JSON. */
+function details(data) {
+  return Object.entries(data || {}).map(([k, v]) => el('div', {}, `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`));
+}
 
 function actorLink(actor) {
   return el('code', {}, actor);
@@ -36,7 +41,7 @@ export async function render(root, ctx) {
     header('Audit log', exportLink),
     el('p', { class: 'muted' }, 'Every security-relevant action, with who did it. The log is append-only.'),
     form,
-    el('div', { class: 'table-wrap' }, el('table', {},
+    tableWrap('Audit entries', el('table', {},
       el('caption', { class: 'muted' }, 'Newest first'),
       el('thead', {}, el('tr', {}, ['Time', 'Action', 'Actor', 'Session', 'Target', 'Details'].map((h) => el('th', { scope: 'col' }, h)))),
       body)),
@@ -63,10 +68,10 @@ export async function render(root, ctx) {
           el('td', {}, actorLink(e.actor)),
           el('td', {}, e.session_id ? el('a', { href: `/console/sessions/${encodeURIComponent(e.session_id)}` }, e.session_id) : '—'),
           el('td', {}, e.target || '—'),
-          el('td', { class: 'mono' }, JSON.stringify(e.data))));
+          el('td', { class: 'mono' }, details(e.data))));
       }
       cursor = page.next_cursor;
-      more.hidden = !cursor;
+      more.hidden = !cursor || page.data.length < 100;
       status.textContent = body.children.length ? `${body.children.length} entries shown` : 'No entries match.';
     } catch (err) {
       status.textContent = errorText(err);
