@@ -25,6 +25,40 @@ fn operator_from_row(r: &PgRow, at: usize) -> Result<OperatorRow> {
     })
 }
 
+impl PgStore {
+    /// Runs `update` (`$1` the value, `$2` the id) on one operator; when it
+    /// matched, ends the operator's console sessions and appends `audit`,
+    /// all in one transaction. False for an unknown id.
+    async fn change_operator<V>(
+        &self,
+        update: &'static str,
+        value: V,
+        id: &str,
+        audit: &NewAudit,
+    ) -> Result<bool>
+    where
+        V: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + 'static,
+    {
+        let mut tx = self.begin_tx().await?;
+        let changed = sqlx::query(update)
+            .bind(value)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if changed {
+            sqlx::query("DELETE FROM console_sessions WHERE operator_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            super::audit::append(&mut *tx, std::slice::from_ref(audit)).await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+}
+
 #[async_trait]
 impl Operators for PgStore {
     async fn create_operator(&self, op: &OperatorRow, audit: &NewAudit) -> Result<bool> {
@@ -72,47 +106,23 @@ impl Operators for PgStore {
     }
 
     async fn set_operator_password(&self, id: &str, hash: &str, audit: &NewAudit) -> Result<bool> {
-        let mut tx = self.begin_tx().await?;
-        let changed = sqlx::query(
+        self.change_operator(
             "UPDATE operators SET password_hash = $1, failed_logins = 0, locked_until = 0 WHERE id = $2",
+            hash.to_owned(),
+            id,
+            audit,
         )
-        .bind(hash)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if changed {
-            sqlx::query("DELETE FROM console_sessions WHERE operator_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            super::audit::append(&mut *tx, std::slice::from_ref(audit)).await?;
-        }
-        tx.commit().await?;
-        Ok(changed)
+        .await
     }
 
     async fn disable_operator(&self, id: &str, at: i64, audit: &NewAudit) -> Result<bool> {
-        let mut tx = self.begin_tx().await?;
-        let changed = sqlx::query(
+        self.change_operator(
             "UPDATE operators SET disabled_at = COALESCE(disabled_at, $1) WHERE id = $2",
+            at,
+            id,
+            audit,
         )
-        .bind(at)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if changed {
-            sqlx::query("DELETE FROM console_sessions WHERE operator_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            super::audit::append(&mut *tx, std::slice::from_ref(audit)).await?;
-        }
-        tx.commit().await?;
-        Ok(changed)
+        .await
     }
 
     async fn record_failed_login(

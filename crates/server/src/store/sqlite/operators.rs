@@ -6,6 +6,7 @@ use super::super::operators::{
 use super::super::{NewAudit, Result};
 use super::SqliteStore;
 use async_trait::async_trait;
+use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
 fn operator_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<OperatorRow> {
@@ -20,6 +21,33 @@ fn operator_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<OperatorRow> {
         locked_until: r.get(at + 7)?,
         last_login_at: r.get(at + 8)?,
     })
+}
+
+impl SqliteStore {
+    /// Runs `update` (`value`, then the id) on one operator; when it
+    /// matched, ends the operator's console sessions and appends `audit`,
+    /// all in one transaction. False for an unknown id.
+    async fn change_operator(
+        &self,
+        update: &'static str,
+        value: Value,
+        id: &str,
+        audit: &NewAudit,
+    ) -> Result<bool> {
+        let (id, audit) = (id.to_owned(), audit.clone());
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.prepare_cached(update)?.execute(params![value, id])?;
+            if n == 1 {
+                tx.prepare_cached("DELETE FROM console_sessions WHERE operator_id = ?")?
+                    .execute([&id])?;
+                super::audit::append(&tx, &[audit])?;
+            }
+            tx.commit()?;
+            Ok(n == 1)
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -75,42 +103,22 @@ impl Operators for SqliteStore {
     }
 
     async fn set_operator_password(&self, id: &str, hash: &str, audit: &NewAudit) -> Result<bool> {
-        let (id, hash, audit) = (id.to_owned(), hash.to_owned(), audit.clone());
-        self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let n = tx
-                .prepare_cached(
-                    "UPDATE operators SET password_hash = ?, failed_logins = 0, locked_until = 0 WHERE id = ?",
-                )?
-                .execute(params![hash, id])?;
-            if n == 1 {
-                tx.prepare_cached("DELETE FROM console_sessions WHERE operator_id = ?")?
-                    .execute([&id])?;
-                super::audit::append(&tx, &[audit])?;
-            }
-            tx.commit()?;
-            Ok(n == 1)
-        })
+        self.change_operator(
+            "UPDATE operators SET password_hash = ?, failed_logins = 0, locked_until = 0 WHERE id = ?",
+            Value::Text(hash.to_owned()),
+            id,
+            audit,
+        )
         .await
     }
 
     async fn disable_operator(&self, id: &str, at: i64, audit: &NewAudit) -> Result<bool> {
-        let (id, audit) = (id.to_owned(), audit.clone());
-        self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let n = tx
-                .prepare_cached(
-                    "UPDATE operators SET disabled_at = COALESCE(disabled_at, ?) WHERE id = ?",
-                )?
-                .execute(params![at, id])?;
-            if n == 1 {
-                tx.prepare_cached("DELETE FROM console_sessions WHERE operator_id = ?")?
-                    .execute([&id])?;
-                super::audit::append(&tx, &[audit])?;
-            }
-            tx.commit()?;
-            Ok(n == 1)
-        })
+        self.change_operator(
+            "UPDATE operators SET disabled_at = COALESCE(disabled_at, ?) WHERE id = ?",
+            Value::Integer(at),
+            id,
+            audit,
+        )
         .await
     }
 
