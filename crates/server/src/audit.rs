@@ -58,6 +58,7 @@ pub mod action {
     pub const SESSION_ERASED: &str = "session.erased";
     pub const SERVER_STARTED: &str = "server.started";
     pub const REVIEW_DECIDED: &str = "review.decided";
+    pub const DELIVERY_REDELIVERED: &str = "delivery.redelivered";
 
     /// Every action, for the API's filter check.
     pub const ALL: &[&str] = &[
@@ -70,6 +71,7 @@ pub mod action {
         SESSION_ERASED,
         SERVER_STARTED,
         REVIEW_DECIDED,
+        DELIVERY_REDELIVERED,
     ];
 }
 

@@ -8,6 +8,7 @@ mod audit;
 pub(crate) mod auth;
 mod chat;
 mod client;
+mod deliveries;
 mod deploy;
 mod dry_run;
 pub mod error;
@@ -147,6 +148,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .merge(sessions::routes())
         .merge(reviews::routes())
+        .merge(deliveries::routes())
         .merge(client)
         .merge(unauthenticated)
         .merge(admin::routes())

@@ -4,6 +4,7 @@
 //! commit.
 
 mod audit;
+mod deliveries;
 mod erase;
 mod keys;
 mod migrate;
@@ -18,6 +19,7 @@ mod sql;
 mod sqlite;
 
 pub use audit::{AuditFilter, AuditLog, AuditRow, NewAudit};
+pub use deliveries::{Deliveries, DeliveryFilter};
 pub use keys::{ApiKeyMatch, ApiKeyRow, ApiKeys, NewApiKey};
 pub use nodes::{NodeHolder, Nodes};
 pub use observe::{JobBacklog, Observe, PoolStats};
@@ -414,6 +416,10 @@ pub trait Tx: Send {
         status: &str,
         next_attempt_at: Option<i64>,
     ) -> Result<()>;
+    /// Makes a delivery that is not pending pending again, due at `now`
+    /// (a redelivery; its job is the caller's): its session when it did,
+    /// `None` when it is pending already or unknown.
+    async fn requeue_delivery(&mut self, id: &str, now: i64) -> Result<Option<String>>;
     /// Moves a job to a later time and frees its lease.
     async fn reschedule_job(&mut self, id: i64, due_at: i64, attempts: i64) -> Result<()>;
     /// Erases what the session holds outside its `state` (written by the
@@ -433,7 +439,9 @@ pub trait Tx: Send {
 }
 
 #[async_trait]
-pub trait Store: ApiKeys + AuditLog + Nodes + Observe + Reviews + Send + Sync + 'static {
+pub trait Store:
+    ApiKeys + AuditLog + Deliveries + Nodes + Observe + Reviews + Send + Sync + 'static
+{
     /// True when a transaction runs its statements inline, blocking the
     /// calling thread (embedded SQLite): the committer then gets a thread of
     /// its own. False for network databases driven asynchronously.

@@ -218,6 +218,9 @@ pub(super) async fn try_batch(
                 }
             }
             Work::Barrier => Answer::Recorded,
+            Work::Redeliver(req) => Answer::Redelivered(
+                super::redeliver::apply(engine, tx.as_mut(), req, now, &mut after).await?,
+            ),
             Work::Decide(req) => {
                 super::review::decide(engine, tx.as_mut(), req, now, &mut after).await?
             }

@@ -7,6 +7,7 @@ mod batch;
 mod effects;
 mod ingest;
 mod out;
+mod redeliver;
 mod review;
 mod transition;
 
@@ -69,6 +70,8 @@ enum Answer {
     Apply(Option<SessionRow>),
     Ingest(Ingested),
     Recorded,
+    /// The deliveries a redelivery requeued.
+    Redelivered(Vec<String>),
     /// Not done: the command's caller gets this error.
     Refused(Error),
 }
@@ -199,6 +202,9 @@ fn fail(reply: Reply, e: &crate::store::Error) {
         Reply::Done(r) => {
             let _ = r.send(false);
         }
+        Reply::Redeliver(r) => {
+            let _ = r.send(Err(err()));
+        }
     }
 }
 
@@ -230,6 +236,9 @@ fn finish(engine: &Arc<Engine>, after: AfterCommit, replies: Vec<(Reply, Answer)
             }
             (Reply::Done(r), _) => {
                 let _ = r.send(true);
+            }
+            (Reply::Redeliver(r), Answer::Redelivered(ids)) => {
+                let _ = r.send(Ok(ids));
             }
             _ => {}
         }

@@ -8,6 +8,7 @@
 mod acquire;
 mod audit;
 mod connect;
+mod deliveries;
 mod events;
 mod flush;
 mod jobs;

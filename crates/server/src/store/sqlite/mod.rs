@@ -11,6 +11,7 @@
 //! prepared statements cached.
 
 mod audit;
+mod deliveries;
 mod jobs;
 mod keys;
 mod migrate;
