@@ -294,6 +294,9 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/deliveries/{id}", "sessions:read"),
     ("POST", "/v1/deliveries/{id}/redeliver", "sessions:write"),
     ("POST", "/v1/deliveries/redeliver", "sessions:write"),
+    ("GET", "/v1/stats/funnel", "sessions:read"),
+    ("GET", "/v1/stats/outcomes", "sessions:read"),
+    ("GET", "/v1/stats/providers", "sessions:read"),
 ];
 
 const SCOPES: &[&str] = &[

@@ -20,6 +20,7 @@ mod origin;
 mod reviews;
 mod sessions;
 mod shapes;
+mod stats;
 
 /// The pure parts of inbound requests: webhook and callback verifiers and
 /// body parsers, the chat protocol's messages (fuzzed in `fuzz/`).
@@ -149,6 +150,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(sessions::routes())
         .merge(reviews::routes())
         .merge(deliveries::routes())
+        .merge(stats::routes())
         .merge(client)
         .merge(unauthenticated)
         .merge(admin::routes())

@@ -66,6 +66,11 @@ impl Engine {
         self.store.delivery(id).await
     }
 
+    /// The dashboard's reads (store/stats.rs): figures only, no session data.
+    pub fn stats(&self) -> &dyn store::Stats {
+        &*self.store
+    }
+
     /// The client events after `seq` (a stream's backlog on reconnect).
     pub async fn client_events_after(
         &self,

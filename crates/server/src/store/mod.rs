@@ -17,6 +17,7 @@ pub mod schema;
 mod seal;
 mod sql;
 mod sqlite;
+mod stats;
 
 pub use audit::{AuditFilter, AuditLog, AuditRow, NewAudit};
 pub use deliveries::{Deliveries, DeliveryFilter};
@@ -28,6 +29,10 @@ pub use reviews::{ReviewFilter, ReviewRow, Reviews};
 pub use schema::Migrated;
 pub use seal::Seal;
 pub use sqlite::SqliteStore;
+pub use stats::{
+    CallStat, DURATION_BOUNDS_MS, DeliveryTotals, OutcomeCount, ProviderTotals, Stats, StepVisit,
+    VisitGroup,
+};
 
 use async_trait::async_trait;
 use gangway_core::engine::SessionState;
@@ -431,6 +436,9 @@ pub trait Tx: Send {
     async fn erase_session(&mut self, id: &str, at: i64, view: &Value) -> Result<()>;
     /// Puts a session in the review queue (again: a new review, unclaimed).
     async fn open_review(&mut self, review: &ReviewRow) -> Result<()>;
+    /// The dashboard's rows of a batch (store/stats.rs): step visits
+    /// upserted on `(session_id, visit)`, call counters added to.
+    async fn write_stats(&mut self, visits: &[StepVisit], calls: &[CallStat]) -> Result<()>;
     /// Takes a session out of the review queue.
     async fn close_review(&mut self, session_id: &str) -> Result<()>;
     /// The session's review, locked against claims until commit.
@@ -440,7 +448,7 @@ pub trait Tx: Send {
 
 #[async_trait]
 pub trait Store:
-    ApiKeys + AuditLog + Deliveries + Nodes + Observe + Reviews + Send + Sync + 'static
+    ApiKeys + AuditLog + Deliveries + Nodes + Observe + Reviews + Stats + Send + Sync + 'static
 {
     /// True when a transaction runs its statements inline, blocking the
     /// calling thread (embedded SQLite): the committer then gets a thread of

@@ -114,6 +114,7 @@ pub fn document() -> Value {
             {"name": "sessions", "description": "Sessions, for the customer's backend (API key)"},
             {"name": "reviews", "description": "The review queue: claim and decide sessions waiting in a `review` step (API key with reviews:read / reviews:decide)"},
             {"name": "deliveries", "description": "Customer webhook deliveries across sessions, and their redelivery (API key or operator console)"},
+            {"name": "stats", "description": "The dashboard's figures: funnels, outcomes over time, provider health (API key or operator console)"},
             {"name": "workflows", "description": "Loaded workflows and dry runs (API key)"},
             {"name": "admin", "description": "API keys (API key with the `admin` scope)"},
             {"name": "client", "description": "The browser's view of one session (client secret)"},

@@ -9,6 +9,7 @@ mod ingest;
 mod out;
 mod redeliver;
 mod review;
+mod stats;
 mod transition;
 
 pub(super) use out::{AfterCommit, AfterTransition, Change, Out};

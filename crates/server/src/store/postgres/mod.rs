@@ -20,6 +20,7 @@ mod observe;
 mod reseal;
 mod reviews;
 mod rows;
+mod stats;
 mod tx;
 mod writes;
 

@@ -458,6 +458,10 @@ impl Tx for PgTx {
         Ok(())
     }
 
+    async fn write_stats(&mut self, visits: &[StepVisit], calls: &[CallStat]) -> Result<()> {
+        super::stats::write(&mut self.tx, visits, calls).await
+    }
+
     async fn requeue_delivery(&mut self, id: &str, now: i64) -> Result<Option<String>> {
         // Attempts kept for commit set the status then; what the database
         // holds now is what decides (a delivery attempted in this batch was

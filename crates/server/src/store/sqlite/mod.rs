@@ -21,6 +21,7 @@ mod pool;
 mod reseal;
 mod reviews;
 mod rows;
+mod stats;
 #[cfg(test)]
 mod tests;
 mod tx;

@@ -291,6 +291,10 @@ impl Tx for SqliteTx {
         Ok(())
     }
 
+    async fn write_stats(&mut self, visits: &[StepVisit], calls: &[CallStat]) -> Result<()> {
+        super::stats::write(self.c()?, visits, calls)
+    }
+
     async fn requeue_delivery(&mut self, id: &str, now: i64) -> Result<Option<String>> {
         Ok(self
             .c()?
