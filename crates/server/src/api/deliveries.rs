@@ -8,7 +8,6 @@ use super::AppState;
 use super::auth::{ApiKey, scope};
 use super::error::Problem;
 use super::extract::JsonBody;
-use crate::audit::Actor;
 use crate::runtime::view;
 use crate::store::{Delivery, DeliveryFilter};
 use axum::extract::{Path, Query, State};
@@ -156,10 +155,7 @@ async fn redeliver(
     key: ApiKey<scope::SessionsWrite>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
-    let d = st
-        .engine
-        .redeliver(&id, Actor::ApiKey(key.id.clone()))
-        .await?;
+    let d = st.engine.redeliver(&id, key.actor()).await?;
     Ok((StatusCode::ACCEPTED, Json(delivery_json(&d))))
 }
 
@@ -203,7 +199,7 @@ async fn redeliver_matching(
     };
     let done = st
         .engine
-        .redeliver_matching(filter, Actor::ApiKey(key.id.clone()), max)
+        .redeliver_matching(filter, key.actor(), max)
         .await?;
     Ok((
         StatusCode::ACCEPTED,

@@ -8,6 +8,7 @@ mod audit;
 pub(crate) mod auth;
 mod chat;
 mod client;
+mod console;
 mod deliveries;
 mod deploy;
 mod dry_run;
@@ -151,6 +152,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(reviews::routes())
         .merge(deliveries::routes())
         .merge(stats::routes())
+        .merge(console::routes())
         .merge(client)
         .merge(unauthenticated)
         .merge(admin::routes())

@@ -2,7 +2,7 @@
 //! `/v1/deliveries` API read them: newest first with keyset pagination on
 //! the id (ids begin with their creation time, ids.rs), filtered by status,
 //! endpoint, event type and a creation-time lower bound, each served by an
-//! index (migration 0008). Statements read alike in both dialects (`$N`
+//! index (migration 0009). Statements read alike in both dialects (`$N`
 //! placeholders, as store/sql.rs explains).
 
 use super::reviews::Arg;

@@ -10,6 +10,7 @@ mod keys;
 mod migrate;
 mod nodes;
 mod observe;
+mod operators;
 mod postgres;
 pub mod reseal;
 mod reviews;
@@ -24,6 +25,7 @@ pub use deliveries::{Deliveries, DeliveryFilter};
 pub use keys::{ApiKeyMatch, ApiKeyRow, ApiKeys, NewApiKey};
 pub use nodes::{NodeHolder, Nodes};
 pub use observe::{JobBacklog, Observe, PoolStats};
+pub use operators::{ConsoleSessionRow, Lockout, OperatorRow, Operators};
 pub use postgres::PgStore;
 pub use reviews::{ReviewFilter, ReviewRow, Reviews};
 pub use schema::Migrated;
@@ -448,7 +450,17 @@ pub trait Tx: Send {
 
 #[async_trait]
 pub trait Store:
-    ApiKeys + AuditLog + Deliveries + Nodes + Observe + Reviews + Stats + Send + Sync + 'static
+    ApiKeys
+    + AuditLog
+    + Deliveries
+    + Nodes
+    + Observe
+    + Operators
+    + Reviews
+    + Stats
+    + Send
+    + Sync
+    + 'static
 {
     /// True when a transaction runs its statements inline, blocking the
     /// calling thread (embedded SQLite): the committer then gets a thread of

@@ -1,6 +1,6 @@
 //! The dashboard's figures (issue 22), read from clear columns only: a
 //! session's state and timeline are sealed, so the committer also writes
-//! what the dashboard counts, in the same transaction (migration 0009):
+//! what the dashboard counts, in the same transaction (migration 0010):
 //! a row per step visit (`session_steps`) and per-minute counters of
 //! provider calls (`provider_stats`). Every read below is one grouped
 //! statement over an index range of the period, so its cost follows the
