@@ -23,7 +23,8 @@ function attemptList(d) {
   return el('ol', { class: 'attempts' }, d.attempt_log.map((a) => el('li', {},
     el('span', { class: a.error ? 'error' : 'ok' }, a.error ? `✗ ${a.error}` : `✓ HTTP ${a.status_code}`),
     ' ', el('span', { class: 'muted' }, `attempt ${a.attempt} · ${time(a.at)} · ${duration(a.duration_ms)}`),
-    a.error && a.status_code ? el('span', { class: 'muted' }, ` · HTTP ${a.status_code}`) : null)));
+    a.error && a.status_code && !a.error.includes(String(a.status_code))
+      ? el('span', { class: 'muted' }, ` · HTTP ${a.status_code}`) : null)));
 }
 
 export async function render(root, ctx) {

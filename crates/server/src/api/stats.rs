@@ -287,14 +287,14 @@ mod tests {
 
     #[test]
     fn the_median_is_interpolated_inside_its_bucket() {
-        // Bucket 3 is [500, 1000): three visits there, one unknown.
-        let hist = BTreeMap::from([(-1, 1), (3, 3)]);
+        // Bucket 6 is [500, 1000): three visits there, one unknown.
+        let hist = BTreeMap::from([(-1, 1), (6, 3)]);
         assert_eq!(median_ms(&hist), Some(750));
         // Ten fast visits and one slow: the median is fast.
-        let hist = BTreeMap::from([(0, 10), (18, 1)]);
-        assert!(median_ms(&hist).is_some_and(|m| m < 100));
+        let hist = BTreeMap::from([(0, 10), (21, 1)]);
+        assert!(median_ms(&hist).is_some_and(|m| m < 10));
         // Beyond the last bound: its lower bound.
-        assert_eq!(median_ms(&BTreeMap::from([(18, 1)])), Some(259_200_000));
+        assert_eq!(median_ms(&BTreeMap::from([(21, 1)])), Some(259_200_000));
         assert_eq!(median_ms(&BTreeMap::from([(-1, 4)])), None);
     }
 }

@@ -83,6 +83,9 @@ pub struct DeliveryTotals {
 /// Upper bounds (exclusive) of the duration histogram's buckets; a visit
 /// longer than the last falls in the bucket after it.
 pub const DURATION_BOUNDS_MS: &[i64] = &[
+    10,
+    25,
+    50,
     100,
     250,
     500,
@@ -199,11 +202,11 @@ mod tests {
     fn the_bucket_expression_names_every_bucket() {
         let case = bucket_case();
         assert!(
-            case.contains("WHEN left_at - entered_at < 100 THEN 0"),
+            case.contains("WHEN left_at - entered_at < 10 THEN 0"),
             "{case}"
         );
-        assert!(case.contains("< 259200000 THEN 17"), "{case}");
-        assert!(case.ends_with("ELSE 18 END AS BIGINT)"), "{case}");
+        assert!(case.contains("< 259200000 THEN 20"), "{case}");
+        assert!(case.ends_with("ELSE 21 END AS BIGINT)"), "{case}");
         assert!(outcomes_sql(true).contains("AND workflow_id = $4"));
         assert!(!outcomes_sql(false).contains("workflow_id"));
     }
