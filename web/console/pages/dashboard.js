@@ -67,8 +67,9 @@ function outcomesChart(o) {
   const totals = o.series.map((b) => Object.values(b.counts).reduce((a, n) => a + n, 0));
   const max = Math.max(1, ...totals);
   const n = o.series.length;
-  const w = 640;
-  const h = 180;
+  // Sized for a third of the page: its labels stay legible when scaled.
+  const w = 360;
+  const h = 140;
   const colW = w / Math.max(n, 1);
   const outcomes = [...new Set(o.series.flatMap((b) => Object.keys(b.counts)))].sort();
   const sum = (out) => o.series.reduce((a, b) => a + (b.counts[out] || 0), 0);
