@@ -205,10 +205,13 @@ async fn console_queries_at_100000_sessions() {
         st.funnel("wf-0", week.0, week.1)
     })
     .await;
-    let (groups, reach) = r.unwrap();
-    let first = reach.iter().find(|(s, _)| s == "step_1").unwrap().1;
+    let groups = r.unwrap();
+    let first: i64 = groups
+        .iter()
+        .filter(|g| g.step == "step_1")
+        .map(|g| g.sessions)
+        .sum();
     assert_eq!(first, (SESSIONS + 2) / 3);
-    assert!(!groups.is_empty());
     timed("funnel: one workflow, a day", || {
         st.funnel("wf-0", last_day.0, last_day.1)
     })

@@ -111,6 +111,8 @@ struct Tally {
     /// Visits not left yet.
     in_step: i64,
     visits: i64,
+    /// Sessions' first visits: the sessions that reached the step.
+    sessions: i64,
 }
 
 async fn funnel(
@@ -130,27 +132,28 @@ async fn funnel(
             "no workflow `{workflow}`; GET /v1/workflows lists them"
         )));
     };
-    let (groups, reach) = st.engine.stats().funnel(&workflow, since, until).await?;
+    let groups = st.engine.stats().funnel(&workflow, since, until).await?;
     let mut per: BTreeMap<String, Tally> = BTreeMap::new();
     for VisitGroup {
         step,
         exit_to,
         bucket,
         visits,
+        sessions,
     } in groups
     {
         let e = per.entry(step).or_default();
         e.visits += visits;
+        e.sessions += sessions;
         match exit_to {
             Some(to) => *e.exits.entry(to).or_default() += visits,
             None => e.in_step += visits,
         }
         *e.durations.entry(bucket).or_default() += visits;
     }
-    let reach: BTreeMap<String, i64> = reach.into_iter().collect();
     // The workflow's own order, then any step of an older version.
     let mut order: Vec<String> = wf.steps.keys().cloned().collect();
-    order.extend(reach.keys().filter(|s| !wf.steps.contains_key(*s)).cloned());
+    order.extend(per.keys().filter(|s| !wf.steps.contains_key(*s)).cloned());
     let steps: Vec<Value> = order
         .iter()
         .map(|name| {
@@ -160,7 +163,7 @@ async fn funnel(
             json!({
                 "step": name,
                 "kind": wf.steps.get(name).map(|s| s.kind()),
-                "sessions": reach.get(name).copied().unwrap_or(0),
+                "sessions": t.sessions,
                 "visits": t.visits,
                 "in_step": t.in_step,
                 "exits": exits.iter().map(|(to, n)| match to.strip_prefix("outcome:") {

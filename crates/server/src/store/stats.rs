@@ -24,6 +24,9 @@ pub struct StepVisit {
     pub left_at: Option<i64>,
     /// The next step, or `outcome:<outcome>` when the session ended there.
     pub exit_to: Option<String>,
+    /// Known to come back to a step the session visited earlier in the
+    /// same batch (earlier batches' visits the statement looks up itself).
+    pub repeat: bool,
 }
 
 /// Provider calls of one connector in one minute, added to the counters.
@@ -45,6 +48,8 @@ pub struct VisitGroup {
     pub exit_to: Option<String>,
     pub bucket: i64,
     pub visits: i64,
+    /// Of those, sessions' first visits of the step.
+    pub sessions: i64,
 }
 
 /// Sessions ended in one time bucket with one outcome.
@@ -109,14 +114,9 @@ pub const DURATION_BOUNDS_MS: &[i64] = &[
 /// The dashboard's reads.
 #[async_trait]
 pub trait Stats: Send + Sync {
-    /// A workflow's visits entered in `[since, until)`: per step, exit and
-    /// duration bucket; and per step how many distinct sessions reached it.
-    async fn funnel(
-        &self,
-        workflow: &str,
-        since: i64,
-        until: i64,
-    ) -> Result<(Vec<VisitGroup>, Vec<(String, i64)>)>;
+    /// A workflow's visits entered in `[since, until)`, per step, exit and
+    /// duration bucket, with how many were sessions' first of the step.
+    async fn funnel(&self, workflow: &str, since: i64, until: i64) -> Result<Vec<VisitGroup>>;
     /// Sessions ended in `[since, until)` per `bucket_ms` and outcome.
     async fn outcomes(
         &self,
@@ -147,21 +147,25 @@ fn bucket_case() -> String {
 /// Visits per step, exit and bucket; arguments: workflow, since, until.
 pub(crate) fn funnel_visits_sql() -> String {
     format!(
-        "SELECT step, exit_to, {} AS bucket, COUNT(*) FROM session_steps
+        "SELECT step, exit_to, {} AS bucket, COUNT(*), CAST(SUM(first_visit) AS BIGINT)
+         FROM session_steps
          WHERE workflow_id = $1 AND entered_at >= $2 AND entered_at < $3
          GROUP BY step, exit_to, bucket",
         bucket_case()
     )
 }
 
-/// A visit, upserted: what an earlier write set stays unless this one sets it.
+/// Whether a visit about to be inserted is its session's first of the step:
+/// the session's earlier visits, read by primary key.
+pub(crate) const FIRST_VISIT: &str = "CASE WHEN {repeat} OR EXISTS (SELECT 1 FROM session_steps s
+       WHERE s.session_id = {session} AND s.visit < {visit} AND s.step = {step}) THEN 0 ELSE 1 END";
+
+/// A visit, upserted: what an earlier write set stays unless this one sets
+/// it (`first_visit` is decided once, when the row is inserted).
 pub(crate) const UPSERT_VISIT_TAIL: &str = " ON CONFLICT (session_id, visit) DO UPDATE SET
        entered_at = COALESCE(session_steps.entered_at, excluded.entered_at),
        left_at = COALESCE(excluded.left_at, session_steps.left_at),
        exit_to = COALESCE(excluded.exit_to, session_steps.exit_to)";
-
-pub(crate) const FUNNEL_REACH: &str = "SELECT step, COUNT(DISTINCT session_id) FROM session_steps
-     WHERE workflow_id = $1 AND entered_at >= $2 AND entered_at < $3 GROUP BY step";
 
 /// Arguments: since, bucket size, until, then the workflow when filtered
 /// (numbered in order of first use, as store/sql.rs explains).

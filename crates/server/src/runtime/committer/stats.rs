@@ -36,8 +36,15 @@ impl Noted {
                 self.left(row, visit, left, now, entered.clone());
             }
             visit += 1;
+            // Back to a step it entered earlier in this batch (a loop of
+            // steps without I/O): the statement cannot see that row yet.
+            let repeat = self
+                .visits
+                .range((row.id.clone(), 0)..(row.id.clone(), visit))
+                .any(|(_, v)| v.step == entered && v.entered_at.is_some());
             self.merge(StepVisit {
                 entered_at: Some(now),
+                repeat,
                 ..self.base(row, visit, entered.clone())
             });
             step = Some(entered);
@@ -60,6 +67,7 @@ impl Noted {
             entered_at: None,
             left_at: None,
             exit_to: None,
+            repeat: false,
         }
     }
 
@@ -78,6 +86,7 @@ impl Noted {
                 old.entered_at = old.entered_at.or(v.entered_at);
                 old.left_at = v.left_at.or(old.left_at);
                 old.exit_to = v.exit_to.or(old.exit_to.take());
+                old.repeat |= v.repeat;
             }
             None => {
                 self.visits.insert(key, v);

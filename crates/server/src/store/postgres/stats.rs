@@ -16,10 +16,16 @@ pub(super) async fn write(
     calls: &[CallStat],
 ) -> Result<()> {
     if !visits.is_empty() {
+        let first = stats::FIRST_VISIT
+            .replace("{repeat}", "u.rep")
+            .replace("{session}", "u.sid")
+            .replace("{visit}", "u.v")
+            .replace("{step}", "u.st");
         let sql = format!(
-            "INSERT INTO session_steps (session_id, visit, workflow_id, version, step, entered_at, left_at, exit_to)
-             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[],
-               $6::bigint[], $7::bigint[], $8::text[]){}",
+            "INSERT INTO session_steps (session_id, visit, workflow_id, version, step, entered_at, left_at, exit_to, first_visit)
+             SELECT u.sid, u.v, u.w, u.ver, u.st, u.ent, u.lft, u.ex, {first}
+             FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[],
+               $6::bigint[], $7::bigint[], $8::text[], $9::bool[]) AS u(sid, v, w, ver, st, ent, lft, ex, rep){}",
             stats::UPSERT_VISIT_TAIL
         );
         sqlx::query(&sql)
@@ -41,6 +47,7 @@ pub(super) async fn write(
             .bind(visits.iter().map(|v| v.entered_at).collect::<Vec<_>>())
             .bind(visits.iter().map(|v| v.left_at).collect::<Vec<_>>())
             .bind(visits.iter().map(|v| v.exit_to.clone()).collect::<Vec<_>>())
+            .bind(visits.iter().map(|v| v.repeat).collect::<Vec<_>>())
             .execute(&mut *c)
             .await?;
     }
@@ -68,18 +75,12 @@ pub(super) async fn write(
 
 #[async_trait]
 impl Stats for PgStore {
-    async fn funnel(
-        &self,
-        workflow: &str,
-        since: i64,
-        until: i64,
-    ) -> Result<(Vec<VisitGroup>, Vec<(String, i64)>)> {
-        let mut c = self.conn().await?;
-        let groups = sqlx::query(&stats::funnel_visits_sql())
+    async fn funnel(&self, workflow: &str, since: i64, until: i64) -> Result<Vec<VisitGroup>> {
+        sqlx::query(&stats::funnel_visits_sql())
             .bind(workflow)
             .bind(since)
             .bind(until)
-            .fetch_all(&mut *c)
+            .fetch_all(&mut *self.conn().await?)
             .await?
             .iter()
             .map(|r| {
@@ -88,16 +89,10 @@ impl Stats for PgStore {
                     exit_to: r.try_get(1)?,
                     bucket: r.try_get(2)?,
                     visits: r.try_get(3)?,
+                    sessions: r.try_get(4)?,
                 })
             })
-            .collect::<Result<Vec<_>>>()?;
-        let reach = sqlx::query_as::<_, (String, i64)>(stats::FUNNEL_REACH)
-            .bind(workflow)
-            .bind(since)
-            .bind(until)
-            .fetch_all(&mut *c)
-            .await?;
-        Ok((groups, reach))
+            .collect()
     }
 
     async fn outcomes(

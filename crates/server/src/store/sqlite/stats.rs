@@ -11,9 +11,15 @@ use rusqlite::{Connection, params};
 /// In the committer's transaction.
 pub(super) fn write(c: &Connection, visits: &[StepVisit], calls: &[CallStat]) -> Result<()> {
     if !visits.is_empty() {
+        // `WHERE true`: SQLite's way to tell `ON CONFLICT` from a join.
+        let first = stats::FIRST_VISIT
+            .replace("{repeat}", "$9")
+            .replace("{session}", "$1")
+            .replace("{visit}", "$2")
+            .replace("{step}", "$5");
         let sql = format!(
-            "INSERT INTO session_steps (session_id, visit, workflow_id, version, step, entered_at, left_at, exit_to)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8){}",
+            "INSERT INTO session_steps (session_id, visit, workflow_id, version, step, entered_at, left_at, exit_to, first_visit)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, {first} WHERE true{}",
             stats::UPSERT_VISIT_TAIL
         );
         let mut stmt = c.prepare_cached(&sql)?;
@@ -26,7 +32,8 @@ pub(super) fn write(c: &Connection, visits: &[StepVisit], calls: &[CallStat]) ->
                 v.step,
                 v.entered_at,
                 v.left_at,
-                v.exit_to
+                v.exit_to,
+                v.repeat
             ])?;
         }
     }
@@ -54,29 +61,20 @@ pub(super) fn write(c: &Connection, visits: &[StepVisit], calls: &[CallStat]) ->
 
 #[async_trait]
 impl Stats for SqliteStore {
-    async fn funnel(
-        &self,
-        workflow: &str,
-        since: i64,
-        until: i64,
-    ) -> Result<(Vec<VisitGroup>, Vec<(String, i64)>)> {
+    async fn funnel(&self, workflow: &str, since: i64, until: i64) -> Result<Vec<VisitGroup>> {
         let workflow = workflow.to_owned();
         self.run(move |c| {
             let sql = stats::funnel_visits_sql();
             let mut stmt = c.prepare_cached(&sql)?;
-            let groups = collect(&mut stmt, params![workflow, since, until], |r| {
+            collect(&mut stmt, params![workflow, since, until], |r| {
                 Ok(VisitGroup {
                     step: r.get(0)?,
                     exit_to: r.get(1)?,
                     bucket: r.get(2)?,
                     visits: r.get(3)?,
+                    sessions: r.get(4)?,
                 })
-            })?;
-            let mut stmt = c.prepare_cached(stats::FUNNEL_REACH)?;
-            let reach = collect(&mut stmt, params![workflow, since, until], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-            Ok((groups, reach))
+            })
         })
         .await
     }
