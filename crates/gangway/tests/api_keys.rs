@@ -290,6 +290,13 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/reviews/{id}", "reviews:read"),
     ("POST", "/v1/reviews/{id}/claim", "reviews:decide"),
     ("POST", "/v1/reviews/{id}/decide", "reviews:decide"),
+    ("GET", "/v1/deliveries", "sessions:read"),
+    ("GET", "/v1/deliveries/{id}", "sessions:read"),
+    ("POST", "/v1/deliveries/{id}/redeliver", "sessions:write"),
+    ("POST", "/v1/deliveries/redeliver", "sessions:write"),
+    ("GET", "/v1/stats/funnel", "sessions:read"),
+    ("GET", "/v1/stats/outcomes", "sessions:read"),
+    ("GET", "/v1/stats/providers", "sessions:read"),
 ];
 
 const SCOPES: &[&str] = &[
@@ -406,6 +413,10 @@ async fn every_v1_route_checks_its_scope() {
                 .or_else(|| {
                     path.ends_with("/decide")
                         .then(|| json!({"decision": "approved", "note": "scoped"}))
+                })
+                .or_else(|| {
+                    (*path == "/v1/deliveries/redeliver")
+                        .then(|| json!({"status": "failed", "since": "2026-01-01T00:00:00Z"}))
                 });
             (path.replace("{id}", sid), body)
         };

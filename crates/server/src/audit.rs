@@ -67,6 +67,7 @@ pub mod action {
     pub const OPERATOR_SIGNED_IN: &str = "operator.signed_in";
     pub const OPERATOR_SIGN_IN_FAILED: &str = "operator.sign_in_failed";
     pub const OPERATOR_SIGNED_OUT: &str = "operator.signed_out";
+    pub const DELIVERY_REDELIVERED: &str = "delivery.redelivered";
 
     /// Every action, for the API's filter check.
     pub const ALL: &[&str] = &[
@@ -85,6 +86,7 @@ pub mod action {
         OPERATOR_SIGNED_IN,
         OPERATOR_SIGN_IN_FAILED,
         OPERATOR_SIGNED_OUT,
+        DELIVERY_REDELIVERED,
     ];
 }
 

@@ -203,6 +203,7 @@ impl From<crate::runtime::Error> for Problem {
                 errors,
             } => Problem::invalid_input(&workflow, version, &errors),
             E::NotFound => Problem::not_found("no session with this id"),
+            E::DeliveryNotFound => Problem::not_found("no delivery with this id"),
             E::IdempotencyConflict => Problem::conflict(
                 "this Idempotency-Key was already used with a different request body",
             ),

@@ -9,6 +9,7 @@ pub(crate) mod auth;
 mod chat;
 mod client;
 mod console;
+mod deliveries;
 mod deploy;
 mod dry_run;
 pub mod error;
@@ -20,6 +21,7 @@ mod origin;
 mod reviews;
 mod sessions;
 mod shapes;
+mod stats;
 
 /// The pure parts of inbound requests: webhook and callback verifiers and
 /// body parsers, the chat protocol's messages (fuzzed in `fuzz/`).
@@ -148,6 +150,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .merge(sessions::routes())
         .merge(reviews::routes())
+        .merge(deliveries::routes())
+        .merge(stats::routes())
         .merge(console::routes())
         .merge(client)
         .merge(unauthenticated)

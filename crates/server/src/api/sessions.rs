@@ -321,28 +321,7 @@ async fn deliveries(
         .await?
         .ok_or_else(|| Problem::not_found("no session with this id"))?;
     let list = st.engine.deliveries(&id).await?;
-    let data: Vec<Value> = list
-        .into_iter()
-        .map(|d| {
-            json!({
-                "id": d.id,
-                "endpoint": d.endpoint,
-                "event_type": d.event_type,
-                "status": d.status,
-                "attempts": d.attempts,
-                "created_at": view::time_json(Some(d.created_at)),
-                "next_attempt_at": view::time_json(d.next_attempt_at),
-                "delivered_at": view::time_json(d.delivered_at),
-                "attempt_log": d.attempt_log.iter().map(|a| json!({
-                    "attempt": a.attempt,
-                    "at": view::time_json(Some(a.at)),
-                    "status_code": a.status_code,
-                    "error": a.error,
-                    "duration_ms": a.duration_ms,
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
+    let data: Vec<Value> = list.iter().map(super::deliveries::delivery_json).collect();
     Ok(Json(json!({"data": data})))
 }
 

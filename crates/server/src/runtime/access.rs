@@ -54,6 +54,23 @@ impl Engine {
         self.store.deliveries(session_id).await
     }
 
+    /// Deliveries across sessions, newest first (store/deliveries.rs).
+    pub async fn list_deliveries(
+        &self,
+        filter: &store::DeliveryFilter,
+    ) -> store::Result<Vec<Delivery>> {
+        self.store.list_deliveries(filter).await
+    }
+
+    pub async fn delivery(&self, id: &str) -> store::Result<Option<Delivery>> {
+        self.store.delivery(id).await
+    }
+
+    /// The dashboard's reads (store/stats.rs): figures only, no session data.
+    pub fn stats(&self) -> &dyn store::Stats {
+        &*self.store
+    }
+
     /// The client events after `seq` (a stream's backlog on reconnect).
     pub async fn client_events_after(
         &self,

@@ -16,10 +16,11 @@ use tracing::Instrument;
 pub(super) async fn run(engine: &Arc<Engine>, job: Running<'_>, d: Deliver) {
     let delivery_id = d.delivery;
     let trace = d.trace.as_deref();
+    let once = d.once;
     if let (Some(endpoint), Some(body)) = (d.endpoint.as_deref(), d.body.as_ref()) {
         let n = job.attempts + 1;
         let span = crate::otel::delivery(&delivery_id, job.session_id, n, trace);
-        let (attempt, status, next) = attempt(engine, &delivery_id, endpoint, body, n)
+        let (attempt, status, next) = attempt(engine, &delivery_id, endpoint, body, n, once)
             .instrument(span)
             .await;
         engine
@@ -37,9 +38,10 @@ pub(super) async fn run(engine: &Arc<Engine>, job: Running<'_>, d: Deliver) {
         Ok(Some((endpoint, _event_type, payload, attempts))) => {
             let n = attempts + 1;
             let span = crate::otel::delivery(&delivery_id, job.session_id, n, trace);
-            let (attempt, status, next) = attempt(engine, &delivery_id, &endpoint, &payload, n)
-                .instrument(span)
-                .await;
+            let (attempt, status, next) =
+                attempt(engine, &delivery_id, &endpoint, &payload, n, once)
+                    .instrument(span)
+                    .await;
             engine
                 .delivery_result(DeliveryOutcome {
                     delivery_id,
@@ -60,13 +62,15 @@ pub(super) async fn run(engine: &Arc<Engine>, job: Running<'_>, d: Deliver) {
     }
 }
 
-/// One attempt: `(record, new status, next attempt time)`.
+/// One attempt: `(record, new status, next attempt time)`. `once`: a
+/// redelivery, failed at its first failure (runtime/redeliver.rs).
 async fn attempt(
     engine: &Arc<Engine>,
     delivery_id: &str,
     endpoint: &str,
     payload: &Value,
     n: i64,
+    once: bool,
 ) -> (DeliveryAttempt, &'static str, Option<i64>) {
     let now = ids::now_ms();
     let failed_before_sending = |error: String| DeliveryAttempt {
@@ -99,7 +103,7 @@ async fn attempt(
             })
         });
     if let Err(error) = refused {
-        return retry_or_fail(engine, delivery_id, failed_before_sending(error), n);
+        return retry_or_fail(engine, delivery_id, failed_before_sending(error), n, once);
     }
     let body = payload.to_string();
     let ts = now / 1000;
@@ -170,19 +174,24 @@ async fn attempt(
     // Per endpoint (without user, password or query): which backend is down.
     metrics::counter!("gangway_webhook_delivery_failures_total", "endpoint" => crate::config::redact_url(endpoint))
         .increment(1);
-    retry_or_fail(engine, delivery_id, record, n)
+    retry_or_fail(engine, delivery_id, record, n, once)
 }
 
 /// A failed attempt: the next one after the schedule's `n`-th delay, or
-/// `failed` after the last.
+/// `failed` after the last (or at once for a redelivery).
 fn retry_or_fail(
     engine: &Arc<Engine>,
     delivery_id: &str,
     record: DeliveryAttempt,
     n: i64,
+    once: bool,
 ) -> (DeliveryAttempt, &'static str, Option<i64>) {
     let schedule = &engine.config.webhooks.retry_schedule;
-    match usize::try_from(n - 1).ok().and_then(|i| schedule.get(i)) {
+    let delay = usize::try_from(n - 1)
+        .ok()
+        .and_then(|i| schedule.get(i))
+        .filter(|_| !once);
+    match delay {
         Some(delay) => {
             metrics::counter!("gangway_webhook_deliveries_total", "result" => "retrying")
                 .increment(1);

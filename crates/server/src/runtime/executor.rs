@@ -99,6 +99,27 @@ async fn hold_lease(
     }
 }
 
+fn elapsed_ms(started: std::time::Instant) -> i64 {
+    i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+/// An attempt's record with how long it took (the timeline shows it; the
+/// dashboard's provider latency adds it up, committer/stats.rs).
+fn with_duration(mut record: Value, ms: i64) -> Value {
+    if let Value::Object(m) = &mut record {
+        m.insert("duration_ms".into(), ms.into());
+    }
+    record
+}
+
+/// A poll's record names its action, as a call's does.
+fn with_action(mut record: Value, action: &str) -> Value {
+    if let Value::Object(m) = &mut record {
+        m.entry("action").or_insert_with(|| action.into());
+    }
+    record
+}
+
 /// Exponential backoff with jitter: 200 ms doubling to at most 5 s.
 pub(super) fn backoff(attempt: u32) -> Duration {
     let base = 200u64.saturating_mul(1 << attempt.min(5)).min(5_000);
@@ -122,18 +143,20 @@ async fn run_call(engine: &Arc<Engine>, job: Running<'_>, call: Call) {
         attempt += 1;
         let span =
             crate::otel::provider_call("call", &action, job.session_id, attempt, trace.as_deref());
+        let started = std::time::Instant::now();
         let result = engine
             .connectors
             .call(&action, &args, &key)
             .instrument(span.clone())
             .await;
+        let ms = elapsed_ms(started);
         if result.is_err() {
             span.record("otel.status_code", "ERROR");
         }
         drop(span);
         match result {
             Ok(out) => {
-                attempts.push(out.record);
+                attempts.push(with_duration(out.record, ms));
                 let record = json!({"action": action, "attempts": attempts});
                 engine
                     .job_result(
@@ -154,7 +177,7 @@ async fn run_call(engine: &Arc<Engine>, job: Running<'_>, call: Call) {
                 message,
                 record,
             }) => {
-                attempts.push(record);
+                attempts.push(with_duration(record, ms));
                 let now = ids::now_ms();
                 let wait = retry_after.unwrap_or_else(|| backoff(attempt));
                 let next = now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
@@ -202,11 +225,13 @@ async fn run_poll(engine: &Arc<Engine>, job: Running<'_>, poll: Poll) {
     let attempt = u32::try_from(job.attempts + 1).unwrap_or(u32::MAX);
     let span =
         crate::otel::provider_call("poll", &action, job.session_id, attempt, trace.as_deref());
+    let started = std::time::Instant::now();
     let result = engine
         .connectors
         .call(&action, &args, &key)
         .instrument(span.clone())
         .await;
+    let ms = elapsed_ms(started);
     if result.is_err() {
         span.record("otel.status_code", "ERROR");
     }
@@ -221,7 +246,10 @@ async fn run_poll(engine: &Arc<Engine>, job: Running<'_>, poll: Poll) {
                         visit,
                         result: out.result,
                     },
-                    Some(("provider.poll".into(), out.record)),
+                    Some((
+                        "provider.poll".into(),
+                        with_action(with_duration(out.record, ms), &action),
+                    )),
                 )
                 .await;
         }
@@ -241,7 +269,8 @@ async fn run_poll(engine: &Arc<Engine>, job: Running<'_>, poll: Poll) {
             // Still worth a timeline entry (a timeout, a 5xx, ...): without
             // it a wait whose polls all fail looks idle until its deadline.
             // At most one per back-off, so `engine.poll_rate` bounds them.
-            let data = json!({"error": e.message, "attempt": e.record, "retry_at_ms": retry_at});
+            let data = json!({"error": e.message, "attempt": e.record, "retry_at_ms": retry_at,
+                "action": action, "duration_ms": ms});
             if let Err(err) = engine
                 .record(job.session_id, "poll.failed", data, None)
                 .await

@@ -127,6 +127,10 @@ pub struct Deliver {
     /// keep the earlier release's shape.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+    /// A redelivery (runtime/redeliver.rs): one attempt, no retry schedule.
+    /// Left out when false, so other payloads keep their shape.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub once: bool,
 }
 
 fn empty_object() -> Value {
@@ -382,6 +386,18 @@ mod tests {
                     endpoint: Some("http://127.0.0.1:9/h".into()),
                     body: Some(serde_json::json!({"type": "session.ended"})),
                     trace: None,
+                    once: false,
+                }),
+            ),
+            (
+                JobKind::Deliver,
+                r#"{"delivery":"msg_3","once":true}"#,
+                Task::Deliver(Deliver {
+                    delivery: "msg_3".into(),
+                    endpoint: None,
+                    body: None,
+                    trace: None,
+                    once: true,
                 }),
             ),
             (
@@ -392,6 +408,7 @@ mod tests {
                     endpoint: None,
                     body: None,
                     trace: None,
+                    once: false,
                 }),
             ),
         ];

@@ -20,6 +20,7 @@ mod job;
 pub mod node;
 mod poll_budget;
 pub mod qr;
+pub mod redeliver;
 mod release;
 pub mod reviews;
 mod route;
@@ -60,6 +61,8 @@ pub enum Error {
     },
     #[error("session not found")]
     NotFound,
+    #[error("delivery not found")]
+    DeliveryNotFound,
     #[error("Idempotency-Key was already used with a different request body")]
     IdempotencyConflict,
     #[error("session has already ended")]
@@ -106,6 +109,8 @@ pub(crate) enum Work {
     },
     /// The outcome of one customer webhook delivery attempt.
     Delivered(Arc<DeliveryOutcome>),
+    /// Sends deliveries again now (redeliver.rs).
+    Redeliver(Arc<redeliver::RedeliverRequest>),
     /// Erases an ended session's personal data (erasure.rs).
     Erase {
         session_id: String,
@@ -148,6 +153,8 @@ pub(crate) enum Reply {
     Chat(oneshot::Sender<Result<chat::Said, Error>>),
     /// Whether the command was committed.
     Done(oneshot::Sender<bool>),
+    /// The deliveries requeued (the others were pending already).
+    Redeliver(oneshot::Sender<Result<Vec<String>, Error>>),
 }
 
 pub(crate) struct Command {

@@ -31,6 +31,9 @@ pub(super) fn committer_for(work: &Work, n: usize) -> usize {
         // Browser signals name their session: same committer as its inputs.
         Work::Ingest(ev) => ev.reference.hash(&mut h),
         Work::Delivered(d) => d.delivery_id.hash(&mut h),
+        // Any committer: the status update is conditional, so two
+        // redeliveries of one delivery queue one attempt wherever they run.
+        Work::Redeliver(r) => r.deliveries.first().map(|(id, _)| id).hash(&mut h),
         Work::Adopt { reference, .. } => reference.hash(&mut h),
         Work::Chat(chat) => chat.session_id().hash(&mut h),
         Work::Decide(d) => d.session_id.hash(&mut h),

@@ -4,6 +4,7 @@
 //! commit.
 
 mod audit;
+mod deliveries;
 mod erase;
 mod keys;
 mod migrate;
@@ -17,8 +18,10 @@ pub mod schema;
 mod seal;
 mod sql;
 mod sqlite;
+mod stats;
 
 pub use audit::{AuditFilter, AuditLog, AuditRow, NewAudit};
+pub use deliveries::{Deliveries, DeliveryFilter};
 pub use keys::{ApiKeyMatch, ApiKeyRow, ApiKeys, NewApiKey};
 pub use nodes::{NodeHolder, Nodes};
 pub use observe::{JobBacklog, Observe, PoolStats};
@@ -28,6 +31,10 @@ pub use reviews::{ReviewFilter, ReviewRow, Reviews};
 pub use schema::Migrated;
 pub use seal::Seal;
 pub use sqlite::SqliteStore;
+pub use stats::{
+    CallStat, DURATION_BOUNDS_MS, DeliveryTotals, OutcomeCount, ProviderTotals, Stats, StepVisit,
+    VisitGroup,
+};
 
 use async_trait::async_trait;
 use gangway_core::engine::SessionState;
@@ -416,6 +423,10 @@ pub trait Tx: Send {
         status: &str,
         next_attempt_at: Option<i64>,
     ) -> Result<()>;
+    /// Makes a delivery that is not pending pending again, due at `now`
+    /// (a redelivery; its job is the caller's): its session when it did,
+    /// `None` when it is pending already or unknown.
+    async fn requeue_delivery(&mut self, id: &str, now: i64) -> Result<Option<String>>;
     /// Moves a job to a later time and frees its lease.
     async fn reschedule_job(&mut self, id: i64, due_at: i64, attempts: i64) -> Result<()>;
     /// Erases what the session holds outside its `state` (written by the
@@ -427,6 +438,9 @@ pub trait Tx: Send {
     async fn erase_session(&mut self, id: &str, at: i64, view: &Value) -> Result<()>;
     /// Puts a session in the review queue (again: a new review, unclaimed).
     async fn open_review(&mut self, review: &ReviewRow) -> Result<()>;
+    /// The dashboard's rows of a batch (store/stats.rs): step visits
+    /// upserted on `(session_id, visit)`, call counters added to.
+    async fn write_stats(&mut self, visits: &[StepVisit], calls: &[CallStat]) -> Result<()>;
     /// Takes a session out of the review queue.
     async fn close_review(&mut self, session_id: &str) -> Result<()>;
     /// The session's review, locked against claims until commit.
@@ -436,7 +450,17 @@ pub trait Tx: Send {
 
 #[async_trait]
 pub trait Store:
-    ApiKeys + AuditLog + Nodes + Observe + Operators + Reviews + Send + Sync + 'static
+    ApiKeys
+    + AuditLog
+    + Deliveries
+    + Nodes
+    + Observe
+    + Operators
+    + Reviews
+    + Stats
+    + Send
+    + Sync
+    + 'static
 {
     /// True when a transaction runs its statements inline, blocking the
     /// calling thread (embedded SQLite): the committer then gets a thread of

@@ -5,6 +5,7 @@
 //! secret is taken) and every status it answers. `scripts/clients` lints it
 //! (Redocly) and runs clients generated from it against a live server.
 
+mod operators;
 mod paths;
 mod schemas;
 
@@ -118,6 +119,8 @@ pub fn document() -> Value {
         "tags": [
             {"name": "sessions", "description": "Sessions, for the customer's backend (API key)"},
             {"name": "reviews", "description": "The review queue: claim and decide sessions waiting in a `review` step (API key with reviews:read / reviews:decide)"},
+            {"name": "deliveries", "description": "Customer webhook deliveries across sessions, and their redelivery (API key or operator console)"},
+            {"name": "stats", "description": "The dashboard's figures: funnels, outcomes over time, provider health (API key or operator console)"},
             {"name": "workflows", "description": "Loaded workflows and dry runs (API key)"},
             {"name": "admin", "description": "API keys (API key with the `admin` scope)"},
             {"name": "client", "description": "The browser's view of one session (client secret)"},

@@ -466,6 +466,7 @@ pub fn paths() -> Value {
     for part in [
         sessions(),
         reviews(),
+        super::operators::paths(),
         workflows_and_admin(),
         client(),
         webhooks(),

@@ -194,6 +194,7 @@ pub fn schemas() -> Value {
                 "status_code": {"type": ["integer", "null"], "description": "`null` when no answer came back"},
                 "error": string_or_null(), "duration_ms": {"type": "integer"}})),
             "Delivery": exact(json!({"id": {"type": "string", "description": "`msg_…`, the `webhook-id` header"},
+                "session_id": {"type": "string"},
                 "endpoint": {"type": "string"}, "event_type": {"enum": ["session.updated", "session.ended", "session.erased"]},
                 "status": {"enum": ["pending", "delivered", "failed"]}, "attempts": {"type": "integer", "minimum": 0},
                 "created_at": time(), "next_attempt_at": time_or_null(), "delivered_at": time_or_null(),
@@ -278,6 +279,7 @@ pub fn schemas() -> Value {
         "Health": exact(json!({"status": {"const": "ok"}})),
             "Readiness": exact(json!({"status": {"enum": ["ready", "stopping", "database unavailable"]}}))
         }),
+        super::operators::schemas(),
     ])
 }
 

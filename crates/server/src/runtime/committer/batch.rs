@@ -182,6 +182,7 @@ pub(super) async fn try_batch(
                         Answer::Refused(Error::Refused(why))
                     }
                     Some(mut row) => {
+                        after.stats.calls(&entry.0, &entry.1, now);
                         let step = row.state.step.clone();
                         after.timeline(&mut row, now, &entry.0, step, entry.1.clone());
                         after.audit.extend(audit.as_deref().cloned());
@@ -218,6 +219,9 @@ pub(super) async fn try_batch(
                 }
             }
             Work::Barrier => Answer::Recorded,
+            Work::Redeliver(req) => Answer::Redelivered(
+                super::redeliver::apply(engine, tx.as_mut(), req, now, &mut after).await?,
+            ),
             Work::Decide(req) => {
                 super::review::decide(engine, tx.as_mut(), req, now, &mut after).await?
             }
@@ -256,6 +260,10 @@ pub(super) async fn try_batch(
     tx.insert_timeline(&std::mem::take(&mut after.timeline))
         .await?;
     tx.insert_audit(&std::mem::take(&mut after.audit)).await?;
+    let (visits, calls) = after.stats.take();
+    if !visits.is_empty() || !calls.is_empty() {
+        tx.write_stats(&visits, &calls).await?;
+    }
     tx.insert_client_events(&after.client_events).await?;
     tx.commit().await?;
     Ok((answers, after))

@@ -185,6 +185,7 @@ pub(super) async fn notify(
             endpoint: Some(d.endpoint),
             body: Some(d.payload),
             trace: row.state.trace.clone(),
+            once: false,
         });
         let lease_until = now
             + lease_ms(engine)

@@ -7,7 +7,9 @@ mod batch;
 mod effects;
 mod ingest;
 mod out;
+mod redeliver;
 mod review;
+mod stats;
 mod transition;
 
 pub(super) use out::{AfterCommit, AfterTransition, Change, Out};
@@ -69,6 +71,8 @@ enum Answer {
     Apply(Option<SessionRow>),
     Ingest(Ingested),
     Recorded,
+    /// The deliveries a redelivery requeued.
+    Redelivered(Vec<String>),
     /// Not done: the command's caller gets this error.
     Refused(Error),
 }
@@ -199,6 +203,9 @@ fn fail(reply: Reply, e: &crate::store::Error) {
         Reply::Done(r) => {
             let _ = r.send(false);
         }
+        Reply::Redeliver(r) => {
+            let _ = r.send(Err(err()));
+        }
     }
 }
 
@@ -230,6 +237,9 @@ fn finish(engine: &Arc<Engine>, after: AfterCommit, replies: Vec<(Reply, Answer)
             }
             (Reply::Done(r), _) => {
                 let _ = r.send(true);
+            }
+            (Reply::Redeliver(r), Answer::Redelivered(ids)) => {
+                let _ = r.send(Ok(ids));
             }
             _ => {}
         }

@@ -26,6 +26,8 @@ pub(in crate::runtime) struct AfterCommit {
     pub(super) adopt: Vec<(String, String)>,
     /// Sessions erased, by trigger (counted once committed).
     pub(super) erased: Vec<crate::runtime::erasure::Trigger>,
+    /// The dashboard's step visits and call counts (stats.rs).
+    pub(super) stats: super::stats::Noted,
 }
 
 impl AfterCommit {

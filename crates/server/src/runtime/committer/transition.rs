@@ -125,6 +125,7 @@ pub(super) async fn apply_input(
         return Ok(None);
     };
     if let Some((kind, data)) = record {
+        after.stats.calls(&kind, &data, now);
         let step = row.state.step.clone();
         after.timeline(&mut row, now, &kind, step, data);
     }
@@ -174,6 +175,7 @@ pub(super) async fn transition(
         for r in &t.records {
             after.timeline(row, now, &r.kind, r.step.clone(), r.data.clone());
         }
+        after.stats.transition(row, &t.records, &t.state, now);
         row.state = t.state;
         if let Some(p) = closed.filter(|p| !row.state.released.contains(p)) {
             row.state.released.push(p);

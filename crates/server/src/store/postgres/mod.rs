@@ -8,6 +8,7 @@
 mod acquire;
 mod audit;
 mod connect;
+mod deliveries;
 mod events;
 mod flush;
 mod jobs;
@@ -20,6 +21,7 @@ mod operators;
 mod reseal;
 mod reviews;
 mod rows;
+mod stats;
 mod tx;
 mod writes;
 

@@ -458,6 +458,23 @@ impl Tx for PgTx {
         Ok(())
     }
 
+    async fn write_stats(&mut self, visits: &[StepVisit], calls: &[CallStat]) -> Result<()> {
+        super::stats::write(&mut self.tx, visits, calls).await
+    }
+
+    async fn requeue_delivery(&mut self, id: &str, now: i64) -> Result<Option<String>> {
+        // Attempts kept for commit set the status then; what the database
+        // holds now is what decides (a delivery attempted in this batch was
+        // pending, so it is not queued twice).
+        Ok(
+            sqlx::query_scalar(super::super::deliveries::REQUEUE_DELIVERY)
+                .bind(now)
+                .bind(id)
+                .fetch_optional(&mut *self.tx)
+                .await?,
+        )
+    }
+
     async fn reschedule_job(&mut self, id: i64, due_at: i64, attempts: i64) -> Result<()> {
         if self.jobs.holds(id) {
             self.jobs

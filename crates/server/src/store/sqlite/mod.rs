@@ -11,6 +11,7 @@
 //! prepared statements cached.
 
 mod audit;
+mod deliveries;
 mod jobs;
 mod keys;
 mod migrate;
@@ -21,6 +22,7 @@ mod pool;
 mod reseal;
 mod reviews;
 mod rows;
+mod stats;
 #[cfg(test)]
 mod tests;
 mod tx;

@@ -2,6 +2,7 @@
 //! database's write lock for the whole batch, so sessions need no row locks
 //! and every statement runs inline, one prepared statement per row.
 
+use super::super::deliveries;
 use super::super::erase;
 use super::super::seal::Seal;
 use super::super::*;
@@ -288,6 +289,18 @@ impl Tx for SqliteTx {
                 d.created_at,
             ])?;
         Ok(())
+    }
+
+    async fn write_stats(&mut self, visits: &[StepVisit], calls: &[CallStat]) -> Result<()> {
+        super::stats::write(self.c()?, visits, calls)
+    }
+
+    async fn requeue_delivery(&mut self, id: &str, now: i64) -> Result<Option<String>> {
+        Ok(self
+            .c()?
+            .prepare_cached(deliveries::REQUEUE_DELIVERY)?
+            .query_row(params![now, id], |r| r.get(0))
+            .optional()?)
     }
 
     async fn record_delivery_attempt(
