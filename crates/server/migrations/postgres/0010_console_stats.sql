@@ -27,15 +27,19 @@ CREATE INDEX session_steps_funnel ON session_steps
     (workflow_id, entered_at, step, exit_to, left_at, first_visit);
 
 -- Provider calls and polls per connector and minute, counted at commit:
--- calls, failed ones, and their total and longest duration.
+-- calls, failed ones, and their total and longest duration. `shard`
+-- spreads one minute's counts over several rows (on PostgreSQL, by the
+-- connection's backend: concurrent committers would otherwise queue on the
+-- row lock of one hot row until they commit); reads sum the shards.
 CREATE TABLE provider_stats (
     minute      BIGINT NOT NULL,
     connector   TEXT NOT NULL,
+    shard       INTEGER NOT NULL DEFAULT 0,
     calls       BIGINT NOT NULL,
     errors      BIGINT NOT NULL,
     total_ms    BIGINT NOT NULL,
     max_ms      BIGINT NOT NULL,
-    PRIMARY KEY (minute, connector)
+    PRIMARY KEY (minute, connector, shard)
 );
 
 -- Outcomes over time: sessions that ended in a period, per workflow or all.

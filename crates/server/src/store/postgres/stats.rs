@@ -53,9 +53,13 @@ pub(super) async fn write(
     }
     if !calls.is_empty() {
         sqlx::query(
-            "INSERT INTO provider_stats (minute, connector, calls, errors, total_ms, max_ms)
-             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
-             ON CONFLICT (minute, connector) DO UPDATE SET
+            // The shard is the connection's: two committers never wait on
+            // one row (migration 0010).
+            "INSERT INTO provider_stats (minute, connector, shard, calls, errors, total_ms, max_ms)
+             SELECT u.m, u.c, pg_backend_pid() % 64, u.n, u.e, u.t, u.x
+             FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+               AS u(m, c, n, e, t, x)
+             ON CONFLICT (minute, connector, shard) DO UPDATE SET
                calls = provider_stats.calls + excluded.calls,
                errors = provider_stats.errors + excluded.errors,
                total_ms = provider_stats.total_ms + excluded.total_ms,

@@ -38,10 +38,11 @@ pub(super) fn write(c: &Connection, visits: &[StepVisit], calls: &[CallStat]) ->
         }
     }
     if !calls.is_empty() {
+        // One writer: shard 0 only (no row is hot where commits are serial).
         let mut stmt = c.prepare_cached(
             "INSERT INTO provider_stats (minute, connector, calls, errors, total_ms, max_ms)
              VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT (minute, connector) DO UPDATE SET calls = calls + excluded.calls,
+             ON CONFLICT (minute, connector, shard) DO UPDATE SET calls = calls + excluded.calls,
                errors = errors + excluded.errors, total_ms = total_ms + excluded.total_ms,
                max_ms = MAX(max_ms, excluded.max_ms)",
         )?;
