@@ -6,6 +6,7 @@
 mod admin;
 mod audit;
 pub(crate) mod auth;
+mod changes;
 mod chat;
 mod client;
 mod deploy;
@@ -19,6 +20,7 @@ mod origin;
 mod reviews;
 mod sessions;
 mod shapes;
+mod workflows;
 
 /// The pure parts of inbound requests: webhook and callback verifiers and
 /// body parsers, the chat protocol's messages (fuzzed in `fuzz/`).
@@ -146,12 +148,14 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .layer(cors);
     Router::new()
         .merge(sessions::routes())
+        .merge(changes::routes())
         .merge(reviews::routes())
         .merge(client)
         .merge(unauthenticated)
         .merge(admin::routes())
         .merge(audit::routes())
         .merge(deploy::routes())
+        .merge(workflows::routes())
         .route(
             "/v1/client/sessions/{id}/chat",
             axum::routing::get(chat::socket),
