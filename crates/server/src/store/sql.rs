@@ -135,6 +135,12 @@ pub fn sessions(f: &SessionFilter) -> (String, Vec<Arg>) {
     }
     if let Some(t) = f.created_until {
         push(&mut sql, "created_at <", Arg::Int(t));
+        // Implied, for the index: a session id starts with the time it (or,
+        // for a child, its parent) was made, never after its `created_at`
+        // (ids.rs, `child_session_id`), so the walk down the id index can
+        // start at `until` instead of at the newest session.
+        let ms = u64::try_from(t).unwrap_or(0);
+        push(&mut sql, "id <", Arg::Text(format!("ses_{ms:012x}")));
     }
     if let Some(before) = &f.before {
         push(&mut sql, "id <", Arg::Text(before.clone()));
@@ -171,13 +177,18 @@ mod tests {
         let (sql, args) = sessions(&f);
         assert!(
             sql.ends_with(
-                "AND outcome = $1 AND created_at >= $2 AND created_at < $3 ORDER BY id DESC LIMIT $4"
+                "AND outcome = $1 AND created_at >= $2 AND created_at < $3 AND id < $4 ORDER BY id DESC LIMIT $5"
             ),
             "{sql}"
         );
         assert_eq!(
             args,
-            [Arg::Text("approved".into()), Arg::Int(5), Arg::Int(9)]
+            [
+                Arg::Text("approved".into()),
+                Arg::Int(5),
+                Arg::Int(9),
+                Arg::Text("ses_000000000009".into())
+            ]
         );
     }
 }
