@@ -82,3 +82,11 @@ export function errorText(err) {
 export function header(title, ...actions) {
   return el('div', { class: 'page-head' }, el('h1', {}, title), el('div', { class: 'actions' }, actions));
 }
+
+/**
+ * A table in a horizontally scrollable box. The box is focusable and named,
+ * so keyboard users can scroll it too (axe: scrollable-region-focusable).
+ */
+export function tableWrap(label, table) {
+  return el('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': label }, table);
+}

@@ -146,13 +146,41 @@ event_field = "status"
         Ok((servers, key))
     }
 
+    /// Adds a workflow file to the nodes' `workflows_dir` and tells each
+    /// node to read it (SIGHUP), as an operator would.
+    pub fn add_workflow(&self, file: &str, text: &str) -> anyhow::Result<()> {
+        let dir = self._dir.as_ref().context("servers started elsewhere")?;
+        std::fs::write(dir.path().join("workflows").join(file), text)?;
+        for pid in &self.pids {
+            let status = Command::new("kill")
+                .args(["-HUP", &pid.to_string()])
+                .status()?;
+            if !status.success() {
+                bail!("kill -HUP {pid} failed");
+            }
+        }
+        Ok(())
+    }
+
     /// `kill -9` of node `n`, then a new process on the same database;
     /// returns how long until it served requests again.
     pub async fn kill_and_restart(&mut self, n: usize) -> anyhow::Result<Duration> {
-        let exe = std::env::current_exe()?;
+        self.kill(n)?;
+        self.restart(n).await
+    }
+
+    /// `kill -9` of node `n`.
+    pub fn kill(&mut self, n: usize) -> anyhow::Result<()> {
         let child = self.children.get_mut(n).context("no such node")?;
         child.kill()?;
         child.wait()?;
+        Ok(())
+    }
+
+    /// A new process for (killed) node `n` on the same database; returns
+    /// how long until it served requests.
+    pub async fn restart(&mut self, n: usize) -> anyhow::Result<Duration> {
+        let exe = std::env::current_exe()?;
         let started = std::time::Instant::now();
         let (child, url) = spawn_node(&exe, &self.configs[n], self.floor_key.as_deref()).await?;
         let client = reqwest::Client::new();

@@ -9,6 +9,7 @@ pub(crate) mod auth;
 mod changes;
 mod chat;
 mod client;
+mod console;
 mod deploy;
 mod dry_run;
 pub mod error;
@@ -150,6 +151,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(sessions::routes())
         .merge(changes::routes())
         .merge(reviews::routes())
+        .merge(console::routes())
         .merge(client)
         .merge(unauthenticated)
         .merge(admin::routes())

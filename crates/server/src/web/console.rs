@@ -62,6 +62,13 @@ pub fn page(html: String) -> Response {
         HeaderValue::from_static(CONSOLE_CSP),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // Not `no-referrer` (every other response's): with it the browser sends
+    // `Origin: null` on the page's form posts, which the sign-in's
+    // cross-site check must refuse.
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     resp
 }
 
