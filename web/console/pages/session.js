@@ -8,7 +8,7 @@
 // from the documented API, whose timeline is redacted: no secret reaches
 // this page.
 
-import { el, badge, time, ago, duration, header, toast, errorText } from '../ui.js';
+import { el, badge, time, ago, duration, header, toast, errorText, tableWrap } from '../ui.js';
 import { drawGraph, sessionPath } from '../graph.js';
 import { follow } from '../live.js';
 import { timelineTable, stepTimes, children } from './session_timeline.js';
@@ -86,7 +86,7 @@ function deliveriesCard(list, ctx, reload) {
   return el('section', { 'aria-labelledby': 'deliveries-h' },
     el('h2', { id: 'deliveries-h' }, 'Deliveries to your backend'),
     list.length
-      ? el('div', { class: 'table-wrap' }, el('table', {},
+      ? tableWrap('Deliveries', el('table', {},
         el('thead', {}, el('tr', {}, ['Id', 'Event', 'Status', 'Attempts', 'Results', ''].map((h) => el('th', { scope: 'col' }, h)))),
         el('tbody', {}, rows)))
       : el('p', { class: 'muted' }, 'None yet.'));
@@ -115,6 +115,21 @@ function cancelDialog(s, ctx, reload) {
   });
   const open = el('button', { type: 'button', class: 'danger', id: 'cancel', onclick: () => { dialog.returnValue = ''; dialog.showModal(); } }, 'Cancel session');
   return [open, dialog];
+}
+
+/**
+ * The graph as this session saw it: a session canceled, or one whose run
+ * ended it with its child's outcome, ended in an outcome no `end` step
+ * names; it is added, reached from the step the session was in.
+ */
+function withEnding(graph, s, path) {
+  const node = `outcome:${s.outcome}`;
+  if (s.status !== 'ended' || !s.outcome || graph.nodes.some((n) => n.id === node)) return graph;
+  const from = path[path.length - 2];
+  return {
+    nodes: [...graph.nodes, { id: node, kind: 'outcome', label: s.outcome, detail: '', line: null, start: false }],
+    edges: from ? [...graph.edges, { from, to: node, label: s.outcome, implicit: true }] : graph.edges,
+  };
 }
 
 export async function render(root, ctx, [id]) {
@@ -161,7 +176,7 @@ export async function render(root, ctx, [id]) {
       el('section', { 'aria-labelledby': 'graph-h' },
         el('h2', { id: 'graph-h' }, 'Path through the workflow'),
         graphOf.graph
-          ? el('div', { class: 'graph-wrap', id: 'session-graph' }, drawGraph(graphOf.graph, {
+          ? el('div', { class: 'graph-wrap', id: 'session-graph', tabindex: '0', role: 'region', 'aria-label': 'Workflow graph' }, drawGraph(withEnding(graphOf.graph, s, path), {
             path, current: ended ? null : s.step, title: `Graph of ${s.workflow} v${s.version}: the steps this session took${ended ? '' : `, now in ${s.step}`}`,
           }))
           : el('p', { class: 'muted' }, 'The graph is not available.')),

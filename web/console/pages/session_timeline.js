@@ -4,7 +4,7 @@
 // the branch taken, events and signals), the time spent in each step, and
 // the child sessions `run` steps started. Kinds: docs/workflows.md#the-timeline.
 
-import { el, time, duration } from '../ui.js';
+import { el, time, duration, tableWrap } from '../ui.js';
 
 function json(v) {
   return typeof v === 'string' ? v : JSON.stringify(v);
@@ -68,7 +68,7 @@ function detail(e) {
 
 export function timelineTable(entries) {
   if (!entries.length) return el('p', { class: 'muted' }, 'Nothing recorded yet.');
-  return el('div', { class: 'table-wrap' }, el('table', { class: 'timeline', id: 'timeline' },
+  return tableWrap('Timeline', el('table', { class: 'timeline', id: 'timeline' },
     el('thead', {}, el('tr', {},
       el('th', { scope: 'col' }, 'At'), el('th', { scope: 'col' }, '+'), el('th', { scope: 'col' }, 'Step'),
       el('th', { scope: 'col' }, 'What'), el('th', { scope: 'col' }, 'Details'))),

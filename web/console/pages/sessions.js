@@ -5,7 +5,7 @@
 // no longer match the filters leave. The filters live in the URL, so a
 // search can be linked (the workflow page links `?workflow=`).
 
-import { el, badge, time, ago, header, errorText } from '../ui.js';
+import { el, badge, time, ago, header, errorText, tableWrap } from '../ui.js';
 import { follow } from '../live.js';
 
 export const title = 'Sessions';
@@ -84,7 +84,7 @@ export async function render(root, ctx) {
   const more = el('button', { type: 'button', class: 'secondary', id: 'more', hidden: true }, 'Older sessions');
   const status = el('p', { class: 'muted', id: 'sessions-status' });
   root.append(header('Sessions', live), form, announce,
-    el('div', { class: 'table-wrap' }, el('table', { id: 'sessions-table' },
+    tableWrap('Sessions', el('table', { id: 'sessions-table' },
       el('caption', { class: 'visually-hidden' }, 'Sessions, newest first'),
       el('thead', {}, el('tr', {},
         ['Session', 'Workflow', 'Status', 'Step', 'Outcome'].map((h) => el('th', { scope: 'col' }, h)),

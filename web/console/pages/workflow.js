@@ -3,7 +3,7 @@
 // status and outcome. Choosing a node in the graph shows its line in the
 // source. `?version=N` picks the version (the latest by default).
 
-import { el, header } from '../ui.js';
+import { el, header, tableWrap } from '../ui.js';
 import { drawGraph } from '../graph.js';
 import { countCells, countHead } from './workflows.js';
 
@@ -52,12 +52,12 @@ export async function render(root, ctx, [id]) {
     };
     body.replaceChildren(
       el('h2', {}, `Sessions of v${v.version}`),
-      el('div', { class: 'table-wrap' }, el('table', { class: 'counts' }, countHead('version'),
+      tableWrap(`Sessions of v${v.version}`, el('table', { class: 'counts' }, countHead('version'),
         el('tbody', {}, el('tr', {}, el('th', { scope: 'row' }, `v${v.version}`), ...countCells(v.counts))))),
       el('div', { class: 'workflow-split' },
         el('section', { 'aria-labelledby': 'graph-h' }, el('h2', { id: 'graph-h' }, 'Graph'),
           el('p', { class: 'muted small' }, 'Choose a step to see it in the source.'),
-          el('div', { class: 'graph-wrap' }, drawGraph(v.graph, { title: `Graph of ${v.id} v${v.version}`, onSelect: select }))),
+          el('div', { class: 'graph-wrap', tabindex: '0', role: 'region', 'aria-label': 'Graph' }, drawGraph(v.graph, { title: `Graph of ${v.id} v${v.version}`, onSelect: select }))),
         el('section', { 'aria-labelledby': 'source-h' }, el('h2', { id: 'source-h' }, 'Source'), src)));
   }
   picker.addEventListener('change', () => {

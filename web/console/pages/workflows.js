@@ -2,7 +2,7 @@
 // many sessions run, wait, and ended with each outcome (GET /v1/workflows
 // and GET /v1/workflows/counts: one GROUP BY on the server).
 
-import { el, header } from '../ui.js';
+import { el, header, tableWrap } from '../ui.js';
 
 export const title = 'Workflows';
 
@@ -46,7 +46,7 @@ export async function render(root, ctx) {
     root.append(el('section', { class: 'card workflow-card', 'aria-labelledby': `wf-${wf.id}` },
       el('h2', { id: `wf-${wf.id}` }, el('a', { href }, wf.id)),
       wf.description ? el('p', { class: 'muted' }, wf.description) : null,
-      el('div', { class: 'table-wrap' }, el('table', { class: 'counts' },
+      tableWrap(`Sessions of ${wf.id} by version`, el('table', { class: 'counts' },
         el('caption', { class: 'visually-hidden' }, `Sessions of ${wf.id} by version`),
         countHead('version'),
         el('tbody', {}, rows)))));
