@@ -220,7 +220,8 @@ test("the workflows pages: counts per version, the source and the graph", async 
   const stepId = await node.getAttribute("data-id");
   assert.match(await marked.textContent(), new RegExp(`${stepId}:`));
   assert.deepEqual(await seriousViolations(page), []);
-  await page.screenshot({ path: join(SHOTS, "console-workflows.png") });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(SHOTS, "console-workflows.png"), fullPage: true });
   assert.deepEqual(problems, []);
   await context.close();
 });

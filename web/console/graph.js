@@ -24,7 +24,7 @@ const POINT_W = 16;
 const GAP_X = 28;
 const GAP_Y = 62;
 const PAD = 16;
-const LABEL_MAX = 26;
+const LABEL_MAX = 18;
 
 /** The layered layout: positioned nodes, edges as point lists, the size. */
 export function layout(graph) {
@@ -219,10 +219,11 @@ export function drawGraph(graph, { path = [], current = null, title = 'Workflow 
       'data-from': p.edge.from, 'data-to': p.edge.to,
     }));
     if (p.edge.label) {
-      // On the first segment, just below the source: labels of one node's edges do not collide.
+      // Halfway along the first segment: a node's edges fan out towards
+      // their targets, so their labels spread out with them.
       const [a, b] = p.points;
-      const x = p.back ? b[0] - 4 : a[0] + (b[0] - a[0]) * 0.35;
-      const y = p.back ? (b[1] + p.points[2][1]) / 2 : a[1] + (b[1] - a[1]) * 0.35;
+      const x = p.back ? b[0] - 4 : a[0] + (b[0] - a[0]) * 0.5;
+      const y = p.back ? (b[1] + p.points[2][1]) / 2 : a[1] + (b[1] - a[1]) * 0.5;
       const text = short(p.edge.label);
       labelLayer.append(svg('g', { class: `edge-label${on ? ' on-path' : ''}`, transform: `translate(${x},${y})` },
         svg('title', {}, p.edge.label),

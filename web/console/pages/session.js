@@ -156,7 +156,7 @@ export async function render(root, ctx, [id]) {
     const path = sessionPath(tl.entries, s);
     const times = stepTimes(tl.entries, s);
     const kids = children(tl.entries);
-    root.replaceChildren(
+    root.replaceChildren(...[
       header(`Session ${s.id}`, ...actions),
       el('section', { class: 'card', 'aria-label': 'Summary' }, facts([
         ['Workflow', workflowLink(s)],
@@ -189,7 +189,7 @@ export async function render(root, ctx, [id]) {
         el('h2', { id: 'timeline-h' }, 'Timeline'),
         timelineTable(tl.entries)),
       deliveriesCard(deliveries.data, ctx, reload),
-    );
+    ].filter(Boolean));
   }
 
   // One load at a time; a change during a load loads once more after it.
