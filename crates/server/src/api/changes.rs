@@ -7,7 +7,8 @@
 //! falls in between); `session` with a changed session's JSON (as
 //! `GET /v1/sessions/{id}` shows it), each at most once per
 //! [`WINDOW`]; `resync` when changes may have been missed (this stream fell
-//! behind, or the node lost its cluster channel): read the list again;
+//! behind, or the node lost its cluster channel) or more than [`BATCH`]
+//! sessions changed in one window: read the list again;
 //! `reconnect` when the node shuts down.
 
 use super::AppState;
@@ -29,7 +30,9 @@ use tokio::sync::broadcast::error::RecvError;
 /// Changes to one session within this window are sent once, read after it:
 /// a session that moves through several steps in one burst costs one read.
 const WINDOW: Duration = Duration::from_millis(200);
-/// At most this many sessions are read per window; more wait for the next.
+/// More sessions than this changed within one window (a burst, a load
+/// test): the stream says `resync` instead of reading each, so a stream's
+/// cost stays bounded (a page of the list per window) whatever the load.
 const BATCH: usize = 200;
 
 pub fn routes() -> Router<AppState> {
@@ -88,7 +91,7 @@ async fn changes(
                     () = tokio::time::sleep_until(until) => break,
                 }
             }
-            if resync {
+            if resync || pending.len() >= BATCH {
                 // The list is read again: the sessions gathered are in it.
                 pending.clear();
                 if tx
