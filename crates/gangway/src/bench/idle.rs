@@ -197,10 +197,16 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<()> {
         create_with_deadlines(&s, "idle-deadline", "restart", args.deadline_sessions).await?;
 
     let pid = s.servers.pids[0];
+    let postgres = args
+        .database_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("postgres"));
+    let pg0 = procstat::postgres_cpu_ms();
     let (cpu0, _, _) = procstat::sample(pid).unwrap_or_default();
     let reads0 = s.shared.status_reads.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(args.observe_s)).await;
     let (cpu1, peak, rss) = procstat::sample(pid).unwrap_or_default();
+    let pg_percent = (procstat::postgres_cpu_ms() - pg0) / (args.observe_s as f64 * 1000.0) * 100.0;
     let reads1 = s.shared.status_reads.load(Ordering::Relaxed);
     let minutes = args.observe_s as f64 / 60.0;
     // The deadline sessions' own work (their ending) is a few thousand
@@ -232,6 +238,11 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<()> {
         percentile(&across_late, 0.99),
         across_late.last().copied().unwrap_or_default(),
     );
+    if postgres {
+        // The database's own share of the idle time (polls, the
+        // scheduler's due-job reads), on a PostgreSQL of this machine.
+        println!("postgres_idle_cpu_percent={pg_percent:.2}");
+    }
     s.servers.stop();
     Ok(())
 }

@@ -188,7 +188,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Some(f) => m.cpu_per / f.cpu_per,
         None => f64::NAN,
     };
-    println!("{} cpu_x_floor={cpu_x_floor:.2}", m.summary());
+    println!(
+        "{} cpu_x_floor={cpu_x_floor:.2}{}",
+        m.summary(),
+        m.cluster_fields(!sqlite && args.url.is_none())
+    );
     let Setup {
         client,
         mut servers,
@@ -243,9 +247,32 @@ pub(crate) struct Measured {
     errors: u64,
     ok: u64,
     warmup: u64,
+    /// Each node's CPU per completed session, ms.
+    node_cpu_per: Vec<f64>,
+    /// The local PostgreSQL processes' CPU per completed session, ms.
+    postgres_cpu_per: f64,
 }
 
 impl Measured {
+    /// With PostgreSQL: each node's CPU per session and PostgreSQL's, and
+    /// their total (issue 24 §2 compares clusters by it). Empty on SQLite.
+    fn cluster_fields(&self, postgres: bool) -> String {
+        if !postgres {
+            return String::new();
+        }
+        let nodes: Vec<String> = self
+            .node_cpu_per
+            .iter()
+            .map(|c| format!("{c:.3}"))
+            .collect();
+        format!(
+            " node_cpu_ms_per_session={} postgres_cpu_ms_per_session={:.3} total_cpu_ms_per_session={:.3}",
+            nodes.join(","),
+            self.postgres_cpu_per,
+            self.cpu_per + self.postgres_cpu_per
+        )
+    }
+
     /// The summary line's fields, in the order others rely on.
     fn summary(&self) -> String {
         format!(
@@ -289,12 +316,13 @@ pub(crate) async fn measure(s: &Setup, sessions: u64, concurrency: u64, label: &
     )
     .await;
 
-    let cpu_before: f64 = servers
+    let node_before: Vec<f64> = servers
         .pids
         .iter()
-        .filter_map(|p| procstat::sample(*p))
-        .map(|s| s.0)
-        .sum();
+        .map(|p| procstat::sample(*p).map_or(0.0, |s| s.0))
+        .collect();
+    let cpu_before: f64 = node_before.iter().sum();
+    let pg_before = procstat::postgres_cpu_ms();
     let started = Instant::now();
     let stats = drive(
         client,
@@ -314,6 +342,22 @@ pub(crate) async fn measure(s: &Setup, sessions: u64, concurrency: u64, label: &
         .filter_map(|p| procstat::sample(*p))
         .collect();
     let cpu_after: f64 = samples.iter().map(|s| s.0).sum();
+    let pg_after = procstat::postgres_cpu_ms();
+    // Each node's CPU per session of the whole run (how evenly the work
+    // spreads), and PostgreSQL's, which a cluster's total must count too.
+    let per_session = |ms: f64| {
+        if stats.ok == 0 {
+            f64::NAN
+        } else {
+            ms / stats.ok as f64
+        }
+    };
+    let node_cpu_per: Vec<f64> = samples
+        .iter()
+        .zip(&node_before)
+        .map(|(s, before)| per_session(s.0 - before))
+        .collect();
+    let postgres_cpu_per = per_session(pg_after - pg_before);
     let peak_rss: f64 = samples.iter().map(|s| s.1).fold(0.0, f64::max);
     let ok = stats.ok as f64;
     let cpu_per = if servers.pids.is_empty() || ok == 0.0 {
@@ -346,6 +390,8 @@ pub(crate) async fn measure(s: &Setup, sessions: u64, concurrency: u64, label: &
         errors: stats.errors + bad_signatures,
         ok: stats.ok,
         warmup,
+        node_cpu_per,
+        postgres_cpu_per,
     }
 }
 

@@ -22,3 +22,23 @@ pub fn sample(pid: u32) -> Option<(f64, f64, f64)> {
     };
     Some((cpu_ms, kb("VmHWM:")? / 1024.0, kb("VmRSS:")? / 1024.0))
 }
+
+/// CPU ms of every PostgreSQL process on this machine (the postmaster,
+/// its backends and workers: `/proc/<pid>/comm` is `postgres`). Backends
+/// that exit between two samples take their time with them, so a
+/// difference of two samples undercounts; the bench's connections stay
+/// open for the whole run, so little is lost.
+pub fn postgres_cpu_ms() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .filter_map(sample)
+        .map(|s| s.0)
+        .sum()
+}
