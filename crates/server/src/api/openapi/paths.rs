@@ -257,9 +257,10 @@ fn workflows_and_admin() -> Value {
         "/v1/workflows": {"get": op("listWorkflows", "workflows", "Loaded workflows and their versions", "apiKey:workflows:read", ok("Workflows"), &["401"])},
         "/v1/workflows/{id}/dry-run": {"post": dry_run},
         "/v1/workflows/{id}/versions/{version}": {"get": with_params(op("getWorkflowVersion", "workflows", "One workflow version: its YAML source, its graph (steps, branches, outcomes) and its sessions counted by status and outcome", "apiKey:workflows:read", ok("WorkflowVersion"), &["400", "401", "404", "422", "503"]),
-            json!([path_param("id", "The workflow id"), {"name": "version", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9]+$"}, "description": "The version (a positive integer)"}]))},
+            json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[a-z0-9_-]{1,255}$"}, "description": "The workflow id"},
+                {"name": "version", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,8}$"}, "description": "The version (a positive integer)"}]))},
         "/v1/workflows/counts": {"get": with_params(op("countWorkflowSessions", "workflows", "Sessions counted per workflow version by status and outcome (versions without sessions are absent)", "apiKey:workflows:read", ok("WorkflowCounts"), &["400", "401", "422"]),
-            json!([{"name": "workflow", "in": "query", "schema": {"type": "string"}, "description": "Only this workflow's versions"}]))},
+            json!([{"name": "workflow", "in": "query", "schema": {"type": "string", "pattern": "^[a-z0-9_-]{1,255}$"}, "description": "Only this workflow's versions"}]))},
         "/v1/admin/keys": {
             "get": op("listApiKeys", "admin", "List API keys (never their secrets)", "apiKey:admin", ok("ApiKeys"), &["401"]),
             "post": create_key
