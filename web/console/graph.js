@@ -205,9 +205,9 @@ export function drawGraph(graph, { path = [], current = null, title = 'Workflow 
   });
   root.append(svg('title', { id: `${id}-title` }, title));
   root.append(svg('defs', {},
-    svg('marker', { id: `${id}-arrow`, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
+    svg('marker', { id: `${id}-arrow`, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 9, markerHeight: 9, markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse' },
       svg('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrow' })),
-    svg('marker', { id: `${id}-arrow-on`, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
+    svg('marker', { id: `${id}-arrow-on`, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 9, markerHeight: 9, markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse' },
       svg('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrow on-path' }))));
   const edgeLayer = svg('g', { class: 'edges' });
   const labelLayer = svg('g', { class: 'edge-labels' });
