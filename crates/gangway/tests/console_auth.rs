@@ -105,7 +105,16 @@ impl Console {
             req = req.json(&json!({}));
         }
         let r = req.send().await.unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+        let status = r.status().as_u16();
+        // A stream (GET /v1/sessions/changes) does not end: its status is the answer.
+        let stream = r
+            .headers()
+            .get("content-type")
+            .is_some_and(|t| t.as_bytes().starts_with(b"text/event-stream"));
+        if stream {
+            return (status, Value::Null);
+        }
+        (status, r.json().await.unwrap_or(Value::Null))
     }
 }
 

@@ -37,6 +37,7 @@ macro_rules! migrations {
             8 "0008_operators",
             9 "0009_delivery_listing",
             10 "0010_console_stats",
+            11 "0011_console_sessions",
         )
     };
 }
@@ -173,7 +174,7 @@ mod tests {
             ..Memory::default()
         };
         let m = run(&mut db, SQLITE).await.unwrap();
-        assert_eq!(db.ran, vec![2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(db.ran, vec![2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
         assert_eq!(
             m.applied,
             [
@@ -185,14 +186,15 @@ mod tests {
                 "0007_reviews",
                 "0008_operators",
                 "0009_delivery_listing",
-                "0010_console_stats"
+                "0010_console_stats",
+                "0011_console_sessions"
             ]
         );
-        assert_eq!(m.version, 10);
+        assert_eq!(m.version, 11);
         assert!(pending(&mut db, SQLITE).await.unwrap().is_empty());
         let again = run(&mut db, SQLITE).await.unwrap();
         assert!(again.applied.is_empty());
-        assert_eq!(again.to_string(), "database is up to date at version 10");
+        assert_eq!(again.to_string(), "database is up to date at version 11");
     }
 
     #[tokio::test]
