@@ -57,6 +57,7 @@ pub mod action {
     pub const SESSION_CANCELED: &str = "session.canceled";
     pub const SESSION_ERASED: &str = "session.erased";
     pub const SERVER_STARTED: &str = "server.started";
+    pub const REVIEW_CLAIMED: &str = "review.claimed";
     pub const REVIEW_DECIDED: &str = "review.decided";
 
     /// Every action, for the API's filter check.
@@ -69,6 +70,7 @@ pub mod action {
         SESSION_CANCELED,
         SESSION_ERASED,
         SERVER_STARTED,
+        REVIEW_CLAIMED,
         REVIEW_DECIDED,
     ];
 }

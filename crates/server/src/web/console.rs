@@ -26,6 +26,7 @@ console_files!(
     ("pages/sessions.js", JS),
     ("pages/session.js", JS),
     ("pages/reviews.js", JS),
+    ("pages/review_facts.js", JS),
     ("pages/deliveries.js", JS),
     ("pages/workflows.js", JS),
     ("pages/workflow.js", JS),
