@@ -19,6 +19,7 @@ mod origin;
 mod reviews;
 mod sessions;
 mod shapes;
+mod validate;
 
 /// The pure parts of inbound requests: webhook and callback verifiers and
 /// body parsers, the chat protocol's messages (fuzzed in `fuzz/`).

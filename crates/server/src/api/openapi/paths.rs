@@ -160,7 +160,7 @@ fn workflows_and_admin() -> Value {
         op(
             "dryRunWorkflow",
             "workflows",
-            "Run the workflow's current version against the built-in simulators (never a real provider) and return the trace",
+            "Run the workflow's current version (or a draft of it, `source`) against the built-in simulators (never a real provider) and return the trace",
             "apiKey:workflows:dry-run",
             ok("DryRun"),
             &["400", "401", "404", "415", "422", "503"],
@@ -168,6 +168,15 @@ fn workflows_and_admin() -> Value {
         json!([path_param("id", "The workflow id")]),
     );
     dry_run["requestBody"] = body("DryRunRequest", true);
+    let mut validate = op(
+        "validateWorkflow",
+        "workflows",
+        "Check a draft workflow as `gangway validate` does: every problem with its line and column (200 `valid: false`), or what a deploy would make of it",
+        "apiKey:workflows:dry-run",
+        ok("WorkflowValidation"),
+        &["400", "401", "413", "415", "422"],
+    );
+    validate["requestBody"] = body("ValidateWorkflow", true);
     let mut create_key = op(
         "createApiKey",
         "admin",
@@ -237,6 +246,7 @@ fn workflows_and_admin() -> Value {
         "/v1/admin/audit": {"get": audit},
         "/v1/admin/audit/export": {"get": export},
         "/v1/workflows": {"get": op("listWorkflows", "workflows", "Loaded workflows and their versions", "apiKey:workflows:read", ok("Workflows"), &["401"])},
+        "/v1/workflows/validate": {"post": validate},
         "/v1/workflows/{id}/dry-run": {"post": dry_run},
         "/v1/admin/keys": {
             "get": op("listApiKeys", "admin", "List API keys (never their secrets)", "apiKey:admin", ok("ApiKeys"), &["401"]),
