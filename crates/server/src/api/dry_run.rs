@@ -144,7 +144,7 @@ pub(super) async fn dry_run(
             body.input,
             body.events,
             Duration::from_secs(timeout_s),
-            |item| trace.push(item.to_json()),
+            |item| trace.push(with_qr_svg(item.to_json())),
         )
         .await;
     // The answer need not wait for the sandbox to drain: `running` stops
@@ -169,6 +169,18 @@ pub(super) async fn dry_run(
             ))
         }
     }
+}
+
+/// A QR code the browser would show, also drawn (`data.svg`) for the
+/// console's studio, as `gangway sandbox` draws it in the terminal. The
+/// payload is the sandbox's own simulator's, never a real provider's.
+fn with_qr_svg(mut item: Value) -> Value {
+    if item["kind"] == "browser.presents"
+        && let Some(svg) = crate::runtime::qr::payload(&item["data"]).and_then(crate::runtime::qr::svg)
+    {
+        item["data"]["svg"] = Value::String(svg);
+    }
+    item
 }
 
 /// The draft of a dry run, checked as `POST /v1/workflows/validate` does:

@@ -31,6 +31,9 @@ console_files!(
     ("pages/workflows.js", JS),
     ("pages/workflow.js", JS),
     ("pages/studio.js", JS),
+    ("pages/studio_editor.js", JS),
+    ("pages/studio_dryrun.js", JS),
+    ("pages/studio_graph.js", JS),
     ("pages/audit.js", JS),
 );
 
