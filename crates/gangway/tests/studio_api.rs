@@ -213,7 +213,38 @@ async fn a_draft_runs_in_the_dry_run_instead_of_the_current_version() {
     assert_eq!(body["workflow"], "studio-new", "{body}");
     assert_eq!(body["session"]["reason"], "score 72 is at least 50", "{body}");
 
-    // Nothing of either reached this server: no session, no deploy.
+    // A QR code the browser would show comes drawn, for the studio.
+    let qr = draft("studio-qr", 1).replace(
+        "      kind: iframe\n      url: https://provider.example/flow/${state.provider.body.id}",
+        "      kind: qr\n      payload: https://provider.example/app/${state.provider.body.id}",
+    );
+    assert!(qr.contains("kind: qr"));
+    let (status, body) = h
+        .post(
+            "/v1/workflows/studio-qr/dry-run",
+            json!({"source": qr, "events": events}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let shown = body["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "browser.presents")
+        .unwrap_or_else(|| panic!("no presentation in {body}"));
+    assert_eq!(shown["data"]["kind"], "qr", "{body}");
+    assert!(
+        shown["data"]["payload"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://provider.example/app/"),
+        "{body}"
+    );
+    let svg = shown["data"]["svg"].as_str().unwrap();
+    assert!(svg.starts_with("<svg") || svg.starts_with("<?xml"), "{svg}");
+    assert!(svg.contains("<path") || svg.contains("<rect"), "{svg}");
+
+    // Nothing of any reached this server: no session, no deploy.
     let (_, list) = h.get("/v1/sessions").await;
     assert_eq!(list["data"], json!([]), "{list}");
     let (_, wfs) = h.get("/v1/workflows").await;
