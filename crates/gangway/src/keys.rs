@@ -73,7 +73,7 @@ pub enum KeysCommand {
 
 /// The database of the configuration, opened only if it exists and is
 /// migrated; with the name to show for it.
-async fn open(config_file: Option<&Path>) -> anyhow::Result<(Arc<dyn Store>, String)> {
+pub(crate) async fn open(config_file: Option<&Path>) -> anyhow::Result<(Arc<dyn Store>, String)> {
     open_sealed(config_file, false).await
 }
 

@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod keys;
+mod operators;
 mod reseal;
 mod sandbox;
 mod sim;
@@ -67,6 +68,12 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Manage console operators (create, list, set-password, disable) in
+    /// the database the configuration names, which must exist.
+    Operators {
+        #[command(subcommand)]
+        command: operators::OperatorsCommand,
+    },
     /// Deploy workflow files to a running server without a restart (or
     /// show what a deploy would change), and list what it runs.
     Workflows {
@@ -93,7 +100,8 @@ fn main() -> std::process::ExitCode {
         Command::Serve { .. }
         | Command::Demo { .. }
         | Command::Migrate { .. }
-        | Command::Keys { .. } => None,
+        | Command::Keys { .. }
+        | Command::Operators { .. } => None,
         Command::Sandbox(_) => Some("warn"),
         _ => Some("info"),
     };
@@ -206,6 +214,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             println!("{migrated}");
         }
         Command::Keys { command } => keys::run(command).await?,
+        Command::Operators { command } => operators::run(command).await?,
         Command::Workflows { command } => return workflows::run(command).await,
         Command::Bench(cmd) => bench::main(cmd).await?,
         Command::Schema => {

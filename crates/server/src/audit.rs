@@ -15,6 +15,8 @@ use std::fmt;
 pub enum Actor {
     /// A request authenticated with this API key (its id).
     ApiKey(String),
+    /// An operator signed in to the console (its id, `op_...`).
+    Operator(String),
     /// The `gangway` command line on the server's machine (`gangway keys`),
     /// with the operating-system user that ran it when known.
     Cli(Option<String>),
@@ -36,10 +38,11 @@ impl Actor {
 
 impl fmt::Display for Actor {
     /// The stored form, which the API's `actor` filter takes:
-    /// `api_key:<id>`, `cli`, `cli:<user>`, `system`.
+    /// `api_key:<id>`, `operator:<id>`, `cli`, `cli:<user>`, `system`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Actor::ApiKey(id) => write!(f, "api_key:{id}"),
+            Actor::Operator(id) => write!(f, "operator:{id}"),
             Actor::Cli(Some(user)) => write!(f, "cli:{user}"),
             Actor::Cli(None) => f.write_str("cli"),
             Actor::System => f.write_str("system"),
@@ -59,6 +62,12 @@ pub mod action {
     pub const SERVER_STARTED: &str = "server.started";
     pub const REVIEW_CLAIMED: &str = "review.claimed";
     pub const REVIEW_DECIDED: &str = "review.decided";
+    pub const OPERATOR_CREATED: &str = "operator.created";
+    pub const OPERATOR_DISABLED: &str = "operator.disabled";
+    pub const OPERATOR_PASSWORD_SET: &str = "operator.password_set";
+    pub const OPERATOR_SIGNED_IN: &str = "operator.signed_in";
+    pub const OPERATOR_SIGN_IN_FAILED: &str = "operator.sign_in_failed";
+    pub const OPERATOR_SIGNED_OUT: &str = "operator.signed_out";
 
     /// Every action, for the API's filter check.
     pub const ALL: &[&str] = &[
@@ -72,6 +81,12 @@ pub mod action {
         SERVER_STARTED,
         REVIEW_CLAIMED,
         REVIEW_DECIDED,
+        OPERATOR_CREATED,
+        OPERATOR_DISABLED,
+        OPERATOR_PASSWORD_SET,
+        OPERATOR_SIGNED_IN,
+        OPERATOR_SIGN_IN_FAILED,
+        OPERATOR_SIGNED_OUT,
     ];
 }
 

@@ -116,6 +116,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Rate limits, failed-authentication lockouts, trusted proxies.
     pub rate_limits: crate::limits::RateLimitConfig,
+    /// The operator console's sessions and sign-in lockout.
+    pub console: ConsoleConfig,
     /// The registered providers' sections (`[incode]`, `[http]`, ...), read
     /// by the loader apart from the rest: [`Config::section`].
     #[serde(skip)]
@@ -135,6 +137,26 @@ pub struct RetentionConfig {
     /// The pause between sweeps (none while a full batch was found).
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+}
+
+/// The operator console (`[console]`, crate::operators).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// A console session ends after this long without a request.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A console session ends this long after sign-in at the latest.
+    #[serde(with = "humantime_serde")]
+    pub lifetime: Duration,
+    /// Consecutive failed sign-ins from which an account is locked.
+    pub lockout_after: u32,
+    /// The first lock; doubled at each further failure.
+    #[serde(with = "humantime_serde")]
+    pub lockout_base: Duration,
+    /// The longest lock.
+    #[serde(with = "humantime_serde")]
+    pub lockout_max: Duration,
 }
 
 /// Connection pool of the PostgreSQL store (ignored with SQLite).

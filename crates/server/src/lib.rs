@@ -12,6 +12,7 @@ pub mod ids;
 pub mod keys;
 pub mod limits;
 pub mod logging;
+pub mod operators;
 pub mod otel;
 pub mod providers;
 pub mod runtime;

@@ -33,6 +33,8 @@ export async function startDemo({ allowedOrigins = [], secretTtl = null, extraCo
   if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`cargo build -p gangway\` first`);
   const dir = mkdtempSync(join(tmpdir(), "gangway-browser-"));
   const apiKey = `gw_demo_${randomBytes(32).toString("hex")}`;
+  // The demo's console operators (admin@, reviewer@, viewer@kestrel.example) share it.
+  const operatorPassword = `pw-${randomBytes(12).toString("hex")}`;
   const log = join(dir, "gangway.log");
   const config = join(dir, "gangway.toml");
   const ttl = secretTtl ? `secret_ttl = ${JSON.stringify(secretTtl)}\n` : "";
@@ -44,6 +46,7 @@ export async function startDemo({ allowedOrigins = [], secretTtl = null, extraCo
       HOME: process.env.HOME,
       RUST_LOG: "info,sqlx=warn",
       GANGWAY_DEMO_API_KEY: apiKey,
+      GANGWAY_DEMO_OPERATOR_PASSWORD: operatorPassword,
       GANGWAY_WORKFLOWS_DIR: join(ROOT, "workflows"),
     },
     stdio: ["ignore", "pipe", openSync(log, "a")],
@@ -64,6 +67,10 @@ export async function startDemo({ allowedOrigins = [], secretTtl = null, extraCo
     url,
     apiKey,
     dir,
+    /** The console sign-in of the demo operator with this role. */
+    operator(role) {
+      return { email: `${role}@kestrel.example`, password: operatorPassword };
+    },
     output: () => out,
     log: () => readFileSync(log, "utf8"),
     /** GET with the customer API key (what the customer backend may do). */

@@ -15,6 +15,9 @@ use gangway_server::sim::incode::IncodeKnobs;
 use gangway_server::sim::setup::{SimCredentials, SimOptions, configure_missing, simulators};
 use std::path::PathBuf;
 
+/// The demo operators' emails: `<role>@` this domain.
+pub const DEMO_OPERATOR_DOMAIN: &str = "kestrel.example";
+
 pub async fn run(
     listen: Option<String>,
     config_file: Option<PathBuf>,
@@ -116,6 +119,21 @@ pub async fn run(
             &gangway_server::audit::Actor::System,
         )
         .await?;
+    // Console operators, one per role, all with one password (printed, or
+    // GANGWAY_DEMO_OPERATOR_PASSWORD): admin@, reviewer@ and viewer@ the
+    // demo's bank.
+    let operator_password = std::env::var("GANGWAY_DEMO_OPERATOR_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(gangway_server::operators::generate_password);
+    for role in gangway_server::operators::Role::ALL {
+        let email = format!("{}@{DEMO_OPERATOR_DOMAIN}", role.as_str());
+        let op = gangway_server::operators::new_operator(&email, role, &operator_password)
+            .map_err(|e| anyhow::anyhow!("GANGWAY_DEMO_OPERATOR_PASSWORD: {e}"))?;
+        engine
+            .provision_operator(&op, &gangway_server::audit::Actor::System)
+            .await?;
+    }
     // A user who abandons the hosted flow sees it expire after a few
     // seconds, as Incode's would much later, instead of waiting for the
     // workflow's 30-minute deadline.
@@ -153,6 +171,9 @@ pub async fn run(
     } else {
         println!("  API key:    from GANGWAY_DEMO_API_KEY");
     }
+    println!(
+        "  Console:    {base}/console   (sign in as admin@{DEMO_OPERATOR_DOMAIN}, reviewer@… or viewer@…, password {operator_password})"
+    );
     println!(
         "  Simulators: {base}/sim/score/  {base}/sim/incode/  {base}/sim/ockto/  {base}/sim/360dialog/  {base}/sim/oih/  {base}/sim/stripe/"
     );

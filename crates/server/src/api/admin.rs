@@ -8,7 +8,6 @@ use super::AppState;
 use super::auth::{ApiKey, scope};
 use super::error::Problem;
 use super::extract::JsonBody;
-use crate::audit::Actor;
 use crate::ids;
 use crate::keys::{self, DEFAULT_ROTATION_GRACE};
 use crate::store::{ApiKeyRow, NewApiKey};
@@ -110,7 +109,7 @@ async fn create(
                 created_at: now,
                 expires_at,
             },
-            &Actor::ApiKey(admin.id.clone()),
+            &admin.actor(),
         )
         .await?;
     tracing::info!(key = %id, name = %body.name.trim(), by_key = %admin.id, by_key_name = %admin.name, "API key created");
@@ -128,7 +127,7 @@ async fn revoke(
     let now = ids::now_ms();
     let row = st
         .engine
-        .revoke_api_key(&id, now, &Actor::ApiKey(admin.id.clone()))
+        .revoke_api_key(&id, now, &admin.actor())
         .await?
         .ok_or_else(|| Problem::not_found("no API key with this id"))?;
     tracing::info!(key = %id, name = %row.name, by_key = %admin.id, by_key_name = %admin.name, "API key revoked");
@@ -191,7 +190,7 @@ async fn rotate(
             &ids::hash_secret(&secret),
             now,
             grace_until,
-            &Actor::ApiKey(admin.id.clone()),
+            &admin.actor(),
         )
         .await?
         .ok_or_else(|| Problem::conflict("this API key was revoked meanwhile; create a new one"))?;

@@ -1,17 +1,22 @@
 //! Who is calling: the client's address (limits.rs decides whose
-//! `X-Forwarded-For` counts), the customer's API key with the scope a route
-//! requires (`ApiKey<scope::SessionsRead>` in a handler's arguments), and
+//! `X-Forwarded-For` counts), the customer's API key or an operator's
+//! console session with the scope a route requires
+//! (`ApiKey<scope::SessionsRead>` in a handler's arguments), and
 //! the rate limits and failed-authentication lockouts around both. Routes
 //! without API key or client secret get their limits from
 //! [`unauthenticated_limits`].
 
 use super::AppState;
 use super::error::Problem;
+use crate::audit::Actor;
 use crate::ids;
 use crate::keys::{CacheLookup, CachedKey, Scope, Scopes};
 use crate::limits::{Limit, Refused};
+use crate::operators::{self, Role};
+use crate::runtime::Reviewer;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
@@ -126,17 +131,47 @@ pub mod scope {
     }
 }
 
-/// An authenticated API key that holds the scope `S`.
+/// Who is calling, holding the scope `S`: a customer's API key (bearer) or
+/// an operator signed in to the console (its session cookie, whose role
+/// grants scopes as crate::operators says). Both reach the same routes, so
+/// everything the console does a script can do.
 pub struct ApiKey<S> {
+    /// The key's id, or the operator's.
     pub id: String,
+    /// The key's name, or the operator's email.
     pub name: String,
+    /// Set for an operator: its role.
+    pub role: Option<Role>,
     scope: PhantomData<fn() -> S>,
+}
+
+impl<S> ApiKey<S> {
+    /// Who the audit log names.
+    pub fn actor(&self) -> Actor {
+        match self.role {
+            Some(_) => Actor::Operator(self.id.clone()),
+            None => Actor::ApiKey(self.id.clone()),
+        }
+    }
+
+    /// Who a review claim or decision names.
+    pub fn reviewer(&self) -> Reviewer {
+        match self.role {
+            Some(_) => Reviewer::operator(&self.id),
+            None => Reviewer::api_key(&self.id),
+        }
+    }
 }
 
 impl<S: RequiredScope> FromRequestParts<AppState> for ApiKey<S> {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Problem> {
+        if bearer(parts).is_none()
+            && let Some(token) = console_cookie(&parts.headers)
+        {
+            return operator_caller(st, parts, &token).await;
+        }
         let key = authenticate(st, parts).await?;
         // The access log names the key by its id, never by the key.
         if let Some(note) = parts.extensions.get::<crate::logging::AccessNote>() {
@@ -149,9 +184,90 @@ impl<S: RequiredScope> FromRequestParts<AppState> for ApiKey<S> {
         Ok(ApiKey {
             id: key.id,
             name: key.name,
+            role: None,
             scope: PhantomData,
         })
     }
+}
+
+/// The console session cookie's token, if the request carries one.
+pub fn console_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == operators::COOKIE)
+        .map(|(_, value)| value.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// A state-changing request with a console cookie must come from the
+/// console's own pages: not from another site (`Sec-Fetch-Site`, `Origin`),
+/// and with the session's CSRF token, which only a same-origin page can
+/// read. The cookie is `SameSite=Strict` as well; this holds even for a
+/// browser that ignores that.
+pub fn check_csrf(parts: &Parts, token: &str) -> Result<(), Problem> {
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let h = &parts.headers;
+    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Err(Problem::csrf(format!(
+            "a {site} request may not change anything with a console session"
+        )));
+    }
+    if let (Some(origin), Some(host)) = (
+        h.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+        h.get(header::HOST).and_then(|v| v.to_str().ok()),
+    ) && origin.split_once("://").map(|(_, rest)| rest) != Some(host)
+    {
+        return Err(Problem::csrf(
+            "the request's Origin is not this console's; it may not change anything",
+        ));
+    }
+    let sent = h
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ids::secure_eq(sent.as_bytes(), operators::csrf_token(token).as_bytes()) {
+        return Err(Problem::csrf(
+            "send the console session's CSRF token (GET /v1/console/me) in X-CSRF-Token",
+        ));
+    }
+    Ok(())
+}
+
+async fn operator_caller<S: RequiredScope>(
+    st: &AppState,
+    parts: &Parts,
+    token: &str,
+) -> Result<ApiKey<S>, Problem> {
+    let (op, role) = st
+        .engine
+        .console_operator(token)
+        .await
+        .map_err(|ended| match ended {
+            operators::SessionEnded::Store(e) => Problem::from(e),
+            other => Problem::unauthorized(other.to_string()),
+        })?;
+    check_csrf(parts, token)?;
+    if let Some(note) = parts.extensions.get::<crate::logging::AccessNote>() {
+        note.key_id(&op.id);
+    }
+    if !role.scope_set().grants(S::SCOPE) {
+        return Err(Problem::role_lacks(role.as_str(), S::SCOPE.as_str()));
+    }
+    st.limits.check_api_key(&op.id)?;
+    Ok(ApiKey {
+        id: op.id,
+        name: op.email,
+        role: Some(role),
+        scope: PhantomData,
+    })
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -168,7 +284,7 @@ fn bearer(parts: &Parts) -> Option<&str> {
 async fn authenticate(st: &AppState, parts: &Parts) -> Result<CachedKey, Problem> {
     let Some(secret) = bearer(parts) else {
         return Err(Problem::unauthorized(
-            "send your API key as `Authorization: Bearer <key>`",
+            "send your API key as `Authorization: Bearer <key>`, or sign in to the console",
         ));
     };
     let hash = ids::hash_secret(secret);

@@ -48,6 +48,26 @@ impl Problem {
         )
         .with("missing_scope", scope)
     }
+    /// An operator whose role lacks the scope a route requires.
+    pub fn role_lacks(role: &str, scope: &'static str) -> Problem {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "insufficient-scope",
+            "Insufficient scope",
+            format!("the `{role}` role may not do this (it needs the scope `{scope}`)"),
+        )
+        .with("missing_scope", scope)
+    }
+    /// A state-changing console request without the session's CSRF token,
+    /// or sent from another site.
+    pub fn csrf(detail: impl Into<String>) -> Problem {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "Cross-site request refused",
+            detail,
+        )
+    }
     /// A rate limit: retry after `retry_after_s` seconds (at least 1).
     pub fn too_many_requests(detail: impl Into<String>, retry_after_s: u64) -> Problem {
         let mut p = Problem::new(

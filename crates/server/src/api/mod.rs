@@ -8,6 +8,7 @@ mod audit;
 pub(crate) mod auth;
 mod chat;
 mod client;
+mod console;
 mod deploy;
 mod dry_run;
 pub mod error;
@@ -148,6 +149,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .merge(sessions::routes())
         .merge(reviews::routes())
+        .merge(console::routes())
         .merge(client)
         .merge(unauthenticated)
         .merge(admin::routes())

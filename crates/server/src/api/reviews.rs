@@ -1,14 +1,13 @@
 //! The review queue (`/v1/reviews`): list the sessions waiting in a
 //! `review` step, oldest first; claim one; decide it. API keys with
 //! `reviews:read` / `reviews:decide` (or `admin`) act as reviewers today;
-//! `Reviewer` (runtime/reviews.rs) is where operators will plug in.
+//! `Reviewer` (runtime/reviews.rs): an API key or a signed-in operator.
 
 use super::AppState;
 use super::auth::{ApiKey, scope};
 use super::error::Problem;
 use super::extract::JsonBody;
 use crate::ids;
-use crate::runtime::reviews::Reviewer;
 use crate::runtime::view;
 use crate::store::{ReviewFilter, ReviewRow};
 use axum::extract::{Path, Query, State};
@@ -171,7 +170,7 @@ async fn claim(
     }
     let review = st
         .engine
-        .claim_review(&id, &Reviewer::api_key(&key.id), ttl_s * 1000)
+        .claim_review(&id, &key.reviewer(), ttl_s * 1000)
         .await?;
     Ok(Json(review_json(&review, ids::now_ms())))
 }
@@ -210,12 +209,7 @@ async fn decide(
     }
     let row = st
         .engine
-        .decide_review(
-            &id,
-            Reviewer::api_key(&key.id),
-            body.decision,
-            note.to_string(),
-        )
+        .decide_review(&id, key.reviewer(), body.decision, note.to_string())
         .await?;
     Ok(Json(view::session_json(&row)))
 }

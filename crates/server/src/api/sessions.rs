@@ -57,6 +57,16 @@ async fn create(
     trace: Option<axum::Extension<crate::otel::RequestTrace>>,
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<impl IntoResponse, Problem> {
+    if key.role.is_some() {
+        // A session belongs to the API key that created it (idempotency,
+        // its children); the customer's backend creates them, not a person.
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "api-key-required",
+            "API key required",
+            "sessions are created by your backend with an API key, not from a console session",
+        ));
+    }
     if st.engine.is_stopping() {
         return Err(Problem::unavailable(
             "the server is shutting down; retry on another node",
@@ -241,7 +251,7 @@ async fn cancel(
     // erasure clears), not in the audit log.
     let audit = crate::audit::session(
         crate::audit::action::SESSION_CANCELED,
-        &crate::audit::Actor::ApiKey(key.id.clone()),
+        &key.actor(),
         &id,
         crate::ids::now_ms(),
         json!({}),
@@ -263,7 +273,7 @@ async fn erase(
 ) -> Result<Json<Value>, Problem> {
     // Audited (`session.erased`, and `session.canceled` for a session
     // still running) in the transactions that do it.
-    let actor = crate::audit::Actor::ApiKey(key.id.clone());
+    let actor = key.actor();
     let row = st.engine.erase_on_request(&id, &actor).await?;
     tracing::info!(session_id = %id, key_id = %key.id, "session data erased on request");
     Ok(Json(view::session_json(&row)))

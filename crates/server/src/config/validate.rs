@@ -137,6 +137,19 @@ impl Config {
                 "must be between 1 and 10000",
             ));
         }
+        let c = &self.console;
+        positive("console.idle_timeout", c.idle_timeout)?;
+        positive("console.lifetime", c.lifetime)?;
+        positive("console.lockout_base", c.lockout_base)?;
+        if c.lockout_max < c.lockout_base {
+            return Err(key_err(
+                "console.lockout_max",
+                "must be at least console.lockout_base",
+            ));
+        }
+        if c.lockout_after == 0 {
+            return Err(key_err("console.lockout_after", "must be at least 1"));
+        }
         Ok(())
     }
 

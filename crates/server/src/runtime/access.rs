@@ -10,7 +10,7 @@ use crate::audit::{self, Actor};
 use crate::config::Config;
 use crate::store::{
     self, ApiKeyMatch, ApiKeyRow, AuditFilter, AuditRow, ClientEvent, Delivery, JobBacklog,
-    NewApiKey, NewAudit, PoolStats, SessionFilter, SessionRow, TimelineEntry,
+    NewApiKey, NewAudit, OperatorRow, PoolStats, SessionFilter, SessionRow, TimelineEntry,
 };
 use gangway_core::workflow::Workflow;
 use std::sync::Arc;
@@ -224,6 +224,57 @@ impl Engine {
     /// Appends entries that no other change carries (a start).
     pub async fn append_audit(&self, entries: &[NewAudit]) -> store::Result<()> {
         self.store.append_audit(entries).await
+    }
+}
+
+/// Operators and their console sessions (crate::operators holds the policy).
+impl Engine {
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: String,
+    ) -> Result<crate::operators::SignedIn, crate::operators::SignInError> {
+        crate::operators::sign_in(self.store.as_ref(), &self.config.console, email, password).await
+    }
+
+    /// The operator signed in with this console token, and its role.
+    pub async fn console_operator(
+        &self,
+        token: &str,
+    ) -> Result<(OperatorRow, crate::operators::Role), crate::operators::SessionEnded> {
+        crate::operators::session_operator(self.store.as_ref(), &self.config.console, token).await
+    }
+
+    /// Stores `op` (crate::operators::new_operator), or gives the
+    /// operator with its email its password (the demo's operators, at each
+    /// start).
+    pub async fn provision_operator(&self, op: &OperatorRow, actor: &Actor) -> store::Result<()> {
+        use crate::operators::audit_entry;
+        let at = op.created_at;
+        let created = audit_entry(audit::action::OPERATOR_CREATED, actor, op, at);
+        if self.store.create_operator(op, &created).await? {
+            return Ok(());
+        }
+        if let Some(existing) = self.store.operator_by_email(&op.email).await? {
+            let entry = audit_entry(audit::action::OPERATOR_PASSWORD_SET, actor, &existing, at);
+            self.store
+                .set_operator_password(&existing.id, &op.password_hash, &entry)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the console session with this token (sign-out, audited).
+    pub async fn sign_out(&self, token: &str, op: &OperatorRow) -> store::Result<bool> {
+        let entry = crate::operators::audit_entry(
+            audit::action::OPERATOR_SIGNED_OUT,
+            &Actor::Operator(op.id.clone()),
+            op,
+            crate::ids::now_ms(),
+        );
+        self.store
+            .end_console_session(&crate::ids::hash_secret(token), Some(&entry))
+            .await
     }
 }
 

@@ -45,6 +45,7 @@ pub use committer::{CreateRequest, Created, Ingested};
 static AFTER_TRANSITION: &[&dyn committer::AfterTransition] =
     &[&children::ToParent, &chat::Messages, &release::OnEnd];
 pub use intake::Refused;
+pub use reviews::Reviewer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -11,10 +11,9 @@ use gangway_core::engine::{Actor, Decision};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-/// Who reviews: today an API key with the review scopes. Operators with
-/// the reviewer role (console accounts, a later slice) become another
-/// kind here; the queue, the claims and the timeline record only `kind` and
-/// `id`, so nothing else changes for them.
+/// Who reviews: an API key with the review scopes, or an operator whose
+/// role holds them (crate::operators); the queue, the claims and the
+/// timeline record only `kind` and `id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reviewer {
     kind: &'static str,
@@ -29,14 +28,24 @@ impl Reviewer {
         }
     }
 
-    /// How a claim names its holder: `api_key:key_...`.
+    pub fn operator(id: &str) -> Reviewer {
+        Reviewer {
+            kind: "operator",
+            id: id.to_string(),
+        }
+    }
+
+    /// How a claim names its holder: `api_key:key_...`, `operator:op_...`.
     pub fn holder(&self) -> String {
         format!("{}:{}", self.kind, self.id)
     }
 
-    /// Who the audit log names (`api_key:<id>`).
+    /// Who the audit log names (`api_key:<id>`, `operator:<id>`).
     pub fn audit_actor(&self) -> crate::audit::Actor {
-        crate::audit::Actor::ApiKey(self.id.clone())
+        match self.kind {
+            "operator" => crate::audit::Actor::Operator(self.id.clone()),
+            _ => crate::audit::Actor::ApiKey(self.id.clone()),
+        }
     }
 
     pub fn actor(&self) -> Actor {

@@ -34,6 +34,7 @@ macro_rules! migrations {
             5 "0005_audit_log",
             6 "0006_erasure",
             7 "0007_reviews",
+            8 "0008_operators",
         )
     };
 }
@@ -170,7 +171,7 @@ mod tests {
             ..Memory::default()
         };
         let m = run(&mut db, SQLITE).await.unwrap();
-        assert_eq!(db.ran, vec![2, 3, 4, 5, 6, 7]);
+        assert_eq!(db.ran, vec![2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(
             m.applied,
             [
@@ -179,14 +180,15 @@ mod tests {
                 "0004_nodes",
                 "0005_audit_log",
                 "0006_erasure",
-                "0007_reviews"
+                "0007_reviews",
+                "0008_operators"
             ]
         );
-        assert_eq!(m.version, 7);
+        assert_eq!(m.version, 8);
         assert!(pending(&mut db, SQLITE).await.unwrap().is_empty());
         let again = run(&mut db, SQLITE).await.unwrap();
         assert!(again.applied.is_empty());
-        assert_eq!(again.to_string(), "database is up to date at version 7");
+        assert_eq!(again.to_string(), "database is up to date at version 8");
     }
 
     #[tokio::test]

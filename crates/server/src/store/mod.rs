@@ -9,6 +9,7 @@ mod keys;
 mod migrate;
 mod nodes;
 mod observe;
+mod operators;
 mod postgres;
 pub mod reseal;
 mod reviews;
@@ -21,6 +22,7 @@ pub use audit::{AuditFilter, AuditLog, AuditRow, NewAudit};
 pub use keys::{ApiKeyMatch, ApiKeyRow, ApiKeys, NewApiKey};
 pub use nodes::{NodeHolder, Nodes};
 pub use observe::{JobBacklog, Observe, PoolStats};
+pub use operators::{ConsoleSessionRow, Lockout, OperatorRow, Operators};
 pub use postgres::PgStore;
 pub use reviews::{ReviewFilter, ReviewRow, Reviews};
 pub use schema::Migrated;
@@ -433,7 +435,9 @@ pub trait Tx: Send {
 }
 
 #[async_trait]
-pub trait Store: ApiKeys + AuditLog + Nodes + Observe + Reviews + Send + Sync + 'static {
+pub trait Store:
+    ApiKeys + AuditLog + Nodes + Observe + Operators + Reviews + Send + Sync + 'static
+{
     /// True when a transaction runs its statements inline, blocking the
     /// calling thread (embedded SQLite): the committer then gets a thread of
     /// its own. False for network databases driven asynchronously.

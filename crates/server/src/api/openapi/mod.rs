@@ -50,7 +50,13 @@ fn op(id: &str, tag: &str, summary: &str, security: &str, ok: Value, errors: &[&
         json!([])
     } else {
         let scopes: Vec<&str> = (!scope.is_empty()).then_some(scope).into_iter().collect();
-        json!([{ scheme: scopes }])
+        if scheme == "apiKey" {
+            // An operator's console session reaches the same operations,
+            // by its role's scopes (docs/console.md).
+            json!([{ "apiKey": scopes.clone() }, { "consoleSession": scopes }])
+        } else {
+            json!([{ scheme: scopes }])
+        }
     };
     json!({"operationId": id, "tags": [tag], "summary": summary, "security": security, "responses": responses})
 }
@@ -122,6 +128,7 @@ pub fn document() -> Value {
         "components": {
             "securitySchemes": {
                 "apiKey": {"type": "http", "scheme": "bearer", "description": "The customer backend's API key (`gangway keys create`). Each operation lists the scope the key needs: sessions:read, sessions:write, secrets:read, workflows:read, workflows:dry-run, sessions:erase, reviews:read, reviews:decide or admin (admin implies the reviews scopes; docs/api.md#scopes); without it the answer is 403 with `missing_scope`."},
+                "consoleSession": {"type": "apiKey", "in": "cookie", "name": "gangway_console", "description": "An operator's console session (sign in at /console/login; docs/console.md). Its role grants scopes: viewer sessions:read, workflows:read, reviews:read; reviewer also reviews:decide; admin also sessions:write, workflows:dry-run and admin. State-changing requests must send the session's CSRF token (GET /v1/console/me) in `X-CSRF-Token` and come from the console's origin (403 `csrf` otherwise)."},
                 "clientSecret": {"type": "http", "scheme": "bearer", "description": "The session's short-lived client secret; `?client_secret=` is accepted on the event stream (EventSource) and on qr.svg (img)."},
                 "clientSecretQuery": {"type": "apiKey", "in": "query", "name": "client_secret", "description": "The client secret as a query parameter, where an `EventSource` or an `<img>` cannot send headers (the event stream, qr.svg)."}
             },

@@ -242,7 +242,17 @@ fn workflows_and_admin() -> Value {
         ),
         Value::Array(audit_filters()),
     );
+    let mut me = op(
+        "getConsoleSession",
+        "admin",
+        "The operator signed in to the console: role, scopes and the CSRF token to send in `X-CSRF-Token`",
+        "",
+        ok("ConsoleMe"),
+        &["401"],
+    );
+    me["security"] = json!([{"consoleSession": []}]);
     json!({
+        "/v1/console/me": {"get": me},
         "/v1/admin/audit": {"get": audit},
         "/v1/admin/audit/export": {"get": export},
         "/v1/workflows": {"get": op("listWorkflows", "workflows", "Loaded workflows and their versions", "apiKey:workflows:read", ok("Workflows"), &["401"])},

@@ -138,10 +138,16 @@ pub fn schemas() -> Value {
                 "id": {"type": "string", "pattern": "^[0-9]+$", "description": "Increases with every entry: the log's order"},
                 "at": time(),
                 "action": r("AuditAction"),
-                "actor": {"type": "string", "description": "`api_key:<id>`, `cli`, `cli:<user>` or `system`"},
+                "actor": {"type": "string", "description": "`api_key:<id>`, `operator:<id>`, `cli`, `cli:<user>` or `system`"},
                 "session_id": string_or_null(),
                 "target": {"type": ["string", "null"], "description": "What the action was done to when not a session: a key id, a node id"},
                 "data": any_object("Details: names, scopes, counts; never a secret or a person's data")})),
+            "ConsoleMe": exact(json!({
+                "operator": exact(json!({"id": {"type": "string"}, "email": {"type": "string"},
+                    "role": {"enum": ["viewer", "reviewer", "admin"]}})),
+                "scopes": {"type": "array", "items": r("Scope")},
+                "csrf_token": {"type": "string", "description": "Send it in `X-CSRF-Token` with every state-changing request of this console session"},
+                "idle_timeout_s": {"type": "integer", "description": "The session ends after this long without a request"}})),
             "AuditPage": exact(json!({"data": {"type": "array", "items": r("AuditEntry")},
                 "next_cursor": {"type": ["string", "null"], "description": "`cursor` of the next (older) page; `null` on the last"}}))
         }),

@@ -479,7 +479,7 @@ pub async fn secrets(
         .collect();
     let audit = crate::audit::session(
         crate::audit::action::SECRETS_READ,
-        &crate::audit::Actor::ApiKey(key.id.clone()),
+        &key.actor(),
         &id,
         crate::ids::now_ms(),
         json!({"opened": described.len()}),

@@ -16,6 +16,7 @@ mod migrate;
 mod nodes;
 mod notify;
 mod observe;
+mod operators;
 mod reseal;
 mod reviews;
 mod rows;

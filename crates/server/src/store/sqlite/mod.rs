@@ -16,6 +16,7 @@ mod keys;
 mod migrate;
 mod nodes;
 mod observe;
+mod operators;
 mod pool;
 mod reseal;
 mod reviews;
