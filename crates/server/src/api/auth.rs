@@ -258,7 +258,7 @@ async fn operator_caller<S: RequiredScope>(
     if let Some(note) = parts.extensions.get::<crate::logging::AccessNote>() {
         note.key_id(&op.id);
     }
-    if !role.scope_set().grants(S::SCOPE) {
+    if !S::allowed(role.scope_set()) {
         return Err(Problem::role_lacks(role.as_str(), S::SCOPE.as_str()));
     }
     st.limits.check_api_key(&op.id)?;
