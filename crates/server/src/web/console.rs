@@ -63,6 +63,14 @@ pub fn page(html: String) -> Response {
         HeaderValue::from_static(CONSOLE_CSP),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // Not the server's default `no-referrer`: under it Chromium sends
+    // `Origin: null` with the sign-in form's POST, which the sign-in's
+    // cross-site check must refuse. `same-origin` sends the origin to this
+    // server only, never to another site.
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     resp
 }
 
