@@ -30,7 +30,7 @@ function value(v, depth) {
     if (depth >= 3) return el('pre', {}, JSON.stringify(v, null, 2));
     const keys = Object.keys(v);
     if (keys.length === 0) return el('span', { class: 'muted' }, 'none');
-    return el('dl', { class: 'facts' }, keys.map((k) => [el('dt', {}, keyText(k)), el('dd', {}, value(v[k], depth + 1))]));
+    return el('dl', { class: 'facts' }, keys.flatMap((k) => [el('dt', {}, keyText(k)), el('dd', {}, value(v[k], depth + 1))]));
   }
   return scalar(v);
 }

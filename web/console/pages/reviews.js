@@ -58,12 +58,12 @@ export async function render(root, ctx) {
     load(true);
   });
 
-  root.append(
-    header('Review queue'),
-    mayDecide ? null : el('p', { class: 'notice notice-info' },
-      `Your role (${ctx.me.operator.role}) can read the queue; deciding a review needs the reviewer role.`),
-    form, status, list, more,
-  );
+  root.append(header('Review queue'));
+  if (!mayDecide) {
+    root.append(el('p', { class: 'notice notice-info' },
+      `Your role (${ctx.me.operator.role}) can read the queue; deciding a review needs the reviewer role.`));
+  }
+  root.append(form, status, list, more);
 
   // The workflow filter offers the workflows there are; the queue works without them.
   ctx.api('/v1/workflows').then((wfs) => {
