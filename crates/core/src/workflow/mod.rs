@@ -3,6 +3,7 @@
 //! found, each with `line:col`; `schema` is the language's JSON Schema.
 
 mod diagnostics;
+mod graph;
 mod input;
 mod model;
 mod parse;
@@ -10,6 +11,7 @@ mod schema;
 mod yaml;
 
 pub use diagnostics::{Diagnostic, Diagnostics};
+pub use graph::{Edge, Graph, Node, graph_of};
 pub use input::{InputError, InputSchema};
 pub use model::*;
 pub use parse::parse;

@@ -19,6 +19,9 @@ pub struct Workflow {
     /// The first step, `start:` or else the first one listed.
     pub start: String,
     pub steps: IndexMap<String, Step>,
+    /// Each step's 1-based line in the source (where its name is written),
+    /// for the graph the console draws beside the YAML.
+    pub lines: IndexMap<String, usize>,
 }
 
 #[derive(Debug, Clone)]

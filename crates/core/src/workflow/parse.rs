@@ -252,6 +252,7 @@ impl Parser<'_> {
             );
         }
 
+        let lines = step_pos.iter().map(|(k, at)| (k.clone(), at.0)).collect();
         Some(Workflow {
             id: id?,
             version: version?,
@@ -260,6 +261,7 @@ impl Parser<'_> {
             retention,
             start,
             steps,
+            lines,
         })
     }
 

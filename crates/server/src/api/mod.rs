@@ -6,6 +6,7 @@
 mod admin;
 mod audit;
 pub(crate) mod auth;
+mod changes;
 mod chat;
 mod client;
 mod console;
@@ -21,6 +22,7 @@ mod reviews;
 mod sessions;
 mod shapes;
 mod validate;
+mod workflows;
 
 /// The pure parts of inbound requests: webhook and callback verifiers and
 /// body parsers, the chat protocol's messages (fuzzed in `fuzz/`).
@@ -148,6 +150,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .layer(cors);
     Router::new()
         .merge(sessions::routes())
+        .merge(changes::routes())
         .merge(reviews::routes())
         .merge(console::routes())
         .merge(client)
@@ -155,6 +158,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(admin::routes())
         .merge(audit::routes())
         .merge(deploy::routes())
+        .merge(workflows::routes())
         .route(
             "/v1/client/sessions/{id}/chat",
             axum::routing::get(chat::socket),

@@ -167,6 +167,11 @@ struct ListQuery {
     status: Option<String>,
     workflow: Option<String>,
     reference: Option<String>,
+    outcome: Option<String>,
+    /// RFC 3339, inclusive.
+    created_since: Option<String>,
+    /// RFC 3339, exclusive.
+    created_until: Option<String>,
     cursor: Option<String>,
     limit: Option<i64>,
 }
@@ -180,6 +185,39 @@ async fn list(
     if let Some(s) = &q.status {
         s.parse::<SessionStatus>().map_err(Problem::validation)?;
     }
+    if let Some(o) = &q.outcome
+        && !gangway_core::Outcome::ALL.iter().any(|x| x.as_str() == o)
+    {
+        return Err(Problem::validation(
+            "`outcome` must be one of approved, declined, review, failed, canceled, expired",
+        ));
+    }
+    // No stored value holds a control character (PostgreSQL text cannot
+    // even hold a NUL): such a filter is a mistake, said as one.
+    for (name, v) in [
+        ("`workflow`", &q.workflow),
+        ("`reference`", &q.reference),
+        ("`cursor`", &q.cursor),
+    ] {
+        if let Some(v) = v {
+            if v.len() > MAX_REFERENCE {
+                return Err(Problem::validation(format!(
+                    "{name} must be at most {MAX_REFERENCE} characters"
+                )));
+            }
+            super::shapes::plain_text(name, v)?;
+        }
+    }
+    let created_since = q
+        .created_since
+        .as_deref()
+        .map(|t| rfc3339_ms("created_since", t))
+        .transpose()?;
+    let created_until = q
+        .created_until
+        .as_deref()
+        .map(|t| rfc3339_ms("created_until", t))
+        .transpose()?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(Problem::validation("`limit` must be between 1 and 200"));
@@ -190,6 +228,9 @@ async fn list(
             status: q.status,
             workflow: q.workflow,
             reference: q.reference,
+            outcome: q.outcome,
+            created_since,
+            created_until,
             before: q.cursor,
             limit: limit + 1,
         })
@@ -208,6 +249,14 @@ async fn list(
         "data": page.iter().map(|r| view::session_json(r)).collect::<Vec<_>>(),
         "next_cursor": next,
     })))
+}
+
+/// An RFC 3339 time as Unix milliseconds.
+fn rfc3339_ms(name: &str, text: &str) -> Result<i64, Problem> {
+    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| Problem::validation(format!("`{name}` must be an RFC 3339 time: {e}")))?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| Problem::validation(format!("`{name}` is out of range")))
 }
 
 #[derive(Deserialize, Default)]

@@ -91,6 +91,12 @@ impl Engine {
         self.shutdown.subscribe()
     }
 
+    /// An operator's stream of session changes (changes.rs); `None` when
+    /// `changes::MAX_STREAMS` are open on this node.
+    pub fn subscribe_session_changes(&self) -> Option<super::changes::Subscription> {
+        self.changes.subscribe()
+    }
+
     /// Number of sessions with at least one live stream (for metrics).
     pub fn open_streams(&self) -> usize {
         self.hub.streams()
@@ -110,6 +116,32 @@ impl Engine {
     /// `(id, latest version, description, all versions)`.
     pub fn workflow_list(&self) -> Vec<(String, u32, String, Vec<u32>)> {
         self.workflows.list()
+    }
+
+    /// One version, as the engine runs it, with its source text: loaded
+    /// here, or stored by another node (then loaded from the database).
+    /// `None` when no node stored it.
+    pub async fn workflow_with_source(
+        &self,
+        id: &str,
+        version: u32,
+    ) -> Result<Option<(Arc<Workflow>, String)>, workflows::Error> {
+        let Some(source) = self.store.workflow_version(id, version).await? else {
+            return Ok(None);
+        };
+        let wf = self
+            .workflows
+            .resolve(self.store.as_ref(), id, version)
+            .await?;
+        Ok(wf.map(|wf| (wf, source)))
+    }
+
+    /// Sessions counted by workflow version, status and outcome.
+    pub async fn session_counts(
+        &self,
+        workflow: Option<&str>,
+    ) -> store::Result<Vec<store::SessionCount>> {
+        self.store.session_counts(workflow).await
     }
 
     /// Every stored version: `(id, version, source)`.

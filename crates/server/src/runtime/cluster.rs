@@ -1,7 +1,8 @@
 //! Signals from the other nodes on a shared database: a free job became due
 //! (wake the scheduler if it sleeps past it) and client events were
 //! committed (read them and feed the streams on this node that follow those
-//! sessions), an API key was revoked or rotated (drop cached keys). After the channel was interrupted, every followed session is
+//! sessions), sessions changed (the operators' change streams, changes.rs),
+//! an API key was revoked or rotated (drop cached keys). After the channel was interrupted, every followed session is
 //! read again and the scheduler wakes, so nothing missed is lost.
 
 use super::Engine;
@@ -22,11 +23,20 @@ pub(super) async fn run(engine: Arc<Engine>, mut signals: mpsc::UnboundedReceive
                 }
             }
             Signal::ClientEvents(events) => {
+                engine.changes.changed(events.iter().map(|(id, _)| id));
                 for (session_id, seq) in events {
                     engine.session_watch.changed(&session_id);
                     if engine.hub.is_followed(&session_id) {
                         forward(&engine, &session_id, seq - 1).await;
                     }
+                }
+            }
+            Signal::SessionsChanged(ids) => {
+                engine.changes.changed(&ids);
+                // A long poll of one of them wakes too (a change that made
+                // no client event, such as a cancel before any step).
+                for id in &ids {
+                    engine.session_watch.changed(id);
                 }
             }
             Signal::KeyChanged(_) => engine.keys.invalidate(),
@@ -36,6 +46,7 @@ pub(super) async fn run(engine: Arc<Engine>, mut signals: mpsc::UnboundedReceive
                 engine.keys.invalidate();
                 refresh_workflows(&engine).await;
                 engine.wake.notify_one();
+                engine.changes.resync();
                 for session_id in engine.hub.followed() {
                     forward(&engine, &session_id, 0).await;
                 }

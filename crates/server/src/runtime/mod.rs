@@ -7,6 +7,7 @@
 //! session and a restart loses nothing.
 
 mod access;
+pub mod changes;
 pub mod chat;
 mod children;
 mod cluster;
@@ -165,6 +166,8 @@ pub struct Engine {
     hub: hub::Hub,
     /// Long polls waiting for a session's next change.
     session_watch: Arc<watch::SessionWatch>,
+    /// Operators' streams of session changes (the console).
+    changes: changes::Changes,
     /// API keys authenticated recently (dropped when a key changes).
     keys: crate::keys::KeyCache,
     /// One queue per committer (route.rs picks one per command).
@@ -241,6 +244,7 @@ impl Engine {
             workflows,
             hub: hub::Hub::default(),
             session_watch: Arc::default(),
+            changes: changes::Changes::default(),
             keys: crate::keys::KeyCache::new(key_ttl),
             commands: txs,
             wake: Notify::new(),

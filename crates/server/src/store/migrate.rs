@@ -35,6 +35,7 @@ macro_rules! migrations {
             6 "0006_erasure",
             7 "0007_reviews",
             8 "0008_operators",
+            9 "0009_console_sessions",
         )
     };
 }
@@ -171,7 +172,7 @@ mod tests {
             ..Memory::default()
         };
         let m = run(&mut db, SQLITE).await.unwrap();
-        assert_eq!(db.ran, vec![2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(db.ran, vec![2, 3, 4, 5, 6, 7, 8, 9]);
         assert_eq!(
             m.applied,
             [
@@ -181,14 +182,15 @@ mod tests {
                 "0005_audit_log",
                 "0006_erasure",
                 "0007_reviews",
-                "0008_operators"
+                "0008_operators",
+                "0009_console_sessions"
             ]
         );
-        assert_eq!(m.version, 8);
+        assert_eq!(m.version, 9);
         assert!(pending(&mut db, SQLITE).await.unwrap().is_empty());
         let again = run(&mut db, SQLITE).await.unwrap();
         assert!(again.applied.is_empty());
-        assert_eq!(again.to_string(), "database is up to date at version 8");
+        assert_eq!(again.to_string(), "database is up to date at version 9");
     }
 
     #[tokio::test]

@@ -105,6 +105,9 @@ pub enum Signal {
     JobsDue(i64),
     /// Client events were committed: `(session_id, seq)`.
     ClientEvents(Vec<(String, i64)>),
+    /// Sessions were created or updated (their ids): operators' change
+    /// streams read them again.
+    SessionsChanged(Vec<String>),
     /// An API key was revoked or rotated (its id): drop it from caches.
     KeyChanged(String),
     /// Workflow versions were deployed: load them, start new sessions on
@@ -304,11 +307,27 @@ pub struct Delivery {
     pub attempt_log: Vec<DeliveryAttempt>,
 }
 
+/// How many sessions of one workflow version are in one status (and, when
+/// ended, with one outcome).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCount {
+    pub workflow: String,
+    pub version: u32,
+    pub status: String,
+    pub outcome: Option<String>,
+    pub count: i64,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct SessionFilter {
     pub status: Option<String>,
     pub workflow: Option<String>,
     pub reference: Option<String>,
+    pub outcome: Option<String>,
+    /// Created at or after (Unix ms).
+    pub created_since: Option<i64>,
+    /// Created before (Unix ms).
+    pub created_until: Option<i64>,
     /// Page after this id (ids sort by creation time; newest first).
     pub before: Option<String>,
     pub limit: i64,
@@ -525,6 +544,10 @@ pub trait Store:
     async fn client_events_after(&self, session_id: &str, seq: i64) -> Result<Vec<ClientEvent>>;
     async fn deliveries(&self, session_id: &str) -> Result<Vec<Delivery>>;
     async fn count_by_status(&self) -> Result<Vec<(String, i64)>>;
+    /// Sessions counted by workflow version, status and outcome; of one
+    /// workflow, or of all. One GROUP BY over the covering index
+    /// `sessions_counts`, never a table scan.
+    async fn session_counts(&self, workflow: Option<&str>) -> Result<Vec<SessionCount>>;
     /// Succeeds when the database answers (readiness checks).
     async fn ping(&self) -> Result<()> {
         self.count_by_status().await.map(|_| ())

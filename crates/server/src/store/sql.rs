@@ -36,6 +36,12 @@ pub const SET_CLIENT_SECRET: &str =
     "UPDATE sessions SET client_secret_hash = $1, client_secret_expires_at = $2 WHERE id = $3";
 pub const FIND_IDEMPOTENT: &str =
     "SELECT id, request_hash FROM sessions WHERE api_key_id = $1 AND idempotency_key = $2";
+/// Per workflow version, status and outcome: answered from the index
+/// `sessions_counts` alone (it holds every column read).
+pub const SESSION_COUNTS: &str = "SELECT workflow_id, version, status, outcome, COUNT(*)
+     FROM sessions GROUP BY workflow_id, version, status, outcome";
+pub const SESSION_COUNTS_OF: &str = "SELECT workflow_id, version, status, outcome, COUNT(*)
+     FROM sessions WHERE workflow_id = $1 GROUP BY workflow_id, version, status, outcome";
 pub const COUNT_BY_STATUS: &str = "SELECT status, COUNT(*) AS n FROM sessions GROUP BY status";
 
 pub const WORKFLOW_HASH: &str =
@@ -94,25 +100,44 @@ pub const DELETE_JOB: &str = "DELETE FROM jobs WHERE id = $1";
 pub const EXPEDITE_JOBS: &str = "UPDATE jobs SET due_at = $1
      WHERE session_id = $2 AND kind = $3 AND due_at > $1 AND lease_until < $1";
 
-/// The `sessions` listing for a filter: the statement and its text
-/// arguments, then the limit as the last argument.
-pub fn sessions(f: &SessionFilter) -> (String, Vec<String>) {
+/// An argument of a statement built at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// The `sessions` listing for a filter: the statement and its arguments,
+/// then the limit as the last argument. Every filter is an equality on an
+/// indexed column or a range on `created_at`, and the page is a keyset
+/// range on `id` (ids sort by creation time), newest first: each page
+/// reads about `limit` index entries whatever the table's size.
+pub fn sessions(f: &SessionFilter) -> (String, Vec<Arg>) {
     let mut sql = String::from(concat!(select_sessions!(), " WHERE 1 = 1"));
-    let mut args = Vec::with_capacity(4);
+    let mut args = Vec::with_capacity(6);
+    let mut push = |sql: &mut String, cond: &str, arg: Arg| {
+        args.push(arg);
+        sql.push_str(&format!(" AND {cond} ${}", args.len()));
+    };
     let filters = [
-        ("status", &f.status),
-        ("workflow_id", &f.workflow),
-        ("reference", &f.reference),
+        ("status =", &f.status),
+        ("workflow_id =", &f.workflow),
+        ("reference =", &f.reference),
+        ("outcome =", &f.outcome),
     ];
-    for (col, value) in filters {
+    for (cond, value) in filters {
         if let Some(v) = value {
-            args.push(v.clone());
-            sql.push_str(&format!(" AND {col} = ${}", args.len()));
+            push(&mut sql, cond, Arg::Text(v.clone()));
         }
     }
+    if let Some(t) = f.created_since {
+        push(&mut sql, "created_at >=", Arg::Int(t));
+    }
+    if let Some(t) = f.created_until {
+        push(&mut sql, "created_at <", Arg::Int(t));
+    }
     if let Some(before) = &f.before {
-        args.push(before.clone());
-        sql.push_str(&format!(" AND id < ${}", args.len()));
+        push(&mut sql, "id <", Arg::Text(before.clone()));
     }
     sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", args.len() + 1));
     (sql, args)
@@ -135,6 +160,24 @@ mod tests {
             sql.ends_with("AND workflow_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"),
             "{sql}"
         );
-        assert_eq!(args, ["wf", "ses_b"]);
+        assert_eq!(args, [Arg::Text("wf".into()), Arg::Text("ses_b".into())]);
+        let f = SessionFilter {
+            outcome: Some("approved".into()),
+            created_since: Some(5),
+            created_until: Some(9),
+            limit: 5,
+            ..SessionFilter::default()
+        };
+        let (sql, args) = sessions(&f);
+        assert!(
+            sql.ends_with(
+                "AND outcome = $1 AND created_at >= $2 AND created_at < $3 ORDER BY id DESC LIMIT $4"
+            ),
+            "{sql}"
+        );
+        assert_eq!(
+            args,
+            [Arg::Text("approved".into()), Arg::Int(5), Arg::Int(9)]
+        );
     }
 }

@@ -22,6 +22,8 @@ console_files!(
     ("app.js", JS),
     ("api.js", JS),
     ("ui.js", JS),
+    ("graph.js", JS),
+    ("live.js", JS),
     ("pages/dashboard.js", JS),
     ("pages/sessions.js", JS),
     ("pages/session.js", JS),

@@ -61,6 +61,9 @@ fn sessions() -> Value {
             {"name": "status", "in": "query", "schema": {"$ref": "#/components/schemas/SessionStatus"}},
             {"name": "workflow", "in": "query", "schema": {"type": "string"}},
             {"name": "reference", "in": "query", "schema": {"type": "string"}},
+            {"name": "outcome", "in": "query", "schema": {"$ref": "#/components/schemas/Outcome"}},
+            {"name": "created_since", "in": "query", "schema": {"type": "string", "format": "date-time"}, "description": "Created at or after (inclusive)"},
+            {"name": "created_until", "in": "query", "schema": {"type": "string", "format": "date-time"}, "description": "Created before (exclusive)"},
             {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "`next_cursor` of the previous page"},
             {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}
         ]),
@@ -96,6 +99,11 @@ fn sessions() -> Value {
     cancel["requestBody"] = body("CancelSession", false);
     json!({
         "/v1/sessions": {"post": create, "get": list},
+        "/v1/sessions/changes": {"get": op("streamSessionChanges", "sessions", "Sessions as they change, for operators (Server-Sent Events): `ready` once subscribed, `session` with a changed session, `resync` when changes may have been missed (read the list again), `reconnect` at shutdown",
+            "apiKey:sessions:read",
+            json!({"200": {"description": "The stream (the schema describes each event)",
+                "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/SessionChangeEvent"}}}}}),
+            &["401"])},
         "/v1/sessions/{id}": {"get": show},
         "/v1/sessions/{id}/cancel": {"post": cancel},
         "/v1/sessions/{id}/data": {"delete": with_params(op("eraseSessionData", "sessions", "Erase the session's personal data (input, state, outputs, timeline and browser event payloads, provider results), canceling it first if it runs; asks providers that can to redact their copy; answers the tombstone, again on a repeat (docs/api.md#erase-a-sessions-data)", "apiKey:sessions:erase", ok("Session"), &["401", "404", "409"]), session_id())},
@@ -258,6 +266,10 @@ fn workflows_and_admin() -> Value {
         "/v1/workflows": {"get": op("listWorkflows", "workflows", "Loaded workflows and their versions", "apiKey:workflows:read", ok("Workflows"), &["401"])},
         "/v1/workflows/validate": {"post": validate},
         "/v1/workflows/{id}/dry-run": {"post": dry_run},
+        "/v1/workflows/{id}/versions/{version}": {"get": with_params(op("getWorkflowVersion", "workflows", "One workflow version: its YAML source, its graph (steps, branches, outcomes) and its sessions counted by status and outcome", "apiKey:workflows:read", ok("WorkflowVersion"), &["400", "401", "404", "422", "503"]),
+            json!([path_param("id", "The workflow id"), {"name": "version", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9]+$"}, "description": "The version (a positive integer)"}]))},
+        "/v1/workflows/counts": {"get": with_params(op("countWorkflowSessions", "workflows", "Sessions counted per workflow version by status and outcome (versions without sessions are absent)", "apiKey:workflows:read", ok("WorkflowCounts"), &["400", "401", "422"]),
+            json!([{"name": "workflow", "in": "query", "schema": {"type": "string"}, "description": "Only this workflow's versions"}]))},
         "/v1/admin/keys": {
             "get": op("listApiKeys", "admin", "List API keys (never their secrets)", "apiKey:admin", ok("ApiKeys"), &["401"]),
             "post": create_key

@@ -240,6 +240,7 @@ fn finish(engine: &Arc<Engine>, after: AfterCommit, replies: Vec<(Reply, Answer)
     for session_id in &after.changed {
         engine.session_watch.changed(session_id);
     }
+    engine.changes.changed(&after.changed);
     for job in after.run_now {
         super::executor::spawn(engine.clone(), job);
     }

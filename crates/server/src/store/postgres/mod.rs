@@ -232,7 +232,10 @@ impl Store for PgStore {
         let (sql, args) = sql::sessions(f);
         let mut q = sqlx::query(&sql);
         for a in args {
-            q = q.bind(a);
+            q = match a {
+                sql::Arg::Text(t) => q.bind(t),
+                sql::Arg::Int(n) => q.bind(n),
+            };
         }
         q.bind(f.limit)
             .fetch_all(&mut *self.conn().await?)
@@ -308,6 +311,25 @@ impl Store for PgStore {
         Ok(sqlx::query_as(sql::COUNT_BY_STATUS)
             .fetch_all(&mut *self.conn().await?)
             .await?)
+    }
+
+    async fn session_counts(&self, workflow: Option<&str>) -> Result<Vec<SessionCount>> {
+        let q = match workflow {
+            Some(w) => sqlx::query_as(sql::SESSION_COUNTS_OF).bind(w),
+            None => sqlx::query_as(sql::SESSION_COUNTS),
+        };
+        let rows: Vec<(String, i64, String, Option<String>, i64)> =
+            q.fetch_all(&mut *self.conn().await?).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(workflow, version, status, outcome, count)| SessionCount {
+                workflow,
+                version: u32::try_from(version).unwrap_or_default(),
+                status,
+                outcome,
+                count,
+            })
+            .collect())
     }
 
     async fn ping(&self) -> Result<()> {

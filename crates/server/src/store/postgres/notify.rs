@@ -13,6 +13,8 @@ use tokio::sync::mpsc;
 pub(super) const JOBS: &str = "gangway_jobs";
 /// Client events were committed: payload `{"node": .., "events": [[session, seq], ..]}`.
 pub(super) const CLIENT: &str = "gangway_client";
+/// Sessions were created or updated: payload `{"node": .., "sessions": [id, ..]}`.
+pub(super) const SESSIONS: &str = "gangway_sessions";
 /// An API key was revoked or rotated: payload `<node> <key id>`.
 pub(super) const KEYS: &str = "gangway_keys";
 /// Workflow versions were deployed: payload `<node>`.
@@ -50,6 +52,30 @@ pub(super) fn client_payloads(node: &str, events: &[(String, i64)]) -> Vec<Strin
     out
 }
 
+/// Session-change payloads, split so that each stays under the size limit.
+pub(super) fn session_payloads<'a>(
+    node: &str,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chunk: Vec<&str> = Vec::new();
+    let mut size = node.len() + 32;
+    for id in ids {
+        let len = id.len() + 4;
+        if size + len > MAX_PAYLOAD && !chunk.is_empty() {
+            out.push(json!({"node": node, "sessions": chunk}).to_string());
+            chunk = Vec::new();
+            size = node.len() + 32;
+        }
+        size += len;
+        chunk.push(id);
+    }
+    if !chunk.is_empty() {
+        out.push(json!({"node": node, "sessions": chunk}).to_string());
+    }
+    out
+}
+
 /// The signal a notification carries, unless it came from `node` itself or
 /// cannot be read.
 pub(super) fn decode(channel: &str, payload: &str, node: &str) -> Option<Signal> {
@@ -70,6 +96,17 @@ pub(super) fn decode(channel: &str, payload: &str, node: &str) -> Option<Signal>
                 .collect();
             Some(Signal::ClientEvents(events))
         }
+        SESSIONS => {
+            let v: Value = serde_json::from_str(payload).ok()?;
+            (v.get("node")?.as_str()? != node).then_some(())?;
+            let ids = v
+                .get("sessions")?
+                .as_array()?
+                .iter()
+                .filter_map(|s| Some(s.as_str()?.to_string()))
+                .collect();
+            Some(Signal::SessionsChanged(ids))
+        }
         KEYS => {
             let (from, id) = payload.split_once(' ')?;
             (from != node).then_some(())?;
@@ -82,7 +119,9 @@ pub(super) fn decode(channel: &str, payload: &str, node: &str) -> Option<Signal>
 
 async fn connect(pool: &PgPool) -> std::result::Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen_all([JOBS, CLIENT, KEYS, WORKFLOWS]).await?;
+    listener
+        .listen_all([JOBS, CLIENT, SESSIONS, KEYS, WORKFLOWS])
+        .await?;
     Ok(listener)
 }
 
@@ -156,6 +195,19 @@ mod tests {
         }
         assert_eq!(back, events);
         assert_eq!(decode(CLIENT, "not json", "b"), None);
+        let ids: Vec<String> = (0..1000).map(|i| format!("ses_{i:028}")).collect();
+        let payloads = session_payloads("a", ids.iter().map(String::as_str));
+        assert!(payloads.len() > 1);
+        let mut back = Vec::new();
+        for p in &payloads {
+            assert!(p.len() < 8000, "{}", p.len());
+            assert_eq!(decode(SESSIONS, p, "a"), None);
+            match decode(SESSIONS, p, "b") {
+                Some(Signal::SessionsChanged(s)) => back.extend(s),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(back, ids);
         assert_eq!(
             decode(KEYS, &keys_payload("a", "key_1"), "b"),
             Some(Signal::KeyChanged("key_1".into()))

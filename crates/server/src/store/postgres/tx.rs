@@ -84,6 +84,13 @@ impl PgTx {
             channels.push(notify::CLIENT);
             payloads.push(payload);
         }
+        // Other nodes' operator streams (the console) follow every session
+        // written, not only those whose browser view changed.
+        let written = created.iter().chain(&updated).map(|r| r.id.as_str());
+        for payload in notify::session_payloads(&self.node, written) {
+            channels.push(notify::SESSIONS);
+            payloads.push(payload);
+        }
         f.run(&mut self.tx, channels, payloads).await
     }
 

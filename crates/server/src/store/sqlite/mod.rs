@@ -223,12 +223,19 @@ impl Store for SqliteStore {
     }
 
     async fn sessions(&self, f: &SessionFilter) -> Result<Vec<SessionRow>> {
-        let (sql, texts) = sql::sessions(f);
-        let mut args: Vec<SqlValue> = texts.into_iter().map(SqlValue::Text).collect();
+        let (sql, given) = sql::sessions(f);
+        let mut args: Vec<SqlValue> = given
+            .into_iter()
+            .map(|a| match a {
+                sql::Arg::Text(t) => SqlValue::Text(t),
+                sql::Arg::Int(n) => SqlValue::Integer(n),
+            })
+            .collect();
         args.push(SqlValue::Integer(f.limit));
         let seal = self.seal.clone();
         self.run(move |c| {
-            // At most 16 distinct texts, each cached once prepared.
+            // At most 128 distinct texts (one per set of filters), each
+            // cached once prepared.
             let mut stmt = c.prepare_cached(&sql)?;
             collect(&mut stmt, params_from_iter(args), |r| {
                 rows::session(r, &seal)
@@ -311,6 +318,33 @@ impl Store for SqliteStore {
         self.run(|c| {
             let mut stmt = c.prepare_cached(sql::COUNT_BY_STATUS)?;
             collect(&mut stmt, [], |r| Ok((r.get(0)?, r.get(1)?)))
+        })
+        .await
+    }
+
+    async fn session_counts(&self, workflow: Option<&str>) -> Result<Vec<SessionCount>> {
+        let workflow = workflow.map(str::to_owned);
+        self.run(move |c| {
+            let row = |r: &rusqlite::Row<'_>| -> Result<SessionCount> {
+                let version: i64 = r.get(1)?;
+                Ok(SessionCount {
+                    workflow: r.get(0)?,
+                    version: u32::try_from(version).unwrap_or_default(),
+                    status: r.get(2)?,
+                    outcome: r.get(3)?,
+                    count: r.get(4)?,
+                })
+            };
+            match &workflow {
+                Some(w) => {
+                    let mut stmt = c.prepare_cached(sql::SESSION_COUNTS_OF)?;
+                    collect(&mut stmt, [w], row)
+                }
+                None => {
+                    let mut stmt = c.prepare_cached(sql::SESSION_COUNTS)?;
+                    collect(&mut stmt, [], row)
+                }
+            }
         })
         .await
     }
