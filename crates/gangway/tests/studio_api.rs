@@ -59,6 +59,27 @@ async fn validate_answers_each_problem_at_its_line_and_column() {
         body["workflow"],
         json!({"id": "studio-new", "version": 1, "steps": 8, "latest_version": null})
     );
+    // Its graph, in the shape a deployed version's has: every step a node
+    // (the first the start), the outcomes it ends with, edges by what takes them.
+    let graph = &body["graph"];
+    let node = |id: &str| {
+        graph["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == id)
+            .unwrap_or_else(|| panic!("no node {id}: {graph}"))
+            .clone()
+    };
+    assert_eq!(node("start_provider")["start"], true, "{graph}");
+    assert_eq!(node("wait_for_result")["kind"], "wait", "{graph}");
+    assert_eq!(node("outcome:approved")["kind"], "outcome", "{graph}");
+    assert!(
+        graph["edges"].as_array().unwrap().iter().any(|e| e["from"] == "wait_for_result"
+            && e["to"] == "fetch_score"
+            && e["label"] == "score.completed"),
+        "{graph}"
+    );
     // Valid, of a deployed workflow: the version new sessions use now.
     let (_, body) = h
         .post("/v1/workflows/validate", json!({"source": draft("score-fast", 2)}))
@@ -86,6 +107,7 @@ async fn validate_answers_each_problem_at_its_line_and_column() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["valid"], false, "{body}");
     assert_eq!(body["workflow"], Value::Null);
+    assert_eq!(body["graph"], Value::Null);
     let diags = body["diagnostics"].as_array().unwrap();
     let at = |line: u64, needle: &str| {
         diags

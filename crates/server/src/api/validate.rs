@@ -1,7 +1,8 @@
 //! `POST /v1/workflows/validate` (scope `workflows:dry-run` or `admin`):
 //! checks a draft workflow as `gangway validate` does and answers every
 //! problem with its line and column, so the console's studio can show them
-//! as the operator types. A draft that does not validate is a normal
+//! as the operator types, and a valid draft's graph (as a deployed
+//! version's is drawn). A draft that does not validate is a normal
 //! answer here (200, `valid: false`), not a refused request: the request
 //! was fine, the workflow is what has problems.
 
@@ -93,12 +94,16 @@ pub(super) async fn validate(
                     "steps": wf.steps.len(),
                     "latest_version": latest,
                 },
+                // As GET /v1/workflows/{id}/versions/{version} draws a
+                // deployed one: the studio redraws it as the operator types.
+                "graph": gangway_core::workflow::graph_of(&wf),
             })
         }
         Err(problems) => json!({
             "valid": false,
             "diagnostics": diagnostics_json(&problems),
             "workflow": null,
+            "graph": null,
         }),
     }))
 }
