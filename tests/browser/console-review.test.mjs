@@ -158,6 +158,72 @@ test("a viewer sees the queue without claim or decide buttons, and the API refus
   await context.close();
 });
 
+test("the studio shows a broken draft's problem at its line, dry-runs a draft and deploys it as the next version", { timeout: 180000 }, async () => {
+  const { context, page, problems } = await newPage();
+  await login(page, demo, "admin");
+  await page.goto(`${demo.url}/console/studio`);
+  const yaml = page.locator("#studio-yaml");
+  const status = page.locator("#studio-yaml-problems-head");
+  await status.filter({ hasText: "No problems." }).waitFor();
+  await page.locator(".graph-holder svg.graph").waitFor();
+
+  // Open the deployed http-score.
+  const before = (await demo.api("/v1/workflows")).data.find((w) => w.id === "http-score");
+  await page.selectOption("#studio-open", `http-score@${before.version}`);
+  await page.getByRole("button", { name: "Open" }).click();
+  await until("http-score's source in the editor", async () => (await yaml.inputValue()).includes("id: http-score"));
+  const source = await yaml.inputValue();
+  await status.filter({ hasText: "No problems." }).waitFor();
+
+  // Break it: the problem appears at its line and column as one types.
+  const broken = source.replace("next: wait_for_result", "next: wait_for_reslt");
+  const lines = broken.split("\n");
+  const line = lines.findIndex((l) => l.includes("wait_for_reslt")) + 1;
+  const col = lines[line - 1].indexOf("wait_for_reslt") + 1;
+  await yaml.fill(broken);
+  const problem = page.getByRole("button", { name: `Line ${line}, column ${col}` });
+  await problem.waitFor();
+  assert.match(await problem.locator("xpath=..").textContent(), /unknown step `wait_for_reslt`/);
+  assert.equal(await page.locator(".gutter span.bad").first().textContent(), `${line}\n`);
+  assert.match(await page.getByRole("button", { name: /^Deploy/ }).textContent(), /fix the problems first/);
+  await expectAccessible(page, "/console/studio with problems");
+  // The problem's button puts the caret there, from the keyboard.
+  await problem.focus();
+  await page.keyboard.press("Enter");
+  const caret = await yaml.evaluate((t) => [document.activeElement === t, t.value.slice(0, t.selectionStart).split("\n").length]);
+  assert.deepEqual(caret, [true, line]);
+
+  // Fixed, it validates again and the graph comes back.
+  await yaml.fill(source);
+  await status.filter({ hasText: "No problems." }).waitFor();
+  const next = before.version + 1;
+  const deploy = page.getByRole("button", { name: `Deploy http-score as version ${next}` });
+  await deploy.waitFor();
+  await page.locator(".graph-pane:not(.stale) svg.graph g.node[data-id=wait_for_result]").waitFor();
+
+  // Dry run against the simulators, stepped through.
+  await page.fill("#dr-events", JSON.stringify([{ at: "wait_for_result", sim: "score", action: "complete", body: { score: 72 } }]));
+  await page.getByRole("button", { name: "Dry run the draft" }).click();
+  await page.locator(".dr-summary", { hasText: "The dry run ended" }).locator(".badge-approved").waitFor();
+  assert.ok(await page.locator(".trace .trace-item").count() > 5);
+  await page.getByRole("button", { name: "Next entry" }).click();
+  await page.locator(".trace-item[aria-current=step]").waitFor();
+  await page.getByRole("button", { name: "Next entry" }).click();
+  await page.locator(".graph-holder svg.graph g.node.current").waitFor();
+  await expectAccessible(page, "/console/studio after a dry run");
+  await shot(page, "console-studio");
+
+  // Deploy as the next version, with a confirmation.
+  await deploy.click();
+  await page.getByRole("button", { name: `Yes, deploy version ${next}` }).click();
+  await page.locator(".deployed", { hasText: `Deployed http-score version ${next}` }).waitFor();
+  const after = (await demo.api("/v1/workflows")).data.find((w) => w.id === "http-score");
+  assert.equal(after.version, next);
+  assert.match(await yaml.inputValue(), new RegExp(`^version: ${next}$`, "m"));
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
 async function shot(page, name) {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
