@@ -50,7 +50,10 @@ async fn validate_answers_each_problem_at_its_line_and_column() {
 
     // Valid, new: nothing deployed under the id yet.
     let (status, body) = h
-        .post("/v1/workflows/validate", json!({"source": draft("studio-new", 1)}))
+        .post(
+            "/v1/workflows/validate",
+            json!({"source": draft("studio-new", 1)}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["valid"], true, "{body}");
@@ -75,14 +78,21 @@ async fn validate_answers_each_problem_at_its_line_and_column() {
     assert_eq!(node("wait_for_result")["kind"], "wait", "{graph}");
     assert_eq!(node("outcome:approved")["kind"], "outcome", "{graph}");
     assert!(
-        graph["edges"].as_array().unwrap().iter().any(|e| e["from"] == "wait_for_result"
-            && e["to"] == "fetch_score"
-            && e["label"] == "score.completed"),
+        graph["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["from"] == "wait_for_result"
+                && e["to"] == "fetch_score"
+                && e["label"] == "score.completed"),
         "{graph}"
     );
     // Valid, of a deployed workflow: the version new sessions use now.
     let (_, body) = h
-        .post("/v1/workflows/validate", json!({"source": draft("score-fast", 2)}))
+        .post(
+            "/v1/workflows/validate",
+            json!({"source": draft("score-fast", 2)}),
+        )
         .await;
     assert_eq!(body["workflow"]["latest_version"], 1, "{body}");
     // Nothing was deployed by validating.
@@ -100,7 +110,10 @@ async fn validate_answers_each_problem_at_its_line_and_column() {
     // source order.
     let broken = draft("studio-broken", 1)
         .replace("    next: wait_for_result\n", "    next: wait_for_reslt\n")
-        .replace("  abandoned:\n    end: canceled", "  abandoned:\n    ned: canceled");
+        .replace(
+            "  abandoned:\n    end: canceled",
+            "  abandoned:\n    ned: canceled",
+        );
     let (status, body) = h
         .post("/v1/workflows/validate", json!({"source": broken}))
         .await;
@@ -116,7 +129,11 @@ async fn validate_answers_each_problem_at_its_line_and_column() {
             .unwrap_or_else(|| panic!("no problem with `{needle}` at line {line}: {body}"))
     };
     let (line, col) = position(&broken, "wait_for_reslt");
-    assert_eq!(at(line, "unknown step `wait_for_reslt`")["col"], col, "{body}");
+    assert_eq!(
+        at(line, "unknown step `wait_for_reslt`")["col"],
+        col,
+        "{body}"
+    );
     let (line, col) = position(&broken, "ned: canceled");
     let kind = at(line, "unknown step kind in `abandoned`");
     let found = kind["col"].as_u64().unwrap();
@@ -138,17 +155,22 @@ async fn validate_answers_each_problem_at_its_line_and_column() {
     assert!(d["col"].as_u64().unwrap() >= 1, "{body}");
 
     // A `run` step naming a workflow this server does not have.
-    let runs =
-        std::fs::read_to_string(repo_root().join("crates/gangway/tests/workflows/parent-score.yaml"))
-            .unwrap()
-            .replace("run: http-score", "run: nowhere-to-be-found");
+    let runs = std::fs::read_to_string(
+        repo_root().join("crates/gangway/tests/workflows/parent-score.yaml"),
+    )
+    .unwrap()
+    .replace("run: http-score", "run: nowhere-to-be-found");
     let (_, body) = h
         .post("/v1/workflows/validate", json!({"source": runs}))
         .await;
     assert_eq!(body["valid"], false, "{body}");
     let d = &body["diagnostics"].as_array().unwrap();
     assert_eq!(d.len(), 1, "{body}");
-    assert_eq!(d[0]["line"], position(&runs, "nowhere-to-be-found").0, "{body}");
+    assert_eq!(
+        d[0]["line"],
+        position(&runs, "nowhere-to-be-found").0,
+        "{body}"
+    );
     assert!(
         d[0]["message"]
             .as_str()
@@ -233,7 +255,10 @@ async fn a_draft_runs_in_the_dry_run_instead_of_the_current_version() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["workflow"], "studio-new", "{body}");
-    assert_eq!(body["session"]["reason"], "score 72 is at least 50", "{body}");
+    assert_eq!(
+        body["session"]["reason"], "score 72 is at least 50",
+        "{body}"
+    );
 
     // A QR code the browser would show comes drawn, for the studio.
     let qr = draft("studio-qr", 1).replace(
@@ -289,7 +314,10 @@ async fn a_draft_runs_in_the_dry_run_instead_of_the_current_version() {
     // A draft with problems: 422 with each at its line; one of another id: 422.
     let broken = draft("score-fast", 7).replace("    next: decide\n", "    next: decid\n");
     let (status, body) = h
-        .post("/v1/workflows/score-fast/dry-run", json!({"source": broken}))
+        .post(
+            "/v1/workflows/score-fast/dry-run",
+            json!({"source": broken}),
+        )
         .await;
     assert_eq!(status, 422, "{body}");
     let (line, _) = position(&broken, "next: decid");
@@ -310,8 +338,6 @@ async fn a_draft_runs_in_the_dry_run_instead_of_the_current_version() {
         .await;
     assert_eq!(status, 422, "{body}");
     // Without a source, an unknown workflow is still 404.
-    let (status, _) = h
-        .post("/v1/workflows/studio-new/dry-run", json!({}))
-        .await;
+    let (status, _) = h.post("/v1/workflows/studio-new/dry-run", json!({})).await;
     assert_eq!(status, 404);
 }

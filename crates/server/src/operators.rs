@@ -344,6 +344,7 @@ pub async fn session_operator(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

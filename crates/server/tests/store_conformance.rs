@@ -1252,9 +1252,7 @@ async fn reviews(s: &dyn Store) {
         (Some("api_key:a"), 2000)
     );
     assert_eq!(
-        claim(s, "ses_r1", "api_key:b", 1500, 2500)
-            .await
-            .unwrap(),
+        claim(s, "ses_r1", "api_key:b", 1500, 2500).await.unwrap(),
         None
     );
     let a = claim(s, "ses_r1", "api_key:a", 1500, 3000)
@@ -1267,10 +1265,7 @@ async fn reviews(s: &dyn Store) {
         .unwrap()
         .unwrap();
     assert_eq!(b.claimed_by.as_deref(), Some("api_key:b"));
-    assert_eq!(
-        claim(s, "ses_none", "api_key:a", 0, 1).await.unwrap(),
-        None
-    );
+    assert_eq!(claim(s, "ses_none", "api_key:a", 0, 1).await.unwrap(), None);
 
     // In a transaction: read (locked), closed; entering again starts unclaimed.
     let mut tx = s.begin().await.unwrap();
@@ -1314,7 +1309,13 @@ async fn reviews(s: &dyn Store) {
         .await
         .unwrap()
         .into_iter()
-        .map(|r| (r.entry.session_id.unwrap(), r.entry.actor, r.entry.data["until"].to_string()))
+        .map(|r| {
+            (
+                r.entry.session_id.unwrap(),
+                r.entry.actor,
+                r.entry.data["until"].to_string(),
+            )
+        })
         .collect();
     assert_eq!(log.len(), 5, "{log:?}");
     assert_eq!(

@@ -13,9 +13,9 @@ use super::extract::JsonBody;
 use crate::sandbox::{Sandbox, ScriptEvent, script};
 use axum::Json;
 use axum::extract::{Path, State};
+use gangway_core::workflow::Workflow;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use gangway_core::workflow::Workflow;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
@@ -176,7 +176,8 @@ pub(super) async fn dry_run(
 /// payload is the sandbox's own simulator's, never a real provider's.
 fn with_qr_svg(mut item: Value) -> Value {
     if item["kind"] == "browser.presents"
-        && let Some(svg) = crate::runtime::qr::payload(&item["data"]).and_then(crate::runtime::qr::svg)
+        && let Some(svg) =
+            crate::runtime::qr::payload(&item["data"]).and_then(crate::runtime::qr::svg)
     {
         item["data"]["svg"] = Value::String(svg);
     }

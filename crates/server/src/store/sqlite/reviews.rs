@@ -1,7 +1,7 @@
 //! The review queue on SQLite (store/reviews.rs).
 
-use super::super::reviews::{self, Arg, ReviewFilter, ReviewRow, Reviews};
 use super::super::audit::NewAudit;
+use super::super::reviews::{self, Arg, ReviewFilter, ReviewRow, Reviews};
 use super::super::seal::Seal;
 use super::super::{Error, Result};
 use super::SqliteStore;
