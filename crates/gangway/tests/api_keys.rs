@@ -56,7 +56,17 @@ async fn send(
         req = req.json(&b);
     }
     let r = req.send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    let status = r.status().as_u16();
+    // An event stream (GET /v1/sessions/changes) never ends: its status is
+    // the answer, its body is not read.
+    let streaming = r
+        .headers()
+        .get("content-type")
+        .is_some_and(|t| t.as_bytes().starts_with(b"text/event-stream"));
+    if streaming {
+        return (status, Value::Null);
+    }
+    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 /// Waits until `f` is true, for at most `within` (the property under test
@@ -277,6 +287,9 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/sessions/{id}/deliveries", "sessions:read"),
     ("GET", "/v1/sessions/{id}/secrets", "secrets:read"),
     ("GET", "/v1/workflows", "workflows:read"),
+    ("GET", "/v1/sessions/changes", "sessions:read"),
+    ("GET", "/v1/workflows/counts", "workflows:read"),
+    ("GET", "/v1/workflows/{id}/versions/{version}", "workflows:read"),
     ("POST", "/v1/workflows/validate", "workflows:dry-run"),
     ("POST", "/v1/workflows/{id}/dry-run", "workflows:dry-run"),
     ("GET", "/v1/admin/keys", "admin"),
@@ -398,7 +411,7 @@ async fn every_v1_route_checks_its_scope() {
             (path.to_string(), Some(json!({"source": "id: x"})))
         } else if path.starts_with("/v1/workflows/") {
             (
-                path.replace("{id}", "http-score"),
+                path.replace("{id}", "http-score").replace("{version}", "1"),
                 Some(json!({"timeout_s": 1})),
             )
         } else {
