@@ -105,7 +105,17 @@ impl Console {
             req = req.json(&json!({}));
         }
         let r = req.send().await.unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+        let status = r.status().as_u16();
+        // An event stream (GET /v1/sessions/changes) never ends: its status
+        // is the answer, its body is not read.
+        let streaming = r
+            .headers()
+            .get("content-type")
+            .is_some_and(|t| t.as_bytes().starts_with(b"text/event-stream"));
+        if streaming {
+            return (status, Value::Null);
+        }
+        (status, r.json().await.unwrap_or(Value::Null))
     }
 }
 
