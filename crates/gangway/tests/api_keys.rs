@@ -289,7 +289,11 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/workflows", "workflows:read"),
     ("GET", "/v1/sessions/changes", "sessions:read"),
     ("GET", "/v1/workflows/counts", "workflows:read"),
-    ("GET", "/v1/workflows/{id}/versions/{version}", "workflows:read"),
+    (
+        "GET",
+        "/v1/workflows/{id}/versions/{version}",
+        "workflows:read",
+    ),
     ("POST", "/v1/workflows/validate", "workflows:dry-run"),
     ("POST", "/v1/workflows/{id}/dry-run", "workflows:dry-run"),
     ("GET", "/v1/admin/keys", "admin"),
