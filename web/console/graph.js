@@ -236,18 +236,24 @@ export function drawGraph(graph, { path = [], current = null, title = 'Workflow 
     const cls = ['node', `node-${n.kind}`, visited.has(n.id) && 'on-path', n.id === current && 'current', n.start && 'start']
       .filter(Boolean).join(' ');
     const g = svg('g', { class: cls, transform: `translate(${n.x},${n.y})`, 'data-id': n.id });
-    const label = short(n.label, 22);
-    const sub = n.detail || n.kind !== 'outcome' ? short(n.detail ? `${n.kind} · ${n.detail}` : n.kind, 28) : '';
-    // The accessible name begins with the text shown (axe: label-content-name-mismatch).
-    const what = `${label}${sub ? ` ${sub}` : ''}${n.kind === 'outcome' ? ' (outcome)' : ''}`
-      + `${n.line ? `, line ${n.line}` : ''}${n.id === current ? ', current step' : ''}${visited.has(n.id) ? ', on the path taken' : ''}`;
-    g.append(svg('title', {}, n.label === label ? what : `${n.label}: ${what}`));
+    const what = n.kind === 'outcome' ? `outcome ${n.label}` : `${n.kind} step ${n.label}${n.detail ? `, ${n.detail}` : ''}`;
+    // As a button (the studio) the node is named by aria-label below; a
+    // <title> would count as its visible text and no longer match it.
+    if (!onSelect) g.append(svg('title', {}, `${what}${n.line ? ` (line ${n.line})` : ''}${n.id === current ? ', current step' : ''}`));
     g.append(svg('rect', { width: n.w, height: n.h, rx: n.kind === 'outcome' ? n.h / 2 : 6 }));
-    g.append(svg('text', { class: 'node-label', x: n.w / 2, y: sub ? 19 : 28, 'text-anchor': 'middle' }, label));
-    if (sub) g.append(svg('text', { class: 'node-detail', x: n.w / 2, y: 36, 'text-anchor': 'middle' }, sub));
+    const shown = [short(n.label, 22)];
+    // The trailing space (not drawn) keeps the two lines two words for
+    // assistive technology, which reads the <text> elements run together.
+    g.append(svg('text', { class: 'node-label', x: n.w / 2, y: n.detail ? 19 : 28, 'text-anchor': 'middle' }, `${shown[0]} `));
+    if (n.detail || n.kind !== 'outcome') {
+      shown.push(short(n.detail ? `${n.kind} · ${n.detail}` : n.kind, 28));
+      g.append(svg('text', { class: 'node-detail', x: n.w / 2, y: 36, 'text-anchor': 'middle' }, shown[1]));
+    }
     if (onSelect) {
       g.setAttribute('tabindex', '0');
       g.setAttribute('role', 'button');
+      // A button's name starts with the text it shows (WCAG 2.5.3, label in name).
+      g.setAttribute('aria-label', `${shown.join(' ')}${n.line ? `, line ${n.line}` : ''}${n.id === current ? ', current step' : ''}`);
       g.addEventListener('click', () => onSelect(n));
       g.addEventListener('keydown', (e) => {
         if (e.key === 'Enter' || e.key === ' ') {

@@ -294,6 +294,7 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "/v1/workflows/{id}/versions/{version}",
         "workflows:read",
     ),
+    ("POST", "/v1/workflows/validate", "workflows:dry-run"),
     ("POST", "/v1/workflows/{id}/dry-run", "workflows:dry-run"),
     ("GET", "/v1/admin/keys", "admin"),
     ("POST", "/v1/admin/keys", "admin"),
@@ -368,11 +369,13 @@ async fn every_v1_route_checks_its_scope() {
     let mut only = std::collections::HashMap::new();
     let mut all_but = std::collections::HashMap::new();
     for scope in SCOPES {
-        // `admin` implies the review scopes: a key without one lacks admin too.
+        // `admin` implies the review scopes, and may validate a draft: a
+        // key without one of those lacks admin too.
+        let implied = scope.starts_with("reviews:") || *scope == "workflows:dry-run";
         let others: Vec<&str> = SCOPES
             .iter()
             .copied()
-            .filter(|s| s != scope && !(scope.starts_with("reviews:") && *s == "admin"))
+            .filter(|s| s != scope && !(implied && *s == "admin"))
             .collect();
         for (name, scopes, into) in [
             (format!("only {scope}"), vec![*scope], &mut only),
@@ -415,6 +418,8 @@ async fn every_v1_route_checks_its_scope() {
     for (method, path, scope) in ROUTES {
         let (concrete, body) = if path.starts_with("/v1/admin/keys/") {
             (path.replace("{id}", &victim("victim").await), None)
+        } else if *path == "/v1/workflows/validate" {
+            (path.to_string(), Some(json!({"source": "id: x"})))
         } else if path.starts_with("/v1/workflows/") {
             (
                 path.replace("{id}", "http-score").replace("{version}", "1"),

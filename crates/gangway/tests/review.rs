@@ -216,6 +216,23 @@ async fn approved_with_facts_timeline_and_webhooks() {
     assert_eq!(entries.len(), 1, "{audit}");
     assert_eq!(entries[0]["actor"], format!("api_key:{}", k.a.id));
     assert_eq!(entries[0]["data"], json!({"decision": "approved"}));
+    // And who claimed it, until when (the claim was taken once).
+    let (status, audit) = send(
+        &h,
+        "GET",
+        &format!("/v1/admin/audit?action=review.claimed&session_id={id}"),
+        &k.admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{audit}");
+    let entries = audit["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{audit}");
+    assert_eq!(entries[0]["actor"], format!("api_key:{}", k.a.id));
+    assert_eq!(
+        entries[0]["data"]["expires_at"], claimed["claim"]["expires_at"],
+        "{audit}"
+    );
 
     // Out of the queue.
     let (status, gone) = send(&h, "GET", &format!("/v1/reviews/{id}"), &k.a.key, None).await;

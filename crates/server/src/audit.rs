@@ -60,6 +60,7 @@ pub mod action {
     pub const SESSION_CANCELED: &str = "session.canceled";
     pub const SESSION_ERASED: &str = "session.erased";
     pub const SERVER_STARTED: &str = "server.started";
+    pub const REVIEW_CLAIMED: &str = "review.claimed";
     pub const REVIEW_DECIDED: &str = "review.decided";
     pub const OPERATOR_CREATED: &str = "operator.created";
     pub const OPERATOR_DISABLED: &str = "operator.disabled";
@@ -79,6 +80,7 @@ pub mod action {
         SESSION_CANCELED,
         SESSION_ERASED,
         SERVER_STARTED,
+        REVIEW_CLAIMED,
         REVIEW_DECIDED,
         OPERATOR_CREATED,
         OPERATOR_DISABLED,

@@ -1243,8 +1243,7 @@ async fn reviews(s: &dyn Store) {
     assert_eq!(s.review("ses_none").await.unwrap(), None);
 
     // One holder at a time; the same holder extends; a lapsed claim is anyone's.
-    let a = s
-        .claim_review("ses_r1", "api_key:a", 1000, 2000)
+    let a = claim(s, "ses_r1", "api_key:a", 1000, 2000)
         .await
         .unwrap()
         .unwrap();
@@ -1253,27 +1252,20 @@ async fn reviews(s: &dyn Store) {
         (Some("api_key:a"), 2000)
     );
     assert_eq!(
-        s.claim_review("ses_r1", "api_key:b", 1500, 2500)
-            .await
-            .unwrap(),
+        claim(s, "ses_r1", "api_key:b", 1500, 2500).await.unwrap(),
         None
     );
-    let a = s
-        .claim_review("ses_r1", "api_key:a", 1500, 3000)
+    let a = claim(s, "ses_r1", "api_key:a", 1500, 3000)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(a.claim_until, 3000);
-    let b = s
-        .claim_review("ses_r1", "api_key:b", 3000, 4000)
+    let b = claim(s, "ses_r1", "api_key:b", 3000, 4000)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(b.claimed_by.as_deref(), Some("api_key:b"));
-    assert_eq!(
-        s.claim_review("ses_none", "api_key:a", 0, 1).await.unwrap(),
-        None
-    );
+    assert_eq!(claim(s, "ses_none", "api_key:a", 0, 1).await.unwrap(), None);
 
     // In a transaction: read (locked), closed; entering again starts unclaimed.
     let mut tx = s.begin().await.unwrap();
@@ -1282,7 +1274,7 @@ async fn reviews(s: &dyn Store) {
     assert_eq!(tx.lock_review("ses_r1").await.unwrap(), None);
     tx.commit().await.unwrap();
     assert_eq!(s.review("ses_r1").await.unwrap(), None);
-    s.claim_review("ses_r2", "api_key:a", 0, 5000)
+    claim(s, "ses_r2", "api_key:a", 0, 5000)
         .await
         .unwrap()
         .unwrap();
@@ -1297,7 +1289,7 @@ async fn reviews(s: &dyn Store) {
     // Claimers at once: exactly one wins.
     let claims = (0..8).map(|i| {
         let holder = format!("api_key:k{i}");
-        async move { s.claim_review("ses_r3", &holder, 10, 20).await.unwrap() }
+        async move { claim(s, "ses_r3", &holder, 10, 20).await.unwrap() }
     });
     let won = futures::future::join_all(claims)
         .await
@@ -1305,6 +1297,56 @@ async fn reviews(s: &dyn Store) {
         .filter(Option::is_some)
         .count();
     assert_eq!(won, 1);
+
+    // Each claim taken appended its entry with it; a refused one none.
+    let log: Vec<(String, String, String)> = s
+        .audit_entries(&AuditFilter {
+            action: Some("review.claimed".into()),
+            ascending: true,
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (
+                r.entry.session_id.unwrap(),
+                r.entry.actor,
+                r.entry.data["until"].to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(log.len(), 5, "{log:?}");
+    assert_eq!(
+        log[..4],
+        [
+            ("ses_r1".into(), "api_key:a".into(), "2000".into()),
+            ("ses_r1".into(), "api_key:a".into(), "3000".into()),
+            ("ses_r1".into(), "api_key:b".into(), "4000".into()),
+            ("ses_r2".into(), "api_key:a".into(), "5000".into()),
+        ]
+    );
+    assert_eq!(log[4].0, "ses_r3");
+}
+
+/// Claims a review with the audit entry the engine writes alongside.
+async fn claim(
+    s: &dyn Store,
+    id: &str,
+    holder: &str,
+    now: i64,
+    until: i64,
+) -> store::Result<Option<ReviewRow>> {
+    let entry = NewAudit {
+        at: now,
+        action: "review.claimed".into(),
+        actor: holder.into(),
+        session_id: Some(id.into()),
+        target: None,
+        data: json!({"until": until}),
+    };
+    s.claim_review(id, holder, now, until, &entry).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

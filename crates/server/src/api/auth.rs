@@ -88,6 +88,12 @@ pub async fn unauthenticated_limits(
 /// The scope a route requires, as a type (see [`scope`]).
 pub trait RequiredScope {
     const SCOPE: Scope;
+
+    /// Whether a key with `scopes` may pass: by default, when it holds
+    /// `SCOPE` (as `Scopes::grants` widens it).
+    fn allowed(scopes: crate::keys::Scopes) -> bool {
+        scopes.grants(Self::SCOPE)
+    }
 }
 
 /// One type per [`Scope`], for `ApiKey<...>`.
@@ -113,6 +119,16 @@ pub mod scope {
         ReviewsRead,
         ReviewsDecide
     );
+
+    /// `workflows:dry-run`, or `admin`: checking a draft (the studio's
+    /// validation) is what either may do; a 403 names `workflows:dry-run`.
+    pub struct DryRunOrAdmin;
+    impl RequiredScope for DryRunOrAdmin {
+        const SCOPE: Scope = Scope::WorkflowsDryRun;
+        fn allowed(scopes: crate::keys::Scopes) -> bool {
+            scopes.grants(Scope::WorkflowsDryRun) || scopes.grants(Scope::Admin)
+        }
+    }
 }
 
 /// Who is calling, holding the scope `S`: a customer's API key (bearer) or
@@ -161,7 +177,7 @@ impl<S: RequiredScope> FromRequestParts<AppState> for ApiKey<S> {
         if let Some(note) = parts.extensions.get::<crate::logging::AccessNote>() {
             note.key_id(&key.id);
         }
-        if !key.scopes.grants(S::SCOPE) {
+        if !S::allowed(key.scopes) {
             return Err(Problem::missing_scope(S::SCOPE.as_str()));
         }
         st.limits.check_api_key(&key.id)?;
@@ -242,7 +258,7 @@ async fn operator_caller<S: RequiredScope>(
     if let Some(note) = parts.extensions.get::<crate::logging::AccessNote>() {
         note.key_id(&op.id);
     }
-    if !role.scope_set().grants(S::SCOPE) {
+    if !S::allowed(role.scope_set()) {
         return Err(Problem::role_lacks(role.as_str(), S::SCOPE.as_str()));
     }
     st.limits.check_api_key(&op.id)?;

@@ -1,7 +1,10 @@
 //! `POST /v1/workflows/{id}/dry-run`: runs the workflow's current version in
 //! an isolated sandbox against the built-in simulators (never a real
 //! provider) and returns the trace as JSON: steps, calls, state changes,
-//! rule evaluations, waits and the scripted events that ended them.
+//! rule evaluations, waits and the scripted events that ended them. With a
+//! `source`, the draft in it runs instead of the current version (the
+//! console's studio tries a workflow before deploying it); it must validate
+//! and declare the workflow id of the path, which need not be deployed yet.
 
 use super::AppState;
 use super::auth::{ApiKey, scope};
@@ -10,8 +13,10 @@ use super::extract::JsonBody;
 use crate::sandbox::{Sandbox, ScriptEvent, script};
 use axum::Json;
 use axum::extract::{Path, State};
+use gangway_core::workflow::Workflow;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -29,6 +34,14 @@ pub(super) struct DryRunBody {
     /// refused rather than taken as the default.
     #[serde(default, deserialize_with = "present")]
     timeout_s: Option<u64>,
+    /// A draft of the workflow to run instead of its current version.
+    #[serde(default, deserialize_with = "present_text")]
+    source: Option<String>,
+}
+
+/// Like `present`, for text.
+fn present_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
 }
 
 /// A field that may be left out but, when given, must be a number.
@@ -46,10 +59,13 @@ pub(super) async fn dry_run(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<DryRunBody>,
 ) -> Result<Json<Value>, Problem> {
-    let Some(wf) = st.engine.latest_workflow(&id) else {
-        return Err(Problem::not_found(format!(
-            "unknown workflow `{id}`; GET /v1/workflows lists them"
-        )));
+    let wf = match &body.source {
+        Some(source) => Arc::new(draft(&st, &id, source)?),
+        None => st.engine.latest_workflow(&id).ok_or_else(|| {
+            Problem::not_found(format!(
+                "unknown workflow `{id}`; GET /v1/workflows lists them"
+            ))
+        })?,
     };
     if !body.input.is_object() {
         return Err(Problem::validation("`input` must be a JSON object"));
@@ -95,7 +111,7 @@ pub(super) async fn dry_run(
         .into_iter()
         .map(|(id, v, _, _)| (id, v))
         .collect();
-    let files: Vec<(String, String)> = st
+    let mut files: Vec<(String, String)> = st
         .engine
         .workflow_versions()
         .await
@@ -105,8 +121,13 @@ pub(super) async fn dry_run(
         })?
         .into_iter()
         .filter(|(wid, v, _)| latest.get(wid) == Some(v))
+        // A draft stands in for its workflow's current version.
+        .filter(|(wid, _, _)| body.source.is_none() || *wid != id)
         .map(|(wid, _, source)| (format!("{wid}.yaml"), source))
         .collect();
+    if let Some(source) = body.source {
+        files.push((format!("{id}.yaml"), source));
+    }
     let sandbox = Sandbox::start(&files).await.map_err(|e| {
         tracing::error!(error = %e, "dry run could not start");
         Problem::unavailable("the dry run could not start; retry in a moment")
@@ -123,7 +144,7 @@ pub(super) async fn dry_run(
             body.input,
             body.events,
             Duration::from_secs(timeout_s),
-            |item| trace.push(item.to_json()),
+            |item| trace.push(with_qr_svg(item.to_json())),
         )
         .await;
     // The answer need not wait for the sandbox to drain: `running` stops
@@ -148,6 +169,40 @@ pub(super) async fn dry_run(
             ))
         }
     }
+}
+
+/// A QR code the browser would show, also drawn (`data.svg`) for the
+/// console's studio, as `gangway sandbox` draws it in the terminal. The
+/// payload is the sandbox's own simulator's, never a real provider's.
+fn with_qr_svg(mut item: Value) -> Value {
+    if item["kind"] == "browser.presents"
+        && let Some(svg) =
+            crate::runtime::qr::payload(&item["data"]).and_then(crate::runtime::qr::svg)
+    {
+        item["data"]["svg"] = Value::String(svg);
+    }
+    item
+}
+
+/// The draft of a dry run, checked as `POST /v1/workflows/validate` does:
+/// its problems (with line and column) make a 422.
+fn draft(st: &AppState, id: &str, source: &str) -> Result<Workflow, Problem> {
+    super::validate::check_size(source)?;
+    let wf = super::validate::check_draft(st, source).map_err(|problems| {
+        let first = problems
+            .first()
+            .map(|d| format!("{}:{}: {}", d.line, d.col, d.message))
+            .unwrap_or_default();
+        Problem::validation(format!("the draft does not validate: {first}"))
+            .with("diagnostics", super::validate::diagnostics_json(&problems))
+    })?;
+    if wf.id != id {
+        return Err(Problem::validation(format!(
+            "the draft declares workflow `{}`, not `{id}`: dry-run it at /v1/workflows/{}/dry-run",
+            wf.id, wf.id
+        )));
+    }
+    Ok(wf)
 }
 
 /// A started sandbox and its permit. Dropped when the handler returns, and

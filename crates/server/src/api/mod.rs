@@ -23,6 +23,7 @@ mod reviews;
 mod sessions;
 mod shapes;
 mod stats;
+mod validate;
 mod workflows;
 
 /// The pure parts of inbound requests: webhook and callback verifiers and

@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
             get(crate::providers::dialog360::webhook::secrets),
         )
         .route("/v1/workflows", get(workflows))
+        .route("/v1/workflows/validate", post(super::validate::validate))
         .route("/v1/workflows/{id}/dry-run", post(super::dry_run::dry_run))
 }
 

@@ -145,7 +145,8 @@ impl Engine {
 
     /// Claims a session's review for `reviewer` for `ttl_ms` (again: the
     /// claim is extended). Of two reviewers claiming at once one wins; the
-    /// other learns who holds it until when.
+    /// other learns who holds it until when. A claim taken is audited
+    /// (`review.claimed`) in the same transaction.
     pub async fn claim_review(
         &self,
         session_id: &str,
@@ -153,10 +154,20 @@ impl Engine {
         ttl_ms: i64,
     ) -> Result<ReviewRow, Error> {
         let now = ids::now_ms();
+        let until = now.saturating_add(ttl_ms);
         let holder = reviewer.holder();
+        // Written with the claim, only when it is taken: who looked at
+        // which session's facts, and for how long they held it.
+        let audit = crate::audit::session(
+            crate::audit::action::REVIEW_CLAIMED,
+            &reviewer.audit_actor(),
+            session_id,
+            now,
+            serde_json::json!({"expires_at": super::view::time_json(Some(until))}),
+        );
         if let Some(r) = self
             .store
-            .claim_review(session_id, &holder, now, now.saturating_add(ttl_ms))
+            .claim_review(session_id, &holder, now, until, &audit)
             .await?
         {
             return Ok(r);

@@ -5,6 +5,7 @@
 //! dialects (`$N` placeholders, as store/sql.rs explains).
 
 use super::Result;
+use super::audit::NewAudit;
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -57,13 +58,15 @@ pub trait Reviews: Send + Sync {
     /// Claims the review for `holder` until `until`, unless another holder's
     /// claim runs past `now`; the review as claimed, or `None` when it is
     /// held by another or not in the queue. One statement: of two
-    /// reviewers claiming at once, exactly one wins.
+    /// reviewers claiming at once, exactly one wins. `audit` is appended in
+    /// the same transaction when (and only when) the claim is taken.
     async fn claim_review(
         &self,
         session_id: &str,
         holder: &str,
         now: i64,
         until: i64,
+        audit: &NewAudit,
     ) -> Result<Option<ReviewRow>>;
 }
 

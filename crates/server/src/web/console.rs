@@ -27,12 +27,15 @@ console_files!(
     ("pages/dashboard.js", JS),
     ("pages/sessions.js", JS),
     ("pages/session.js", JS),
-    ("pages/session_timeline.js", JS),
     ("pages/reviews.js", JS),
+    ("pages/review_facts.js", JS),
     ("pages/deliveries.js", JS),
     ("pages/workflows.js", JS),
     ("pages/workflow.js", JS),
     ("pages/studio.js", JS),
+    ("pages/studio_editor.js", JS),
+    ("pages/studio_dryrun.js", JS),
+    ("pages/studio_graph.js", JS),
     ("pages/audit.js", JS),
 );
 
@@ -62,9 +65,10 @@ pub fn page(html: String) -> Response {
         HeaderValue::from_static(CONSOLE_CSP),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    // Not `no-referrer` (every other response's): with it the browser sends
-    // `Origin: null` on the page's form posts, which the sign-in's
-    // cross-site check must refuse.
+    // Not the server's default `no-referrer`: under it Chromium sends
+    // `Origin: null` with the sign-in form's POST, which the sign-in's
+    // cross-site check must refuse. `same-origin` sends the origin to this
+    // server only, never to another site.
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),

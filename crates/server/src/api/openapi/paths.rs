@@ -168,7 +168,7 @@ fn workflows_and_admin() -> Value {
         op(
             "dryRunWorkflow",
             "workflows",
-            "Run the workflow's current version against the built-in simulators (never a real provider) and return the trace",
+            "Run the workflow's current version (or a draft of it, `source`) against the built-in simulators (never a real provider) and return the trace",
             "apiKey:workflows:dry-run",
             ok("DryRun"),
             &["400", "401", "404", "415", "422", "503"],
@@ -176,6 +176,15 @@ fn workflows_and_admin() -> Value {
         json!([path_param("id", "The workflow id")]),
     );
     dry_run["requestBody"] = body("DryRunRequest", true);
+    let mut validate = op(
+        "validateWorkflow",
+        "workflows",
+        "Check a draft workflow as `gangway validate` does: every problem with its line and column (200 `valid: false`), or what a deploy would make of it",
+        "apiKey:workflows:dry-run",
+        ok("WorkflowValidation"),
+        &["400", "401", "413", "415", "422"],
+    );
+    validate["requestBody"] = body("ValidateWorkflow", true);
     let mut create_key = op(
         "createApiKey",
         "admin",
@@ -255,6 +264,7 @@ fn workflows_and_admin() -> Value {
         "/v1/admin/audit": {"get": audit},
         "/v1/admin/audit/export": {"get": export},
         "/v1/workflows": {"get": op("listWorkflows", "workflows", "Loaded workflows and their versions", "apiKey:workflows:read", ok("Workflows"), &["401"])},
+        "/v1/workflows/validate": {"post": validate},
         "/v1/workflows/{id}/dry-run": {"post": dry_run},
         "/v1/workflows/{id}/versions/{version}": {"get": with_params(op("getWorkflowVersion", "workflows", "One workflow version: its YAML source, its graph (steps, branches, outcomes) and its sessions counted by status and outcome", "apiKey:workflows:read", ok("WorkflowVersion"), &["400", "401", "404", "422", "503"]),
             json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[a-z0-9_-]{1,255}$"}, "description": "The workflow id"},

@@ -108,7 +108,18 @@ pub fn schemas() -> Value {
                 "errors": {"type": "array", "description": "422: each way `input` does not match the workflow's `input` schema (at most 20)", "items": r("InputError")},
                 "problems": {"type": "array", "items": {"type": "string"}, "description": "422 from a workflow deploy: every problem as `file:line:col: message`"},
                 "reason": {"enum": ["not_in_review", "already_decided", "not_claimed", "claimed_by_another", "claim_expired"], "description": "Reviews (409, or 404 on GET /v1/reviews/{id}): why the claim or decision was refused"},
-                "claimed_until": {"type": "string", "format": "date-time", "description": "409 `claimed_by_another`: until when the other claim runs"}}},
+                "claimed_until": {"type": "string", "format": "date-time", "description": "409 `claimed_by_another`: until when the other claim runs"},
+                "diagnostics": {"type": "array", "items": r("Diagnostic"), "description": "422 from a dry run of a draft (`source`): every problem with its line and column"}}},
+            "Diagnostic": exact(json!({"line": {"type": "integer", "minimum": 1}, "col": {"type": "integer", "minimum": 1}, "message": {"type": "string"}})),
+            "ValidateWorkflow": {"type": "object", "required": ["source"], "additionalProperties": false, "properties": {
+                "source": {"type": "string", "maxLength": 262_144, "description": "A workflow file's YAML (at most 256 KiB)"}}},
+            "WorkflowValidation": exact(json!({
+                "valid": {"type": "boolean"},
+                "diagnostics": {"type": "array", "items": r("Diagnostic"), "description": "Every problem, in source order; empty when valid"},
+                "workflow": exact_or_null(json!({"id": {"type": "string"}, "version": {"type": "integer"}, "steps": {"type": "integer"},
+                    "latest_version": {"type": ["integer", "null"], "description": "The version new sessions of this id start on now (null: not deployed)"}})),
+                "graph": {"type": ["object", "null"], "required": ["nodes", "edges"], "description": "The valid draft's graph, as `WorkflowVersion` has it; null with problems",
+                    "properties": {"nodes": {"type": "array", "items": r("GraphNode")}, "edges": {"type": "array", "items": r("GraphEdge")}}}})),
             "InputError": exact(json!({"pointer": {"type": "string", "description": "JSON Pointer into `input` (`\"\"`: the input itself)"},
                 "detail": {"type": "string", "description": "What is wrong; never the value sent"}})),
             "Scope": {"enum": ["sessions:read", "sessions:write", "secrets:read", "workflows:read", "workflows:dry-run", "sessions:erase", "admin", "reviews:read", "reviews:decide"]},
@@ -213,7 +224,8 @@ pub fn schemas() -> Value {
                 "events": {"type": "array", "maxItems": 100, "items": {"type": "object", "required": ["at"], "additionalProperties": false, "properties": {
                     "at": {"type": "string", "description": "The step the session waits in"}, "sim": {"type": "string"}, "action": {"type": "string"}, "body": {},
                     "signal": {"type": "string"}, "data": {}}}},
-                "timeout_s": {"type": "integer", "minimum": 1, "maximum": 60, "default": 10, "description": "Seconds to run at most; absent: 10 (null is refused)"}}},
+                "timeout_s": {"type": "integer", "minimum": 1, "maximum": 60, "default": 10, "description": "Seconds to run at most; absent: 10 (null is refused)"},
+                "source": {"type": "string", "maxLength": 262_144, "description": "A draft of the workflow (its YAML) to run instead of its current version; it must validate and declare the path's id, which need not be deployed"}}},
             "TraceItem": {"type": "object", "required": ["kind", "data"], "properties": {
                 "kind": {"type": "string"}, "at_ms": {"type": "integer"}, "step": string_or_null(),
                 "data": {"description": "Any JSON"}, "session": {"type": "string", "description": "The child session an entry is of"}}},

@@ -1,5 +1,6 @@
 //! The review queue on PostgreSQL (store/reviews.rs).
 
+use super::super::audit::NewAudit;
 use super::super::reviews::{self, Arg, ReviewFilter, ReviewRow, Reviews};
 use super::super::seal::Seal;
 use super::super::{Error, Result};
@@ -78,16 +79,23 @@ impl Reviews for PgStore {
         holder: &str,
         now: i64,
         until: i64,
+        audit: &NewAudit,
     ) -> Result<Option<ReviewRow>> {
-        sqlx::query(reviews::CLAIM_REVIEW)
+        let mut tx = self.begin_tx().await?;
+        let found = sqlx::query(reviews::CLAIM_REVIEW)
             .bind(holder)
             .bind(until)
             .bind(session_id)
             .bind(now)
-            .fetch_optional(&mut *self.conn().await?)
+            .fetch_optional(&mut *tx)
             .await?
             .as_ref()
             .map(|r| review_from_row(r, &self.seal))
-            .transpose()
+            .transpose()?;
+        if found.is_some() {
+            super::audit::append(&mut *tx, std::slice::from_ref(audit)).await?;
+        }
+        tx.commit().await?;
+        Ok(found)
     }
 }

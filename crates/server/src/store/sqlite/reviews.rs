@@ -1,5 +1,6 @@
 //! The review queue on SQLite (store/reviews.rs).
 
+use super::super::audit::NewAudit;
 use super::super::reviews::{self, Arg, ReviewFilter, ReviewRow, Reviews};
 use super::super::seal::Seal;
 use super::super::{Error, Result};
@@ -89,17 +90,25 @@ impl Reviews for SqliteStore {
         holder: &str,
         now: i64,
         until: i64,
+        audit: &NewAudit,
     ) -> Result<Option<ReviewRow>> {
         let (id, holder) = (session_id.to_owned(), holder.to_owned());
-        let seal = self.seal.clone();
+        let (seal, audit) = (self.seal.clone(), audit.clone());
         self.run(move |c| {
-            let mut stmt = c.prepare_cached(reviews::CLAIM_REVIEW)?;
-            let found = stmt
-                .query_row(params![holder, until, id, now], |r| {
+            let tx = c.transaction()?;
+            let found = {
+                let mut stmt = tx.prepare_cached(reviews::CLAIM_REVIEW)?;
+                stmt.query_row(params![holder, until, id, now], |r| {
                     Ok(review_from_row(r, &seal))
                 })
-                .optional()?;
-            found.transpose()
+                .optional()?
+                .transpose()?
+            };
+            if found.is_some() {
+                super::audit::append(&tx, std::slice::from_ref(&audit))?;
+            }
+            tx.commit()?;
+            Ok(found)
         })
         .await
     }
