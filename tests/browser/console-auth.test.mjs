@@ -124,3 +124,24 @@ test("the audit log lists the sign-ins; sign-out ends the session", async () => 
   assert.deepEqual(problems, []);
   await context.close();
 });
+
+test("every console page is readable on a phone: nothing wider than the screen but the scrollable tables", async () => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 1, isMobile: true, hasTouch: true });
+  const page = await context.newPage();
+  page.setDefaultTimeout(20000);
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(e.message));
+  await login(page, demo, "admin");
+  for (const path of ["/console", "/console/sessions", "/console/reviews", "/console/deliveries", "/console/workflows", "/console/studio", "/console/audit"]) {
+    await page.goto(`${demo.url}${path}`);
+    await page.locator("main h1").first().waitFor();
+    await page.waitForLoadState("networkidle").catch(() => {});
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 1, `${path} is ${overflow}px wider than a phone's screen`);
+  }
+  await page.goto(`${demo.url}/console/sessions`);
+  await page.locator("main h1").first().waitFor();
+  await page.screenshot({ path: join(SHOTS, "console-phone.png") });
+  assert.deepEqual(problems, []);
+  await context.close();
+});
