@@ -27,6 +27,7 @@ console_files!(
     ("pages/dashboard.js", JS),
     ("pages/sessions.js", JS),
     ("pages/session.js", JS),
+    ("pages/session_timeline.js", JS),
     ("pages/reviews.js", JS),
     ("pages/review_facts.js", JS),
     ("pages/deliveries.js", JS),
@@ -97,4 +98,37 @@ pub fn escape(text: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
         .replace('\'', "&#39;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CONSOLE_FILES;
+
+    /// A module the console imports but the server does not serve breaks
+    /// its page at run time (a 404 on a dynamic import): every script and
+    /// style in web/console/ must be listed.
+    #[test]
+    fn every_file_of_the_console_is_served() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/console");
+        let mut stack = vec![root.clone()];
+        let mut found = Vec::new();
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("web/console") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "js" || e == "css") {
+                    let rel = path.strip_prefix(&root).expect("under web/console");
+                    found.push(rel.to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+        for file in &found {
+            assert!(
+                CONSOLE_FILES.iter().any(|(name, _, _)| name == file),
+                "web/console/{file} is not in console_files!"
+            );
+        }
+        assert_eq!(found.len(), CONSOLE_FILES.len());
+    }
 }
