@@ -5,7 +5,7 @@
 // Every check must find no serious or critical violation.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { launch, newPage as openPage } from "./lib/chromium.mjs";
 import { startDemo } from "./lib/demo.mjs";
 import { seriousViolations } from "./lib/axe.mjs";
 
@@ -14,10 +14,7 @@ let browser;
 
 before(async () => {
   demo = await startDemo();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-  });
+  browser = await launch();
 });
 
 after(async () => {
@@ -25,12 +22,7 @@ after(async () => {
   await demo?.stop();
 });
 
-async function newPage() {
-  const context = await browser.newContext({ viewport: { width: 1200, height: 860 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(20000);
-  return { context, page };
-}
+const newPage = (viewport) => openPage(browser, viewport ?? { width: 1200, height: 860 });
 
 async function expectAccessible(page, what) {
   const found = await seriousViolations(page);

@@ -5,25 +5,18 @@
 // serious or critical problem on the sign-in page, the shell and the audit log.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import { createServer } from "node:http";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { startDemo, ROOT, until } from "./lib/demo.mjs";
+import { launch, newPage as openPage, SHOTS } from "./lib/chromium.mjs";
+import { startDemo, until } from "./lib/demo.mjs";
 import { login, seriousViolations } from "./lib/console.mjs";
-
-const SHOTS = process.env.UPDATE_SCREENSHOTS ? join(ROOT, "docs/screenshots") : join(ROOT, "target/browser-screenshots");
 
 let demo;
 let browser;
 
 before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
   demo = await startDemo();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-  });
+  browser = await launch();
 });
 
 after(async () => {
@@ -31,14 +24,7 @@ after(async () => {
   await demo?.stop();
 });
 
-async function newPage() {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1 });
-  const page = await context.newPage();
-  page.setDefaultTimeout(20000);
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(e.message));
-  return { context, page, problems };
-}
+const newPage = (viewport) => openPage(browser, viewport ?? { width: 1280, height: 800 });
 
 async function navNames(page) {
   return page.locator("#nav a").evaluateAll((as) => as.map((a) => a.textContent.trim()));
@@ -126,11 +112,7 @@ test("the audit log lists the sign-ins; sign-out ends the session", async () => 
 });
 
 test("every console page is readable on a phone: nothing wider than the screen but the scrollable tables", async () => {
-  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 1, isMobile: true, hasTouch: true });
-  const page = await context.newPage();
-  page.setDefaultTimeout(20000);
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(e.message));
+  const { context, page, problems } = await newPage({ width: 390, height: 844, isMobile: true, hasTouch: true });
   await login(page, demo, "admin");
   for (const path of ["/console", "/console/sessions", "/console/reviews", "/console/deliveries", "/console/workflows", "/console/studio", "/console/audit"]) {
     await page.goto(`${demo.url}${path}`);

@@ -8,15 +8,12 @@
 // axe-core finds no serious or critical problem on either page.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { chromium } from "playwright-core";
-import { startDemo, ROOT, until } from "./lib/demo.mjs";
+import { launch, newPage as openPage, SHOTS } from "./lib/chromium.mjs";
+import { startDemo, until } from "./lib/demo.mjs";
 import { login, seriousViolations } from "./lib/console.mjs";
-
-const SHOTS = process.env.UPDATE_SCREENSHOTS ? join(ROOT, "docs/screenshots") : join(ROOT, "target/browser-screenshots");
 
 let demo;
 let browser;
@@ -27,7 +24,6 @@ const received = [];
 let down = true;
 
 before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
   receiver = createServer((req, res) => {
     req.resume();
     req.on("end", () => {
@@ -42,10 +38,7 @@ before(async () => {
   demo = await startDemo({
     extraConfig: `[webhooks]\nretry_schedule = ["100ms"]\nallowed_networks = ["127.0.0.1"]\n\n[[webhooks.endpoints]]\nurl = "${hookUrl}"\nsecret = "${secret}"\nevents = ["session.ended"]\n`,
   });
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-  });
+  browser = await launch();
 });
 
 after(async () => {
@@ -54,14 +47,7 @@ after(async () => {
   await new Promise((r) => receiver?.close(r));
 });
 
-async function newPage() {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
-  const page = await context.newPage();
-  page.setDefaultTimeout(20000);
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(e.message));
-  return { context, page, problems };
-}
+const newPage = (viewport) => openPage(browser, viewport);
 
 /** With the demo's API key, as the customer backend. */
 async function call(method, path, body) {

@@ -9,25 +9,18 @@
 // serious or critical problem on any of these pages.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { chromium } from "playwright-core";
-import { startDemo, ROOT, until } from "./lib/demo.mjs";
+import { launch, newPage as openPage, SHOTS } from "./lib/chromium.mjs";
+import { startDemo, until } from "./lib/demo.mjs";
 import { login, seriousViolations } from "./lib/console.mjs";
-
-const SHOTS = process.env.UPDATE_SCREENSHOTS ? join(ROOT, "docs/screenshots") : join(ROOT, "target/browser-screenshots");
 
 let demo;
 let browser;
 
 before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
   demo = await startDemo();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-  });
+  browser = await launch();
 });
 
 after(async () => {
@@ -35,14 +28,7 @@ after(async () => {
   await demo?.stop();
 });
 
-async function newPage() {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
-  const page = await context.newPage();
-  page.setDefaultTimeout(20000);
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(e.message));
-  return { context, page, problems };
-}
+const newPage = (viewport) => openPage(browser, viewport);
 
 /** A session started the way the demo's card starts it: its customer backend, with its API key. */
 async function startFlow(flow) {
